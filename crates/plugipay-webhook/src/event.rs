@@ -1,0 +1,210 @@
+//! The verified event.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::json::{self, Envelope, StrSpan};
+
+/// A string of the envelope: borrowed from the body when it had no escapes,
+/// decoded once otherwise.
+enum Text {
+    Span(Range<usize>),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn new(body: &[u8], span: StrSpan) -> Text {
+        if span.escaped {
+            Text::Owned(json::unescape(body, &span).into_boxed_str())
+        } else {
+            Text::Span(span.range)
+        }
+    }
+
+    fn get<'a>(&'a self, body: &'a [u8]) -> &'a str {
+        match self {
+            // The whole body was validated as UTF-8 and the span lies between
+            // two ASCII quotes, so this cannot fail; no panic either way.
+            Text::Span(r) => std::str::from_utf8(&body[r.clone()]).unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+struct Inner {
+    body: Bytes,
+    id: Text,
+    ty: Text,
+    account_id: Option<Text>,
+    occurred_at: Option<Text>,
+    object: Option<Range<usize>>,
+    matched_secret: usize,
+    object_value: OnceLock<Value>,
+    raw_value: OnceLock<Value>,
+}
+
+/// A webhook delivery that passed verification: the signature matched a
+/// configured secret, the timestamp was fresh and the body is a valid event
+/// envelope.
+///
+/// Cheap to clone (one reference count) and `Send + Sync + 'static`, so it can
+/// travel in request extensions and into spawned tasks. The envelope's strings
+/// are borrowed from the verified bytes; [`object`](WebhookEvent::object) and
+/// [`raw`](WebhookEvent::raw) are parsed on first use and cannot fail, because
+/// verification already validated the whole body.
+///
+/// `Debug` shows the id and type only: payment objects carry personal data.
+///
+/// ```
+/// use plugipay_webhook::testing::TestDelivery;
+///
+/// let delivery = TestDelivery::new("whsec_test", "plugipay.invoice.paid.v1")
+///     .id("evt_1")
+///     .object(serde_json::json!({"id": "inv_1", "total": 4200}));
+/// let event = delivery.verify_with(&plugipay_webhook::Verifier::new("whsec_test")).unwrap();
+/// assert_eq!(event.id(), "evt_1");
+/// assert_eq!(event.event_type(), "plugipay.invoice.paid.v1");
+/// assert_eq!(event.object()["total"], 4200);
+/// assert_eq!(format!("{event:?}"), r#"WebhookEvent { id: "evt_1", type: "plugipay.invoice.paid.v1" }"#);
+/// ```
+#[derive(Clone)]
+pub struct WebhookEvent {
+    inner: Arc<Inner>,
+}
+
+impl WebhookEvent {
+    pub(crate) fn new(body: Bytes, env: Envelope, matched_secret: usize) -> WebhookEvent {
+        let id = Text::new(&body, env.id);
+        let ty = Text::new(&body, env.ty);
+        let account_id = env.account_id.map(|s| Text::new(&body, s));
+        let occurred_at = env.occurred_at.map(|s| Text::new(&body, s));
+        WebhookEvent {
+            inner: Arc::new(Inner {
+                id,
+                ty,
+                account_id,
+                occurred_at,
+                object: env.object,
+                matched_secret,
+                object_value: OnceLock::new(),
+                raw_value: OnceLock::new(),
+                body,
+            }),
+        }
+    }
+
+    /// The event id (`evt_…`). Stable across redeliveries of the same event;
+    /// de-duplicate on `(id, event_type)`.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.inner.id.get(&self.inner.body)
+    }
+
+    /// The event type, e.g. `plugipay.invoice.paid.v1`.
+    #[must_use]
+    pub fn event_type(&self) -> &str {
+        self.inner.ty.get(&self.inner.body)
+    }
+
+    /// The merchant workspace (`acc_…`), when present and not `null`.
+    #[must_use]
+    pub fn account_id(&self) -> Option<&str> {
+        self.inner
+            .account_id
+            .as_ref()
+            .map(|t| t.get(&self.inner.body))
+    }
+
+    /// When the event occurred (ISO 8601, exactly as sent), when present and
+    /// not `null`.
+    #[must_use]
+    pub fn occurred_at(&self) -> Option<&str> {
+        self.inner
+            .occurred_at
+            .as_ref()
+            .map(|t| t.get(&self.inner.body))
+    }
+
+    /// The resource that triggered the event (`data.object`), or JSON `null`
+    /// when `data` or `object` is absent or `null`. Parsed on first call.
+    #[must_use]
+    pub fn object(&self) -> &Value {
+        self.inner
+            .object_value
+            .get_or_init(|| parse_or_null(self.object_json().as_bytes()))
+    }
+
+    /// The raw JSON text of `data.object` exactly as sent (`null` when absent).
+    #[must_use]
+    pub fn object_json(&self) -> &str {
+        match &self.inner.object {
+            Some(r) => std::str::from_utf8(&self.inner.body[r.clone()]).unwrap_or("null"),
+            None => "null",
+        }
+    }
+
+    /// Deserialises `data.object` straight from the verified bytes into the
+    /// caller's type, without building a [`Value`] first.
+    ///
+    /// ```
+    /// # use plugipay_webhook::{testing::TestDelivery, Verifier};
+    /// #[derive(serde::Deserialize)]
+    /// struct Invoice { id: String, total: u64 }
+    ///
+    /// let event = TestDelivery::new("whsec_test", "plugipay.invoice.paid.v1")
+    ///     .object(serde_json::json!({"id": "inv_1", "total": 4200}))
+    ///     .verify_with(&Verifier::new("whsec_test"))
+    ///     .unwrap();
+    /// let invoice: Invoice = event.object_as().unwrap();
+    /// assert_eq!((invoice.id.as_str(), invoice.total), ("inv_1", 4200));
+    /// ```
+    pub fn object_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.object_json())
+    }
+
+    /// The whole envelope as JSON, parsed on first call (useful for storing or
+    /// forwarding). For the exact bytes, use [`raw_body`](WebhookEvent::raw_body).
+    #[must_use]
+    pub fn raw(&self) -> &Value {
+        self.inner
+            .raw_value
+            .get_or_init(|| parse_or_null(&self.inner.body))
+    }
+
+    /// The exact bytes that were verified.
+    #[must_use]
+    pub fn raw_body(&self) -> &Bytes {
+        &self.inner.body
+    }
+
+    /// The position, in the configured keyring, of the secret whose signature
+    /// matched. During rotation, watch this to see when the old secret stops
+    /// being used.
+    #[must_use]
+    pub fn matched_secret(&self) -> usize {
+        self.inner.matched_secret
+    }
+}
+
+fn parse_or_null(bytes: &[u8]) -> Value {
+    // Verification validated this JSON (RFC 8259, depth ≤ 64, finite numbers),
+    // so serde_json accepts it; stay panic-free regardless.
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "plugipay-webhook: verified JSON failed to parse; please report this");
+        Value::Null
+    })
+}
+
+impl fmt::Debug for WebhookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookEvent")
+            .field("id", &self.id())
+            .field("type", &self.event_type())
+            .finish()
+    }
+}

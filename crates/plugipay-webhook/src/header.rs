@@ -1,0 +1,314 @@
+//! The `X-Plugipay-Signature` header: SPEC.md section 2, rules 1–8, in one place.
+
+use std::fmt;
+
+use crate::error::{Reason, SignatureError};
+
+/// The header's name as Plugipay sends it. HTTP header names are
+/// case-insensitive; frameworks match it in any case.
+pub const SIGNATURE_HEADER: &str = "X-Plugipay-Signature";
+
+/// Longest accepted header value, in bytes (SPEC.md section 2, rule 3).
+pub const MAX_HEADER_LEN: usize = 8192;
+
+/// Most `v1=` items accepted in one header (SPEC.md section 2, rule 7).
+pub const MAX_SIGNATURES: usize = 32;
+
+/// One `v1=` value, hex-decoded in constant time. `valid` is 1 only for exactly
+/// 64 hex digits; anything else is kept as a candidate that can never match.
+#[derive(Clone, Copy)]
+pub(crate) struct Candidate {
+    pub(crate) mac: [u8; 32],
+    pub(crate) valid: u8,
+}
+
+/// A parsed `X-Plugipay-Signature` header: the timestamp and the `v1`
+/// candidates (1 to 32). Obtained before the body is read, so an adapter can
+/// reject a bad header without touching the body, then verified together with
+/// the body by [`Verifier::verify_parsed`](crate::Verifier::verify_parsed).
+///
+/// ```
+/// use plugipay_webhook::SignatureHeader;
+///
+/// let h = SignatureHeader::parse(b"t=17, v1=abc, v0=ignored,").unwrap();
+/// assert_eq!(h.timestamp(), 17);
+/// assert_eq!(h.signature_count(), 1);
+/// ```
+#[derive(Clone)]
+pub struct SignatureHeader {
+    timestamp: i64,
+    candidates: Vec<Candidate>,
+}
+
+impl fmt::Debug for SignatureHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Candidates are attacker-supplied, not secret, but there is no use in
+        // echoing them either.
+        f.debug_struct("SignatureHeader")
+            .field("timestamp", &self.timestamp)
+            .field("signatures", &self.candidates.len())
+            .finish()
+    }
+}
+
+impl SignatureHeader {
+    /// Applies SPEC.md section 2 rule 1 to *all* of a request's values of the
+    /// `X-Plugipay-Signature` field, then rules 2–8 to the one value.
+    ///
+    /// No field → `signature_missing`; two or more → `signature_malformed`.
+    /// Adapters call this (through [`Verifier::check_header`](crate::Verifier::check_header))
+    /// so none of them re-implements the rule.
+    ///
+    /// ```
+    /// use plugipay_webhook::{ErrorCode, SignatureHeader};
+    ///
+    /// let none: [&[u8]; 0] = [];
+    /// assert_eq!(SignatureHeader::from_values(none).unwrap_err().code(), ErrorCode::SignatureMissing);
+    /// let two: [&[u8]; 2] = [b"t=1,v1=00", b"t=1,v1=00"];
+    /// assert_eq!(SignatureHeader::from_values(two).unwrap_err().code(), ErrorCode::SignatureMalformed);
+    /// ```
+    pub fn from_values<'a, I>(values: I) -> Result<SignatureHeader, SignatureError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Err(SignatureError::missing(Reason::HeaderAbsent));
+        };
+        let extra = values.count();
+        if extra > 0 {
+            return Err(SignatureError::malformed(Reason::HeaderRepeated(
+                extra.saturating_add(1),
+            )));
+        }
+        SignatureHeader::parse(first)
+    }
+
+    /// Applies SPEC.md section 2 rules 2–8 to one header value.
+    pub fn parse(value: &[u8]) -> Result<SignatureHeader, SignatureError> {
+        // Rule 2: empty or only whitespace.
+        if value.iter().all(|&b| is_ows(b)) {
+            return Err(SignatureError::missing(Reason::HeaderEmpty));
+        }
+        // Rule 3: length, then the byte set.
+        if value.len() > MAX_HEADER_LEN {
+            return Err(SignatureError::malformed(Reason::HeaderTooLong(
+                value.len(),
+            )));
+        }
+        if let Some(&bad) = value
+            .iter()
+            .find(|&&b| !(is_ows(b) || (0x21..=0x7e).contains(&b)))
+        {
+            return Err(SignatureError::malformed(Reason::HeaderBadByte(bad)));
+        }
+
+        let mut timestamp: Option<i64> = None;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        // Rule 4: split on `,`, trim, skip empty items.
+        for item in value.split(|&b| b == b',') {
+            let item = trim_ows(item);
+            if item.is_empty() {
+                continue;
+            }
+            // Rule 5: key=value, split at the first `=`.
+            let Some(eq) = item.iter().position(|&b| b == b'=') else {
+                return Err(SignatureError::malformed(Reason::ItemWithoutEquals));
+            };
+            let key = trim_ows(&item[..eq]);
+            let val = trim_ows(&item[eq + 1..]);
+            match key {
+                b"t" => {
+                    // Rule 6: exactly one t, 1-19 digits, fits i64.
+                    if timestamp.is_some() {
+                        return Err(SignatureError::malformed(Reason::TimestampRepeated));
+                    }
+                    timestamp = Some(
+                        parse_timestamp(val)
+                            .ok_or_else(|| SignatureError::malformed(Reason::TimestampBadForm))?,
+                    );
+                }
+                b"v1" => {
+                    // Rule 7: at most 32.
+                    if candidates.len() == MAX_SIGNATURES {
+                        return Err(SignatureError::malformed(Reason::TooManyV1(MAX_SIGNATURES)));
+                    }
+                    if candidates.capacity() == 0 {
+                        candidates.reserve_exact(2);
+                    }
+                    candidates.push(decode_candidate(val));
+                }
+                // Rule 8: anything else is ignored.
+                _ => {}
+            }
+        }
+        let Some(timestamp) = timestamp else {
+            return Err(SignatureError::malformed(Reason::TimestampMissing));
+        };
+        if candidates.is_empty() {
+            return Err(SignatureError::malformed(Reason::NoV1));
+        }
+        Ok(SignatureHeader {
+            timestamp,
+            candidates,
+        })
+    }
+
+    /// The `t=` value, seconds since the Unix epoch.
+    #[must_use]
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// How many `v1=` items the header carried (well-formed or not).
+    #[must_use]
+    pub fn signature_count(&self) -> usize {
+        self.candidates.len()
+    }
+
+    pub(crate) fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+/// HTTP optional whitespace: SP and HTAB only.
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_ows(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_ows(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn parse_timestamp(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Decodes one hex digit without data-dependent branches: 0..=15, or a value
+/// with bits above the low nibble set when `c` is not a hex digit.
+/// (The arithmetic-mask technique of the `base16ct` crate.)
+fn decode_nibble(c: u8) -> u16 {
+    let b = i16::from(c);
+    let mut ret: i16 = -1;
+    // '0'..='9': 0x30..=0x39 → adds b - 0x30 + 1
+    ret += (((0x2f - b) & (b - 0x3a)) >> 8) & (b - 47);
+    // 'A'..='F': 0x41..=0x46 → adds b - 0x41 + 10 + 1
+    ret += (((0x40 - b) & (b - 0x47)) >> 8) & (b - 54);
+    // 'a'..='f': 0x61..=0x66 → adds b - 0x61 + 10 + 1
+    ret += (((0x60 - b) & (b - 0x67)) >> 8) & (b - 86);
+    ret as u16
+}
+
+/// Hex-decodes a `v1` value in constant time for its (public) length.
+fn decode_candidate(hex: &[u8]) -> Candidate {
+    let mut mac = [0u8; 32];
+    if hex.len() != 64 {
+        return Candidate { mac, valid: 0 };
+    }
+    let mut err: u16 = 0;
+    for (out, pair) in mac.iter_mut().zip(hex.chunks_exact(2)) {
+        let hi = decode_nibble(pair[0]);
+        let lo = decode_nibble(pair[1]);
+        err |= (hi | lo) & 0xfff0;
+        *out = ((hi << 4) | (lo & 0x0f)) as u8;
+    }
+    // err == 0 ⇔ every digit was valid; fold to a 0/1 byte without branching.
+    let all_ok = 1u8 ^ (((err | err.wrapping_neg()) >> 15) as u8);
+    Candidate { mac, valid: all_ok }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn code(v: &[u8]) -> ErrorCode {
+        SignatureHeader::parse(v).unwrap_err().code()
+    }
+
+    #[test]
+    fn nibbles_decode_exactly_the_hex_digits() {
+        for c in 0u8..=255 {
+            let want = (c as char).to_digit(16);
+            let got = decode_nibble(c);
+            match want {
+                Some(d) => assert_eq!(u32::from(got), d, "byte {c:#x}"),
+                None => assert!(got & 0xfff0 != 0, "byte {c:#x} decoded as {got}"),
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_are_valid_only_with_64_hex_digits() {
+        let ok = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789";
+        assert_eq!(ok.len(), 64);
+        let c = decode_candidate(ok.as_bytes());
+        assert_eq!(c.valid, 1);
+        assert_eq!(c.mac[0], 0x01);
+        assert_eq!(c.mac[8], 0xAB);
+        let bad = ok.replace('9', "g");
+        assert_eq!(decode_candidate(bad.as_bytes()).valid, 0);
+        assert_eq!(decode_candidate(&ok.as_bytes()[..62]).valid, 0);
+    }
+
+    #[test]
+    fn header_rules_give_their_codes() {
+        assert_eq!(code(b""), ErrorCode::SignatureMissing);
+        assert_eq!(code(b" \t "), ErrorCode::SignatureMissing);
+        assert_eq!(code(b"t=1"), ErrorCode::SignatureMalformed);
+        assert_eq!(code(b"v1=ab"), ErrorCode::SignatureMalformed);
+        assert_eq!(code(b"t=1,t=1,v1=ab"), ErrorCode::SignatureMalformed);
+        assert_eq!(code(b"t=1,v1=ab,junk"), ErrorCode::SignatureMalformed);
+        assert_eq!(code(b"T=1,v1=ab"), ErrorCode::SignatureMalformed);
+        assert_eq!(code(b"t=+1,v1=ab"), ErrorCode::SignatureMalformed);
+        assert_eq!(
+            code(b"t=9223372036854775808,v1=ab"),
+            ErrorCode::SignatureMalformed
+        );
+        assert_eq!(code(b"t=1,v1=ab\x00"), ErrorCode::SignatureMalformed);
+        let many = format!("t=1{}", ",v1=00".repeat(33));
+        assert_eq!(code(many.as_bytes()), ErrorCode::SignatureMalformed);
+        let long = format!("t=1,v1=00,x={}", "a".repeat(MAX_HEADER_LEN));
+        assert_eq!(code(long.as_bytes()), ErrorCode::SignatureMalformed);
+    }
+
+    #[test]
+    fn lenient_forms_are_accepted() {
+        let h = SignatureHeader::parse(b" t = 0017 ,\tv1=x , v1 = y ,, v2=z, =w,").unwrap();
+        assert_eq!(h.timestamp(), 17);
+        assert_eq!(h.signature_count(), 2);
+        let h = SignatureHeader::parse(b"t=9223372036854775807,v1=").unwrap();
+        assert_eq!(h.timestamp(), i64::MAX);
+        let max = format!("t=1{}", ",v1=00".repeat(32));
+        assert_eq!(
+            SignatureHeader::parse(max.as_bytes())
+                .unwrap()
+                .signature_count(),
+            32
+        );
+    }
+}

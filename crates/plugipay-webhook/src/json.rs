@@ -1,0 +1,591 @@
+//! One validating pass over the body: RFC 8259 JSON, every string valid
+//! Unicode, at most [`MAX_DEPTH`] levels, and the envelope's fields located
+//! without building a tree (SPEC.md section 3, step 5).
+//!
+//! The scanner records where `id`, `type`, `account_id`, `occurred_at` and
+//! `data.object` are in the body; the event later borrows them from the same
+//! bytes. Keys are compared after unescaping, so `"\u0069d"` *is* `id` and a
+//! second one is caught as a duplicate.
+
+use std::ops::Range;
+
+use crate::error::{Reason, SignatureError};
+
+/// Deepest nesting accepted; the top-level object is level 1.
+pub const MAX_DEPTH: usize = 64;
+
+/// A string value's location in the body: the bytes between the quotes, and
+/// whether they contain escapes (then they must be decoded before use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StrSpan {
+    pub(crate) range: Range<usize>,
+    pub(crate) escaped: bool,
+}
+
+/// Where the envelope's fields are in the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    pub(crate) id: StrSpan,
+    pub(crate) ty: StrSpan,
+    pub(crate) account_id: Option<StrSpan>,
+    pub(crate) occurred_at: Option<StrSpan>,
+    /// The raw JSON text of `data.object`, `None` when `data` or `object` is
+    /// absent or `null`.
+    pub(crate) object: Option<Range<usize>>,
+}
+
+/// Validates `body` as an envelope and locates its fields.
+pub(crate) fn scan_envelope(body: &[u8]) -> Result<Envelope, SignatureError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(SignatureError::invalid(Reason::BodyNotUtf8));
+    }
+    let mut p = Parser { b: body, i: 0 };
+    p.skip_ws();
+    if p.peek() != Some(b'{') {
+        return Err(SignatureError::invalid(Reason::NotAnObject));
+    }
+    let env = p.envelope()?;
+    p.skip_ws();
+    if p.i != body.len() {
+        return Err(p.err("trailing characters"));
+    }
+    Ok(env)
+}
+
+/// Decodes a JSON string span (with escapes) into an owned string.
+pub(crate) fn unescape(body: &[u8], span: &StrSpan) -> String {
+    let raw = &body[span.range.start - 1..span.range.end + 1];
+    // The scanner has proven this is a valid JSON string; serde_json decodes
+    // the escapes. A failure here would be a scanner bug: fall back to the
+    // raw text rather than panic.
+    serde_json::from_slice::<String>(raw)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body[span.range.clone()]).into_owned())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Id,
+    Type,
+    AccountId,
+    OccurredAt,
+    Data,
+    Other,
+}
+
+impl Field {
+    fn from_key(key: &[u8]) -> Field {
+        match key {
+            b"id" => Field::Id,
+            b"type" => Field::Type,
+            b"account_id" => Field::AccountId,
+            b"occurred_at" => Field::OccurredAt,
+            b"data" => Field::Data,
+            _ => Field::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Type => "type",
+            Field::AccountId => "account_id",
+            Field::OccurredAt => "occurred_at",
+            Field::Data => "data",
+            Field::Other => "",
+        }
+    }
+}
+
+/// What kind of value was just parsed (only the distinctions the envelope needs).
+enum Kind {
+    Str(StrSpan),
+    Null,
+    Object,
+    Other,
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+// Byte classes for the string fast path: 1 = stop here (quote, backslash or a
+// control character that JSON forbids unescaped).
+static STOP: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = 1;
+        i += 1;
+    }
+    t[b'"' as usize] = 1;
+    t[b'\\' as usize] = 1;
+    t
+};
+
+impl<'a> Parser<'a> {
+    fn err(&self, what: &'static str) -> SignatureError {
+        SignatureError::invalid(Reason::BodyNotJson(what, self.i))
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), SignatureError> {
+        self.skip_ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    /// The top-level object (level 1).
+    fn envelope(&mut self) -> Result<Envelope, SignatureError> {
+        self.i += 1; // '{'
+        let mut id = None;
+        let mut ty = None;
+        let mut account_id: Option<Option<StrSpan>> = None;
+        let mut occurred_at: Option<Option<StrSpan>> = None;
+        let mut data: Option<Option<Range<usize>>> = None;
+
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                let field = self.key(Field::from_key)?;
+                self.expect(b':', "expected `:`")?;
+                self.skip_ws();
+                match field {
+                    Field::Id | Field::Type => {
+                        let slot = if field == Field::Id { &mut id } else { &mut ty };
+                        if slot.is_some() {
+                            return Err(repeated(field.name()));
+                        }
+                        match self.value(2)? {
+                            Kind::Str(s) => *slot = Some(s),
+                            _ => return Err(wrong_type(field.name(), "a string")),
+                        }
+                    }
+                    Field::AccountId | Field::OccurredAt => {
+                        let slot = if field == Field::AccountId {
+                            &mut account_id
+                        } else {
+                            &mut occurred_at
+                        };
+                        if slot.is_some() {
+                            return Err(repeated(field.name()));
+                        }
+                        match self.value(2)? {
+                            Kind::Str(s) => *slot = Some(Some(s)),
+                            Kind::Null => *slot = Some(None),
+                            _ => return Err(wrong_type(field.name(), "a string or null")),
+                        }
+                    }
+                    Field::Data => {
+                        if data.is_some() {
+                            return Err(repeated("data"));
+                        }
+                        if self.peek() == Some(b'{') {
+                            data = Some(self.data_object()?);
+                        } else {
+                            match self.value(2)? {
+                                Kind::Null => data = Some(None),
+                                _ => return Err(wrong_type("data", "an object or null")),
+                            }
+                        }
+                    }
+                    Field::Other => {
+                        self.value(2)?;
+                    }
+                }
+                if self.members_end()? {
+                    break;
+                }
+            }
+        }
+        let id = id.ok_or_else(|| SignatureError::invalid(Reason::FieldMissing("id")))?;
+        let ty = ty.ok_or_else(|| SignatureError::invalid(Reason::FieldMissing("type")))?;
+        Ok(Envelope {
+            id,
+            ty,
+            account_id: account_id.flatten(),
+            occurred_at: occurred_at.flatten(),
+            object: data.flatten(),
+        })
+    }
+
+    /// `data` as an object (level 2): finds `object`, rejects a second one.
+    fn data_object(&mut self) -> Result<Option<Range<usize>>, SignatureError> {
+        self.i += 1; // '{'
+        let mut object: Option<Option<Range<usize>>> = None;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(None);
+        }
+        loop {
+            self.skip_ws();
+            let is_object = self.key(|k| k == b"object")?;
+            self.expect(b':', "expected `:`")?;
+            self.skip_ws();
+            let start = self.i;
+            let kind = self.value(3)?;
+            if is_object {
+                if object.is_some() {
+                    return Err(repeated("data.object"));
+                }
+                object = Some(match kind {
+                    Kind::Null => None,
+                    _ => Some(start..self.i),
+                });
+            }
+            if self.members_end()? {
+                break;
+            }
+        }
+        Ok(object.flatten())
+    }
+
+    /// After a member: `,` → more (false), `}` → done (true).
+    #[inline]
+    fn members_end(&mut self) -> Result<bool, SignatureError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(false)
+            }
+            Some(b'}') => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(self.err("expected `,` or `}`")),
+        }
+    }
+
+    /// An object key, classified by `classify` on its decoded text.
+    fn key<T>(&mut self, classify: impl Fn(&[u8]) -> T) -> Result<T, SignatureError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string key"));
+        }
+        let span = self.string()?;
+        if span.escaped {
+            let text = unescape(self.b, &span);
+            Ok(classify(text.as_bytes()))
+        } else {
+            Ok(classify(&self.b[span.range]))
+        }
+    }
+
+    /// Any value; `depth` is the level a container starting here would be at.
+    fn value(&mut self, depth: usize) -> Result<Kind, SignatureError> {
+        match self.peek() {
+            Some(b'"') => Ok(Kind::Str(self.string()?)),
+            Some(b'{') => {
+                self.object(depth)?;
+                Ok(Kind::Object)
+            }
+            Some(b'[') => {
+                self.array(depth)?;
+                Ok(Kind::Other)
+            }
+            Some(b't') => self.literal(b"true").map(|()| Kind::Other),
+            Some(b'f') => self.literal(b"false").map(|()| Kind::Other),
+            Some(b'n') => self.literal(b"null").map(|()| Kind::Null),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|()| Kind::Other),
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), SignatureError> {
+        if depth > MAX_DEPTH {
+            return Err(SignatureError::invalid(Reason::BodyTooDeep(MAX_DEPTH)));
+        }
+        self.i += 1; // '{'
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            self.string()?;
+            self.expect(b':', "expected `:`")?;
+            self.skip_ws();
+            self.value(depth + 1)?;
+            if self.members_end()? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), SignatureError> {
+        if depth > MAX_DEPTH {
+            return Err(SignatureError::invalid(Reason::BodyTooDeep(MAX_DEPTH)));
+        }
+        self.i += 1; // '['
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.value(depth + 1)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), SignatureError> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<(), SignatureError> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = self.peek() {
+            exponent = true;
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        // A number whose magnitude overflows f64 cannot be represented by
+        // `object()`'s `serde_json::Value` (RFC 8259 section 9 lets a parser
+        // limit the range). Only an exponent or 309+ digits can overflow.
+        if exponent || self.i - start >= 309 {
+            let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("0");
+            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(self.err("number out of range"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A string starting at the opening quote; returns the span between quotes.
+    fn string(&mut self) -> Result<StrSpan, SignatureError> {
+        self.i += 1; // '"'
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // Fast path: skip ordinary bytes. UTF-8 was validated up front.
+            while let Some(&c) = self.b.get(self.i) {
+                if STOP[c as usize] != 0 {
+                    break;
+                }
+                self.i += 1;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    let range = start..self.i;
+                    self.i += 1;
+                    return Ok(StrSpan { range, escaped });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 1;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    /// After a backslash.
+    fn escape(&mut self) -> Result<(), SignatureError> {
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.i += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                self.i += 1;
+                let cp = self.hex4()?;
+                match cp {
+                    0xD800..=0xDBFF => {
+                        // A high surrogate must be followed by `\u` + a low one.
+                        if self.b[self.i..].starts_with(b"\\u") {
+                            self.i += 2;
+                            let low = self.hex4()?;
+                            if (0xDC00..=0xDFFF).contains(&low) {
+                                return Ok(());
+                            }
+                        }
+                        Err(self.err("lone surrogate in string"))
+                    }
+                    0xDC00..=0xDFFF => Err(self.err("lone surrogate in string")),
+                    _ => Ok(()),
+                }
+            }
+            _ => Err(self.err("invalid escape")),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, SignatureError> {
+        let Some(digits) = self.b.get(self.i..self.i + 4) else {
+            return Err(self.err("invalid \\u escape"));
+        };
+        let mut v = 0u32;
+        for &d in digits {
+            let Some(n) = (d as char).to_digit(16) else {
+                return Err(self.err("invalid \\u escape"));
+            };
+            v = v * 16 + n;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+}
+
+fn repeated(name: &'static str) -> SignatureError {
+    SignatureError::invalid(Reason::FieldRepeated(name))
+}
+
+fn wrong_type(name: &'static str, want: &'static str) -> SignatureError {
+    SignatureError::invalid(Reason::FieldWrongType(name, want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Envelope {
+        scan_envelope(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn bad(s: &[u8]) -> String {
+        scan_envelope(s).unwrap_err().to_string()
+    }
+
+    fn nested(levels: usize) -> String {
+        // Top-level object is level 1; `levels - 1` more arrays inside it.
+        let inner = levels - 1;
+        format!(
+            r#"{{"id":"e","type":"t","x":{}{}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+
+    #[test]
+    fn finds_the_fields() {
+        let body = r#" {"x":[1,{"id":2}],"id":"evt_1","type":"a.b.v1","account_id":null,
+            "occurred_at":"2026-01-01T00:00:00Z","data":{"other":1,"object":{"k":[true,false,null,-1.5e3]}}} "#;
+        let e = ok(body);
+        assert_eq!(&body[e.id.range.clone()], "evt_1");
+        assert_eq!(&body[e.ty.range.clone()], "a.b.v1");
+        assert_eq!(e.account_id, None);
+        assert_eq!(&body[e.occurred_at.unwrap().range], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            &body[e.object.unwrap()],
+            r#"{"k":[true,false,null,-1.5e3]}"#
+        );
+    }
+
+    #[test]
+    fn escaped_keys_are_the_same_keys() {
+        let s = br#"{"id":"a","type":"t","\u0069d":"b"}"#;
+        assert!(bad(s).contains("`id` appears more than once"), "{}", bad(s));
+        let s = br#"{"id":"a","type":"t","data":{"object":1,"obj\u0065ct":2}}"#;
+        assert!(bad(s).contains("data.object"));
+    }
+
+    #[test]
+    fn depth_limit_is_64_levels() {
+        ok(&nested(64));
+        assert!(bad(nested(65).as_bytes()).contains("nests more than 64"));
+    }
+
+    #[test]
+    fn rejects_non_json() {
+        for s in [
+            &br#"{"id":"a","type":"t","n":NaN}"#[..],
+            br#"{"id":"a","type":"t","n":Infinity}"#,
+            br#"{"id":"a","type":"t","n":1e400}"#,
+            br#"{"id":"a","type":"t","n":01}"#,
+            br#"{"id":"a","type":"t","s":"\ud800"}"#,
+            br#"{"id":"a","type":"t","s":"\udc00\ud800"}"#,
+            br#"{"id":"a","type":"t","s":"\ud800\u0041"}"#,
+            br#"{"id":"a","type":"t",}"#,
+            br#"{"id":"a","type":"t"} x"#,
+            b"{\"id\":\"a\",\"type\":\"t\",\"s\":\"\x01\"}",
+            b"{\"id\":\"a\",\"type\":\"t\",\"s\":\"\xff\"}",
+            br#"{"id":"a","type":"t""#,
+        ] {
+            assert!(scan_envelope(s).is_err(), "{}", String::from_utf8_lossy(s));
+        }
+        ok(r#"{"id":"a","type":"t","s":"\ud83d\ude00 é 😀","n":1e308}"#);
+    }
+
+    #[test]
+    fn envelope_field_types() {
+        assert!(bad(br#"{"id":1,"type":"t"}"#).contains("`id` is not a string"));
+        assert!(bad(br#"{"type":"t"}"#).contains("no string `id`"));
+        assert!(bad(br#"{"id":"a","type":"t","account_id":5}"#).contains("account_id"));
+        assert!(bad(br#"{"id":"a","type":"t","data":[]}"#).contains("`data`"));
+        assert!(bad(b"[]").contains("not a JSON object"));
+        let e = ok(r#"{"id":"a","type":"t","data":null}"#);
+        assert_eq!(e.object, None);
+        let e = ok(r#"{"id":"a","type":"t","data":{"object":null}}"#);
+        assert_eq!(e.object, None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Properties: any single-byte change is rejected; no input panics; every
+//! failure carries one of the four codes.
+
+use plugipay_webhook::{testing, ErrorCode, Verifier};
+use proptest::prelude::*;
+
+const SECRET: &str = "whsec_property";
+const NOW: i64 = 1_767_225_600;
+
+fn body_for(object: &str) -> Vec<u8> {
+    format!(r#"{{"id":"evt_p","type":"plugipay.invoice.paid.v1","data":{{"object":{object}}}}}"#)
+        .into_bytes()
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(SECRET)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_body_byte_change_is_rejected(
+        object in "[a-z0-9 ]{0,40}",
+        pos in any::<prop::sample::Index>(),
+        new in any::<u8>(),
+    ) {
+        let mut body = body_for(&format!("{object:?}"));
+        let header = testing::sign_header(SECRET, NOW, &body);
+        prop_assert!(verifier().verify_at(&body[..], Some(&header), NOW).is_ok());
+        let i = pos.index(body.len());
+        prop_assume!(body[i] != new);
+        body[i] = new;
+        let err = verifier().verify_at(&body[..], Some(&header), NOW).unwrap_err();
+        prop_assert_eq!(err.code(), ErrorCode::SignatureInvalid);
+    }
+
+    #[test]
+    fn any_header_byte_change_is_rejected(
+        pos in any::<prop::sample::Index>(),
+        new in any::<u8>(),
+    ) {
+        let body = body_for("{}");
+        let mut header = testing::sign_header(SECRET, NOW, &body).into_bytes();
+        let i = pos.index(header.len());
+        prop_assume!(header[i] != new);
+        let old = header[i];
+        header[i] = new;
+        // Changing the hex case of a signature digit is the one change that
+        // keeps the same signature (hex is compared case-insensitively).
+        prop_assume!(!(old.is_ascii_alphabetic() && new == old.to_ascii_uppercase() && i > 13));
+        let header = String::from_utf8_lossy(&header).into_owned();
+        let result = verifier().verify_at(&body[..], Some(&header), NOW);
+        prop_assert!(result.is_err(), "{header} verified");
+    }
+
+    #[test]
+    fn any_other_timestamp_is_rejected(delta in 1i64..1_000_000) {
+        let body = body_for("{}");
+        let sig = testing::sign(SECRET, NOW, &body);
+        let header = format!("t={},v1={sig}", NOW + delta);
+        let err = verifier().verify_at(&body[..], Some(&header), NOW + delta).unwrap_err();
+        prop_assert_eq!(err.code(), ErrorCode::SignatureInvalid);
+    }
+
+    #[test]
+    fn arbitrary_headers_and_bodies_never_panic(
+        header in prop::collection::vec(any::<u8>(), 0..300),
+        body in prop::collection::vec(any::<u8>(), 0..300),
+        now in any::<i64>(),
+    ) {
+        let v = Verifier::from_secrets([SECRET, ""]);
+        let result = v
+            .check_header([header.as_slice()])
+            .and_then(|h| v.verify_parsed_at(body.clone(), &h, now));
+        if let Err(e) = result {
+            prop_assert!(ErrorCode::ALL.contains(&e.code()));
+            prop_assert!(!e.to_string().contains(SECRET));
+        }
+    }
+
+    #[test]
+    fn structured_headers_never_panic(
+        items in prop::collection::vec(
+            ("(t|v1|v0|T| t|)", "[ \t]{0,2}", "[0-9a-fA-F+\\-. ]{0,70}"), 0..40),
+        now in any::<i64>(),
+    ) {
+        let header: String = items.iter().map(|(k, w, v)| format!("{k}{w}={w}{v},")).collect();
+        let body = body_for("[1,2,3]");
+        let _ = verifier().verify_at(&body[..], Some(&header), now);
+    }
+
+    #[test]
+    fn arbitrary_json_shaped_bodies_never_panic_and_verified_ones_read_back(
+        body in "[\\[\\]{}\",:a-z0-9\\\\ .eE+\\-]{0,200}",
+    ) {
+        let header = testing::sign_header(SECRET, NOW, body.as_bytes());
+        if let Ok(ev) = verifier().verify_at(body.as_str(), Some(&header), NOW) {
+            // Whatever verified must read back without failure.
+            let _ = (ev.object(), ev.raw(), ev.id(), ev.event_type());
+            prop_assert_eq!(ev.raw_body().as_ref(), body.as_bytes());
+        }
+    }
+}
+
+#[test]
+fn verified_envelopes_agree_with_serde_json() {
+    // Cross-check the scanner against serde_json on valid envelopes.
+    let body = br#"{"id":"evt_\u00e9","type":"t","data":{"object":{"a":[1,2,{"b":null}],"c":"\ud83d\ude00"}}}"#;
+    let header = testing::sign_header(SECRET, NOW, body);
+    let ev = verifier().verify_at(&body[..], Some(&header), NOW).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(ev.id(), "evt_é");
+    assert_eq!(ev.object(), &v["data"]["object"]);
+    assert_eq!(ev.raw(), &v);
+}
