@@ -11,6 +11,9 @@ values of valid vectors come from Python's json module.
 """
 
 import base64
+import gzip
+import struct
+import zlib
 import hashlib
 import hmac
 import json
@@ -48,7 +51,7 @@ BODY = env()
 vectors = []
 
 
-def add(name, body, headers, expect, secrets=(SECRET,), tolerance=None, now=NOW, http=True, note=None):
+def add(name, body, headers, expect, secrets=(SECRET,), tolerance=None, now=NOW, http=True, note=None, content_encoding=None):
     """headers: None (no field), a str/bytes (one field) or a list (several fields)."""
     if headers is None:
         headers = []
@@ -68,6 +71,8 @@ def add(name, body, headers, expect, secrets=(SECRET,), tolerance=None, now=NOW,
     if all(0x20 <= c < 0x7F for c in body):
         v["body_text"] = body.decode()
     v["http"] = http
+    if content_encoding:
+        v["content_encoding"] = content_encoding
     if expect == "ok":
         e = json.loads(body)
         data = e.get("data") or {}
@@ -81,7 +86,7 @@ def add(name, body, headers, expect, secrets=(SECRET,), tolerance=None, now=NOW,
             }
         }
     elif isinstance(expect, tuple):  # ("ok", matched_secret)
-        add(name, body, headers, "ok", secrets, tolerance, now, http, note)
+        add(name, body, headers, "ok", secrets, tolerance, now, http, note, content_encoding)
         vectors[-1]["expect"]["ok"]["matched_secret"] = expect[1]
         return
     else:
@@ -158,7 +163,7 @@ add("plain_signature_no_parts", BODY, sig, "signature_malformed")
 add("thirty_three_v1", BODY, thirty_two + f",v1={sig}", "signature_malformed")
 add("header_8193_bytes", BODY, base + ",x=" + "a" * (pad + 1), "signature_malformed")
 add("header_nul_byte", BODY, base.encode() + b"\x00", "signature_malformed", http=False, note="HTTP servers refuse NUL in a header")
-add("header_del_byte", BODY, base.encode() + b",x=\x7f", "signature_malformed")
+add("header_del_byte", BODY, base.encode() + b",x=\x7f", "signature_malformed", http=False, note="hyper refuses DEL in a header value with its own 400")
 add("header_non_ascii_byte", BODY, base.encode() + b",x=\xc3\xa9", "signature_malformed", note="rocket drops non-UTF-8 header values; UTF-8 ones reach us")
 add("header_non_utf8_byte", BODY, base.encode() + b",x=\xff", "signature_malformed", note="rocket: signature_missing (SPEC.md section 6)")
 add("two_header_fields", BODY, [header(T, BODY), header(T, BODY)], "signature_malformed")
@@ -219,6 +224,26 @@ bad_body("account_id_number", b'{"id":"evt_1","type":"t","account_id":5}')
 bad_body("occurred_at_object", b'{"id":"evt_1","type":"t","occurred_at":{}}')
 bad_body("data_array", b'{"id":"evt_1","type":"t","data":[]}')
 bad_body("data_string", b'{"id":"evt_1","type":"t","data":"x"}')
+
+
+
+def gzip_stored(data: bytes) -> bytes:
+    """A gzip member holding `data` in one stored (uncompressed) deflate block:
+    byte-for-byte deterministic, unlike zlib's compressor output."""
+    assert len(data) < 65536
+    header = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
+    block = bytes([1]) + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+    return header + block + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+GZ = gzip_stored(BODY)
+assert gzip.decompress(GZ) == BODY
+add("gzip_label_on_plain_json_verified_as_sent", BODY, header(T, BODY), "ok", content_encoding="gzip",
+    note="bytes are verified as sent; Content-Encoding is never decoded")
+add("gzip_body_signed_over_decoded_json", GZ, header(T, BODY), "signature_invalid", content_encoding="gzip",
+    note="a receiver that decoded the body would wrongly accept this")
+add("gzip_body_signed_as_sent", GZ, header(T, GZ), "signature_invalid", content_encoding="gzip",
+    note="genuine signature, but the bytes are not a JSON envelope")
 
 # --- signature_stale --------------------------------------------------------
 add("stale_301_seconds", BODY, header(T - 301, BODY), "signature_stale")

@@ -34,6 +34,8 @@ pub struct Vector {
     pub headers: Vec<Vec<u8>>,
     /// The body.
     pub body: Vec<u8>,
+    /// A `Content-Encoding` label to send with the body (never to be decoded).
+    pub content_encoding: Option<String>,
     /// Whether the request can be sent over HTTP at all (a NUL byte in a
     /// header cannot).
     pub http: bool,
@@ -89,11 +91,12 @@ impl Vector {
         }
     }
 
-    /// The expected status and error code over HTTP.
+    /// The expected status and error code over HTTP (the suite's handler
+    /// answers `204` on success).
     #[must_use]
     pub fn expected_http(&self) -> (u16, Option<&str>) {
         match &self.expect {
-            Expect::Ok(_) => (200, None),
+            Expect::Ok(_) => (204, None),
             Expect::Error(code) => (400, Some(code.as_str())),
         }
     }
@@ -115,6 +118,7 @@ struct RawVector {
     headers_b64: Vec<String>,
     body_b64: String,
     http: bool,
+    content_encoding: Option<String>,
     expect: RawExpect,
 }
 
@@ -148,6 +152,7 @@ pub fn load_vectors() -> VectorFile {
             name: v.name,
             secrets: v.secrets,
             http: v.http,
+            content_encoding: v.content_encoding,
             expect: match v.expect {
                 RawExpect::Ok(e) => Expect::Ok(e),
                 RawExpect::Error(c) => Expect::Error(c),

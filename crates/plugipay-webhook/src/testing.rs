@@ -98,6 +98,20 @@ fn unix_now() -> i64 {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// `evt_test_<time><pid><counter>`: unique within a process and, in practice,
+/// across the processes of a test run.
+fn unique_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "evt_test_{nanos:x}{:x}{:04}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A signed test delivery: an envelope in Plugipay's shape and its header.
 ///
 /// Defaults: a fresh unique id (`evt_test_…`), `account_id` `acc_test`,
@@ -130,7 +144,7 @@ impl TestDelivery {
     pub fn new(secret: impl Into<String>, event_type: impl Into<String>) -> TestDelivery {
         TestDelivery {
             secret: secret.into(),
-            id: format!("evt_test_{:016}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            id: unique_id(),
             event_type: event_type.into(),
             account_id: Some("acc_test".to_owned()),
             occurred_at: Some("2026-01-01T00:00:00Z".to_owned()),

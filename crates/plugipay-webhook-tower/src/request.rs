@@ -1,0 +1,122 @@
+//! Verifying one `http` 1.x request: the part the tower layer and the axum
+//! extractor share.
+
+use bytes::{Buf, Bytes};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use plugipay_webhook::{BodyCollector, Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
+
+/// Verifies a request given its headers and body, following SPEC.md section 6
+/// in order: header rules and a declared `Content-Length` before the body is
+/// touched; then the raw body (never decoded) read up to the verifier's limit
+/// within its read deadline; then signature, freshness and envelope.
+///
+/// The body's bytes are kept without a copy when they arrive in one frame.
+/// Needs a Tokio runtime with timers enabled (`#[tokio::main]` has them).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use http_body_util::Full;
+/// use plugipay_webhook::{testing::TestDelivery, Verifier};
+///
+/// let verifier = Verifier::new("whsec_test");
+/// let (body, signature) = TestDelivery::new("whsec_test", "plugipay.payout.paid.v1").into_parts();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-plugipay-signature", signature.parse().unwrap());
+///
+/// let event = plugipay_webhook_tower::verify_request(&verifier, &headers, Full::new(body))
+///     .await
+///     .unwrap();
+/// assert_eq!(event.event_type(), "plugipay.payout.paid.v1");
+/// # }
+/// ```
+pub async fn verify_request<B>(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<WebhookEvent, Rejection>
+where
+    B: Body,
+    B::Data: Buf,
+{
+    let declared = declared_length(headers).or_else(|| body.size_hint().exact());
+    let signature = verifier.precheck(
+        headers
+            .get_all(SIGNATURE_HEADER)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        declared,
+    )?;
+    let limits = verifier.limits();
+    let body = tokio::time::timeout(
+        limits.read_timeout,
+        collect(body, limits.body_limit, declared),
+    )
+    .await
+    .map_err(|_| {
+        tracing::debug!("plugipay webhook rejected: body read deadline passed");
+        Rejection::BodyTimeout
+    })??;
+    verifier.complete(body, &signature)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn collect<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, Rejection>
+where
+    B: Body,
+    B::Data: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collector = BodyCollector::new(limit, declared);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            tracing::debug!("plugipay webhook rejected: the body stream failed");
+            Rejection::BodyReadFailed
+        })?;
+        if let Ok(mut data) = frame.into_data() {
+            let len = data.remaining();
+            collector.push(data.copy_to_bytes(len))?;
+        }
+    }
+    Ok(collector.finish())
+}
+
+/// The response SPEC.md section 6 assigns to a rejection: its status,
+/// `Content-Type: application/json`, the body `{"error":"<code>"}`, and
+/// `Connection: close` after 408 and 413.
+///
+/// ```
+/// use plugipay_webhook::Rejection;
+/// let resp = plugipay_webhook_tower::rejection_response(&Rejection::PayloadTooLarge);
+/// assert_eq!(resp.status(), 413);
+/// assert_eq!(resp.headers()["connection"], "close");
+/// ```
+#[must_use]
+pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
+    if matches!(rejection, Rejection::VerifierMissing) {
+        tracing::error!(
+            "plugipay webhook: no Verifier is configured for this route; answering 500"
+        );
+    }
+    let mut resp = Response::new(Full::new(Bytes::from_static(rejection.body().as_bytes())));
+    *resp.status_mut() =
+        StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(plugipay_webhook::JSON_CONTENT_TYPE),
+    );
+    if rejection.closes_connection() {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}

@@ -1,0 +1,236 @@
+//! Drives every example receiver binary as a user would: started with the
+//! environment variables, sent real HTTP requests, its stdout read back.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use plugipay_webhook::testing::{self, TestDelivery};
+use plugipay_webhook_conformance::{send, BodyPlan, RawRequest, RawResponse};
+
+const SECRET: &str = "whsec_example_tests";
+const ROUTE: &str = "/webhooks/plugipay";
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The receivers under test; the other frameworks' binaries join here.
+const BINARIES: &[(&str, &str)] = &[
+    ("axum", env!("CARGO_BIN_EXE_axum")),
+    ("tower", env!("CARGO_BIN_EXE_tower")),
+];
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn start(bin: &str) -> Running {
+        let mut child = Command::new(bin)
+            .env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
+            .env("PORT", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn receiver");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a first line");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .expect("an address");
+        Running { child, addr, lines }
+    }
+
+    fn post(&self, body: &[u8], header: Option<&str>) -> RawResponse {
+        let mut req =
+            RawRequest::post(ROUTE, body.to_vec()).header("Content-Type", "application/json");
+        if let Some(h) = header {
+            req = req.header("X-Plugipay-Signature", h);
+        }
+        send(self.addr, &req, TIMEOUT).expect("a response")
+    }
+
+    fn deliver(&self, d: &TestDelivery) -> RawResponse {
+        let (body, header) = d.clone().into_parts();
+        self.post(&body, Some(&header))
+    }
+
+    /// The stdout lines printed so far (waiting briefly for stragglers).
+    fn drain(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(300)) {
+            out.push(l);
+        }
+        out
+    }
+}
+
+fn error_of(resp: &RawResponse) -> (u16, String) {
+    (resp.status, resp.text())
+}
+
+#[test]
+fn receivers_refuse_to_start_without_a_secret() {
+    for (name, bin) in BINARIES {
+        for value in [None, Some(""), Some(" , ")] {
+            let mut cmd = Command::new(bin);
+            cmd.env_remove("PLUGIPAY_WEBHOOK_SECRET").env("PORT", "0");
+            if let Some(v) = value {
+                cmd.env("PLUGIPAY_WEBHOOK_SECRET", v);
+            }
+            let out = cmd.output().expect("run");
+            assert!(
+                !out.status.success(),
+                "{name} started without a secret ({value:?})"
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("PLUGIPAY_WEBHOOK_SECRET"),
+                "{name}: unclear message {err:?}"
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "{name} printed to stdout: {:?}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn receivers_verify_dispatch_and_deduplicate() {
+    for (name, bin) in BINARIES {
+        let rx = Running::start(bin);
+
+        let paid = TestDelivery::new(SECRET, "plugipay.invoice.paid.v1")
+            .id("evt_paid_1")
+            .object(serde_json::json!({"id": "inv_1", "total": 4200}));
+        assert_eq!(rx.deliver(&paid).status, 204, "{name}");
+        assert_eq!(
+            rx.deliver(&paid).status,
+            204,
+            "{name}: a duplicate is acknowledged"
+        );
+        // Same id, other type: a different event (v1/v2 of one occurrence).
+        let v2 = TestDelivery::new(SECRET, "plugipay.invoice.paid.v2").id("evt_paid_1");
+        assert_eq!(rx.deliver(&v2).status, 204, "{name}");
+        let unknown = TestDelivery::new(SECRET, "plugipay.something.new.v1").id("evt_unknown");
+        assert_eq!(
+            rx.deliver(&unknown).status,
+            204,
+            "{name}: unknown types are acknowledged"
+        );
+        assert_eq!(
+            rx.drain(),
+            [
+                "handled evt_paid_1 plugipay.invoice.paid.v1",
+                "duplicate evt_paid_1",
+                "handled evt_paid_1 plugipay.invoice.paid.v2",
+                "handled evt_unknown plugipay.something.new.v1",
+            ],
+            "{name}"
+        );
+
+        // Failures never reach the handler and answer the shared JSON.
+        let (body, header) = TestDelivery::new(SECRET, "plugipay.refund.succeeded.v1").into_parts();
+        let tampered = String::from_utf8_lossy(&body).replace("acc_test", "acc_evil");
+        assert_eq!(
+            error_of(&rx.post(tampered.as_bytes(), Some(&header))),
+            (400, r#"{"error":"signature_invalid"}"#.into()),
+            "{name}"
+        );
+        let stale = TestDelivery::new(SECRET, "plugipay.refund.succeeded.v1")
+            .timestamp(testing_now() - 301);
+        assert_eq!(
+            error_of(&rx.deliver(&stale)),
+            (400, r#"{"error":"signature_stale"}"#.into()),
+            "{name}"
+        );
+        assert_eq!(
+            error_of(&rx.post(&body, None)),
+            (400, r#"{"error":"signature_missing"}"#.into()),
+            "{name}"
+        );
+        let big = vec![b' '; 1024 * 1024 + 1];
+        let big_header = testing::sign_header(SECRET, testing_now(), &big);
+        let resp = rx.post(&big, Some(&big_header));
+        assert_eq!(
+            error_of(&resp),
+            (413, r#"{"error":"payload_too_large"}"#.into()),
+            "{name}"
+        );
+        assert_eq!(
+            resp.header("content-type").as_deref(),
+            Some("application/json"),
+            "{name}"
+        );
+        assert!(
+            rx.drain().is_empty(),
+            "{name}: a rejected delivery reached the handler"
+        );
+
+        // Concurrent duplicates: exactly one delivery runs the handler.
+        let once = TestDelivery::new(SECRET, "plugipay.payout.paid.v1").id("evt_concurrent");
+        let (body, header) = once.into_parts();
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        let req = RawRequest {
+                            path: ROUTE.into(),
+                            headers: vec![(
+                                "X-Plugipay-Signature".into(),
+                                header.clone().into_bytes(),
+                            )],
+                            body: BodyPlan::Full(body.to_vec()),
+                            close: true,
+                        };
+                        send(rx.addr, &req, TIMEOUT).map(|r| r.status).unwrap_or(0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        assert!(statuses.iter().all(|&s| s == 204), "{name}: {statuses:?}");
+        let lines = rx.drain();
+        let handled = lines
+            .iter()
+            .filter(|l| *l == "handled evt_concurrent plugipay.payout.paid.v1")
+            .count();
+        let duplicates = lines
+            .iter()
+            .filter(|l| *l == "duplicate evt_concurrent")
+            .count();
+        assert_eq!(
+            (handled, duplicates, lines.len()),
+            (1, 15, 16),
+            "{name}: {lines:?}"
+        );
+    }
+}
+
+fn testing_now() -> i64 {
+    plugipay_webhook::Verifier::new("x").now()
+}
