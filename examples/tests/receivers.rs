@@ -18,6 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const BINARIES: &[(&str, &str)] = &[
     ("axum", env!("CARGO_BIN_EXE_axum")),
     ("tower", env!("CARGO_BIN_EXE_tower")),
+    ("actix-web", env!("CARGO_BIN_EXE_actix-web")),
+    ("rocket", env!("CARGO_BIN_EXE_rocket")),
+    ("warp", env!("CARGO_BIN_EXE_warp")),
 ];
 
 struct Running {

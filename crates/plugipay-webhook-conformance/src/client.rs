@@ -282,9 +282,11 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> io::Res
     }
 }
 
-/// Whether the server closes the connection within a short grace period.
+/// Whether the server closes the connection within a grace period (actix-web
+/// lingers up to its client-disconnect timeout, 1 s by default, discarding an
+/// unread body before it closes, so the response is not lost to a reset).
 fn is_closed(stream: &mut TcpStream) -> bool {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
     let mut b = [0u8; 1];
     match stream.read(&mut b) {
         Ok(0) => true,

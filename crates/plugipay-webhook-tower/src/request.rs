@@ -5,8 +5,8 @@ use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
-use plugipay_webhook::{BodyCollector, Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
+use http_body_util::{BodyDataStream, Full};
+use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
 
 /// Verifies a request given its headers and body, following SPEC.md section 6
 /// in order: header rules and a declared `Content-Length` before the body is
@@ -50,17 +50,8 @@ where
             .map(HeaderValue::as_bytes),
         declared,
     )?;
-    let limits = verifier.limits();
-    let body = tokio::time::timeout(
-        limits.read_timeout,
-        collect(body, limits.body_limit, declared),
-    )
-    .await
-    .map_err(|_| {
-        tracing::debug!("plugipay webhook rejected: body read deadline passed");
-        Rejection::BodyTimeout
-    })??;
-    verifier.complete(body, &signature)
+    plugipay_webhook::read_and_verify(verifier, &signature, declared, BodyDataStream::new(body))
+        .await
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -68,26 +59,6 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-}
-
-async fn collect<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, Rejection>
-where
-    B: Body,
-    B::Data: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut collector = BodyCollector::new(limit, declared);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            tracing::debug!("plugipay webhook rejected: the body stream failed");
-            Rejection::BodyReadFailed
-        })?;
-        if let Ok(mut data) = frame.into_data() {
-            let len = data.remaining();
-            collector.push(data.copy_to_bytes(len))?;
-        }
-    }
-    Ok(collector.finish())
 }
 
 /// The response SPEC.md section 6 assigns to a rejection: its status,

@@ -6,6 +6,8 @@ mod event;
 mod header;
 mod http;
 mod json;
+#[cfg(feature = "tokio")]
+mod stream;
 pub mod testing;
 mod verifier;
 
@@ -14,6 +16,8 @@ pub use event::WebhookEvent;
 pub use header::{SignatureHeader, MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER};
 pub use http::{BodyCollector, Rejection, JSON_CONTENT_TYPE};
 pub use json::MAX_DEPTH;
+#[cfg(feature = "tokio")]
+pub use stream::read_and_verify;
 pub use verifier::{
     verify_webhook, Limits, RawBody, Verifier, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT,
     DEFAULT_TOLERANCE, SECRET_ENV_VAR,
