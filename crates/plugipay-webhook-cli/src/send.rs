@@ -1,0 +1,461 @@
+//! `send`: sign and POST deliveries the way Plugipay does.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use plugipay_webhook::testing;
+use serde_json::json;
+
+use crate::secret::SecretArgs;
+use crate::{read_input, samples, Failure};
+
+/// Arguments of `send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The receiver, e.g. http://127.0.0.1:3000/webhooks/plugipay (plain HTTP).
+    url: String,
+
+    /// Send a sample event of this type (see --list-types).
+    #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["body", "list_types"], conflicts_with = "body")]
+    event_type: Option<String>,
+
+    /// Send these exact bytes as the body instead of a sample event.
+    #[arg(long, value_name = "FILE")]
+    body: Option<PathBuf>,
+
+    /// The event id (default: a fresh `evt_…` per event).
+    #[arg(long, conflicts_with = "count")]
+    id: Option<String>,
+
+    /// Deliver each event N times with the same id (checks de-duplication).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: u64,
+
+    /// Send N distinct events.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    count: u64,
+
+    /// Deliveries in flight at once (with --count).
+    #[arg(long, default_value_t = 1, value_name = "C")]
+    concurrency: u64,
+
+    /// Sign with a timestamp 600 s in the past (the receiver should answer signature_stale).
+    #[arg(long)]
+    stale: bool,
+
+    /// Change the body after signing (the receiver should answer signature_invalid).
+    #[arg(long)]
+    tamper: bool,
+
+    /// Retry non-2xx answers like Plugipay: exponential backoff, each attempt signed afresh.
+    #[arg(long)]
+    retry: bool,
+
+    /// Most attempts per delivery with --retry.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_attempts: u32,
+
+    /// First backoff with --retry, doubled after each attempt.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    backoff_ms: u64,
+
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30, value_name = "S")]
+    timeout: u64,
+
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// List the event types with sample objects, and exit.
+    #[arg(long)]
+    list_types: bool,
+}
+
+/// Where to send.
+#[derive(Debug, Clone)]
+struct Target {
+    authority: String,
+    path: String,
+}
+
+fn target(url: &str) -> Result<Target, Failure> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Failure::io(format!("not a URL: {url}: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(Failure::io(format!(
+            "only http:// URLs are supported (got {url}); put a local tunnel in front of an https endpoint"
+        )));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| Failure::io(format!("no host in {url}")))?;
+    let port = uri.port_u16().unwrap_or(80);
+    Ok(Target {
+        authority: format!("{host}:{port}"),
+        path: uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+    })
+}
+
+/// What one delivery to send looks like before signing.
+#[derive(Debug, Clone)]
+struct Plan {
+    secrets: Arc<Vec<String>>,
+    stale: bool,
+    tamper: bool,
+    retry: bool,
+    max_attempts: u32,
+    backoff: Duration,
+    timeout: Duration,
+}
+
+/// One attempt's outcome.
+#[derive(Debug, Clone)]
+struct Attempt {
+    status: Option<u16>,
+    latency: Duration,
+    body: String,
+}
+
+/// A keep-alive HTTP/1.1 connection, reopened when it fails.
+struct Conn {
+    target: Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    fn new(target: Target) -> Conn {
+        Conn {
+            target,
+            sender: None,
+        }
+    }
+
+    async fn post(
+        &mut self,
+        body: Bytes,
+        signature: &str,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let fut = async {
+            if !self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
+                let stream = tokio::net::TcpStream::connect(&self.target.authority)
+                    .await
+                    .map_err(|e| format!("connect {}: {e}", self.target.authority))?;
+                let _ = stream.set_nodelay(true);
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                self.sender = Some(sender);
+            }
+            let Some(sender) = self.sender.as_mut() else {
+                return Err("no connection".to_owned());
+            };
+            sender.ready().await.map_err(|e| e.to_string())?;
+            let req = Request::post(self.target.path.as_str())
+                .header(http::header::HOST, self.target.authority.as_str())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(
+                    http::header::USER_AGENT,
+                    concat!("plugipay-webhook-cli/", env!("CARGO_PKG_VERSION")),
+                )
+                .header(plugipay_webhook::SIGNATURE_HEADER, signature)
+                .body(Full::new(body))
+                .map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        let result = match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        };
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+}
+
+/// Signs and sends one delivery, retrying when asked; returns every attempt.
+async fn deliver(conn: &mut Conn, plan: &Plan, body: &Bytes) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let refs: Vec<&str> = plan.secrets.iter().map(String::as_str).collect();
+    for attempt in 1..=plan.max_attempts.max(1) {
+        // Every attempt is signed afresh with its own timestamp, as Plugipay does.
+        let mut t = crate::time::now();
+        if plan.stale {
+            t -= 600;
+        }
+        let signature = testing::sign_header_multi(&refs, t, body);
+        let sent = if plan.tamper {
+            let mut b = body.to_vec();
+            b.push(b' ');
+            Bytes::from(b)
+        } else {
+            body.clone()
+        };
+        let start = Instant::now();
+        let result = conn.post(sent, &signature, plan.timeout).await;
+        let latency = start.elapsed();
+        let a = match result {
+            Ok((status, bytes)) => Attempt {
+                status: Some(status.as_u16()),
+                latency,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            },
+            Err(e) => Attempt {
+                status: None,
+                latency,
+                body: e,
+            },
+        };
+        let ok = a.status.is_some_and(|s| (200..300).contains(&s));
+        attempts.push(a);
+        if ok || !plan.retry || attempt == plan.max_attempts {
+            break;
+        }
+        let backoff = plan.backoff.saturating_mul(1 << (attempt - 1).min(16));
+        tokio::time::sleep(backoff).await;
+    }
+    attempts
+}
+
+fn status_text(status: Option<u16>) -> String {
+    match status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        Some(s) => format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or("")),
+        None => "no answer".to_owned(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
+    if args.list_types {
+        for t in samples::EVENT_TYPES {
+            println!("{t}");
+        }
+        return Ok(0);
+    }
+    let secrets = Arc::new(secret.secrets()?);
+    let target = target(&args.url)?;
+    let fixed_body = match &args.body {
+        Some(path) => Some(Bytes::from(read_input(path)?)),
+        None => None,
+    };
+    let plan = Plan {
+        secrets,
+        stale: args.stale,
+        tamper: args.tamper,
+        retry: args.retry,
+        max_attempts: if args.retry {
+            args.max_attempts.max(1)
+        } else {
+            1
+        },
+        backoff: Duration::from_millis(args.backoff_ms),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let event_type = args.event_type.clone().unwrap_or_default();
+    let make_body = move |id: Option<&str>| -> (String, Bytes) {
+        if let Some(b) = &fixed_body {
+            let id = serde_json::from_slice::<serde_json::Value>(b)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "-".to_owned());
+            return (id, b.clone());
+        }
+        let now = crate::time::now();
+        let id = id.map_or_else(|| samples::new_id("evt"), str::to_owned);
+        let env = samples::envelope(&id, &event_type, samples::object_for(&event_type, now), now);
+        (id, Bytes::from(env.to_string()))
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::io(format!("cannot start the runtime: {e}")))?;
+    let load = args.count > 1 || args.concurrency > 1;
+    let all_ok = if load {
+        rt.block_on(load_run(&args, target, plan, make_body))
+    } else {
+        rt.block_on(async {
+            let mut conn = Conn::new(target);
+            let (id, body) = make_body(args.id.as_deref());
+            let mut all_ok = true;
+            for _ in 0..args.repeat.max(1) {
+                let attempts = deliver(&mut conn, &plan, &body).await;
+                for (i, a) in attempts.iter().enumerate() {
+                    if args.json {
+                        println!(
+                            "{}",
+                            json!({
+                                "id": id, "attempt": i + 1, "status": a.status,
+                                "latency_ms": ms(a.latency), "body": a.body,
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{id}  attempt {}  {}  {:.1} ms  {}",
+                            i + 1,
+                            status_text(a.status),
+                            ms(a.latency),
+                            a.body
+                        );
+                    }
+                }
+                all_ok &= attempts
+                    .last()
+                    .and_then(|a| a.status)
+                    .is_some_and(|s| (200..300).contains(&s));
+            }
+            all_ok
+        })
+    };
+    Ok(if all_ok { 0 } else { 1 })
+}
+
+async fn load_run(
+    args: &SendArgs,
+    target: Target,
+    plan: Plan,
+    make_body: impl Fn(Option<&str>) -> (String, Bytes) + Send + Sync + 'static,
+) -> bool {
+    let total = args.count.max(1);
+    let repeat = args.repeat.max(1);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
+        usize::try_from(total * repeat).unwrap_or(0),
+    )));
+    let statuses = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let make_body = Arc::new(make_body);
+    let plan = Arc::new(plan);
+    let start = Instant::now();
+
+    let progress = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let done = done.clone();
+        tokio::spawn(async move {
+            loop {
+                let d = done.load(Ordering::Relaxed);
+                let width = 30u64;
+                let filled = (d * width / total).min(width);
+                eprint!(
+                    "\r[{}{}] {d}/{total}",
+                    "#".repeat(usize::try_from(filled).unwrap_or(0)),
+                    "-".repeat(usize::try_from(width - filled).unwrap_or(0))
+                );
+                let _ = std::io::stderr().flush();
+                if d >= total {
+                    eprintln!();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+
+    let workers: Vec<_> = (0..args.concurrency.clamp(1, 1024))
+        .map(|_| {
+            let (next, done, latencies, statuses, make_body, plan, target) = (
+                next.clone(),
+                done.clone(),
+                latencies.clone(),
+                statuses.clone(),
+                make_body.clone(),
+                plan.clone(),
+                target.clone(),
+            );
+            tokio::spawn(async move {
+                let mut conn = Conn::new(target);
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let (_, body) = make_body(None);
+                    for _ in 0..repeat {
+                        let attempts = deliver(&mut conn, &plan, &body).await;
+                        if let Some(last) = attempts.last() {
+                            let key = last
+                                .status
+                                .map_or_else(|| "error".to_owned(), |s| s.to_string());
+                            if let Ok(mut m) = statuses.lock() {
+                                *m.entry(key).or_insert(0) += 1;
+                            }
+                            if let Ok(mut l) = latencies.lock() {
+                                l.extend(attempts.iter().map(|a| a.latency));
+                            }
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let elapsed = start.elapsed();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        ms(lat[i.min(lat.len() - 1)])
+    };
+    let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
+    let deliveries: u64 = statuses.values().sum();
+    let rps = deliveries as f64 / elapsed.as_secs_f64().max(1e-9);
+    let all_ok = statuses
+        .iter()
+        .all(|(k, _)| k.parse::<u16>().is_ok_and(|s| (200..300).contains(&s)));
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "deliveries": deliveries, "concurrency": args.concurrency,
+                "elapsed_s": elapsed.as_secs_f64(), "throughput_rps": rps,
+                "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+                "statuses": statuses,
+            })
+        );
+    } else {
+        let by_status: Vec<String> = statuses.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+        println!(
+            "{deliveries} deliveries in {:.2} s with concurrency {}: {rps:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {}",
+            elapsed.as_secs_f64(),
+            args.concurrency,
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+            by_status.join(", ")
+        );
+    }
+    all_ok
+}

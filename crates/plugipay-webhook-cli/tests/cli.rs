@@ -1,0 +1,425 @@
+//! The real `plugipay-webhook` binary, run as a user runs it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_plugipay-webhook");
+const SECRET: &str = "whsec_cli_tests";
+
+fn cli() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("PLUGIPAY_WEBHOOK_SECRET", SECRET).env_remove("PORT");
+    c
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const BODY: &[u8] = br#"{"id":"evt_cli","type":"plugipay.invoice.paid.v1","account_id":"acc_1","data":{"object":{"id":"inv_1"}}}"#;
+
+fn sign(t: i64) -> String {
+    let mut cmd = cli();
+    cmd.args(["sign", "--timestamp", &t.to_string(), "-"]);
+    let out = run_with_stdin(cmd, BODY);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+fn verify(header: &str, body: &[u8], extra: &[&str]) -> Output {
+    let mut cmd = cli();
+    cmd.args(["verify", "--header", header])
+        .args(extra)
+        .arg("-");
+    run_with_stdin(cmd, body)
+}
+
+#[test]
+fn sign_output_verifies_with_verify_and_with_pythons_hmac() {
+    let t = 1_767_225_600;
+    let header = sign(t);
+    assert!(header.starts_with(&format!("t={t},v1=")), "{header}");
+
+    let out = verify(&header, BODY, &["--now", &t.to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["id"], "evt_cli");
+    assert_eq!(v["type"], "plugipay.invoice.paid.v1");
+    assert_eq!(v["account_id"], "acc_1");
+    assert_eq!(v["matched_secret"], 0);
+
+    // The seed's recipe, computed by Python's standard library.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,hmac,sys; s,t,b=sys.argv[1],sys.argv[2],sys.stdin.buffer.read(); \
+             print(hmac.new(s.encode(), f'{t}.'.encode()+b, hashlib.sha256).hexdigest())",
+            SECRET,
+            &t.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(BODY)?;
+            c.wait_with_output()
+        })
+        .expect("python3 runs");
+    assert!(py.status.success());
+    assert_eq!(header, format!("t={t},v1={}", text(&py.stdout).trim()));
+}
+
+#[test]
+fn every_error_code_has_its_own_exit_code() {
+    let t = 1_767_225_600;
+    let header = sign(t);
+    let now = t.to_string();
+    // (header, body, extra args, exit code, error code)
+    type Case<'a> = (&'a str, &'a [u8], &'a [&'a str], i32, &'a str);
+    let cases: [Case<'_>; 4] = [
+        ("", BODY, &["--now", &now], 10, "signature_missing"),
+        ("t=1", BODY, &["--now", &now], 11, "signature_malformed"),
+        (
+            &header,
+            BODY,
+            &["--now", "1767229999"],
+            12,
+            "signature_stale",
+        ),
+        (&header, b"{}", &["--now", &now], 13, "signature_invalid"),
+    ];
+    for (h, body, extra, code, name) in cases {
+        let out = verify(h, body, extra);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name}: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stdout).starts_with(name),
+            "{name}: {}",
+            text(&out.stdout)
+        );
+        let mut json_args = extra.to_vec();
+        json_args.push("--json");
+        let out = verify(h, body, &json_args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            (v["ok"].as_bool(), v["error"].as_str()),
+            (Some(false), Some(name))
+        );
+        assert!(!text(&out.stdout).contains(SECRET));
+    }
+    // No secret at all: 3, and usage errors keep clap's 2.
+    let out = Command::new(BIN)
+        .env_remove("PLUGIPAY_WEBHOOK_SECRET")
+        .args(["verify", "--header", "t=1,v1=00", "/dev/null"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("PLUGIPAY_WEBHOOK_SECRET"));
+    let out = cli().args(["verify"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn secret_sources_and_rotation() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("secret");
+    std::fs::write(&file, "whsec_new\nwhsec_old\n").expect("write");
+    // sign with the old secret only, verify with the keyring from the file
+    let out = run_with_stdin(
+        {
+            let mut c = cli();
+            c.args(["--secret", "whsec_old", "sign", "-t", "100"]);
+            c
+        },
+        BODY,
+    );
+    let header = text(&out.stdout).trim().to_owned();
+    let out = run_with_stdin(
+        {
+            let mut c = cli();
+            c.args(["--secret-file", file.to_str().expect("utf-8 path")])
+                .args(["verify", "-H", &header, "--now", "100", "--json"]);
+            c
+        },
+        BODY,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["matched_secret"], 1, "{v}");
+    // sign with a keyring: one v1 per secret
+    let out = run_with_stdin(
+        {
+            let mut c = cli();
+            c.env("PLUGIPAY_WEBHOOK_SECRET", "whsec_a, whsec_b")
+                .args(["sign", "-t", "5"]);
+            c
+        },
+        BODY,
+    );
+    assert_eq!(text(&out.stdout).matches("v1=").count(), 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+struct Listener {
+    child: Child,
+    url: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listen() -> Listener {
+    let mut child = cli()
+        .args(["listen", "--port", "0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn listen");
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("listening line");
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected {first:?}"))
+        .to_owned();
+    Listener {
+        child,
+        url: format!("{addr}/webhooks/plugipay"),
+        lines,
+    }
+}
+
+fn drain(rx: &mpsc::Receiver<String>) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        out.push(serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}")));
+    }
+    out
+}
+
+#[test]
+fn send_to_listen_round_trips() {
+    let l = listen();
+    let out = cli()
+        .args([
+            "send",
+            &l.url,
+            "--type",
+            "plugipay.invoice.paid.v1",
+            "--id",
+            "evt_rt",
+            "--repeat",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let sent: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent
+        .iter()
+        .all(|s| s["status"] == 204 && s["latency_ms"].as_f64().is_some()));
+    let got = drain(&l.lines);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (got[0]["id"].as_str(), got[0]["duplicate"].as_bool()),
+        (Some("evt_rt"), Some(false))
+    );
+    assert_eq!(got[1]["duplicate"], true);
+    assert_eq!(got[0]["type"], "plugipay.invoice.paid.v1");
+    assert!(
+        got[0]["object"]["total"].as_i64().is_some(),
+        "realistic invoice: {}",
+        got[0]["object"]
+    );
+
+    // Every catalog type sends a realistic object that verifies.
+    let types = cli()
+        .args(["send", &l.url, "--list-types"])
+        .output()
+        .expect("list");
+    let types: Vec<String> = text(&types.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(types.len(), 6);
+    for t in &types {
+        let out = cli()
+            .args(["send", &l.url, "--type", t])
+            .output()
+            .expect("send");
+        assert_eq!(out.status.code(), Some(0), "{t}: {}", text(&out.stdout));
+    }
+    let got = drain(&l.lines);
+    assert_eq!(got.len(), 6);
+    for (g, t) in got.iter().zip(&types) {
+        assert_eq!(g["type"].as_str(), Some(t.as_str()));
+        assert!(
+            g["object"]["id"].as_str().is_some_and(|id| id.len() > 10),
+            "{g}"
+        );
+    }
+
+    // Stale and tampered deliveries are refused, with a non-zero exit.
+    for (flag, code) in [
+        ("--stale", "signature_stale"),
+        ("--tamper", "signature_invalid"),
+    ] {
+        let out = cli()
+            .args([
+                "send",
+                &l.url,
+                "--type",
+                "plugipay.refund.succeeded.v1",
+                flag,
+            ])
+            .output()
+            .expect("send");
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        assert!(
+            text(&out.stdout).contains(&format!(r#"{{"error":"{code}"}}"#)),
+            "{}",
+            text(&out.stdout)
+        );
+        let got = drain(&l.lines);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0]["ok"].as_bool(), got[0]["error"].as_str()),
+            (Some(false), Some(code))
+        );
+    }
+
+    // Many distinct events, concurrently: a summary with throughput and percentiles.
+    let out = cli()
+        .args([
+            "send",
+            &l.url,
+            "--type",
+            "plugipay.payout.paid.v1",
+            "--count",
+            "40",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(s["deliveries"], 40);
+    assert_eq!(s["statuses"]["204"], 40);
+    assert!(s["throughput_rps"].as_f64().is_some_and(|r| r > 0.0));
+    assert!(s["p99_ms"].as_f64() >= s["p50_ms"].as_f64());
+    let got = drain(&l.lines);
+    let ids: std::collections::HashSet<_> = got.iter().map(|g| g["id"].to_string()).collect();
+    assert_eq!(ids.len(), 40, "distinct events");
+}
+
+#[test]
+fn retry_backs_off_and_signs_every_attempt_afresh() {
+    // A receiver that fails twice, then accepts; it records each attempt's header.
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for status in [
+            "500 Internal Server Error",
+            "503 Service Unavailable",
+            "204 No Content",
+        ] {
+            let (mut s, _) = server.accept().expect("accept");
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut chunk).expect("read");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let head = text(&buf);
+            let sig = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("x-plugipay-signature:")
+                        .then(|| l[21..].trim().to_owned())
+                })
+                .expect("signature header");
+            seen.push((std::time::Instant::now(), sig));
+            let _ = s.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        seen
+    });
+    let out = cli()
+        .args([
+            "send",
+            &format!("http://{addr}/hook"),
+            "--type",
+            "plugipay.invoice.paid.v1",
+        ])
+        .args(["--retry", "--max-attempts", "5", "--backoff-ms", "1000"])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("attempt 1") && lines[0].contains("500"));
+    assert!(lines[2].contains("attempt 3") && lines[2].contains("204"));
+    let seen = handle.join().expect("server");
+    let ts: Vec<i64> = seen
+        .iter()
+        .map(|(_, h)| {
+            h.strip_prefix("t=")
+                .and_then(|r| r.split(',').next())
+                .and_then(|t| t.parse().ok())
+                .expect("t")
+        })
+        .collect();
+    // Backoff doubles (≈1 s, then ≈2 s) and each attempt carries its own, later timestamp.
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(900) && gaps[1] >= Duration::from_millis(1900),
+        "{gaps:?}"
+    );
+    assert!(ts[0] < ts[2] && ts[0] <= ts[1] && ts[1] <= ts[2], "{ts:?}");
+}
