@@ -2,10 +2,12 @@
 //!
 //! ---
 //!
-//! This package holds the example receivers (`--bin axum`, `--bin tower`) and
+//! This package holds the example receivers (`--bin axum`, `tower`,
+//! `actix-web`, `rocket`, `warp`) and
 //! the pieces they share: start-up ([`Config`]), the handler table and the
 //! de-duplication of at-least-once deliveries ([`Receiver`]).
 
 mod receiver;
 
-pub use receiver::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
+pub use plugipay_webhook_dispatch::Outcome;
+pub use receiver::{init_tracing, Config, Receiver, WEBHOOK_ROUTE};

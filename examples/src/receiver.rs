@@ -1,11 +1,11 @@
 //! What every example receiver does with a verified event, whatever the
 //! framework: the seed's Flask example, done properly.
 
-use std::collections::HashSet;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
 /// The route every example serves.
 pub const WEBHOOK_ROUTE: &str = "/webhooks/plugipay";
@@ -19,17 +19,16 @@ pub struct Config {
     pub port: u16,
 }
 
+fn exit_with(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2);
+}
+
 impl Config {
     /// Reads the environment, or prints why it cannot and exits with status 2.
     #[must_use]
     pub fn from_env_or_exit() -> Config {
-        match Config::from_env() {
-            Ok(c) => c,
-            Err(msg) => {
-                eprintln!("error: {msg}");
-                std::process::exit(2);
-            }
-        }
+        Config::from_env().unwrap_or_else(|msg| exit_with(&msg))
     }
 
     /// Reads `PLUGIPAY_WEBHOOK_SECRET` and `PORT`.
@@ -63,50 +62,54 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// What happened to a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// First delivery: the handler ran.
-    Handled,
-    /// Already handled (or being handled): acknowledged without running again.
-    Duplicate,
-}
-
-type Handler = fn(&WebhookEvent);
-
-/// The handler table and the in-process de-duplication set.
+/// The handler table behind a de-duplicating [`Dispatcher`].
 ///
-/// Delivery is at least once, so the same `(id, type)` can arrive several
-/// times, even concurrently. The key is claimed atomically before the handler
-/// runs, so exactly one delivery runs it; the rest are duplicates.
-#[derive(Clone)]
+/// Environment:
+/// - `PLUGIPAY_DEDUP_URL`: `memory:` (default), `sqlite://PATH`,
+///   `postgres://…` or `redis://…` — a shared store makes several replicas
+///   handle each event once;
+/// - `PLUGIPAY_DEDUP_LEASE_MS`: the claim's lease (default 60000; handlers
+///   time out at half of it);
+/// - `PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS`: make every handler take this long
+///   (to watch concurrent redeliveries get 409, or to kill a receiver
+///   mid-handler).
+#[derive(Debug, Clone)]
 pub struct Receiver {
-    seen: Arc<Mutex<HashSet<(String, String)>>>,
-    handlers: Arc<Vec<(&'static str, Handler)>>,
+    dispatcher: Dispatcher,
 }
 
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field(
-                "handlers",
-                &self.handlers.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
+/// A handler of the example's event catalog.
+type CatalogHandler = fn(&WebhookEvent);
 
-impl Default for Receiver {
-    fn default() -> Self {
-        Receiver::new()
+fn env_ms(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be milliseconds, got {v:?}")),
+        Err(_) => Ok(default),
     }
 }
 
 impl Receiver {
-    /// A receiver with handlers for the seed's event catalog.
-    #[must_use]
-    pub fn new() -> Receiver {
-        let handlers: Vec<(&'static str, Handler)> = vec![
+    /// Builds the receiver from the environment, or prints why not and exits 2.
+    pub async fn from_env_or_exit() -> Receiver {
+        match Receiver::from_env().await {
+            Ok(r) => r,
+            Err(msg) => exit_with(&msg),
+        }
+    }
+
+    /// Builds the receiver from the environment.
+    pub async fn from_env() -> Result<Receiver, String> {
+        let url = std::env::var("PLUGIPAY_DEDUP_URL").unwrap_or_else(|_| "memory:".into());
+        let lease = Duration::from_millis(env_ms("PLUGIPAY_DEDUP_LEASE_MS", 60_000)?.max(2));
+        let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
+        let store = store_from_url(&url).await.map_err(|e| e.to_string())?;
+        let mut builder = Dispatcher::builder_shared(store)
+            .lease(lease)
+            .handler_timeout(lease / 2);
+        let catalog: [(&str, CatalogHandler); 6] = [
             ("plugipay.customer.created.v1", customer_created),
             ("plugipay.invoice.paid.v1", invoice_paid),
             ("plugipay.checkout_session.succeeded.v1", checkout_succeeded),
@@ -114,30 +117,30 @@ impl Receiver {
             ("plugipay.refund.succeeded.v1", refund_succeeded),
             ("plugipay.payout.paid.v1", payout_paid),
         ];
-        Receiver {
-            seen: Arc::default(),
-            handlers: Arc::new(handlers),
+        for (event_type, handler) in catalog {
+            builder = builder.on(event_type, move |event: WebhookEvent| async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                handler(&event);
+                Ok::<_, std::convert::Infallible>(())
+            });
         }
+        let dispatcher = builder.build().map_err(|e| e.to_string())?;
+        Ok(Receiver { dispatcher })
     }
 
-    /// Handles one verified event: de-duplicate, dispatch, print the outcome.
-    pub fn handle(&self, event: &WebhookEvent) -> Outcome {
-        let key = (event.id().to_owned(), event.event_type().to_owned());
-        let first = match self.seen.lock() {
-            Ok(mut seen) => seen.insert(key),
-            Err(poisoned) => poisoned.into_inner().insert(key),
-        };
-        if !first {
-            say(&format!("duplicate {}", event.id()));
-            return Outcome::Duplicate;
+    /// Dispatches one verified event and prints `handled <id> <type>` or
+    /// `duplicate <id>`; the outcome says how to answer (SPEC.md section 7).
+    pub async fn handle(&self, event: &WebhookEvent) -> Outcome {
+        let outcome = self.dispatcher.dispatch(event).await;
+        match outcome {
+            Outcome::Handled => say(&format!("handled {} {}", event.id(), event.event_type())),
+            Outcome::Duplicate => say(&format!("duplicate {}", event.id())),
+            // Unknown types are logged by the dispatcher; failures too.
+            _ => {}
         }
-        match self.handlers.iter().find(|(t, _)| *t == event.event_type()) {
-            Some((_, handler)) => handler(event),
-            // Unknown event: log and acknowledge so Plugipay stops retrying.
-            None => tracing::info!(event_type = event.event_type(), "plugipay event unhandled"),
-        }
-        say(&format!("handled {} {}", event.id(), event.event_type()));
-        Outcome::Handled
+        outcome
     }
 }
 

@@ -4,12 +4,13 @@
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin axum
 
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use plugipay_webhook::Verifier;
 use plugipay_webhook_axum::VerifiedEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
 
 #[derive(Clone, FromRef)]
 struct AppState {
@@ -17,9 +18,27 @@ struct AppState {
     receiver: Receiver,
 }
 
-async fn plugipay_webhook(State(receiver): State<Receiver>, event: VerifiedEvent) -> StatusCode {
-    receiver.handle(&event);
-    StatusCode::NO_CONTENT
+async fn plugipay_webhook(State(receiver): State<Receiver>, event: VerifiedEvent) -> Response {
+    respond(receiver.handle(&event).await)
+}
+
+/// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
+fn respond(outcome: Outcome) -> Response {
+    let status =
+        StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if outcome.body().is_empty() {
+        return status.into_response();
+    }
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        outcome.body(),
+    )
+        .into_response();
+    if let Some(secs) = outcome.retry_after() {
+        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    resp
 }
 
 #[tokio::main]
@@ -30,7 +49,7 @@ async fn main() {
         .route(WEBHOOK_ROUTE, post(plugipay_webhook))
         .with_state(AppState {
             verifier: config.verifier.clone(),
-            receiver: Receiver::new(),
+            receiver: Receiver::from_env_or_exit().await,
         });
     let listener = match tokio::net::TcpListener::bind(config.addr()).await {
         Ok(l) => l,

@@ -6,12 +6,12 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use plugipay_webhook::WebhookEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
 use plugipay_webhook_tower::VerifyWebhookLayer;
 use tower::{service_fn, Layer};
 
@@ -21,19 +21,37 @@ fn empty(status: StatusCode) -> Response<Full<Bytes>> {
     resp
 }
 
+/// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
+fn respond(outcome: Outcome) -> Response<Full<Bytes>> {
+    let mut resp =
+        empty(StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    if !outcome.body().is_empty() {
+        *resp.body_mut() = Full::new(Bytes::from_static(outcome.body().as_bytes()));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    if let Some(secs) = outcome.retry_after() {
+        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    resp
+}
+
 #[tokio::main]
 async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
-    let receiver = Receiver::new();
+    let receiver = Receiver::from_env_or_exit().await;
     let webhook = VerifyWebhookLayer::new(config.verifier.clone()).layer(service_fn(
         move |req: Request<Full<Bytes>>| {
             let receiver = receiver.clone();
             async move {
-                if let Some(event) = req.extensions().get::<WebhookEvent>() {
-                    receiver.handle(event);
-                }
-                Ok::<_, Infallible>(empty(StatusCode::NO_CONTENT))
+                let resp = match req.extensions().get::<WebhookEvent>() {
+                    Some(event) => respond(receiver.handle(event).await),
+                    None => empty(StatusCode::INTERNAL_SERVER_ERROR),
+                };
+                Ok::<_, Infallible>(resp)
             }
         },
     ));

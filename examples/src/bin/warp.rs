@@ -4,22 +4,40 @@
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin warp
 
 use plugipay_webhook::WebhookEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Receiver};
+use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver};
 use plugipay_webhook_warp::{recover, verified_event};
 use warp::http::StatusCode;
 use warp::Filter;
+
+/// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
+fn respond(outcome: Outcome) -> warp::reply::Response {
+    let mut resp = warp::reply::Response::new(outcome.body().into());
+    *resp.status_mut() =
+        StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if !outcome.body().is_empty() {
+        resp.headers_mut().insert(
+            warp::http::header::CONTENT_TYPE,
+            warp::http::HeaderValue::from_static("application/json"),
+        );
+    }
+    if let Some(secs) = outcome.retry_after() {
+        resp.headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, secs.into());
+    }
+    resp
+}
 
 #[tokio::main]
 async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
-    let receiver = Receiver::new();
+    let receiver = Receiver::from_env_or_exit().await;
     let webhook = warp::post()
         .and(warp::path!("webhooks" / "plugipay"))
         .and(verified_event(config.verifier.clone()))
-        .map(move |event: WebhookEvent| {
-            receiver.handle(&event);
-            StatusCode::NO_CONTENT
+        .then(move |event: WebhookEvent| {
+            let receiver = receiver.clone();
+            async move { respond(receiver.handle(&event).await) }
         })
         .recover(recover);
     let listener = match tokio::net::TcpListener::bind(config.addr()).await {

@@ -1,0 +1,499 @@
+//! The typed dispatcher.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugipay_webhook::WebhookEvent;
+use serde::de::DeserializeOwned;
+
+use crate::store::{BoxFuture, Claim, DedupStore, EventKey};
+
+/// What a handler returns on failure. Any error type converts into it.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+type Handler =
+    Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+
+/// Default lease of a claim: 60 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Default handler timeout: 30 s (always shorter than the lease).
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default retention of done records: 7 days, longer than Plugipay's retry horizon.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `Retry-After` sent with 409 and 503, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// What happened to a delivery, and how to answer it (SPEC.md section 7).
+///
+/// | outcome | status | body |
+/// |---|---|---|
+/// | `Handled`, `Duplicate`, `Unknown` | 204 | empty |
+/// | `InProgress` | 409, `Retry-After: 5` | `{"error":"in_progress"}` |
+/// | `HandlerFailed` | 500 | `{"error":"handler_failed"}` |
+/// | `StoreUnavailable` | 503, `Retry-After: 5` | `{"error":"store_unavailable"}` |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handler ran and succeeded; the event is recorded as done.
+    Handled,
+    /// The event was already handled: acknowledged, handler not run.
+    Duplicate,
+    /// No handler for this type: logged and acknowledged so Plugipay stops retrying.
+    Unknown,
+    /// Another delivery of the same event is being handled right now.
+    InProgress,
+    /// The handler failed, panicked or timed out; the claim was released so
+    /// the retry runs it again.
+    HandlerFailed,
+    /// The de-duplication store could not be reached.
+    StoreUnavailable,
+}
+
+impl Outcome {
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(self) -> u16 {
+        match self {
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => 204,
+            Outcome::InProgress => 409,
+            Outcome::HandlerFailed => 500,
+            Outcome::StoreUnavailable => 503,
+        }
+    }
+
+    /// The error code, for failures.
+    #[must_use]
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => None,
+            Outcome::InProgress => Some("in_progress"),
+            Outcome::HandlerFailed => Some("handler_failed"),
+            Outcome::StoreUnavailable => Some("store_unavailable"),
+        }
+    }
+
+    /// The response body: empty for 204, `{"error":"<code>"}` otherwise
+    /// (served as `application/json`).
+    #[must_use]
+    pub fn body(self) -> &'static str {
+        match self {
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => "",
+            Outcome::InProgress => r#"{"error":"in_progress"}"#,
+            Outcome::HandlerFailed => r#"{"error":"handler_failed"}"#,
+            Outcome::StoreUnavailable => r#"{"error":"store_unavailable"}"#,
+        }
+    }
+
+    /// `Retry-After` in seconds, for 409 and 503.
+    #[must_use]
+    pub fn retry_after(self) -> Option<u32> {
+        matches!(self, Outcome::InProgress | Outcome::StoreUnavailable).then_some(RETRY_AFTER_SECS)
+    }
+
+    /// Whether the answer acknowledges the delivery (2xx).
+    #[must_use]
+    pub fn acknowledges(self) -> bool {
+        self.status() < 300
+    }
+}
+
+/// The dispatcher was configured inconsistently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`Dispatcher`].
+pub struct DispatcherBuilder {
+    store: Arc<dyn DedupStore>,
+    handlers: HashMap<String, Handler>,
+    lease: Duration,
+    handler_timeout: Duration,
+    retention: Duration,
+}
+
+impl fmt::Debug for DispatcherBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut types: Vec<&String> = self.handlers.keys().collect();
+        types.sort();
+        f.debug_struct("DispatcherBuilder")
+            .field("store", &self.store.kind())
+            .field("types", &types)
+            .field("lease", &self.lease)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl DispatcherBuilder {
+    /// The claim's lease (default 60 s): how long a crashed receiver keeps an
+    /// event from being handled elsewhere.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a handler may run (default 30 s). Must be shorter than the
+    /// lease, so a slow handler cannot outlive its claim and run twice.
+    #[must_use]
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// How long done records are kept (default 7 days).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Registers an async handler for `event_type`.
+    ///
+    /// ```
+    /// # use plugipay_webhook_dispatch::{Dispatcher, MemoryStore};
+    /// let dispatcher = Dispatcher::builder(MemoryStore::new())
+    ///     .on("plugipay.invoice.paid.v1", |event| async move {
+    ///         println!("invoice {} paid", event.object()["id"]);
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[must_use]
+    pub fn on<F, Fut, E>(mut self, event_type: &str, handler: F) -> Self
+    where
+        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        let handler: Handler = Arc::new(move |event| {
+            let fut = handler(event);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        self.handlers.insert(event_type.to_owned(), handler);
+        self
+    }
+
+    /// Registers an async handler that receives `data.object` deserialised
+    /// into `T` (straight from the verified bytes) and the event. An object
+    /// that does not deserialise counts as a handler failure (500).
+    ///
+    /// ```
+    /// # use plugipay_webhook_dispatch::{Dispatcher, MemoryStore};
+    /// #[derive(serde::Deserialize)]
+    /// struct Invoice { id: String, total: u64 }
+    ///
+    /// let dispatcher = Dispatcher::builder(MemoryStore::new())
+    ///     .on_object("plugipay.invoice.paid.v1", |invoice: Invoice, _event| async move {
+    ///         println!("{} paid {}", invoice.id, invoice.total);
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[must_use]
+    pub fn on_object<T, F, Fut, E>(self, event_type: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        let handler = Arc::new(handler);
+        self.on(event_type, move |event: WebhookEvent| {
+            let handler = handler.clone();
+            async move {
+                let object: T = event
+                    .object_as()
+                    .map_err(|e| -> HandlerError { Box::new(e) })?;
+                handler(object, event).await.map_err(Into::into)
+            }
+        })
+    }
+
+    /// Registers a blocking handler, run on Tokio's blocking pool.
+    ///
+    /// ```
+    /// # use plugipay_webhook_dispatch::{Dispatcher, MemoryStore};
+    /// let dispatcher = Dispatcher::builder(MemoryStore::new())
+    ///     .on_blocking("plugipay.refund.succeeded.v1", |event| {
+    ///         println!("refund {}", event.object()["id"]);
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[must_use]
+    pub fn on_blocking<F, E>(self, event_type: &str, handler: F) -> Self
+    where
+        F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
+        E: Into<HandlerError> + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.on(event_type, move |event: WebhookEvent| {
+            let handler = handler.clone();
+            async move {
+                tokio::task::spawn_blocking(move || handler(&event).map_err(Into::into))
+                    .await
+                    .map_err(|e| -> HandlerError { format!("blocking handler: {e}").into() })?
+            }
+        })
+    }
+
+    /// Checks the configuration and builds the dispatcher. Warns (through
+    /// `tracing`) when two versions of one event are both registered.
+    pub fn build(self) -> Result<Dispatcher, ConfigError> {
+        if self.handler_timeout >= self.lease {
+            return Err(ConfigError(format!(
+                "handler timeout ({:?}) must be shorter than the lease ({:?}), or a slow handler could outlive its claim and run twice",
+                self.handler_timeout, self.lease
+            )));
+        }
+        if self.retention.is_zero() || self.lease.is_zero() {
+            return Err(ConfigError("lease and retention must be positive".into()));
+        }
+        let conflicts = version_conflicts(self.handlers.keys().map(String::as_str));
+        for (a, b) in &conflicts {
+            tracing::warn!(
+                "handlers are registered for both {a} and {b}: during a deprecation window Plugipay \
+                 emits both for one occurrence, so that occurrence would be processed twice"
+            );
+        }
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                store: self.store,
+                handlers: self.handlers,
+                lease: self.lease,
+                handler_timeout: self.handler_timeout,
+                retention: self.retention,
+                conflicts,
+            }),
+        })
+    }
+}
+
+/// Pairs of registered types that are two versions of one event
+/// (`….paid.v1` and `….paid.v2`).
+fn version_conflicts<'a>(types: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
+    for t in types {
+        if let Some((base, v)) = t.rsplit_once(".v") {
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                by_base.entry(base).or_default().push(t);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for versions in by_base.values_mut() {
+        versions.sort();
+        for i in 0..versions.len() {
+            for j in i + 1..versions.len() {
+                out.push((versions[i].to_owned(), versions[j].to_owned()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+struct Inner {
+    store: Arc<dyn DedupStore>,
+    handlers: HashMap<String, Handler>,
+    lease: Duration,
+    handler_timeout: Duration,
+    retention: Duration,
+    conflicts: Vec<(String, String)>,
+}
+
+/// Runs the right handler for each verified event, at most once per
+/// `(id, type)` across every process sharing the store.
+///
+/// The first delivery claims the event with a lease and runs the handler
+/// under a timeout shorter than the lease; success marks it done, failure
+/// (an error, a panic, the timeout) releases the claim so Plugipay's retry
+/// runs it again. A concurrent duplicate gets [`Outcome::InProgress`], a later
+/// one [`Outcome::Duplicate`]; a type without a handler is acknowledged
+/// ([`Outcome::Unknown`]). Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use plugipay_webhook::{testing::TestDelivery, Verifier};
+/// use plugipay_webhook_dispatch::{Dispatcher, MemoryStore, Outcome};
+///
+/// let dispatcher = Dispatcher::builder(MemoryStore::new())
+///     .on("plugipay.invoice.paid.v1", |_event| async { Ok::<_, std::io::Error>(()) })
+///     .build()
+///     .unwrap();
+/// let event = TestDelivery::new("whsec_test", "plugipay.invoice.paid.v1")
+///     .verify_with(&Verifier::new("whsec_test"))
+///     .unwrap();
+/// assert_eq!(dispatcher.dispatch(&event).await, Outcome::Handled);
+/// assert_eq!(dispatcher.dispatch(&event).await, Outcome::Duplicate);
+/// assert_eq!(dispatcher.dispatch(&event).await.status(), 204);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut types: Vec<&String> = self.inner.handlers.keys().collect();
+        types.sort();
+        f.debug_struct("Dispatcher")
+            .field("store", &self.inner.store.kind())
+            .field("types", &types)
+            .field("lease", &self.inner.lease)
+            .field("handler_timeout", &self.inner.handler_timeout)
+            .field("retention", &self.inner.retention)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// A builder over `store`.
+    pub fn builder(store: impl DedupStore) -> DispatcherBuilder {
+        Dispatcher::builder_shared(Arc::new(store))
+    }
+
+    /// A builder over a shared store.
+    #[must_use]
+    pub fn builder_shared(store: Arc<dyn DedupStore>) -> DispatcherBuilder {
+        DispatcherBuilder {
+            store,
+            handlers: HashMap::new(),
+            lease: DEFAULT_LEASE,
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    /// Registered pairs of two versions of one event (also logged at build).
+    #[must_use]
+    pub fn version_conflicts(&self) -> &[(String, String)] {
+        &self.inner.conflicts
+    }
+
+    /// Handles one verified event. Never panics, whatever the handler does.
+    pub async fn dispatch(&self, event: &WebhookEvent) -> Outcome {
+        let inner = &self.inner;
+        let Some(handler) = inner.handlers.get(event.event_type()) else {
+            tracing::info!(
+                id = event.id(),
+                event_type = event.event_type(),
+                "plugipay event unhandled"
+            );
+            return Outcome::Unknown;
+        };
+        let key = EventKey::of(event);
+        let token = match inner.store.claim(&key, inner.lease).await {
+            Ok(Claim::Acquired(token)) => token,
+            Ok(Claim::InProgress) => return Outcome::InProgress,
+            Ok(Claim::Done) => return Outcome::Duplicate,
+            Err(e) => {
+                tracing::warn!(error = %e, store = inner.store.kind(), "plugipay event not dispatched: store unavailable");
+                return Outcome::StoreUnavailable;
+            }
+        };
+
+        // Run the handler in place under the timeout: on timeout its future
+        // is dropped, so it cannot outlive the claim; a panic is caught.
+        let run = CatchUnwind(handler(event.clone()));
+        let result = match tokio::time::timeout(inner.handler_timeout, run).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(format!("handler error: {e}")),
+            Ok(Err(())) => Err("handler panicked".to_owned()),
+            Err(_) => Err(format!(
+                "handler timed out after {:?}",
+                inner.handler_timeout
+            )),
+        };
+        match result {
+            Ok(()) => {
+                match inner.store.complete(&key, &token, inner.retention).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        id = event.id(),
+                        "plugipay event handled, but its claim had lapsed: another delivery may run it again"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %e, id = event.id(),
+                        "plugipay event handled, but could not be marked done: a redelivery after the lease would run it again"
+                    ),
+                }
+                Outcome::Handled
+            }
+            Err(why) => {
+                tracing::warn!(
+                    id = event.id(),
+                    event_type = event.event_type(),
+                    "{why}; claim released for the retry"
+                );
+                if let Err(e) = inner.store.release(&key, &token).await {
+                    tracing::warn!(error = %e, "could not release the claim; it lapses after the lease");
+                }
+                Outcome::HandlerFailed
+            }
+        }
+    }
+}
+
+/// Polls a future, turning a panic inside it into `Err(())`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(&mut *fut).poll(cx)
+        })) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_conflicts;
+
+    #[test]
+    fn finds_versions_of_one_event() {
+        let c = version_conflicts(
+            [
+                "plugipay.invoice.paid.v1",
+                "plugipay.invoice.paid.v2",
+                "plugipay.refund.succeeded.v1",
+                "plugipay.invoice.paid.vx",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            c,
+            vec![(
+                "plugipay.invoice.paid.v1".into(),
+                "plugipay.invoice.paid.v2".into()
+            )]
+        );
+    }
+}

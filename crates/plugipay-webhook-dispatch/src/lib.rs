@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod dispatcher;
+#[cfg(feature = "memory")]
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+mod url;
+
+pub use dispatcher::{
+    ConfigError, Dispatcher, DispatcherBuilder, HandlerError, Outcome, DEFAULT_HANDLER_TIMEOUT,
+    DEFAULT_LEASE, DEFAULT_RETENTION, RETRY_AFTER_SECS,
+};
+#[cfg(feature = "memory")]
+pub use memory::{MemoryStore, DEFAULT_MEMORY_CAPACITY};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, DEFAULT_PREFIX};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::DEFAULT_TABLE;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+pub use url::store_from_url;
