@@ -52,6 +52,22 @@ pub enum BodyPlan {
         /// What is actually sent.
         sent: Vec<u8>,
     },
+    /// These bytes under a declared `Content-Length` larger than them; then
+    /// the client closes its sending side (it "disconnects" mid-body) and
+    /// still reads the answer.
+    Truncated {
+        /// The declared length.
+        content_length: u64,
+        /// What is actually sent before the half-close.
+        sent: Vec<u8>,
+    },
+    /// The whole body with its `Content-Length`, one byte every `every`.
+    Trickle {
+        /// The body.
+        body: Vec<u8>,
+        /// Pause between bytes.
+        every: Duration,
+    },
     /// `Transfer-Encoding: chunked`, in chunks of `chunk` bytes, ending with
     /// the terminating chunk.
     Chunked {
@@ -106,8 +122,12 @@ impl RawRequest {
             BodyPlan::Full(b) => {
                 h.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes())
             }
-            BodyPlan::Declared { content_length, .. } => {
+            BodyPlan::Declared { content_length, .. }
+            | BodyPlan::Truncated { content_length, .. } => {
                 h.extend_from_slice(format!("Content-Length: {content_length}\r\n").as_bytes());
+            }
+            BodyPlan::Trickle { body, .. } => {
+                h.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
             }
             BodyPlan::Chunked { .. } => h.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         }
@@ -143,6 +163,29 @@ pub fn send(addr: SocketAddr, req: &RawRequest, timeout: Duration) -> io::Result
             stream.write_all(&head)?;
             stream.write_all(sent)?;
             read_response(&mut stream, timeout)
+        }
+        BodyPlan::Truncated { sent, .. } => {
+            stream.write_all(&head)?;
+            stream.write_all(sent)?;
+            stream.shutdown(Shutdown::Write)?;
+            read_response(&mut stream, timeout)
+        }
+        BodyPlan::Trickle { body, every } => {
+            stream.write_all(&head)?;
+            let mut writer = stream.try_clone()?;
+            let (body, every) = (body.clone(), *every);
+            let handle = std::thread::spawn(move || {
+                for b in body {
+                    if writer.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(every);
+                }
+            });
+            let resp = read_response(&mut stream, timeout);
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = handle.join();
+            resp
         }
         BodyPlan::Chunked { body, chunk } => {
             let mut writer = stream.try_clone()?;

@@ -23,9 +23,11 @@
 //! ```
 
 mod client;
+mod hostile;
+mod logs;
 mod suite;
 mod vectors;
 
 pub use client::{send, BodyPlan, RawRequest, RawResponse};
-pub use suite::{run, Adapter, Recorder, Report, WEBHOOK_PATH};
+pub use suite::{run, Adapter, Expected, Recorder, Report, WEBHOOK_PATH};
 pub use vectors::{load_vectors, Expect, ExpectedEvent, Vector, VectorFile};

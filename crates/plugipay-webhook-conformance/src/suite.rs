@@ -31,7 +31,7 @@ impl Recorder {
         }
     }
 
-    fn take(&self) -> Vec<WebhookEvent> {
+    pub(crate) fn take(&self) -> Vec<WebhookEvent> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
@@ -67,9 +67,52 @@ pub trait Adapter {
     }
 
     /// A documented, framework-imposed deviation for the named case: the
-    /// status and error code this framework gives instead.
-    fn known_deviation(&self, _case: &str) -> Option<(u16, &'static str)> {
+    /// answer this framework gives instead (e.g. its HTTP server refusing the
+    /// request before any adapter code runs).
+    fn known_deviation(&self, _case: &str) -> Option<Expected> {
         None
+    }
+}
+
+/// The answer a case expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// Our answer: this status and `{"error":"<code>"}` as JSON.
+    Ours {
+        /// Status.
+        status: u16,
+        /// Error code.
+        code: String,
+    },
+    /// The HTTP server's own answer, before any adapter code: this status,
+    /// and not our JSON.
+    Server(u16),
+    /// Verified and handed to the handler (`204` from the suite's handler).
+    Accepted,
+}
+
+impl Expected {
+    /// Our answer.
+    #[must_use]
+    pub fn ours(status: u16, code: &str) -> Expected {
+        Expected::Ours {
+            status,
+            code: code.to_owned(),
+        }
+    }
+
+    /// The HTTP server's own answer.
+    #[must_use]
+    pub fn server(status: u16) -> Expected {
+        Expected::Server(status)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Expected::Ours { status, code } => format!("{status} {code}"),
+            Expected::Server(status) => format!("{status} from the HTTP server"),
+            Expected::Accepted => "204 accepted".to_owned(),
+        }
     }
 }
 
@@ -141,6 +184,7 @@ pub fn run(adapter: &dyn Adapter) -> Report {
         adapter: adapter.name(),
         ..Report::default()
     };
+    let capturing = crate::logs::install();
     let file = load_vectors();
     let mut servers: BTreeMap<(Vec<String>, u64, i64), Server> = BTreeMap::new();
     let mut server_for = |v: &Vector| -> (SocketAddr, Recorder) {
@@ -380,7 +424,10 @@ pub fn run(adapter: &dyn Adapter) -> Report {
         record(&mut report, name, verdict);
     }
 
-    // 5. After all that, every server still answers a valid delivery.
+    // 5. The bad-input catalogue.
+    crate::hostile::run(adapter, &base, addr, &recorder, &mut report);
+
+    // 6. After all that, every server still answers a valid delivery.
     let name = "http servers keep serving after every case".to_owned();
     let (addr, recorder) = server_for(&base);
     let req = valid().header("X-Plugipay-Signature", signed(&base.body));
@@ -389,7 +436,50 @@ pub fn run(adapter: &dyn Adapter) -> Report {
         .and_then(|()| handler_saw(&recorder.take(), &base));
     record(&mut report, name, verdict);
 
+    // 7. Nothing secret in the logs of all of the above.
+    let name = "logs hold no secret and no expected signature".to_owned();
+    if capturing {
+        let verdict = no_secrets_in(&crate::logs::captured(), &file.vectors);
+        record(&mut report, name, verdict);
+    } else {
+        report.skipped.push((
+            name,
+            "another tracing subscriber was installed first".to_owned(),
+        ));
+    }
+
     report
+}
+
+/// Checks `logs` (captured at TRACE level) for any configured secret and any
+/// signature a request carried or that a secret would produce.
+fn no_secrets_in(logs: &str, vectors: &[Vector]) -> Result<(), String> {
+    if !logs.contains("plugipay webhook rejected") {
+        return Err("no rejection was logged at all: is the capture working?".to_owned());
+    }
+    let mut needles: Vec<String> = Vec::new();
+    for v in vectors {
+        for s in v.secrets.iter().filter(|s| !s.is_empty()) {
+            needles.push(s.clone());
+            needles.push(testing::sign(s, v.now, &v.body));
+        }
+        for h in &v.headers {
+            let h = String::from_utf8_lossy(h);
+            needles.extend(
+                h.split(',')
+                    .filter_map(|i| i.trim().strip_prefix("v1="))
+                    .map(str::trim)
+                    .filter(|s| s.len() == 64)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    match needles.iter().find(|n| logs.contains(n.as_str())) {
+        Some(n) => Err(format!("the logs contain {}…", &n[..n.len().min(12)])),
+        None => Ok(()),
+    }
 }
 
 /// A valid envelope padded with whitespace to exactly `size` bytes (when
@@ -448,7 +538,7 @@ fn framework_prefix(
     req
 }
 
-fn record(report: &mut Report, name: String, verdict: Result<(), String>) {
+pub(crate) fn record(report: &mut Report, name: String, verdict: Result<(), String>) {
     match verdict {
         Ok(()) => report.passed.push(name),
         Err(why) => report.failed.push((name, why)),
@@ -460,37 +550,72 @@ fn judge(
     adapter: &dyn Adapter,
     name: &str,
     result: &std::io::Result<RawResponse>,
-    mut status: u16,
-    mut code: Option<&str>,
+    status: u16,
+    code: Option<&str>,
     report: &mut Report,
 ) -> Result<(), String> {
-    if let Some((s, c)) = adapter.known_deviation(name) {
+    let expected = match code {
+        Some(code) => Expected::ours(status, code),
+        None if status == 204 => Expected::Accepted,
+        None => Expected::server(status),
+    };
+    judge_case(adapter, name, result, &expected, report)
+}
+
+/// Judges a response against `expected`, or against the adapter's
+/// documented deviation for this case.
+pub(crate) fn judge_case(
+    adapter: &dyn Adapter,
+    name: &str,
+    result: &std::io::Result<RawResponse>,
+    expected: &Expected,
+    report: &mut Report,
+) -> Result<(), String> {
+    let mut expected = expected.clone();
+    if let Some(instead) = adapter.known_deviation(name) {
         report.deviations.push(format!(
-            "{name}: {s} {c} instead of {status} {}",
-            code.unwrap_or("-")
+            "{name}: {} instead of {}",
+            instead.describe(),
+            expected.describe()
         ));
-        status = s;
-        code = Some(c);
+        expected = instead;
     }
     let resp = result
         .as_ref()
         .map_err(|e| format!("request failed: {e}"))?;
+    let (status, code) = match &expected {
+        Expected::Ours { status, code } => (*status, Some(code.as_str())),
+        Expected::Server(status) => (*status, None),
+        Expected::Accepted => (204, None),
+    };
     if resp.status != status {
         return Err(format!(
-            "status {} (body {:?}), want {status}",
+            "status {} (body {:?}), want {}",
             resp.status,
-            resp.text()
+            resp.text(),
+            expected.describe()
         ));
     }
-    if let Some(code) = code {
-        let want = format!(r#"{{"error":"{code}"}}"#);
-        if resp.text() != want {
-            return Err(format!("body {:?}, want {want:?}", resp.text()));
+    match code {
+        Some(code) => {
+            let want = format!(r#"{{"error":"{code}"}}"#);
+            if resp.text() != want {
+                return Err(format!("body {:?}, want {want:?}", resp.text()));
+            }
+            let ct = resp.header("content-type").unwrap_or_default();
+            if ct != "application/json" {
+                return Err(format!("content-type {ct:?}, want application/json"));
+            }
         }
-        let ct = resp.header("content-type").unwrap_or_default();
-        if ct != "application/json" {
-            return Err(format!("content-type {ct:?}, want application/json"));
+        None if matches!(expected, Expected::Server(_))
+            && resp.text().starts_with(r#"{"error":"#) =>
+        {
+            return Err(format!(
+                "answered by the adapter ({:?}), expected the server's own answer",
+                resp.text()
+            ));
         }
+        None => {}
     }
     Ok(())
 }
@@ -511,7 +636,7 @@ fn closes_if(result: &std::io::Result<RawResponse>, must_close: bool) -> Result<
     Ok(())
 }
 
-fn none_handled(got: &[WebhookEvent]) -> Result<(), String> {
+pub(crate) fn none_handled(got: &[WebhookEvent]) -> Result<(), String> {
     if got.is_empty() {
         Ok(())
     } else {

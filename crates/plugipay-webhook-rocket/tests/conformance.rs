@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use plugipay_webhook::Verifier;
-use plugipay_webhook_conformance::{run, Adapter, Recorder};
+use plugipay_webhook_conformance::{run, Adapter, Expected, Recorder};
 use plugipay_webhook_rocket::{catchers, VerifiedEvent};
 use rocket::http::Status;
 use rocket::State;
@@ -76,9 +76,9 @@ impl Adapter for RocketAdapter {
         14
     }
 
-    fn known_deviation(&self, case: &str) -> Option<(u16, &'static str)> {
+    fn known_deviation(&self, case: &str) -> Option<Expected> {
         // SPEC.md section 6: rocket drops non-UTF-8 header values before any guard runs.
-        (case == "vector header_non_utf8_byte").then_some((400, "signature_missing"))
+        (case == "vector header_non_utf8_byte").then_some(Expected::ours(400, "signature_missing"))
     }
 }
 

@@ -373,6 +373,8 @@ impl Verifier {
             let tag = mac.finalize().into_bytes();
             let mut this = subtle::Choice::from(0);
             for candidate in header.candidates() {
+                #[cfg(test)]
+                tests::COMPARISONS.with(|c| c.set(c.get() + 1));
                 this |=
                     tag.as_slice().ct_eq(&candidate.mac) & subtle::Choice::from(candidate.valid);
             }
@@ -552,6 +554,34 @@ impl From<&String> for RawBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Constant-time comparisons made by `matching_secret` on this thread.
+        pub(super) static COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn every_candidate_is_compared_with_every_secret_wherever_the_match_is() {
+        let secrets = ["whsec_a", "whsec_b", "whsec_c"];
+        let v = Verifier::from_secrets(secrets);
+        let body = br#"{"id":"e","type":"t"}"#;
+        let good = crate::testing::sign("whsec_b", 100, body);
+        let junk = "0".repeat(64);
+        let mut counts = Vec::new();
+        for position in [None, Some(0), Some(2), Some(4)] {
+            let mut header = String::from("t=100");
+            for i in 0..5 {
+                let sig = if Some(i) == position { &good } else { &junk };
+                header.push_str(&format!(",v1={sig}"));
+            }
+            COMPARISONS.with(|c| c.set(0));
+            let result = v.verify_at(&body[..], Some(&header), 100);
+            assert_eq!(result.is_ok(), position.is_some());
+            counts.push(COMPARISONS.with(std::cell::Cell::get));
+        }
+        // 3 secrets x 5 candidates, whether the match is first, last or absent.
+        assert_eq!(counts, [15, 15, 15, 15]);
+    }
 
     #[test]
     fn prefix_is_the_decimal_form() {
