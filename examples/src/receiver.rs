@@ -10,6 +10,11 @@ use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 /// The route every example serves.
 pub const WEBHOOK_ROUTE: &str = "/webhooks/plugipay";
 
+/// A baseline route every example also serves, for load comparisons: it reads
+/// the body with the framework's own extractor and answers 204, verifying
+/// nothing. Never expose such a route in a real receiver.
+pub const PLAIN_ROUTE: &str = "/plain";
+
 /// Start-up configuration from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {

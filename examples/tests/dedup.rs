@@ -6,11 +6,9 @@
 //! them these tests fail, unless `PLUGIPAY_TEST_NO_SERVERS=1` says none exist.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugipay_webhook::testing::TestDelivery;
@@ -19,76 +17,14 @@ use plugipay_webhook_conformance::{send, RawRequest};
 const SECRET: &str = "whsec_dedup_tests";
 const ROUTE: &str = "/webhooks/plugipay";
 
-fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PLUGIPAY_TEST_NO_SERVERS").as_deref() == Ok("1") => {
-            eprintln!("\n*** SKIPPED: {var} is unset and PLUGIPAY_TEST_NO_SERVERS=1: no real server tested ***\n");
-            None
-        }
-        _ => panic!("{var} is unset: run the tests through scripts/test (it starts the servers), or set PLUGIPAY_TEST_NO_SERVERS=1 to skip"),
-    }
-}
+mod common;
+use common::{server_url, Running};
 
 fn run_tag() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}")
-}
-
-struct Receiver {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Receiver {
-    fn start(bin: &str, env: &[(&str, &str)]) -> Receiver {
-        let mut cmd = Command::new(bin);
-        cmd.env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
-            .env("PORT", "0")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("listening line");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("{bin}: unexpected first line {first:?}"))
-            .parse()
-            .expect("address");
-        Receiver { child, addr, lines }
-    }
-
-    fn drain(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            out.push(l);
-        }
-        out
-    }
 }
 
 fn request(body: &[u8], header: &str) -> RawRequest {
@@ -122,14 +58,14 @@ fn shared_store_runs_each_event_once(store_url: &str, label: &str) {
         // Handlers take a moment, so redeliveries really overlap.
         ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
     ];
-    let receivers: Vec<Receiver> = [
+    let receivers: Vec<Running> = [
         env!("CARGO_BIN_EXE_axum"),
         env!("CARGO_BIN_EXE_actix-web"),
         env!("CARGO_BIN_EXE_rocket"),
         env!("CARGO_BIN_EXE_warp"),
     ]
     .iter()
-    .map(|bin| Receiver::start(bin, &env))
+    .map(|bin| Running::start(bin, SECRET, &env))
     .collect();
     let addrs: Vec<SocketAddr> = receivers.iter().map(|r| r.addr).collect();
 
@@ -219,8 +155,8 @@ fn killed_mid_handler(store_url: &str, label: &str) {
         ("PLUGIPAY_DEDUP_LEASE_MS", "3000"),
         ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "1000"),
     ];
-    let mut doomed = Receiver::start(env!("CARGO_BIN_EXE_axum"), &env);
-    let survivor = Receiver::start(env!("CARGO_BIN_EXE_warp"), &env);
+    let mut doomed = Running::start(env!("CARGO_BIN_EXE_axum"), SECRET, &env);
+    let survivor = Running::start(env!("CARGO_BIN_EXE_warp"), SECRET, &env);
     let d = TestDelivery::new(SECRET, "plugipay.refund.succeeded.v1")
         .id(format!("evt_kill_{label}_{tag}"));
 
@@ -299,14 +235,14 @@ fn a_sqlite_backed_receiver_remembers_across_a_restart() {
     let env = [("PLUGIPAY_DEDUP_URL", url.as_str())];
     let before = TestDelivery::new(SECRET, "plugipay.customer.created.v1").id("evt_before_restart");
     {
-        let rx = Receiver::start(env!("CARGO_BIN_EXE_axum"), &env);
+        let rx = Running::start(env!("CARGO_BIN_EXE_axum"), SECRET, &env);
         assert_eq!(deliver_until_acknowledged(rx.addr, &before).0, 204);
         assert_eq!(
             rx.drain(),
             ["handled evt_before_restart plugipay.customer.created.v1"]
         );
     } // killed here
-    let rx = Receiver::start(env!("CARGO_BIN_EXE_axum"), &env);
+    let rx = Running::start(env!("CARGO_BIN_EXE_axum"), SECRET, &env);
     assert_eq!(deliver_until_acknowledged(rx.addr, &before).0, 204);
     let after = TestDelivery::new(SECRET, "plugipay.customer.created.v1").id("evt_after_restart");
     assert_eq!(deliver_until_acknowledged(rx.addr, &after).0, 204);

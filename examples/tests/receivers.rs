@@ -1,10 +1,7 @@
 //! Drives every example receiver binary as a user would: started with the
 //! environment variables, sent real HTTP requests, its stdout read back.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use plugipay_webhook::testing::{self, TestDelivery};
@@ -14,58 +11,15 @@ const SECRET: &str = "whsec_example_tests";
 const ROUTE: &str = "/webhooks/plugipay";
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The receivers under test; the other frameworks' binaries join here.
-const BINARIES: &[(&str, &str)] = &[
-    ("axum", env!("CARGO_BIN_EXE_axum")),
-    ("tower", env!("CARGO_BIN_EXE_tower")),
-    ("actix-web", env!("CARGO_BIN_EXE_actix-web")),
-    ("rocket", env!("CARGO_BIN_EXE_rocket")),
-    ("warp", env!("CARGO_BIN_EXE_warp")),
-];
+mod common;
+use common::{Running, BINARIES};
 
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
+trait Deliver {
+    fn post(&self, body: &[u8], header: Option<&str>) -> RawResponse;
+    fn deliver(&self, d: &TestDelivery) -> RawResponse;
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(bin: &str) -> Running {
-        let mut child = Command::new(bin)
-            .env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
-            .env("PORT", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a first line");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .expect("an address");
-        Running { child, addr, lines }
-    }
-
+impl Deliver for Running {
     fn post(&self, body: &[u8], header: Option<&str>) -> RawResponse {
         let mut req =
             RawRequest::post(ROUTE, body.to_vec()).header("Content-Type", "application/json");
@@ -78,15 +32,6 @@ impl Running {
     fn deliver(&self, d: &TestDelivery) -> RawResponse {
         let (body, header) = d.clone().into_parts();
         self.post(&body, Some(&header))
-    }
-
-    /// The stdout lines printed so far (waiting briefly for stragglers).
-    fn drain(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            out.push(l);
-        }
-        out
     }
 }
 
@@ -125,7 +70,7 @@ fn receivers_refuse_to_start_without_a_secret() {
 #[test]
 fn receivers_verify_dispatch_and_deduplicate() {
     for (name, bin) in BINARIES {
-        let rx = Running::start(bin);
+        let rx = Running::start(bin, SECRET, &[]);
 
         let paid = TestDelivery::new(SECRET, "plugipay.invoice.paid.v1")
             .id("evt_paid_1")

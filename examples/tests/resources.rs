@@ -2,9 +2,8 @@
 //! 64 concurrent clients each trying to stream 50 MiB at a receiver with the
 //! default 1 MiB limit must not raise its peak memory past a documented bound.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use plugipay_webhook::testing;
@@ -16,44 +15,8 @@ const SECRET: &str = "whsec_resource_tests";
 /// limit, plus buffers.
 const BOUND_MIB: u64 = 192;
 
-const BINARIES: &[(&str, &str)] = &[
-    ("axum", env!("CARGO_BIN_EXE_axum")),
-    ("tower", env!("CARGO_BIN_EXE_tower")),
-    ("actix-web", env!("CARGO_BIN_EXE_actix-web")),
-    ("rocket", env!("CARGO_BIN_EXE_rocket")),
-    ("warp", env!("CARGO_BIN_EXE_warp")),
-];
-
-struct Running(Child, SocketAddr);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(bin: &str) -> Running {
-    let mut child = Command::new(bin)
-        .env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
-        .env("PORT", "0")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("first line");
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("listening line")
-        .parse()
-        .expect("addr");
-    Running(child, addr)
-}
+mod common;
+use common::{Running, BINARIES};
 
 /// VmHWM (peak resident set) and VmRSS of a process, in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
@@ -112,13 +75,15 @@ fn flood(addr: SocketAddr, header: &str) -> u16 {
 fn sixty_four_clients_streaming_50_mib_each_stay_within_the_memory_bound() {
     let header = testing::sign_header_now(SECRET, b"{}");
     for (name, bin) in BINARIES {
-        let rx = start(bin);
-        let pid = rx.0.id();
+        let rx = Running::start(bin, SECRET, &[]);
+        let pid = rx.child.id();
         // Warm up: one valid delivery, so the idle figure includes the runtime.
-        let _ = flood(rx.1, "t=1,v1=00");
+        let _ = flood(rx.addr, "t=1,v1=00");
         let (idle_peak, idle_rss) = memory_kib(pid);
         let statuses: Vec<u16> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..64).map(|_| s.spawn(|| flood(rx.1, &header))).collect();
+            let handles: Vec<_> = (0..64)
+                .map(|_| s.spawn(|| flood(rx.addr, &header)))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
         });
         let (peak, _) = memory_kib(pid);
@@ -146,7 +111,7 @@ fn sixty_four_clients_streaming_50_mib_each_stay_within_the_memory_bound() {
         let req =
             plugipay_webhook_conformance::RawRequest::post("/webhooks/plugipay", body.to_vec())
                 .header("X-Plugipay-Signature", h);
-        let r = plugipay_webhook_conformance::send(rx.1, &req, Duration::from_secs(15))
+        let r = plugipay_webhook_conformance::send(rx.addr, &req, Duration::from_secs(15))
             .expect("served");
         assert_eq!(r.status, 204, "{name}: still serving");
     }

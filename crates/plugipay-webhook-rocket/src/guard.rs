@@ -6,7 +6,7 @@ use std::ops::Deref;
 use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
 use rocket::catcher::{self, Catcher};
 use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{ContentType, Status};
+use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::{Ignite, Request, Response, Rocket, Sentinel};
 
@@ -151,10 +151,9 @@ fn json_catcher<'r>(status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<
         let body = rejection.body();
         let mut resp = Response::build();
         resp.status(status)
-            .header(ContentType::JSON)
             .sized_body(body.len(), Cursor::new(body));
-        if rejection.closes_connection() {
-            resp.raw_header("Connection", "close");
+        for (name, value) in rejection.headers() {
+            resp.raw_header(*name, *value);
         }
         Ok(resp.finalize())
     })

@@ -2,7 +2,7 @@
 //! extractor share.
 
 use bytes::{Buf, Bytes};
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyDataStream, Full};
@@ -81,13 +81,9 @@ pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(rejection.body().as_bytes())));
     *resp.status_mut() =
         StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(plugipay_webhook::JSON_CONTENT_TYPE),
-    );
-    if rejection.closes_connection() {
+    for (name, value) in rejection.headers() {
         resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+            .insert(*name, HeaderValue::from_static(value));
     }
     resp
 }

@@ -1,7 +1,7 @@
 //! The `verified_event` filter and its rejection handling.
 
 use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
-use warp::http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use warp::http::header::{HeaderValue, CONTENT_LENGTH};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
@@ -96,13 +96,9 @@ pub fn rejection_reply(rejection: &Rejection) -> Response {
     let mut resp = Response::new(rejection.body().into());
     *resp.status_mut() =
         StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(plugipay_webhook::JSON_CONTENT_TYPE),
-    );
-    if rejection.closes_connection() {
+    for (name, value) in rejection.headers() {
         resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+            .insert(*name, HeaderValue::from_static(value));
     }
     resp
 }

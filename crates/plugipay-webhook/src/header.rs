@@ -37,7 +37,57 @@ pub(crate) struct Candidate {
 #[derive(Clone)]
 pub struct SignatureHeader {
     timestamp: i64,
-    candidates: Vec<Candidate>,
+    candidates: Candidates,
+}
+
+/// The `v1` candidates: two inline (one in the common case, two during a
+/// rotation), more on the heap — no allocation for the usual header.
+#[derive(Clone)]
+enum Candidates {
+    Inline(u8, [Candidate; 2]),
+    Heap(Vec<Candidate>),
+}
+
+impl Candidates {
+    const EMPTY: Candidate = Candidate {
+        mac: [0; 32],
+        valid: 0,
+    };
+
+    fn new() -> Candidates {
+        Candidates::Inline(0, [Self::EMPTY; 2])
+    }
+
+    fn push(&mut self, c: Candidate) {
+        match self {
+            Candidates::Inline(len, items) if usize::from(*len) < items.len() => {
+                items[usize::from(*len)] = c;
+                *len += 1;
+            }
+            Candidates::Inline(_, items) => {
+                let mut v = Vec::with_capacity(MAX_SIGNATURES);
+                v.extend_from_slice(items);
+                v.push(c);
+                *self = Candidates::Heap(v);
+            }
+            Candidates::Heap(v) => v.push(c),
+        }
+    }
+
+    fn as_slice(&self) -> &[Candidate] {
+        match self {
+            Candidates::Inline(len, items) => &items[..usize::from(*len)],
+            Candidates::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl fmt::Debug for SignatureHeader {
@@ -104,7 +154,7 @@ impl SignatureHeader {
         }
 
         let mut timestamp: Option<i64> = None;
-        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut candidates = Candidates::new();
         // Rule 4: split on `,`, trim, skip empty items.
         for item in value.split(|&b| b == b',') {
             let item = trim_ows(item);
@@ -132,9 +182,6 @@ impl SignatureHeader {
                     // Rule 7: at most 32.
                     if candidates.len() == MAX_SIGNATURES {
                         return Err(SignatureError::malformed(Reason::TooManyV1(MAX_SIGNATURES)));
-                    }
-                    if candidates.capacity() == 0 {
-                        candidates.reserve_exact(2);
                     }
                     candidates.push(decode_candidate(val));
                 }
@@ -167,7 +214,7 @@ impl SignatureHeader {
     }
 
     pub(crate) fn candidates(&self) -> &[Candidate] {
-        &self.candidates
+        self.candidates.as_slice()
     }
 }
 

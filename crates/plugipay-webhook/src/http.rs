@@ -100,6 +100,28 @@ impl Rejection {
         )
     }
 
+    /// The header fields the response carries, in addition to its status and
+    /// body: `Content-Type: application/json`, and `Connection: close` when
+    /// [`closes_connection`](Rejection::closes_connection).
+    ///
+    /// ```
+    /// use plugipay_webhook::Rejection;
+    /// assert_eq!(
+    ///     Rejection::BodyTimeout.headers(),
+    ///     [("content-type", "application/json"), ("connection", "close")]
+    /// );
+    /// ```
+    #[must_use]
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        const JSON: (&str, &str) = ("content-type", JSON_CONTENT_TYPE);
+        const CLOSE: (&str, &str) = ("connection", "close");
+        if self.closes_connection() {
+            &[JSON, CLOSE]
+        } else {
+            &[JSON]
+        }
+    }
+
     /// The verification error, when that is what this is.
     #[must_use]
     pub fn signature_error(&self) -> Option<&SignatureError> {

@@ -426,7 +426,17 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Fast path: skip ordinary bytes. UTF-8 was validated up front.
+            // Fast path: skip ordinary bytes, eight at a time, then one at a
+            // time up to the stop byte. UTF-8 was validated up front.
+            while let Some(word) = self.b.get(self.i..self.i + 8) {
+                let Ok(word) = <[u8; 8]>::try_from(word) else {
+                    break;
+                };
+                if has_stop_byte(u64::from_le_bytes(word)) {
+                    break;
+                }
+                self.i += 8;
+            }
             while let Some(&c) = self.b.get(self.i) {
                 if STOP[c as usize] != 0 {
                     break;
@@ -496,6 +506,20 @@ impl<'a> Parser<'a> {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `x` is `"`, `\\` or below 0x20 (SWAR: a byte `b` is
+/// zero iff `(b - 1) & !b` has its high bit set; exact for "any byte").
+#[inline]
+fn has_stop_byte(x: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero(x ^ (ONES * u64::from(b'"')));
+    let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    (quote | backslash | control) != 0
+}
+
 fn repeated(name: &'static str) -> SignatureError {
     SignatureError::invalid(Reason::FieldRepeated(name))
 }
@@ -524,6 +548,25 @@ mod tests {
             "[".repeat(inner),
             "]".repeat(inner)
         )
+    }
+
+    #[test]
+    fn stop_byte_detection_is_exact() {
+        for b in 0u8..=255 {
+            for pos in 0..8 {
+                let mut w = [b'a'; 8];
+                w[pos] = b;
+                let want = b == b'"' || b == b'\\' || b < 0x20;
+                assert_eq!(
+                    has_stop_byte(u64::from_le_bytes(w)),
+                    want,
+                    "byte {b:#x} at {pos}"
+                );
+            }
+        }
+        assert!(!has_stop_byte(u64::from_le_bytes(
+            *b"\xc3\xa9\xf0\x9f\x98\x80ab"
+        )));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use plugipay_webhook_actix_web::VerifiedEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{
+    init_tracing, Config, Outcome, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE,
+};
 
 async fn plugipay_webhook(receiver: web::Data<Receiver>, event: VerifiedEvent) -> HttpResponse {
     respond(receiver.handle(&event).await)
@@ -38,6 +40,12 @@ fn main() {
                 .app_data(verifier.clone())
                 .app_data(receiver.clone())
                 .route(WEBHOOK_ROUTE, web::post().to(plugipay_webhook))
+                // A baseline for load comparisons: reads the same body, verifies nothing.
+                .route(
+                    PLAIN_ROUTE,
+                    web::post()
+                        .to(|_body: web::Bytes| async { HttpResponse::NoContent().finish() }),
+                )
         })
         .bind(addr)?;
         for addr in server.addrs() {

@@ -10,7 +10,9 @@ use axum::routing::post;
 use axum::Router;
 use plugipay_webhook::Verifier;
 use plugipay_webhook_axum::VerifiedEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{
+    init_tracing, Config, Outcome, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE,
+};
 
 #[derive(Clone, FromRef)]
 struct AppState {
@@ -47,6 +49,11 @@ async fn main() {
     let config = Config::from_env_or_exit();
     let app = Router::new()
         .route(WEBHOOK_ROUTE, post(plugipay_webhook))
+        // A baseline for load comparisons: reads the same body, verifies nothing.
+        .route(
+            PLAIN_ROUTE,
+            post(|_body: axum::body::Bytes| async { StatusCode::NO_CONTENT }),
+        )
         .with_state(AppState {
             verifier: config.verifier.clone(),
             receiver: Receiver::from_env_or_exit().await,

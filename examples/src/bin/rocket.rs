@@ -18,6 +18,14 @@ async fn webhook(receiver: &State<Receiver>, event: VerifiedEvent) -> Respond {
     Respond(receiver.handle(&event).await)
 }
 
+/// A baseline for load comparisons: reads the same body, verifies nothing.
+#[rocket::post("/plain", data = "<data>")]
+async fn plain(data: rocket::Data<'_>) -> Status {
+    use rocket::data::ToByteUnit;
+    let _ = data.open(2.mebibytes()).into_bytes().await;
+    Status::NoContent
+}
+
 /// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
 struct Respond(Outcome);
 
@@ -52,6 +60,7 @@ fn main() {
             .manage(config.verifier)
             .manage(Receiver::from_env_or_exit().await)
             .mount("/webhooks", rocket::routes![webhook])
+            .mount("/", rocket::routes![plain])
             // The JSON catchers on the webhook base path only.
             .register("/webhooks", catchers())
             .attach(AdHoc::on_liftoff("announce", |rocket| {

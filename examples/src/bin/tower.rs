@@ -7,11 +7,14 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use plugipay_webhook::WebhookEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{
+    init_tracing, Config, Outcome, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE,
+};
 use plugipay_webhook_tower::VerifyWebhookLayer;
 use tower::{service_fn, Layer};
 
@@ -79,6 +82,11 @@ async fn main() {
         let app = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
             let mut webhook = webhook.clone();
             async move {
+                if req.uri().path() == PLAIN_ROUTE && req.method() == Method::POST {
+                    // A baseline for load comparisons: reads the same body, verifies nothing.
+                    let _ = req.into_body().collect().await;
+                    return Ok(empty(StatusCode::NO_CONTENT).map(http_body_util::Either::Right));
+                }
                 if req.uri().path() != WEBHOOK_ROUTE {
                     return Ok(empty(StatusCode::NOT_FOUND).map(http_body_util::Either::Right));
                 }

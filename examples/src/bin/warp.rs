@@ -40,6 +40,13 @@ async fn main() {
             async move { respond(receiver.handle(&event).await) }
         })
         .recover(recover);
+    // A baseline for load comparisons: reads the same body, verifies nothing.
+    let plain = warp::post()
+        .and(warp::path("plain"))
+        .and(warp::path::end())
+        .and(warp::body::bytes())
+        .map(|_body: bytes::Bytes| StatusCode::NO_CONTENT);
+    let routes = webhook.or(plain);
     let listener = match tokio::net::TcpListener::bind(config.addr()).await {
         Ok(l) => l,
         Err(e) => {
@@ -51,5 +58,5 @@ async fn main() {
         Ok(addr) => println!("listening on http://{addr}"),
         Err(e) => eprintln!("error: {e}"),
     }
-    warp::serve(webhook).incoming(listener).run().await;
+    warp::serve(routes).incoming(listener).run().await;
 }

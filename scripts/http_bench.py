@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Drives wrk against each example receiver; see scripts/http-bench."""
+import hashlib, hmac, json, os, re, subprocess, sys, tempfile, time
+
+SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+SECRET = "whsec_http_bench"
+FRAMEWORKS = ["axum", "tower", "actix-web", "rocket", "warp"]
+SIZES = [2048, 65536]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def body_of(size):
+    env = {"id": "evt_http_bench", "type": "plugipay.invoice.paid.v1", "account_id": "acc_1",
+           "occurred_at": "2026-01-01T00:00:00Z", "data": {"object": {"id": "inv_1", "total": 4200, "lines": []}}}
+    i = 0
+    while True:
+        b = json.dumps(env, separators=(",", ":"))
+        if len(b) >= size:
+            return b
+        env["data"]["object"]["lines"].append({"id": f"il_{i:08}", "description": f"seat {i}", "amount": 1000 + i})
+        i += 1
+
+
+def lua(body, header):
+    return ("wrk.method = \"POST\"\n"
+            f"wrk.body = {json.dumps(body)}\n"
+            "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            + (f"wrk.headers[\"X-Plugipay-Signature\"] = \"{header}\"\n" if header else ""))
+
+
+def wrk(url, script):
+    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{SECS}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct(50), pct(99), int(bad.group(1)) if bad else 0
+
+
+def main():
+    rows = []
+    for fw in FRAMEWORKS:
+        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error")
+        proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            addr = proc.stdout.readline().strip().removeprefix("listening on ")
+            # Drain stdout (handled/duplicate lines) so the receiver never blocks.
+            import threading
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            for size in SIZES:
+                body = body_of(size)
+                t = int(time.time())
+                sig = hmac.new(SECRET.encode(), f"{t}.".encode() + body.encode(), hashlib.sha256).hexdigest()
+                with tempfile.TemporaryDirectory() as d:
+                    v, p = os.path.join(d, "v.lua"), os.path.join(d, "p.lua")
+                    open(v, "w").write(lua(body, f"t={t},v1={sig}"))
+                    open(p, "w").write(lua(body, None))
+                    ver = wrk(f"{addr}/webhooks/plugipay", v)
+                    pla = wrk(f"{addr}/plain", p)
+                rows.append((fw, size, ver, pla))
+                print(f"{fw} {size}: verified {ver[0]:.0f} req/s, plain {pla[0]:.0f} req/s", file=sys.stderr)
+        finally:
+            proc.kill()
+            proc.wait()
+    print(f"| framework | body | verified req/s | p50 / p99 (ms) | plain req/s | p50 / p99 (ms) | verified / plain | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|")
+    for fw, size, ver, pla in rows:
+        print(f"| {fw} | {size // 1024} KiB | {ver[0]:,.0f} | {ver[1]:.2f} / {ver[2]:.2f} | {pla[0]:,.0f} | "
+              f"{pla[1]:.2f} / {pla[2]:.2f} | {ver[0] / pla[0]:.2f} | {ver[3] + pla[3]} |")
+
+
+if __name__ == "__main__":
+    main()
