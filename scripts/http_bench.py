@@ -43,7 +43,8 @@ def wrk(url, script):
 def main():
     rows = []
     for fw in FRAMEWORKS:
-        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error")
+        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error",
+                   PLUGIPAY_EXAMPLE_QUIET="1")
         proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:

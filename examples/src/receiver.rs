@@ -77,10 +77,13 @@ pub fn init_tracing() {
 ///   time out at half of it);
 /// - `PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS`: make every handler take this long
 ///   (to watch concurrent redeliveries get 409, or to kill a receiver
-///   mid-handler).
+///   mid-handler);
+/// - `PLUGIPAY_EXAMPLE_QUIET=1`: no `handled`/`duplicate` lines (load runs,
+///   where a write to stdout per request would be what is measured).
 #[derive(Debug, Clone)]
 pub struct Receiver {
     dispatcher: Dispatcher,
+    quiet: bool,
 }
 
 /// A handler of the example's event catalog.
@@ -132,13 +135,17 @@ impl Receiver {
             });
         }
         let dispatcher = builder.build().map_err(|e| e.to_string())?;
-        Ok(Receiver { dispatcher })
+        let quiet = std::env::var("PLUGIPAY_EXAMPLE_QUIET").is_ok_and(|v| v == "1");
+        Ok(Receiver { dispatcher, quiet })
     }
 
     /// Dispatches one verified event and prints `handled <id> <type>` or
     /// `duplicate <id>`; the outcome says how to answer (SPEC.md section 7).
     pub async fn handle(&self, event: &WebhookEvent) -> Outcome {
         let outcome = self.dispatcher.dispatch(event).await;
+        if self.quiet {
+            return outcome;
+        }
         match outcome {
             Outcome::Handled => say(&format!("handled {} {}", event.id(), event.event_type())),
             Outcome::Duplicate => say(&format!("duplicate {}", event.id())),
