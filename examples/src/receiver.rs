@@ -54,6 +54,23 @@ impl Config {
     pub fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
+
+    /// Binds `127.0.0.1:<port>` and prints `listening on http://<addr>`, or
+    /// prints why not and exits with status 1.
+    pub async fn listen_or_exit(&self) -> tokio::net::TcpListener {
+        let listener = match tokio::net::TcpListener::bind(self.addr()).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", self.addr());
+                std::process::exit(1);
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => say(&format!("listening on http://{addr}")),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        listener
+    }
 }
 
 /// Logs to stderr (`RUST_LOG`, default `info`), leaving stdout to the

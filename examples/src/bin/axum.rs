@@ -58,17 +58,7 @@ async fn main() {
             verifier: config.verifier.clone(),
             receiver: Receiver::from_env_or_exit().await,
         });
-    let listener = match tokio::net::TcpListener::bind(config.addr()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", config.addr());
-            std::process::exit(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => println!("listening on http://{addr}"),
-        Err(e) => eprintln!("error: {e}"),
-    }
+    let listener = config.listen_or_exit().await;
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("error: {e}");
         std::process::exit(1);

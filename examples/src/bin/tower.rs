@@ -58,17 +58,7 @@ async fn main() {
             }
         },
     ));
-    let listener = match tokio::net::TcpListener::bind(config.addr()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", config.addr());
-            std::process::exit(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => println!("listening on http://{addr}"),
-        Err(e) => eprintln!("error: {e}"),
-    }
+    let listener = config.listen_or_exit().await;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,

@@ -47,16 +47,6 @@ async fn main() {
         .and(warp::body::bytes())
         .map(|_body: bytes::Bytes| StatusCode::NO_CONTENT);
     let routes = webhook.or(plain);
-    let listener = match tokio::net::TcpListener::bind(config.addr()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", config.addr());
-            std::process::exit(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => println!("listening on http://{addr}"),
-        Err(e) => eprintln!("error: {e}"),
-    }
+    let listener = config.listen_or_exit().await;
     warp::serve(routes).incoming(listener).run().await;
 }
