@@ -35,10 +35,22 @@ pub(crate) struct Envelope {
 }
 
 /// Validates `body` as an envelope and locates its fields.
+///
+/// UTF-8 is validated inside the same pass: outside strings the grammar admits
+/// only ASCII, and a string's bytes are checked when it holds any non-ASCII
+/// byte, so the whole body is valid UTF-8 exactly when the scan succeeds.
 pub(crate) fn scan_envelope(body: &[u8]) -> Result<Envelope, SignatureError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(SignatureError::invalid(Reason::BodyNotUtf8));
-    }
+    scan(body).map_err(|e| {
+        // On the error path only: name the more useful reason.
+        if std::str::from_utf8(body).is_err() {
+            SignatureError::invalid(Reason::BodyNotUtf8)
+        } else {
+            e
+        }
+    })
+}
+
+fn scan(body: &[u8]) -> Result<Envelope, SignatureError> {
     let mut p = Parser { b: body, i: 0 };
     p.skip_ws();
     if p.peek() != Some(b'{') {
@@ -425,27 +437,36 @@ impl<'a> Parser<'a> {
         self.i += 1; // '"'
         let start = self.i;
         let mut escaped = false;
+        let mut seen = 0u64;
         loop {
             // Fast path: skip ordinary bytes, eight at a time, then one at a
-            // time up to the stop byte. UTF-8 was validated up front.
+            // time up to the stop byte, remembering whether any was non-ASCII.
             while let Some(word) = self.b.get(self.i..self.i + 8) {
                 let Ok(word) = <[u8; 8]>::try_from(word) else {
                     break;
                 };
-                if has_stop_byte(u64::from_le_bytes(word)) {
+                let word = u64::from_le_bytes(word);
+                if has_stop_byte(word) {
                     break;
                 }
+                seen |= word;
                 self.i += 8;
             }
             while let Some(&c) = self.b.get(self.i) {
                 if STOP[c as usize] != 0 {
                     break;
                 }
+                seen |= u64::from(c);
                 self.i += 1;
             }
             match self.peek() {
                 Some(b'"') => {
                     let range = start..self.i;
+                    // A multi-byte sequence never holds a quote, a backslash
+                    // or a control byte, so a valid string is exactly this span.
+                    if seen & HIGHS != 0 && std::str::from_utf8(&self.b[range.clone()]).is_err() {
+                        return Err(SignatureError::invalid(Reason::BodyNotUtf8));
+                    }
                     self.i += 1;
                     return Ok(StrSpan { range, escaped });
                 }
@@ -617,6 +638,24 @@ mod tests {
             assert!(scan_envelope(s).is_err(), "{}", String::from_utf8_lossy(s));
         }
         ok(r#"{"id":"a","type":"t","s":"\ud83d\ude00 é 😀","n":1e308}"#);
+    }
+
+    #[test]
+    fn utf8_is_checked_in_the_one_pass() {
+        // Valid multi-byte text inside strings, keys included.
+        ok("{\"id\":\"\u{e9}\u{1F600}\",\"type\":\"t\",\"\u{e9}\":\"\u{4e2d}\u{6587}\"}");
+        for s in [
+            &b"{\"id\":\"a\xc3\",\"type\":\"t\"}"[..], // truncated sequence before the quote
+            b"{\"id\":\"a\xed\xa0\x80\",\"type\":\"t\"}", // an encoded surrogate
+            b"{\"id\":\"a\xc0\xaf\",\"type\":\"t\"}",  // overlong
+            b"{\"id\":\"a\",\"type\":\"t\"}\xff",      // after the object
+            b"{\"id\":\"a\",\xff:1,\"type\":\"t\"}",   // outside a string
+        ] {
+            let e = scan_envelope(s).unwrap_err();
+            assert!(e.to_string().contains("UTF-8"), "{e}");
+        }
+        // A byte-order mark is not JSON whitespace.
+        assert!(scan_envelope(b"\xef\xbb\xbf{\"id\":\"a\",\"type\":\"t\"}").is_err());
     }
 
     #[test]
