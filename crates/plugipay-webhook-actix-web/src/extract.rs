@@ -73,8 +73,7 @@ impl FromRequest for VerifiedEvent {
         let headers = req.headers();
         let declared = headers
             .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
         // Header rules and the declared length, before the body is touched.
         let signature = match verifier.precheck(
             headers.get_all(SIGNATURE_HEADER).map(HeaderValue::as_bytes),

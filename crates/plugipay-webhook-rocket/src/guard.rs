@@ -79,7 +79,7 @@ impl<'r> FromData<'r> for VerifiedEvent {
         let headers = req.headers();
         let declared = headers
             .get_one("Content-Length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
         // Header rules and the declared length, before the body is touched.
         // (Rocket has already dropped header values that are not UTF-8.)
         let signature =

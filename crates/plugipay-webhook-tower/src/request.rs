@@ -57,8 +57,7 @@ where
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| plugipay_webhook::content_length(v.as_bytes()))
 }
 
 /// The response SPEC.md section 6 assigns to a rejection: its status,

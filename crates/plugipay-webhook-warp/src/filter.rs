@@ -43,8 +43,7 @@ pub fn verified_event(
             async move {
                 let declared = headers
                     .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
+                    .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
                 let signature = verifier
                     .precheck(
                         headers

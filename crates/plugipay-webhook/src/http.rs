@@ -167,6 +167,24 @@ impl std::error::Error for Rejection {
     }
 }
 
+/// Parses a request's `Content-Length` value (raw header bytes) the one way
+/// every adapter uses: ASCII digits, optional surrounding whitespace; anything
+/// else is `None` (the HTTP server has rejected such requests already).
+///
+/// ```
+/// use plugipay_webhook::content_length;
+/// assert_eq!(content_length(b" 1024 "), Some(1024));
+/// assert_eq!(content_length(b"-1"), None);
+/// ```
+#[must_use]
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// Collects a body from a framework's chunk stream, never holding more than
 /// the limit: the chunk that would cross it is refused with
 /// [`Rejection::PayloadTooLarge`]. A body that arrives as one chunk is kept

@@ -14,7 +14,7 @@ mod verifier;
 pub use error::{ConfigError, ErrorCode, SignatureError};
 pub use event::WebhookEvent;
 pub use header::{SignatureHeader, MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER};
-pub use http::{BodyCollector, Rejection, JSON_CONTENT_TYPE};
+pub use http::{content_length, BodyCollector, Rejection, JSON_CONTENT_TYPE};
 pub use json::MAX_DEPTH;
 #[cfg(feature = "tokio")]
 pub use stream::read_and_verify;
