@@ -200,13 +200,23 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
 /// assert!(matches!(body.push(Bytes::from_static(b"9")), Err(Rejection::PayloadTooLarge)));
 /// # Ok::<(), Rejection>(())
 /// ```
-#[derive(Debug)]
+///
+/// Its `Debug` shows the limit and the length collected, never the bytes.
 pub struct BodyCollector {
     limit: usize,
     hint: usize,
     len: usize,
     first: Option<Bytes>,
     rest: Option<BytesMut>,
+}
+
+impl std::fmt::Debug for BodyCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyCollector")
+            .field("limit", &self.limit)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BodyCollector {

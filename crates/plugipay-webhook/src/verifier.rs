@@ -486,8 +486,18 @@ pub fn verify_webhook(
 /// A request body as received, taken by [`Verifier::verify`] from `&[u8]`,
 /// `&str`, `Vec<u8>`, `String` or [`Bytes`]. Owned forms are kept without a
 /// copy; borrowed ones are copied once (the event keeps the bytes).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the length only: bodies carry personal data.
+#[derive(Clone)]
 pub struct RawBody(Bytes);
+
+impl std::fmt::Debug for RawBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawBody")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
 
 impl RawBody {
     /// The bytes.

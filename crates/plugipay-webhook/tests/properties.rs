@@ -138,3 +138,109 @@ fn verified_envelopes_agree_with_serde_json() {
     assert_eq!(ev.object(), &v["data"]["object"]);
     assert_eq!(ev.raw(), &v);
 }
+
+/// Verifies `{"id":"evt_n","type":"t","data":{"object":<number>}}` and
+/// compares the answer with serde_json's (the parser behind `object()`),
+/// with whatever features the dependency graph gives it.
+fn number_agrees_with_serde_json(number: &str) -> Result<(), TestCaseError> {
+    let body = body_for(number);
+    let header = testing::sign_header(SECRET, NOW, &body);
+    let ours = verifier().verify_at(&body[..], Some(&header), NOW);
+    let serde = serde_json::from_slice::<serde_json::Value>(&body);
+    prop_assert_eq!(
+        ours.is_ok(),
+        serde.is_ok(),
+        "{}: ours {:?}, serde_json {:?}",
+        number,
+        ours.as_ref().err(),
+        serde.as_ref().err()
+    );
+    if let Ok(ev) = ours {
+        // And what verified reads back as exactly what serde_json reads.
+        prop_assert_eq!(ev.object(), &serde.expect("agreed")["data"]["object"]);
+        prop_assert!(
+            ev.object().is_number(),
+            "{} read back as {}",
+            number,
+            ev.object()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn numbers_at_the_edge_of_f64_agree_with_serde_json() {
+    let max309 = format!("{:.0}", f64::MAX); // 309 digits
+    for n in [
+        // f64::MAX written as Rust prints it: correctly rounded by
+        // `str::parse`, overflowed by serde_json without `float_roundtrip`.
+        "1.7976931348623158e308",
+        "1.7976931348623157e308",
+        "1.7976931348623159e308",
+        "-1.7976931348623158e308",
+        "17976931348623158e292",
+        "0.17976931348623158e309",
+        "0.0000017976931348623158e314",
+        "1e308",
+        "1e309",
+        "9.9e307",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "0e999999999999",
+        "0.0e400",
+        "1e0000000000000000000308",
+        "1E+308",
+        "2.2250738585072014e-308",
+        "5e-324",
+        &max309,
+        &format!("1{max309}"),
+        &format!("{max309}.5"),
+    ] {
+        number_agrees_with_serde_json(n).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The scanner and serde_json accept exactly the same numbers, around
+    /// the edges of f64's range above all.
+    #[test]
+    fn numbers_agree_with_serde_json(
+        negative in any::<bool>(),
+        int in prop_oneof![
+            Just("0".to_owned()),
+            "[1-9][0-9]{0,24}",
+            "1797693134862315[0-9]{0,10}",
+            "[1-9][0-9]{295,312}",
+        ],
+        frac in prop::option::of("[0-9]{1,30}"),
+        exp in prop::option::of((
+            "[eE]",
+            "[+\\-]?",
+            prop_oneof![
+                (0i64..400).prop_map(|e| e.to_string()),
+                (280i64..340).prop_map(|e| e.to_string()),
+                "0{0,8}[0-9]{1,4}",
+                "[0-9]{5,12}",
+            ],
+        )),
+    ) {
+        let mut n = String::new();
+        if negative {
+            n.push('-');
+        }
+        n.push_str(&int);
+        if let Some(f) = frac {
+            n.push('.');
+            n.push_str(&f);
+        }
+        if let Some((e, sign, digits)) = exp {
+            n.push_str(&e);
+            n.push_str(&sign);
+            n.push_str(&digits);
+        }
+        number_agrees_with_serde_json(&n)?;
+    }
+}
