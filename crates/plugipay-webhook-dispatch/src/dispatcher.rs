@@ -9,13 +9,23 @@ use std::time::Duration;
 use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
 
-use crate::store::{BoxFuture, Claim, DedupStore, EventKey};
+use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, MAX_DURATION};
 
 /// What a handler returns on failure. Any error type converts into it.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
-type Handler =
+type AsyncHandler =
     Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+type BlockingHandler = Arc<dyn Fn(&WebhookEvent) -> Result<(), HandlerError> + Send + Sync>;
+
+/// A registered handler. Blocking ones are kept apart: a thread cannot be
+/// cancelled at the timeout, so the dispatcher keeps their claim alive until
+/// the thread returns.
+#[derive(Clone)]
+enum Handler {
+    Async(AsyncHandler),
+    Blocking(BlockingHandler),
+}
 
 /// Default lease of a claim: 60 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -137,7 +147,8 @@ impl fmt::Debug for DispatcherBuilder {
 
 impl DispatcherBuilder {
     /// The claim's lease (default 60 s): how long a crashed receiver keeps an
-    /// event from being handled elsewhere.
+    /// event from being handled elsewhere. At most [`MAX_DURATION`] (100
+    /// years); longer values are clamped to it.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
@@ -145,14 +156,20 @@ impl DispatcherBuilder {
     }
 
     /// How long a handler may run (default 30 s). Must be shorter than the
-    /// lease, so a slow handler cannot outlive its claim and run twice.
+    /// lease, so a slow handler cannot outlive its claim and run twice. An
+    /// async handler is cancelled at the timeout; a blocking one cannot be
+    /// (a thread is not interruptible), so its claim is kept — extended every
+    /// third of the lease — until it returns, and then marked done or
+    /// released by what it returned. Longer than [`MAX_DURATION`] is clamped.
     #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
         self
     }
 
-    /// How long done records are kept (default 7 days).
+    /// How long done records are kept (default 7 days). `Duration::MAX`
+    /// means forever: durations are clamped to [`MAX_DURATION`] (100 years),
+    /// so no store's clock arithmetic can overflow.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
@@ -178,11 +195,12 @@ impl DispatcherBuilder {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<HandlerError>,
     {
-        let handler: Handler = Arc::new(move |event| {
+        let handler: AsyncHandler = Arc::new(move |event| {
             let fut = handler(event);
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
-        self.handlers.insert(event_type.to_owned(), handler);
+        self.handlers
+            .insert(event_type.to_owned(), Handler::Async(handler));
         self
     }
 
@@ -225,6 +243,12 @@ impl DispatcherBuilder {
 
     /// Registers a blocking handler, run on Tokio's blocking pool.
     ///
+    /// A thread cannot be cancelled: when one runs past the handler timeout
+    /// the delivery is answered [`Outcome::HandlerFailed`], but the claim is
+    /// kept (extended while the thread runs), so no redelivery runs the
+    /// handler a second time at once; when the thread returns, the event is
+    /// marked done or released according to its result.
+    ///
     /// ```
     /// # use plugipay_webhook_dispatch::{Dispatcher, MemoryStore};
     /// let dispatcher = Dispatcher::builder(MemoryStore::new())
@@ -236,25 +260,23 @@ impl DispatcherBuilder {
     ///     .unwrap();
     /// ```
     #[must_use]
-    pub fn on_blocking<F, E>(self, event_type: &str, handler: F) -> Self
+    pub fn on_blocking<F, E>(mut self, event_type: &str, handler: F) -> Self
     where
         F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
         E: Into<HandlerError> + 'static,
     {
-        let handler = Arc::new(handler);
-        self.on(event_type, move |event: WebhookEvent| {
-            let handler = handler.clone();
-            async move {
-                tokio::task::spawn_blocking(move || handler(&event).map_err(Into::into))
-                    .await
-                    .map_err(|e| -> HandlerError { format!("blocking handler: {e}").into() })?
-            }
-        })
+        let handler: BlockingHandler = Arc::new(move |event| handler(event).map_err(Into::into));
+        self.handlers
+            .insert(event_type.to_owned(), Handler::Blocking(handler));
+        self
     }
 
     /// Checks the configuration and builds the dispatcher. Warns (through
     /// `tracing`) when two versions of one event are both registered.
-    pub fn build(self) -> Result<Dispatcher, ConfigError> {
+    pub fn build(mut self) -> Result<Dispatcher, ConfigError> {
+        self.lease = self.lease.min(MAX_DURATION);
+        self.handler_timeout = self.handler_timeout.min(MAX_DURATION);
+        self.retention = self.retention.min(MAX_DURATION);
         if self.handler_timeout >= self.lease {
             return Err(ConfigError(format!(
                 "handler timeout ({:?}) must be shorter than the lease ({:?}), or a slow handler could outlive its claim and run twice",
@@ -389,6 +411,12 @@ impl Dispatcher {
     }
 
     /// Handles one verified event. Never panics, whatever the handler does.
+    ///
+    /// Once the event is claimed, the handler runs on a task of its own:
+    /// dropping this future (the client disconnected, the server cancelled
+    /// the request) cannot cut the handler in half — it runs to its end and
+    /// the event is marked done or released as if the answer had been sent.
+    /// Needs a Tokio runtime (every supported framework runs on one).
     pub async fn dispatch(&self, event: &WebhookEvent) -> Outcome {
         let inner = &self.inner;
         let Some(handler) = inner.handlers.get(event.event_type()) else {
@@ -409,29 +437,113 @@ impl Dispatcher {
                 return Outcome::StoreUnavailable;
             }
         };
-
-        // Run the handler in place under the timeout: on timeout its future
-        // is dropped, so it cannot outlive the claim; a panic is caught.
-        let run = CatchUnwind(handler(event.clone()));
-        let result = match tokio::time::timeout(inner.handler_timeout, run).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(format!("handler error: {e}")),
-            Ok(Err(())) => Err("handler panicked".to_owned()),
-            Err(_) => Err(format!(
-                "handler timed out after {:?}",
-                inner.handler_timeout
-            )),
+        let claimed = Claimed {
+            inner: self.inner.clone(),
+            event: event.clone(),
+            key,
+            token,
         };
+        let task = tokio::spawn(claimed.run(handler.clone()));
+        match task.await {
+            Ok(outcome) => outcome,
+            // Only a runtime shutting down cancels the task; nothing inside
+            // it panics (handler panics are caught there).
+            Err(e) => {
+                tracing::error!(error = %e, id = event.id(), "plugipay handler task did not finish");
+                Outcome::HandlerFailed
+            }
+        }
+    }
+}
+
+/// A claimed event and what the dispatcher needs to finish it.
+struct Claimed {
+    inner: Arc<Inner>,
+    event: WebhookEvent,
+    key: EventKey,
+    token: ClaimToken,
+}
+
+impl Claimed {
+    /// Runs the handler under the timeout and marks the event done or
+    /// releases the claim.
+    async fn run(self, handler: Handler) -> Outcome {
+        let timeout = self.inner.handler_timeout;
+        let result = match handler {
+            Handler::Async(handler) => {
+                // Calling the handler runs its synchronous part, which may
+                // panic too.
+                let event = self.event.clone();
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event))) {
+                    Err(_) => Err("handler panicked".to_owned()),
+                    // On timeout the future is dropped: it cannot outlive the claim.
+                    Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+                        Ok(finished) => finished,
+                        Err(_) => Err(format!("handler timed out after {timeout:?}")),
+                    },
+                }
+            }
+            Handler::Blocking(handler) => {
+                let event = self.event.clone();
+                let mut thread = tokio::task::spawn_blocking(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&event)))
+                });
+                match tokio::time::timeout(timeout, &mut thread).await {
+                    Ok(finished) => blocking_result(finished),
+                    Err(_) => {
+                        tracing::warn!(
+                            id = self.event.id(),
+                            event_type = self.event.event_type(),
+                            "blocking handler timed out after {timeout:?}; its claim is kept until it returns"
+                        );
+                        tokio::spawn(self.finish_late(thread));
+                        return Outcome::HandlerFailed;
+                    }
+                }
+            }
+        };
+        self.finish(result).await
+    }
+
+    /// Waits for a blocking handler that outlived its timeout, extending the
+    /// claim every third of the lease, then finishes the event.
+    async fn finish_late(
+        self,
+        mut thread: tokio::task::JoinHandle<std::thread::Result<Result<(), HandlerError>>>,
+    ) {
+        let lease = self.inner.lease;
+        loop {
+            match self.inner.store.extend(&self.key, &self.token, lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::error!(
+                    id = self.event.id(),
+                    "a blocking handler still running lost its claim: a redelivery may run it again"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, id = self.event.id(), "could not extend the claim of a blocking handler still running")
+                }
+            }
+            if let Ok(finished) = tokio::time::timeout(lease / 3, &mut thread).await {
+                self.finish(blocking_result(finished)).await;
+                return;
+            }
+        }
+    }
+
+    /// Marks the event done, or releases the claim after a failure.
+    async fn finish(self, result: Result<(), String>) -> Outcome {
+        let inner = &self.inner;
+        let (key, token, id) = (&self.key, &self.token, self.event.id());
         match result {
             Ok(()) => {
-                match inner.store.complete(&key, &token, inner.retention).await {
+                match inner.store.complete(key, token, inner.retention).await {
                     Ok(true) => {}
                     Ok(false) => tracing::error!(
-                        id = event.id(),
+                        id,
                         "plugipay event handled, but its claim had lapsed: another delivery may run it again"
                     ),
                     Err(e) => tracing::error!(
-                        error = %e, id = event.id(),
+                        error = %e, id,
                         "plugipay event handled, but could not be marked done: a redelivery after the lease would run it again"
                     ),
                 }
@@ -439,11 +551,11 @@ impl Dispatcher {
             }
             Err(why) => {
                 tracing::warn!(
-                    id = event.id(),
-                    event_type = event.event_type(),
+                    id,
+                    event_type = self.event.event_type(),
                     "{why}; claim released for the retry"
                 );
-                if let Err(e) = inner.store.release(&key, &token).await {
+                if let Err(e) = inner.store.release(key, token).await {
                     tracing::warn!(error = %e, "could not release the claim; it lapses after the lease");
                 }
                 Outcome::HandlerFailed
@@ -452,11 +564,26 @@ impl Dispatcher {
     }
 }
 
-/// Polls a future, turning a panic inside it into `Err(())`.
+/// What a finished handler returned, as the dispatcher judges it.
+fn handler_result(returned: Result<(), HandlerError>) -> Result<(), String> {
+    returned.map_err(|e| format!("handler error: {e}"))
+}
+
+fn blocking_result(
+    finished: Result<std::thread::Result<Result<(), HandlerError>>, tokio::task::JoinError>,
+) -> Result<(), String> {
+    match finished {
+        Ok(Ok(returned)) => handler_result(returned),
+        Ok(Err(_)) => Err("handler panicked".to_owned()),
+        Err(e) => Err(format!("blocking handler: {e}")),
+    }
+}
+
+/// Polls a handler's future, turning a panic inside it into an error.
 struct CatchUnwind<F>(F);
 
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, ()>;
+impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<(), String>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -466,9 +593,11 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             std::pin::Pin::new(&mut *fut).poll(cx)
         })) {
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Ready(returned)) => {
+                std::task::Poll::Ready(handler_result(returned))
+            }
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(_) => std::task::Poll::Ready(Err(())),
+            Err(_) => std::task::Poll::Ready(Err("handler panicked".to_owned())),
         }
     }
 }

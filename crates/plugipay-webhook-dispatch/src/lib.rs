@@ -22,12 +22,15 @@ pub use dispatcher::{
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, DEFAULT_MEMORY_CAPACITY};
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, DEFAULT_PREFIX};
+pub use redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::DEFAULT_TABLE;
+pub use sql::{DEFAULT_TABLE, MAX_TABLE_NAME_LEN};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
-pub use store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+pub use store::{
+    BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, DEFAULT_STORE_TIMEOUT,
+    MAX_DURATION,
+};
 pub use url::store_from_url;

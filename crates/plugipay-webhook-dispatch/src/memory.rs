@@ -1,12 +1,12 @@
 //! The in-process store: bounded, with expiry.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, MAX_DURATION};
 
 #[derive(Debug)]
 enum State {
@@ -65,7 +65,14 @@ impl MemoryStore {
     /// How many records are held (live or not yet purged).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.records.lock().map(|r| r.len()).unwrap_or(0)
+        self.records().len()
+    }
+
+    /// The records. A panic elsewhere while the lock was held cannot leave
+    /// them inconsistent (every change is one map operation), so a poisoned
+    /// lock is taken over rather than answering 503 forever.
+    fn records(&self) -> MutexGuard<'_, HashMap<EventKey, Record>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether no record is held.
@@ -76,10 +83,7 @@ impl MemoryStore {
 
     fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| StoreError::new("memory store lock poisoned"))?;
+        let mut records = self.records();
         if let Some(r) = records.get(key) {
             if r.expires > now {
                 return Ok(match r.state {
@@ -95,46 +99,56 @@ impl MemoryStore {
             key.clone(),
             Record {
                 state: State::Claimed(token.clone()),
-                expires: now + lease,
+                expires: later(now, lease),
                 since: now,
             },
         );
         Ok(Claim::Acquired(token))
     }
 
-    fn finish(
-        &self,
-        key: &EventKey,
-        token: &ClaimToken,
-        retention: Option<Duration>,
-    ) -> Result<bool, StoreError> {
+    fn finish(&self, key: &EventKey, token: &ClaimToken, then: Then) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut records = self
-            .records
-            .lock()
-            .map_err(|_| StoreError::new("memory store lock poisoned"))?;
+        let mut records = self.records();
         let holds =
             matches!(records.get(key), Some(Record { state: State::Claimed(t), .. }) if t == token);
         if !holds {
             return Ok(false);
         }
-        match retention {
-            Some(retention) => {
+        match then {
+            Then::Done(retention) => {
                 records.insert(
                     key.clone(),
                     Record {
                         state: State::Done,
-                        expires: now + retention,
+                        expires: later(now, retention),
                         since: now,
                     },
                 );
             }
-            None => {
+            Then::Extend(lease) => {
+                if let Some(r) = records.get_mut(key) {
+                    r.expires = later(now, lease);
+                }
+            }
+            Then::Release => {
                 records.remove(key);
             }
         }
         Ok(true)
     }
+}
+
+/// What the holder of a claim does with it.
+enum Then {
+    Done(Duration),
+    Extend(Duration),
+    Release,
+}
+
+/// `now + d`, with `d` clamped to [`MAX_DURATION`]: never overflows.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(MAX_DURATION))
+        .expect("100 years from now is a valid Instant")
 }
 
 /// Frees at least one slot: expired records first, then done records oldest
@@ -185,7 +199,11 @@ impl DedupStore for MemoryStore {
         token: &'a ClaimToken,
         retention: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(self.finish(key, token, Some(retention))))
+        Box::pin(std::future::ready(self.finish(
+            key,
+            token,
+            Then::Done(retention),
+        )))
     }
 
     fn release<'a>(
@@ -193,7 +211,20 @@ impl DedupStore for MemoryStore {
         key: &'a EventKey,
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(self.finish(key, token, None)))
+        Box::pin(std::future::ready(self.finish(key, token, Then::Release)))
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(self.finish(
+            key,
+            token,
+            Then::Extend(lease),
+        )))
     }
 
     fn kind(&self) -> &'static str {

@@ -8,12 +8,21 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use crate::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
-use crate::store::{millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use crate::store::{
+    bounded, millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError,
+    DEFAULT_STORE_TIMEOUT,
+};
 
 /// A store in PostgreSQL, for receivers running as several replicas: the
 /// claim is one `INSERT … ON CONFLICT … DO UPDATE … WHERE expired RETURNING`,
 /// atomic across processes, and times are the server's clock. Creates its
 /// table on first use; reconnects after a lost connection. Plain TCP (no TLS).
+///
+/// Every call — connecting included — is bounded by a timeout (default
+/// [`DEFAULT_STORE_TIMEOUT`], 5 s; [`PostgresStoreBuilder::timeout`]): a
+/// stopped server, or one that accepts connections and never answers, makes
+/// deliveries 503 within the timeout instead of hanging them. After a
+/// timeout the connection is dropped and the next call connects afresh.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -22,6 +31,7 @@ pub struct PostgresStore {
 struct Inner {
     url: String,
     sql: Statements,
+    timeout: Duration,
     client: Mutex<Option<Arc<Client>>>,
     claims: AtomicU64,
 }
@@ -29,7 +39,58 @@ struct Inner {
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: not shown.
-        f.debug_struct("PostgresStore").finish_non_exhaustive()
+        f.debug_struct("PostgresStore")
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`PostgresStore`]: `PostgresStore::builder(url).table(…).timeout(…).connect()`.
+#[must_use]
+pub struct PostgresStoreBuilder {
+    url: String,
+    table: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The table (default `plugipay_webhook_events`; at most
+    /// [`MAX_TABLE_NAME_LEN`](crate::MAX_TABLE_NAME_LEN) ASCII letters,
+    /// digits and underscores; reserved words are fine).
+    pub fn table(mut self, table: &str) -> Self {
+        table.clone_into(&mut self.table);
+        self
+    }
+
+    /// How long one store call may take, connecting included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects (and creates the table if needed).
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        sql::check_table(&self.table)?;
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                sql: sql::statements(&self.table, |n| format!("${n}"), NOW),
+                url: self.url,
+                timeout: self.timeout,
+                client: Mutex::new(None),
+                claims: AtomicU64::new(0),
+            }),
+        };
+        store.call("connect", |_| async { Ok(()) }).await?;
+        Ok(store)
     }
 }
 
@@ -41,24 +102,45 @@ fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), table
-    /// `plugipay_webhook_events`.
+    /// `plugipay_webhook_events`, 5 s timeout.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        PostgresStore::connect_with_table(url, DEFAULT_TABLE).await
+        PostgresStore::builder(url).connect().await
     }
 
     /// Connects with a table of your choosing.
     pub async fn connect_with_table(url: &str, table: &str) -> Result<PostgresStore, StoreError> {
-        sql::check_table(table)?;
-        let store = PostgresStore {
-            inner: Arc::new(Inner {
-                url: url.to_owned(),
-                sql: sql::statements(table, |n| format!("${n}"), NOW),
-                client: Mutex::new(None),
-                claims: AtomicU64::new(0),
-            }),
-        };
-        store.client().await?;
-        Ok(store)
+        PostgresStore::builder(url).table(table).connect().await
+    }
+
+    /// Options: table and timeout.
+    pub fn builder(url: &str) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.to_owned(),
+            table: DEFAULT_TABLE.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+
+    /// Runs `f` with a live client, all of it (waiting for the connection
+    /// lock, connecting, the statements) under the timeout. A breach drops
+    /// the cached connection, which may be the one that stopped answering.
+    async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
+    {
+        let result = bounded(self.inner.timeout, &format!("postgres {what}"), async {
+            f(self.client().await?).await
+        })
+        .await;
+        if result.is_err() {
+            // Whatever failed, the next call starts from a fresh connection
+            // (unless another call holds the slot, connecting right now).
+            if let Ok(mut slot) = self.inner.client.try_lock() {
+                *slot = None;
+            }
+        }
+        result
     }
 
     /// The live client, connecting (and creating the table) when needed.
@@ -87,6 +169,23 @@ impl PostgresStore {
         *slot = Some(client.clone());
         Ok(client)
     }
+
+    /// One statement changing one claimed row; `Ok(true)` when it did.
+    async fn owned_update(
+        &self,
+        what: &'static str,
+        statement: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        self.call(what, |c| async move {
+            let n = c
+                .execute(statement, params)
+                .await
+                .map_err(|e| err(what, &e))?;
+            Ok(n == 1)
+        })
+        .await
+    }
 }
 
 impl DedupStore for PostgresStore {
@@ -95,8 +194,7 @@ impl DedupStore for PostgresStore {
         key: &'a EventKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(async move {
-            let c = self.client().await?;
+        Box::pin(self.call("claim", move |c| async move {
             if self
                 .inner
                 .claims
@@ -127,7 +225,7 @@ impl DedupStore for PostgresStore {
                 Some("done") => Claim::Done,
                 _ => Claim::InProgress,
             })
-        })
+        }))
     }
 
     fn complete<'a>(
@@ -137,20 +235,13 @@ impl DedupStore for PostgresStore {
         retention: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let c = self.client().await?;
-            let n = c
-                .execute(
-                    &self.inner.sql.complete,
-                    &[
-                        &millis(retention),
-                        &key.id,
-                        &key.event_type,
-                        &token.as_str(),
-                    ],
-                )
-                .await
-                .map_err(|e| err("complete", &e))?;
-            Ok(n == 1)
+            let ms = millis(retention);
+            self.owned_update(
+                "complete",
+                &self.inner.sql.complete,
+                &[&ms, &key.id, &key.event_type, &token.as_str()],
+            )
+            .await
         })
     }
 
@@ -160,15 +251,29 @@ impl DedupStore for PostgresStore {
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let c = self.client().await?;
-            let n = c
-                .execute(
-                    &self.inner.sql.release,
-                    &[&key.id, &key.event_type, &token.as_str()],
-                )
-                .await
-                .map_err(|e| err("release", &e))?;
-            Ok(n == 1)
+            self.owned_update(
+                "release",
+                &self.inner.sql.release,
+                &[&key.id, &key.event_type, &token.as_str()],
+            )
+            .await
+        })
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let ms = millis(lease);
+            self.owned_update(
+                "extend",
+                &self.inner.sql.extend,
+                &[&ms, &key.id, &key.event_type, &token.as_str()],
+            )
+            .await
         })
     }
 

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use crate::store::{
+    bounded, millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError,
+    DEFAULT_STORE_TIMEOUT,
+};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "plugipay:webhook:event";
@@ -17,12 +20,86 @@ const DONE: &str = "done";
 /// complete (`SET key done PX retention`) or release (`DEL`) it, checked
 /// atomically by a Lua script. Keys expire by themselves. Reconnects
 /// automatically.
+///
+/// Every call — connecting included — is bounded by a timeout (default
+/// [`DEFAULT_STORE_TIMEOUT`], 5 s; [`RedisStoreBuilder::timeout`]): a stopped
+/// server, or one that accepts connections and never answers, makes
+/// deliveries 503 within the timeout instead of hanging them.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
+    timeout: Duration,
     complete: Script,
     release: Script,
+    extend: Script,
+}
+
+/// Options of a [`RedisStore`]: `RedisStore::builder(url).prefix(…).timeout(…).connect()`.
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: not shown.
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The key prefix (default `plugipay:webhook:event`).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.prefix);
+        self
+    }
+
+    /// How long one store call may take, connecting included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| err("url", &e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let conn = bounded(self.timeout, "redis connect", async {
+            ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(|e| err("connect", &e))
+        })
+        .await?;
+        Ok(RedisStore {
+            conn,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            complete: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                   redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2]) return 1 \
+                 else return 0 end",
+            ),
+            release: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                   return redis.call('DEL', KEYS[1]) \
+                 else return 0 end",
+            ),
+            extend: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                   return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+                 else return 0 end",
+            ),
+        })
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -38,31 +115,49 @@ fn err(what: &str, e: &redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`), key prefix `plugipay:webhook:event`.
+    /// Connects to `url` (`redis://host:port/db`), key prefix
+    /// `plugipay:webhook:event`, 5 s timeout.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        RedisStore::connect_with_prefix(url, DEFAULT_PREFIX).await
+        RedisStore::builder(url).connect().await
     }
 
     /// Connects with a key prefix of your choosing.
     pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| err("url", &e))?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .map_err(|e| err("connect", &e))?;
-        Ok(RedisStore {
-            conn,
-            prefix: prefix.to_owned(),
-            complete: Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-                   redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2]) return 1 \
-                 else return 0 end",
-            ),
-            release: Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-                   return redis.call('DEL', KEYS[1]) \
-                 else return 0 end",
-            ),
+        RedisStore::builder(url).prefix(prefix).connect().await
+    }
+
+    /// Options: key prefix and timeout.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+
+    /// Runs a script owned by the claim's token; `Ok(true)` when it acted.
+    async fn owned(
+        &self,
+        what: &'static str,
+        script: &Script,
+        key: &EventKey,
+        token: &ClaimToken,
+        ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        bounded(self.timeout, &format!("redis {what}"), async {
+            let mut conn = self.conn.clone();
+            let mut call = script.key(self.key(key));
+            call.arg(claimed(token));
+            if let Some(ms) = ms {
+                call.arg(ms);
+            }
+            let n: i64 = call
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| err(what, &e))?;
+            Ok(n == 1)
         })
+        .await
     }
 
     /// `prefix:<len(id)>:<id>:<type>` — the length keeps ids containing `:` unambiguous.
@@ -81,8 +176,9 @@ fn claimed(token: &ClaimToken) -> String {
     format!("claimed:{}", token.as_str())
 }
 
+/// Milliseconds for `PX`/`PEXPIRE`: at least 1, at most 100 years.
 fn px(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(millis(d)).expect("non-negative").max(1)
 }
 
 impl DedupStore for RedisStore {
@@ -91,7 +187,7 @@ impl DedupStore for RedisStore {
         key: &'a EventKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, "redis claim", async move {
             let mut conn = self.conn.clone();
             let k = self.key(key);
             // A record may expire between SET and GET: try twice.
@@ -121,7 +217,7 @@ impl DedupStore for RedisStore {
                 }
             }
             Ok(Claim::InProgress)
-        })
+        }))
     }
 
     fn complete<'a>(
@@ -130,18 +226,7 @@ impl DedupStore for RedisStore {
         token: &'a ClaimToken,
         retention: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let n: i64 = self
-                .complete
-                .key(self.key(key))
-                .arg(claimed(token))
-                .arg(px(retention))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| err("complete", &e))?;
-            Ok(n == 1)
-        })
+        Box::pin(self.owned("complete", &self.complete, key, token, Some(px(retention))))
     }
 
     fn release<'a>(
@@ -149,17 +234,16 @@ impl DedupStore for RedisStore {
         key: &'a EventKey,
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let n: i64 = self
-                .release
-                .key(self.key(key))
-                .arg(claimed(token))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| err("release", &e))?;
-            Ok(n == 1)
-        })
+        Box::pin(self.owned("release", &self.release, key, token, None))
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.owned("extend", &self.extend, key, token, Some(px(lease))))
     }
 
     fn kind(&self) -> &'static str {

@@ -5,10 +5,16 @@ use crate::store::StoreError;
 /// Default table name.
 pub const DEFAULT_TABLE: &str = "plugipay_webhook_events";
 
-/// Checks a user-chosen table name (it is spliced into SQL).
+/// The longest table name: PostgreSQL keeps 63 bytes of an identifier, and
+/// the index is named `<table>_expires_at` (11 more), so a longer table name
+/// would have its index name truncated onto the table's own name.
+pub const MAX_TABLE_NAME_LEN: usize = 63 - "_expires_at".len();
+
+/// Checks a user-chosen table name (it is spliced into SQL, double-quoted,
+/// so reserved words such as `order` or `user` work).
 pub(crate) fn check_table(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= MAX_TABLE_NAME_LEN
         && name
             .bytes()
             .next()
@@ -18,7 +24,7 @@ pub(crate) fn check_table(name: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::new(format!(
-            "table name {name:?} must be 1-63 ASCII letters, digits or underscores, not starting with a digit"
+            "table name {name:?} must be 1-{MAX_TABLE_NAME_LEN} ASCII letters, digits or underscores, not starting with a digit"
         )))
     }
 }
@@ -31,13 +37,19 @@ pub(crate) struct Statements {
     pub(crate) state: String,
     pub(crate) complete: String,
     pub(crate) release: String,
+    pub(crate) extend: String,
     pub(crate) purge: String,
 }
 
 /// Builds the statements for a dialect: `param(n)` spells the n-th
 /// placeholder, `now` the current time in ms.
+///
+/// Identifiers are double-quoted (both dialects): the table name is checked
+/// by [`check_table`], so it holds no quote.
 pub(crate) fn statements(table: &str, param: fn(usize) -> String, now: &str) -> Statements {
     let p = param;
+    let index = format!("\"{table}_expires_at\"");
+    let table = format!("\"{table}\"");
     Statements {
         create: format!(
             "CREATE TABLE IF NOT EXISTS {table} (
@@ -48,7 +60,7 @@ pub(crate) fn statements(table: &str, param: fn(usize) -> String, now: &str) -> 
                 expires_at BIGINT NOT NULL,
                 PRIMARY KEY (event_id, event_type)
             );
-            CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);"
+            CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);"
         ),
         // Insert a claim, or take over an expired record; RETURNING tells
         // whether this statement won.
@@ -82,6 +94,14 @@ pub(crate) fn statements(table: &str, param: fn(usize) -> String, now: &str) -> 
             p(1),
             p(2),
             p(3)
+        ),
+        extend: format!(
+            "UPDATE {table} SET expires_at = {now} + {}
+             WHERE event_id = {} AND event_type = {} AND owner = {} AND state = 'claimed'",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
         ),
         purge: format!("DELETE FROM {table} WHERE expires_at <= {now}"),
     }

@@ -40,23 +40,35 @@ impl EventKey {
     }
 }
 
-/// Proof of a claim: only its holder can complete or release it.
+/// Proof of a claim: only its holder can complete, extend or release it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClaimToken(String);
 
 impl ClaimToken {
-    /// A fresh token, unique across processes in practice (time, process id,
-    /// counter, mixed).
+    /// A fresh token: 128 bits from the operating system's random source,
+    /// as 32 hex digits — unique across processes and machines, whatever
+    /// their clocks and process ids (every container's first process is pid 1).
     #[must_use]
     pub fn new() -> ClaimToken {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let a = mix(nanos ^ (u64::from(std::process::id()) << 32));
-        let b = mix(n ^ a.rotate_left(29));
-        ClaimToken(format!("{a:016x}{b:016x}"))
+        let mut bytes = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut bytes) {
+            // Never seen on a supported OS; if it happens, make it loud and
+            // still unique within this process.
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            tracing::error!(error = %e, "no OS randomness for a claim token: using time, pid and a counter");
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            bytes[..8].copy_from_slice(&(nanos ^ u64::from(std::process::id())).to_le_bytes());
+            bytes[8..].copy_from_slice(&n.to_le_bytes());
+        }
+        let mut s = String::with_capacity(32);
+        for b in bytes {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        ClaimToken(s)
     }
 
     /// The token's text, as stored.
@@ -72,6 +84,8 @@ impl ClaimToken {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 impl Default for ClaimToken {
     fn default() -> Self {
         ClaimToken::new()
@@ -79,16 +93,11 @@ impl Default for ClaimToken {
 }
 
 impl fmt::Debug for ClaimToken {
+    /// The first 8 characters (whatever the text: a stored token may be anything).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClaimToken({}…)", &self.0[..self.0.len().min(8)])
+        let shown: String = self.0.chars().take(8).collect();
+        write!(f, "ClaimToken({shown}…)")
     }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The answer to a claim.
@@ -138,8 +147,15 @@ impl std::error::Error for StoreError {}
 /// - `release`: the claim's holder gives the event up (the handler failed),
 ///   so the next delivery runs it. `Ok(false)` when the token no longer holds it.
 ///
+/// - `extend`: the claim's holder pushes its lease out to `lease` from now
+///   (a blocking handler still running past its timeout keeps its claim).
+///   `Ok(false)` when the token no longer holds it.
+///
 /// A process that dies mid-handler never releases: its claim lapses after
 /// the lease and the next redelivery runs the handler.
+///
+/// Durations longer than [`MAX_DURATION`] are taken as `MAX_DURATION`, so
+/// `Duration::MAX` means "forever" and never overflows a clock.
 pub trait DedupStore: Send + Sync + 'static {
     /// Claims `key` for `lease`.
     fn claim<'a>(
@@ -163,12 +179,56 @@ pub trait DedupStore: Send + Sync + 'static {
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Extends the claim on `key` to `lease` from now.
+    ///
+    /// The default answers an error: a store that cannot extend claims
+    /// cannot keep a blocking handler that outlives its timeout from running
+    /// twice (every store of this crate can).
+    fn extend<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (key, token, lease);
+        Box::pin(std::future::ready(Err(StoreError::new(format!(
+            "the {} store cannot extend a claim",
+            self.kind()
+        )))))
+    }
+
     /// A short name for logs (`memory`, `sqlite`, `postgres`, `redis`).
     fn kind(&self) -> &'static str;
 }
 
-/// Milliseconds in a duration, saturating.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// The longest lease, retention or timeout anything here takes: 100 years.
+/// Longer durations (`Duration::MAX` for "forever") are clamped to it, so no
+/// clock addition can overflow — not `Instant + Duration`, not PostgreSQL's
+/// `BIGINT`, not Redis's `PX`.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Milliseconds in a duration, clamped to [`MAX_DURATION`].
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(d.min(MAX_DURATION).as_millis()).expect("100 years of milliseconds fit in i64")
+}
+
+/// How long one store call may take by default (connecting included): 5 s.
+/// A call that takes longer is [`StoreError`], so the delivery is answered
+/// 503 and retried instead of hanging.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one store call under `timeout`: a breach is a [`StoreError`].
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::new(format!(
+            "{what} did not answer within {timeout:?}"
+        ))),
+    }
 }

@@ -346,3 +346,185 @@ async fn a_full_memory_store_evicts_done_records_oldest_first_never_live_claims(
         Ok(Claim::Acquired(_))
     ));
 }
+
+/// A handler whose synchronous part panics (before it returns a future) is
+/// a handler failure like any other: 500, claim released, the retry runs it.
+#[tokio::test]
+async fn a_panic_before_the_handlers_future_is_a_failure_and_releases_the_claim() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let d = Dispatcher::builder(MemoryStore::new())
+        .on(PAID, move |_e| {
+            assert!(
+                c.fetch_add(1, Ordering::SeqCst) > 0,
+                "the first call panics synchronously"
+            );
+            async { Ok::<_, std::io::Error>(()) }
+        })
+        .build()
+        .expect("build");
+    let ev = event(PAID, "evt_sync_panic");
+    assert_eq!(d.dispatch(&ev).await, Outcome::HandlerFailed);
+    assert_eq!(d.dispatch(&ev).await, Outcome::Handled, "claim released");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// `retention(Duration::MAX)` — "forever" — neither panics nor poisons the
+/// memory store: every later delivery is still answered.
+#[tokio::test]
+async fn duration_max_is_forever_not_a_poisoned_store() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(MemoryStore::new());
+    let d = Dispatcher::builder_shared(store.clone())
+        .retention(Duration::MAX)
+        .lease(Duration::MAX)
+        .on(PAID, counting(&runs))
+        .build()
+        .expect("forever is a valid retention");
+    let ev = event(PAID, "evt_forever");
+    assert_eq!(d.dispatch(&ev).await, Outcome::Handled);
+    assert_eq!(d.dispatch(&ev).await, Outcome::Duplicate);
+    assert_eq!(
+        d.dispatch(&event(PAID, "evt_after")).await,
+        Outcome::Handled
+    );
+    // The store itself, called directly with Duration::MAX.
+    let key = EventKey::new("evt_direct", PAID);
+    let Ok(Claim::Acquired(t)) = store.claim(&key, Duration::MAX).await else {
+        panic!("claim")
+    };
+    assert!(store
+        .complete(&key, &t, Duration::MAX)
+        .await
+        .expect("complete"));
+    assert_eq!(
+        store.claim(&key, Duration::MAX).await.expect("claim"),
+        Claim::Done
+    );
+    // A handler timeout of "forever" is still refused: it must be shorter
+    // than the lease.
+    assert!(Dispatcher::builder(MemoryStore::new())
+        .handler_timeout(Duration::MAX)
+        .lease(Duration::MAX)
+        .build()
+        .is_err());
+}
+
+/// The server drops the request future when the client disconnects: the
+/// handler must run to its end anyway and the event be marked done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_dispatch_future_does_not_cut_the_handler_in_half() {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f = finished.clone();
+    let d = Dispatcher::builder(MemoryStore::new())
+        .on(PAID, move |_e| {
+            let f = f.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                f.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .expect("build");
+    let ev = event(PAID, "evt_disconnect");
+    // The "client" goes away 50 ms into the handler.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), d.dispatch(&ev))
+            .await
+            .is_err(),
+        "dispatch was still running"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the handler ran to its end"
+    );
+    assert_eq!(
+        d.dispatch(&ev).await,
+        Outcome::Duplicate,
+        "and the event was marked done"
+    );
+}
+
+/// A blocking handler past its timeout is never run a second time while
+/// the first run goes on (the claim is kept, extended past the lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_blocking_handler_keeps_its_claim_until_it_returns() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (r, m, n) = (running.clone(), most.clone(), runs.clone());
+    let d = Dispatcher::builder(MemoryStore::new())
+        .lease(Duration::from_millis(300))
+        .handler_timeout(Duration::from_millis(100))
+        .on_blocking(PAID, move |_e| {
+            let attempt = n.fetch_add(1, Ordering::SeqCst);
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(900));
+            r.fetch_sub(1, Ordering::SeqCst);
+            if attempt == 0 {
+                Err(std::io::Error::other("the slow first run fails"))
+            } else {
+                Ok(())
+            }
+        })
+        .build()
+        .expect("build");
+    let ev = event(PAID, "evt_blocking_slow");
+    assert_eq!(d.dispatch(&ev).await, Outcome::HandlerFailed, "timed out");
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen.push(d.dispatch(&ev).await);
+    }
+    assert!(seen.iter().all(|o| *o == Outcome::InProgress), "{seen:?}");
+    assert_eq!(most.load(Ordering::SeqCst), 1, "never two runs at once");
+    // The first run failed when it returned: the claim was released, so
+    // the next redelivery runs the handler again (once).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        d.dispatch(&ev).await,
+        Outcome::HandlerFailed,
+        "second run also outlives the timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        d.dispatch(&ev).await,
+        Outcome::Duplicate,
+        "its success was recorded"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn claim_tokens_are_128_random_bits_and_debug_never_panics() {
+    let mut seen = std::collections::HashSet::new();
+    let mut ones = [0u32; 128];
+    for _ in 0..4096 {
+        let t = ClaimToken::new();
+        let s = t.as_str();
+        assert_eq!(s.len(), 32, "{s}");
+        let n = u128::from_str_radix(s, 16).expect("hex");
+        for (bit, count) in ones.iter_mut().enumerate() {
+            *count += u32::from((n >> bit) & 1 == 1);
+        }
+        assert!(seen.insert(s.to_owned()));
+    }
+    // Every bit is random: each is set in about half of 4096 tokens (a
+    // token made of time, pid and a counter has fixed or biased bits).
+    for (bit, count) in ones.iter().enumerate() {
+        assert!(
+            (1700..2400).contains(count),
+            "bit {bit} set {count}/4096 times"
+        );
+    }
+    // Debug shows a prefix of any stored text, multi-byte characters included.
+    for stored in ["aéééé", "ü", "", "0123456789abcdef"] {
+        let shown = format!("{:?}", ClaimToken::from_string(stored.to_owned()));
+        assert!(shown.starts_with("ClaimToken("), "{shown}");
+    }
+}

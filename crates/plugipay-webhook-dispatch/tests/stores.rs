@@ -341,3 +341,200 @@ async fn unreachable_servers_are_store_errors_not_panics() {
         .await
         .is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_extends_a_claim_on_every_backend() {
+    for (name, open) in backends() {
+        let store = open().await;
+        let key = EventKey::new(unique("evt"), "t");
+        let short = Duration::from_millis(400);
+        let Claim::Acquired(token) = store.claim(&key, short).await.expect("claim") else {
+            panic!("{name}")
+        };
+        assert!(
+            !store
+                .extend(&key, &ClaimToken::new(), LONG)
+                .await
+                .expect("extend"),
+            "{name}: a stranger cannot extend"
+        );
+        assert!(
+            store.extend(&key, &token, LONG).await.expect("extend"),
+            "{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            store.claim(&key, LONG).await.expect("claim"),
+            Claim::InProgress,
+            "{name}: the extended claim outlives its first lease"
+        );
+        assert!(
+            store.complete(&key, &token, LONG).await.expect("complete"),
+            "{name}"
+        );
+        assert!(
+            !store.extend(&key, &token, LONG).await.expect("extend"),
+            "{name}: a done record is not a claim"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_max_means_forever_on_every_backend() {
+    for (name, open) in backends() {
+        let store = open().await;
+        let key = EventKey::new(unique("evt"), "t");
+        let Claim::Acquired(token) = store.claim(&key, Duration::MAX).await.expect("claim") else {
+            panic!("{name}")
+        };
+        assert!(
+            store
+                .extend(&key, &token, Duration::MAX)
+                .await
+                .expect("extend"),
+            "{name}"
+        );
+        assert!(
+            store
+                .complete(&key, &token, Duration::MAX)
+                .await
+                .expect("complete"),
+            "{name}"
+        );
+        assert_eq!(
+            store.claim(&key, LONG).await.expect("claim"),
+            Claim::Done,
+            "{name}"
+        );
+        // And the store goes on answering other events.
+        let other = EventKey::new(unique("evt"), "t");
+        assert!(
+            matches!(store.claim(&other, LONG).await, Ok(Claim::Acquired(_))),
+            "{name}"
+        );
+        // Through the dispatcher: "forever" is accepted at build.
+        let d = Dispatcher::builder_shared(store)
+            .lease(Duration::MAX)
+            .retention(Duration::MAX)
+            .on("plugipay.invoice.paid.v1", |_e| async {
+                Ok::<_, std::io::Error>(())
+            })
+            .build()
+            .expect("Duration::MAX is forever");
+        let ev = event(&unique("evt"));
+        assert_eq!(d.dispatch(&ev).await, Outcome::Handled, "{name}");
+        assert_eq!(d.dispatch(&ev).await, Outcome::Duplicate, "{name}");
+    }
+}
+
+/// The SQL stores with a table named by a reserved word, and with the
+/// longest name allowed (its index must exist, not be silently skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_words_and_long_table_names_work_on_sql_stores() {
+    use plugipay_webhook_dispatch::MAX_TABLE_NAME_LEN;
+    let longest = format!("t{}", "x".repeat(MAX_TABLE_NAME_LEN - 1));
+    let too_long = format!("{longest}x");
+    let mut stores: Vec<(String, Arc<dyn DedupStore>)> = Vec::new();
+    let path = temp_db(&unique("reserved"));
+    for table in ["order", "user", "select", longest.as_str()] {
+        let s = SqliteStore::open_with_table(&path, table).expect("sqlite table");
+        stores.push((format!("sqlite {table}"), Arc::new(s)));
+    }
+    assert!(SqliteStore::open_with_table(&path, &too_long).is_err());
+    if let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") {
+        // A fresh schema, so the names are free whatever ran before.
+        let schema = unique("s");
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("postgres");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+        let scoped = format!(
+            "{url}{}options=-csearch_path%3D{schema}",
+            if url.contains('?') { '&' } else { '?' }
+        );
+        for table in ["order", "user", longest.as_str()] {
+            let s = PostgresStore::connect_with_table(&scoped, table)
+                .await
+                .expect("postgres table");
+            stores.push((format!("postgres {table}"), Arc::new(s)));
+        }
+        let err = PostgresStore::connect_with_table(&scoped, &too_long)
+            .await
+            .expect_err("too long");
+        assert!(err.to_string().contains("must be 1-52"), "{err}");
+        let indexes: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+                &[&schema, &format!("{longest}_expires_at")],
+            )
+            .await
+            .expect("pg_indexes")
+            .get(0);
+        assert_eq!(indexes, 1, "the longest name's index exists");
+    }
+    for (name, store) in stores {
+        let key = EventKey::new(unique("evt"), "t");
+        let Claim::Acquired(token) = store.claim(&key, LONG).await.expect(&name) else {
+            panic!("{name}")
+        };
+        assert!(store.complete(&key, &token, LONG).await.expect(&name));
+        assert_eq!(
+            store.claim(&key, LONG).await.expect(&name),
+            Claim::Done,
+            "{name}"
+        );
+    }
+}
+
+/// A blocking handler that outlives its timeout *and* its lease keeps its
+/// claim until it returns, on every backend: it never runs twice at once,
+/// and its success is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_blocking_handler_never_runs_twice_on_every_backend() {
+    for (name, open) in backends() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (r, m, n) = (running.clone(), most.clone(), runs.clone());
+        let d = Dispatcher::builder_shared(open().await)
+            .lease(Duration::from_millis(600))
+            .handler_timeout(Duration::from_millis(100))
+            .on_blocking("plugipay.invoice.paid.v1", move |_e| {
+                n.fetch_add(1, Ordering::SeqCst);
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2000));
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(())
+            })
+            .build()
+            .expect("build");
+        let ev = event(&unique("evt"));
+        assert_eq!(d.dispatch(&ev).await, Outcome::HandlerFailed, "{name}");
+        // Plugipay retries while the thread is still running (past the lease).
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            seen.push(d.dispatch(&ev).await);
+        }
+        assert!(
+            seen.iter().all(|o| *o == Outcome::InProgress),
+            "{name}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            d.dispatch(&ev).await,
+            Outcome::Duplicate,
+            "{name}: its success is recorded"
+        );
+        assert_eq!(
+            (runs.load(Ordering::SeqCst), most.load(Ordering::SeqCst)),
+            (1, 1),
+            "{name}"
+        );
+    }
+}
