@@ -1,0 +1,306 @@
+//! Stores whose server stops, or accepts connections and never answers:
+//! every delivery is answered 503 within the store's timeout — never hung —
+//! and the store recovers by itself when the server is back.
+//!
+//! A TCP proxy in front of the real PostgreSQL and Redis (started by
+//! `scripts/services`) plays the failures: `Up` forwards, `Silent` keeps
+//! every connection open and forwards nothing (new ones are accepted and
+//! never answered), `Down` closes every connection (a stopped server).
+
+#![cfg(all(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugipay_webhook::testing::TestDelivery;
+use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_dispatch::{
+    ClaimToken, DedupStore, Dispatcher, Outcome, PostgresStore, RedisStore, SqliteStore,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+/// Far above the store's timeout: a call still running then has hung.
+const HUNG: Duration = Duration::from_secs(20);
+
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("PLUGIPAY_TEST_NO_SERVERS").as_deref() == Ok("1") => {
+            eprintln!("\n*** SKIPPED: {var} is unset and PLUGIPAY_TEST_NO_SERVERS=1 ***\n");
+            None
+        }
+        _ => panic!("{var} is unset: run the tests through scripts/test"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Up,
+    Silent,
+    Down,
+}
+
+/// A proxy to `target` whose behaviour a test switches.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    mode: watch::Sender<Mode>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (mode, watcher) = watch::channel(Mode::Up);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(serve(client, target, watcher.clone()));
+            }
+        });
+        Proxy { addr, mode }
+    }
+
+    fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    target: std::net::SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+) {
+    let start = *mode.borrow_and_update();
+    match start {
+        Mode::Down => return,
+        Mode::Silent => {
+            // Accepted, never answered: held until the mode changes.
+            let _ = mode.changed().await;
+            return;
+        }
+        Mode::Up => {}
+    }
+    let Ok(mut server) = TcpStream::connect(target).await else {
+        return;
+    };
+    let (mut a, mut b) = ([0u8; 8192], [0u8; 8192]);
+    loop {
+        tokio::select! {
+            changed = mode.changed() => {
+                if changed.is_err() { return; }
+                if *mode.borrow_and_update() == Mode::Silent {
+                    // Keep both sockets open and forward nothing more, until
+                    // the mode changes again; then drop them.
+                    let _ = mode.changed().await;
+                }
+                return;
+            }
+            n = client.read(&mut a) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
+            },
+            n = server.read(&mut b) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if client.write_all(&b[..n]).await.is_err() { return },
+            },
+        }
+    }
+}
+
+/// `scheme://user@host:port/rest` with the host and port replaced.
+fn through(url: &str, proxy: std::net::SocketAddr) -> (String, std::net::SocketAddr) {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .expect("address")
+        .next()
+        .expect("one address");
+    let auth = if auth.is_empty() {
+        String::new()
+    } else {
+        format!("{auth}@")
+    };
+    (format!("{scheme}://{auth}{proxy}/{path}"), target)
+}
+
+fn event(id: &str) -> WebhookEvent {
+    TestDelivery::new("whsec_t", "plugipay.invoice.paid.v1")
+        .id(id)
+        .verify_with(&Verifier::new("whsec_t"))
+        .expect("verifies")
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}_{}", ClaimToken::new().as_str())
+}
+
+/// A dispatcher over `store` counting handler runs.
+fn dispatcher(store: Arc<dyn DedupStore>, runs: &Arc<AtomicUsize>) -> Dispatcher {
+    let runs = runs.clone();
+    Dispatcher::builder_shared(store)
+        .on("plugipay.invoice.paid.v1", move |_e| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .expect("build")
+}
+
+/// Eight concurrent deliveries: every one answered (not hung), all 503.
+async fn all_503(d: &Dispatcher, what: &str) {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (d, ev) = (d.clone(), event(&unique("evt")));
+            tokio::spawn(async move { tokio::time::timeout(HUNG, d.dispatch(&ev)).await })
+        })
+        .collect();
+    for t in tasks {
+        let answered = t.await.expect("join");
+        assert_eq!(
+            answered.unwrap_or_else(|_| panic!("{what}: a delivery hung")),
+            Outcome::StoreUnavailable,
+            "{what}"
+        );
+    }
+}
+
+async fn failures_are_503_and_the_store_recovers(
+    name: &str,
+    proxy: &Proxy,
+    store: Arc<dyn DedupStore>,
+) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let d = dispatcher(store, &runs);
+    let first = event(&unique("evt"));
+    assert_eq!(d.dispatch(&first).await, Outcome::Handled, "{name}");
+
+    proxy.set(Mode::Silent);
+    all_503(&d, &format!("{name}, server silent")).await;
+
+    proxy.set(Mode::Down);
+    all_503(&d, &format!("{name}, server stopped")).await;
+
+    proxy.set(Mode::Up);
+    let mut outcome = Outcome::StoreUnavailable;
+    for _ in 0..40 {
+        outcome = d.dispatch(&first).await;
+        if outcome != Outcome::StoreUnavailable {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        outcome,
+        Outcome::Duplicate,
+        "{name}: recovered, and remembers"
+    );
+    let next = event(&unique("evt"));
+    assert_eq!(d.dispatch(&next).await, Outcome::Handled, "{name}");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "{name}: no handler ran while the store was away"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_silent_or_stopped_is_503_within_the_timeout_then_recovers() {
+    let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1).await;
+    let (via, _) = through(&url, proxy.addr);
+    let store = PostgresStore::builder(&via)
+        .table(&unique("t"))
+        .timeout(TIMEOUT)
+        .connect()
+        .await
+        .expect("connect");
+    failures_are_503_and_the_store_recovers("postgres", &proxy, Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_silent_or_stopped_is_503_within_the_timeout_then_recovers() {
+    let Some(url) = server_url("PLUGIPAY_TEST_REDIS_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1).await;
+    let (via, _) = through(&url, proxy.addr);
+    let store = RedisStore::builder(&via)
+        .prefix(&unique("p"))
+        .timeout(TIMEOUT)
+        .connect()
+        .await
+        .expect("connect");
+    failures_are_503_and_the_store_recovers("redis", &proxy, Arc::new(store)).await;
+}
+
+/// Connecting to a socket that accepts and never answers fails within the
+/// timeout instead of hanging the receiver's start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_silent_server_fails_within_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let pg = tokio::time::timeout(
+        HUNG,
+        PostgresStore::builder(&format!("postgres://postgres@{addr}/postgres"))
+            .timeout(TIMEOUT)
+            .connect(),
+    )
+    .await
+    .expect("postgres connect hung");
+    let err = pg.expect_err("a silent server is an error");
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    let redis = tokio::time::timeout(
+        HUNG,
+        RedisStore::builder(&format!("redis://{addr}/"))
+            .timeout(TIMEOUT)
+            .connect(),
+    )
+    .await
+    .expect("redis connect hung");
+    assert!(redis.is_err());
+}
+
+/// A database file locked by another process: 503 within the timeout,
+/// then served again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_is_503_within_the_timeout() {
+    let dir = std::env::temp_dir().join(format!("plugipay-unresponsive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(format!("{}.sqlite3", unique("locked")));
+    let store = SqliteStore::builder(&path)
+        .timeout(TIMEOUT)
+        .open()
+        .expect("open");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let d = dispatcher(Arc::new(store), &runs);
+    assert_eq!(d.dispatch(&event(&unique("evt"))).await, Outcome::Handled);
+
+    let other = rusqlite::Connection::open(&path).expect("second connection");
+    other
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("lock the file");
+    all_503(&d, "sqlite, file locked").await;
+    other.execute_batch("COMMIT").expect("unlock");
+    assert_eq!(d.dispatch(&event(&unique("evt"))).await, Outcome::Handled);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
