@@ -63,7 +63,7 @@ impl Printer {
             .map(|mut s| !s.insert(key))
             .unwrap_or(false);
         let line = if self.json {
-            json!({
+            json_line(&json!({
                 "ok": true,
                 "duplicate": duplicate,
                 "id": event.id(),
@@ -72,26 +72,25 @@ impl Printer {
                 "occurred_at": event.occurred_at(),
                 "matched_secret": event.matched_secret(),
                 "object": event.object(),
-            })
-            .to_string()
+            }))
         } else {
             let object = serde_json::to_string_pretty(event.object()).unwrap_or_default();
             format!(
                 "{} {} {}{}\n  account {}  occurred {}  secret #{}\n{}",
                 self.paint("32;1", "✔ verified"),
-                self.paint("1", event.event_type()),
-                event.id(),
+                self.paint("1", &printable(event.event_type())),
+                printable(event.id()),
                 if duplicate {
                     self.paint("33", "  (duplicate delivery)")
                 } else {
                     String::new()
                 },
-                event.account_id().unwrap_or("-"),
-                event.occurred_at().unwrap_or("-"),
+                printable(event.account_id().unwrap_or("-")),
+                printable(event.occurred_at().unwrap_or("-")),
                 event.matched_secret(),
                 object
                     .lines()
-                    .map(|l| format!("  {l}"))
+                    .map(|l| format!("  {}", printable(l)))
                     .collect::<Vec<_>>()
                     .join("\n"),
             )
@@ -101,17 +100,61 @@ impl Printer {
 
     fn rejection(&self, r: &WebhookRejection) {
         let line = if self.json {
-            json!({"ok": false, "status": r.status().as_u16(), "error": r.code(), "message": r.to_string()}).to_string()
+            json_line(
+                &json!({"ok": false, "status": r.status().as_u16(), "error": r.code(), "message": r.to_string()}),
+            )
         } else {
             format!(
                 "{} {} {}",
                 self.paint("31;1", "✘ rejected"),
                 r.status().as_u16(),
-                r
+                printable(&r.to_string())
             )
         };
         say(&line);
     }
+}
+
+/// Whether a character could steer a terminal or reorder what it shows:
+/// C0 and C1 controls, DEL, and the bidirectional overrides and isolates.
+fn steers_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from a signed body, made safe to print: a signature proves who sent
+/// it, not that it holds no escape sequences. Controls are shown as
+/// `\u{1b}`; newlines and tabs too, so a field stays on its line.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(steers_terminal) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if steers_terminal(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A JSON line with every character that could steer a terminal escaped as
+/// `\uXXXX` (serde_json escapes only C0 controls); still the same JSON.
+fn json_line(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if !text.chars().any(steers_terminal) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if steers_terminal(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn say(line: &str) {

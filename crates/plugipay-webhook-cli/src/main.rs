@@ -6,7 +6,7 @@
 //! |---|---|
 //! | 0 | success (`verify`: the delivery verified; `send`: every delivery got a 2xx) |
 //! | 1 | `send`: at least one delivery got a non-2xx answer or no answer |
-//! | 2 | usage error (from the argument parser) |
+//! | 2 | usage error (from the argument parser, or `send` asked for more than 10,000,000 deliveries) |
 //! | 3 | no usable secret (unset, empty, unreadable secret file) |
 //! | 4 | I/O error (input file, network set-up) |
 //! | 10 | `verify`: `signature_missing` |
@@ -56,9 +56,10 @@ enum Command {
 /// Arguments of `sign`.
 #[derive(Debug, Args)]
 struct SignArgs {
-    /// Sign at this Unix timestamp instead of now.
-    #[arg(long, short = 't')]
-    timestamp: Option<i64>,
+    /// Sign at this Unix timestamp (seconds, 0 to 9223372036854775807)
+    /// instead of now.
+    #[arg(long, short = 't', value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    timestamp: Option<u64>,
 
     /// The body: a file, or `-` (the default) for standard input.
     #[arg(default_value = "-")]
@@ -100,6 +101,13 @@ impl Failure {
     fn config(message: impl Into<String>) -> Failure {
         Failure {
             code: 3,
+            message: message.into(),
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
             message: message.into(),
         }
     }

@@ -7,8 +7,9 @@ use plugipay_webhook::Verifier;
 
 use crate::Failure;
 
-/// Secret options, shared by every subcommand.
-#[derive(Debug, Args)]
+/// Secret options, shared by every subcommand. Its `Debug` never shows the
+/// secret.
+#[derive(Args)]
 pub(crate) struct SecretArgs {
     /// Read the secret(s) from this file (commas or newlines between several).
     #[arg(long, global = true, value_name = "FILE")]
@@ -18,6 +19,15 @@ pub(crate) struct SecretArgs {
     /// PLUGIPAY_WEBHOOK_SECRET or --secret-file.
     #[arg(long, global = true, value_name = "SECRET", hide_env_values = true)]
     secret: Option<String>,
+}
+
+impl std::fmt::Debug for SecretArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretArgs")
+            .field("secret_file", &self.secret_file)
+            .field("secret", &self.secret.as_ref().map(|_| "REDACTED"))
+            .finish()
+    }
 }
 
 impl SecretArgs {
@@ -57,5 +67,26 @@ impl SecretArgs {
     /// A verifier over the configured keyring.
     pub(crate) fn verifier(&self) -> Result<Verifier, Failure> {
         Ok(Verifier::from_secrets(self.secrets()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn debug_of_the_parsed_arguments_never_shows_the_secret() {
+        let cli = crate::Cli::try_parse_from([
+            "plugipay-webhook",
+            "--secret",
+            "whsec_do_not_print",
+            "sign",
+            "-t",
+            "5",
+        ])
+        .expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("whsec_do_not_print"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
     }
 }

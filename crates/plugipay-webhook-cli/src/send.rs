@@ -254,12 +254,23 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The most deliveries one `send` makes (`--count` × `--repeat`): a run keeps
+/// one latency per attempt, so an unbounded product could exhaust memory.
+pub(crate) const MAX_DELIVERIES: u64 = 10_000_000;
+
 pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
     if args.list_types {
         for t in samples::EVENT_TYPES {
             println!("{t}");
         }
         return Ok(0);
+    }
+    let deliveries = args.count.max(1).checked_mul(args.repeat.max(1));
+    if !matches!(deliveries, Some(n) if n <= MAX_DELIVERIES) {
+        return Err(Failure::usage(format!(
+            "--count {} × --repeat {} is more than {MAX_DELIVERIES} deliveries in one run",
+            args.count, args.repeat
+        )));
     }
     let secrets = Arc::new(secret.secrets()?);
     let target = target(&args.url)?;
@@ -349,8 +360,10 @@ async fn load_run(
     let repeat = args.repeat.max(1);
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
+    // `run` bounds total × repeat; the vector grows past this first guess
+    // only as attempts really happen.
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(
-        usize::try_from(total * repeat).unwrap_or(0),
+        usize::try_from(total.saturating_mul(repeat).min(1 << 20)).unwrap_or(0),
     )));
     let statuses = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let make_body = Arc::new(make_body);

@@ -197,8 +197,13 @@ impl Drop for Listener {
 }
 
 fn listen() -> Listener {
+    listen_with(&["--json"])
+}
+
+fn listen_with(extra: &[&str]) -> Listener {
     let mut child = cli()
-        .args(["listen", "--port", "0", "--json"])
+        .args(["listen", "--port", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -422,4 +427,83 @@ fn retry_backs_off_and_signs_every_attempt_afresh() {
         "{gaps:?}"
     );
     assert!(ts[0] < ts[2] && ts[0] <= ts[1] && ts[1] <= ts[2], "{ts:?}");
+}
+
+#[test]
+fn sign_refuses_a_negative_timestamp() {
+    // `--timestamp=-5` reaches the value parser (a bare `-5` reads as a flag).
+    for t in ["-5", "-1", "9223372036854775808"] {
+        let mut cmd = cli();
+        cmd.args(["sign", &format!("--timestamp={t}"), "-"]);
+        let out = run_with_stdin(cmd, BODY);
+        assert_eq!(out.status.code(), Some(2), "{t}: {}", text(&out.stdout));
+        assert!(out.stdout.is_empty(), "{t}: no header printed");
+    }
+    let mut cmd = cli();
+    cmd.args(["sign", "-t", "9223372036854775807", "-"]);
+    let out = run_with_stdin(cmd, BODY);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn send_refuses_more_deliveries_than_it_can_keep() {
+    let out = cli()
+        .args([
+            "send",
+            "http://127.0.0.1:9/",
+            "--type",
+            "plugipay.invoice.paid.v1",
+            "--count",
+            "4294967296",
+            "--repeat",
+            "4294967296",
+        ])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("10000000"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Ids, types and account ids come from signed bodies, but a signature
+/// proves who sent them, not that they hold no terminal escapes.
+#[test]
+fn listen_escapes_control_characters_from_signed_bodies() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-esc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let body = dir.join("body.json");
+    std::fs::write(
+        &body,
+        r#"{"id":"evt_\u001b[2J\u009b31m\u202eevil","type":"plugipay.invoice.paid.v1","account_id":"acc_\u0007\u007f","data":{"object":{"note":"\u001b]0;title\u0007"}}}"#,
+    )
+    .expect("write");
+    let steers = |c: char| c.is_control() && c != '\n' || ('\u{202a}'..='\u{202e}').contains(&c);
+    for mode in [&["--json"][..], &[][..]] {
+        let l = listen_with(mode);
+        let out = cli()
+            .args(["send", &l.url, "--body"])
+            .arg(&body)
+            .output()
+            .expect("send");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        let mut lines = Vec::new();
+        while let Ok(line) = l.lines.recv_timeout(Duration::from_millis(500)) {
+            lines.push(line);
+        }
+        let all = lines.join("\n");
+        assert!(!all.is_empty(), "{mode:?}: nothing printed");
+        assert!(!all.chars().any(steers), "{mode:?}: {all:?}");
+        if mode.is_empty() {
+            assert!(all.contains(r"evt_\u{1b}[2J\u{9b}31m\u{202e}evil"), "{all}");
+            assert!(all.contains(r"acc_\u{7}\u{7f}"), "{all}");
+        } else {
+            // Still JSON, and still the same id once parsed.
+            let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+            assert_eq!(v["id"], "evt_\u{1b}[2J\u{9b}31m\u{202e}evil");
+            assert_eq!(v["account_id"], "acc_\u{7}\u{7f}");
+        }
+    }
 }
