@@ -10,4 +10,4 @@
 mod receiver;
 
 pub use plugipay_webhook_dispatch::Outcome;
-pub use receiver::{init_tracing, Config, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE};
+pub use receiver::{init_tracing, Config, Receiver, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE};

@@ -4,11 +4,16 @@
 use std::io::Write;
 use std::time::Duration;
 
+use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
 /// The route every example serves.
 pub const WEBHOOK_ROUTE: &str = "/webhooks/plugipay";
+
+/// The per-tenant route every example also serves (axum's and actix-web's
+/// spelling; `{tenant}` is the tenant's name in `PLUGIPAY_TENANT_SECRETS`).
+pub const TENANT_ROUTE: &str = "/tenants/{tenant}/webhooks/plugipay";
 
 /// A baseline route every example also serves, for load comparisons: it reads
 /// the body with the framework's own extractor and answers 204, verifying
@@ -22,6 +27,10 @@ pub struct Config {
     pub verifier: Verifier,
     /// From `PORT`, default 3000.
     pub port: u16,
+    /// Per-tenant verifiers for [`TENANT_ROUTE`], from
+    /// `PLUGIPAY_TENANT_SECRETS` (`acme=whsec_a,whsec_a_old;globex=whsec_b`);
+    /// without it every tenant is unknown (`404 endpoint_unknown`).
+    pub tenants: Verifiers,
 }
 
 fn exit_with(msg: &str) -> ! {
@@ -36,9 +45,15 @@ impl Config {
         Config::from_env().unwrap_or_else(|msg| exit_with(&msg))
     }
 
-    /// Reads `PLUGIPAY_WEBHOOK_SECRET` and `PORT`.
+    /// Reads `PLUGIPAY_WEBHOOK_SECRET`, `PLUGIPAY_TENANT_SECRETS` and `PORT`.
     pub fn from_env() -> Result<Config, String> {
         let verifier = Verifier::from_env().map_err(|e| e.to_string())?;
+        let tenant_secrets = std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default();
+        let tenants = Verifiers::by_tenant(
+            Tenant::in_path(TENANT_ROUTE),
+            Verifiers::parse_tenant_secrets(&tenant_secrets)
+                .map_err(|e| format!("PLUGIPAY_TENANT_SECRETS: {e}"))?,
+        );
         let port = match std::env::var("PORT") {
             Ok(p) => p
                 .trim()
@@ -46,7 +61,11 @@ impl Config {
                 .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
             Err(_) => 3000,
         };
-        Ok(Config { verifier, port })
+        Ok(Config {
+            verifier,
+            port,
+            tenants,
+        })
     }
 
     /// `127.0.0.1:<port>`.

@@ -167,8 +167,8 @@ fn killed_mid_handler(store_url: &str, label: &str) {
     let first =
         std::thread::spawn(move || send(addr, &request(&body, &header), Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(300));
-    doomed.child.kill().expect("kill -9");
-    let _ = doomed.child.wait();
+    doomed.process.child.kill().expect("kill -9");
+    let _ = doomed.process.child.wait();
     assert!(
         first.join().expect("join").is_err(),
         "the killed receiver cannot answer"

@@ -195,3 +195,90 @@ fn receivers_verify_dispatch_and_deduplicate() {
 fn testing_now() -> i64 {
     plugipay_webhook::Verifier::new("x").now()
 }
+
+/// `POST /tenants/{tenant}/webhooks/plugipay`, with each tenant's keyring from
+/// `PLUGIPAY_TENANT_SECRETS`; an unknown tenant is 404 before the body.
+#[test]
+fn receivers_serve_the_tenant_route_with_per_tenant_secrets() {
+    let tenants = "acme=whsec_acme_new,whsec_acme_old;globex=whsec_globex";
+    for (name, bin) in BINARIES {
+        let rx = Running::start(bin, SECRET, &[("PLUGIPAY_TENANT_SECRETS", tenants)]);
+        let to = |path: &str, d: &TestDelivery| {
+            let (body, header) = d.clone().into_parts();
+            let req = RawRequest::post(path, body.to_vec()).header("X-Plugipay-Signature", header);
+            send(rx.addr, &req, TIMEOUT).expect("a response")
+        };
+        let acme = "/tenants/acme/webhooks/plugipay";
+        let new = TestDelivery::new("whsec_acme_new", "plugipay.invoice.paid.v1").id("evt_acme_1");
+        assert_eq!(to(acme, &new).status, 204, "{name}");
+        let old = TestDelivery::new("whsec_acme_old", "plugipay.invoice.paid.v1").id("evt_acme_2");
+        assert_eq!(to(acme, &old).status, 204, "{name}: rotation keyring");
+        let globex =
+            TestDelivery::new("whsec_globex", "plugipay.payout.paid.v1").id("evt_globex_1");
+        assert_eq!(
+            to("/tenants/globex/webhooks/plugipay", &globex).status,
+            204,
+            "{name}"
+        );
+        // Another tenant's secret, the main secret, an unknown tenant.
+        assert_eq!(
+            error_of(&to(acme, &globex)),
+            (400, r#"{"error":"signature_invalid"}"#.into()),
+            "{name}"
+        );
+        let main = TestDelivery::new(SECRET, "plugipay.invoice.paid.v1");
+        assert_eq!(
+            error_of(&to(acme, &main)),
+            (400, r#"{"error":"signature_invalid"}"#.into()),
+            "{name}"
+        );
+        let unknown = to("/tenants/initech/webhooks/plugipay", &new);
+        assert_eq!(
+            error_of(&unknown),
+            (404, r#"{"error":"endpoint_unknown"}"#.into()),
+            "{name}"
+        );
+        assert_eq!(
+            unknown.header("content-type").as_deref(),
+            Some("application/json"),
+            "{name}"
+        );
+        // Before the body: a head declaring 50 MiB is answered at once.
+        let head_only = RawRequest {
+            path: "/tenants/initech/webhooks/plugipay".into(),
+            headers: vec![("X-Plugipay-Signature".into(), b"t=1,v1=00".to_vec())],
+            body: BodyPlan::Declared {
+                content_length: 50 << 20,
+                // Rocket peeks at 14 body bytes before routing.
+                sent: b"{\"id\":\"evt_x\",".to_vec(),
+            },
+            close: false,
+        };
+        assert_eq!(
+            error_of(&send(rx.addr, &head_only, TIMEOUT).expect("a response")),
+            (404, r#"{"error":"endpoint_unknown"}"#.into()),
+            "{name}"
+        );
+        // The main route keeps its own secret.
+        assert_eq!(rx.deliver(&main).status, 204, "{name}");
+        assert_eq!(
+            rx.drain(),
+            [
+                "handled evt_acme_1 plugipay.invoice.paid.v1",
+                "handled evt_acme_2 plugipay.invoice.paid.v1",
+                "handled evt_globex_1 plugipay.payout.paid.v1",
+                format!("handled {} plugipay.invoice.paid.v1", main.event_id()).as_str(),
+            ],
+            "{name}"
+        );
+    }
+    // Without PLUGIPAY_TENANT_SECRETS every tenant is unknown.
+    let rx = Running::start(BINARIES[0].1, SECRET, &[]);
+    let (body, header) = TestDelivery::new("whsec_acme_new", "t.v1").into_parts();
+    let req = RawRequest::post("/tenants/acme/webhooks/plugipay", body.to_vec())
+        .header("X-Plugipay-Signature", header);
+    assert_eq!(
+        send(rx.addr, &req, TIMEOUT).expect("a response").status,
+        404
+    );
+}

@@ -76,7 +76,7 @@ fn sixty_four_clients_streaming_50_mib_each_stay_within_the_memory_bound() {
     let header = testing::sign_header_now(SECRET, b"{}");
     for (name, bin) in BINARIES {
         let rx = Running::start(bin, SECRET, &[]);
-        let pid = rx.child.id();
+        let pid = rx.process.child.id();
         // Warm up: one valid delivery, so the idle figure includes the runtime.
         let _ = flood(rx.addr, "t=1,v1=00");
         let (idle_peak, idle_rss) = memory_kib(pid);

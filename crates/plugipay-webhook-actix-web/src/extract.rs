@@ -1,26 +1,82 @@
 //! The `VerifiedEvent` extractor and its error.
 
-use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
-use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
+use plugipay_webhook::http::{receive, HeaderValues, RequestHead, VerifierSource, Verifiers};
+use plugipay_webhook::Verifier;
 
-/// A verified Plugipay delivery, extracted from the request.
+plugipay_webhook::__define_adapter_types!(
+    framework: "actix-web",
+    status: StatusCode,
+    convert: status,
+);
+
+/// actix-web 4 speaks `http` 0.2; the core's statuses are `http` 1.x.
+fn status(s: plugipay_webhook::http::StatusCode) -> StatusCode {
+    StatusCode::from_u16(s.as_u16()).expect("every status the contract uses exists in http 0.2")
+}
+
+/// An `http` 1.x response (the core's and the dispatcher's answers) as an
+/// actix-web response; `Connection: close` becomes `force_close`.
+pub(crate) fn respond(resp: http::Response<bytes::Bytes>) -> HttpResponse {
+    let (parts, body) = resp.into_parts();
+    let mut out = HttpResponse::build(status(parts.status));
+    for (name, value) in &parts.headers {
+        if name == http::header::CONNECTION {
+            out.force_close();
+        } else {
+            out.insert_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    out.body(body)
+}
+
+/// The request head, as the core reads it.
+struct Head<'a>(&'a HttpRequest);
+
+impl RequestHead for Head<'_> {
+    fn path(&self) -> &str {
+        self.0.path()
+    }
+
+    fn header_values(&self, name: &str) -> HeaderValues<'_> {
+        self.0
+            .headers()
+            .get_all(name)
+            .map(actix_web::http::header::HeaderValue::as_bytes)
+            .collect()
+    }
+}
+
+/// The verifier source registered with the app, with or without
+/// `web::Data`: `Verifiers` first, then `Verifier`.
+fn source(req: &HttpRequest) -> Option<&dyn VerifierSource> {
+    if let Some(v) = req.app_data::<web::Data<Verifiers>>() {
+        return Some(&***v);
+    }
+    if let Some(v) = req.app_data::<Verifiers>() {
+        return Some(v);
+    }
+    if let Some(v) = req.app_data::<web::Data<Verifier>>() {
+        return Some(&***v);
+    }
+    req.app_data::<Verifier>().map(|v| v as &dyn VerifierSource)
+}
+
+/// Extracts the verified delivery.
 ///
-/// Takes the [`Verifier`] from `app_data` (register it with
-/// `App::app_data(web::Data::new(verifier))`), reads the raw payload stream —
-/// never decompressed — up to the verifier's limit and deadline, verifies it,
-/// and hands the handler the event. Without a registered verifier every
+/// Takes the verifier from `app_data` — a
+/// [`Verifier`](plugipay_webhook::Verifier) or
+/// [`Verifiers`](plugipay_webhook::http::Verifiers) (per route, per tenant),
+/// registered with or without `web::Data` — reads the raw payload stream,
+/// never decompressed, up to the verifier's limit and deadline, verifies
+/// it, and hands the handler the event. Without a registered verifier every
 /// request is answered `500 {"error":"verifier_missing"}` and an error is
 /// logged.
-///
-/// Dereferences to [`WebhookEvent`].
 ///
 /// ```
 /// use actix_web::{web, App, HttpResponse};
@@ -32,112 +88,26 @@ use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
 ///     HttpResponse::NoContent().finish()
 /// }
 ///
-/// let verifier = web::Data::new(Verifier::new("whsec_…"));
 /// let app = App::new()
-///     .app_data(verifier)
+///     .app_data(Verifier::new("whsec_…")) // or web::Data::new(…)
 ///     .route("/webhooks/plugipay", web::post().to(plugipay_webhook));
 /// ```
-#[derive(Debug, Clone)]
-pub struct VerifiedEvent(pub WebhookEvent);
-
-impl VerifiedEvent {
-    /// The event.
-    #[must_use]
-    pub fn into_inner(self) -> WebhookEvent {
-        self.0
-    }
-}
-
-impl Deref for VerifiedEvent {
-    type Target = WebhookEvent;
-
-    fn deref(&self) -> &WebhookEvent {
-        &self.0
-    }
-}
-
 impl FromRequest for VerifiedEvent {
-    type Error = WebhookError;
+    type Error = WebhookRejection;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let Some(verifier) = req.app_data::<web::Data<Verifier>>() else {
-            tracing::error!(
-                "plugipay webhook: no web::Data<Verifier> in app_data; answering 500 verifier_missing"
-            );
-            return Box::pin(std::future::ready(Err(WebhookError(
-                Rejection::VerifierMissing,
-            ))));
-        };
-        let verifier = Verifier::clone(verifier);
-        let headers = req.headers();
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
-        // Header rules and the declared length, before the body is touched.
-        let signature = match verifier.precheck(
-            headers.get_all(SIGNATURE_HEADER).map(HeaderValue::as_bytes),
-            declared,
-        ) {
-            Ok(s) => s,
-            Err(r) => return Box::pin(std::future::ready(Err(WebhookError(r)))),
-        };
-        let payload = payload.take();
-        Box::pin(async move {
-            plugipay_webhook::read_and_verify(&verifier, &signature, declared, payload)
-                .await
-                .map(VerifiedEvent)
-                .map_err(WebhookError)
-        })
+        let received = receive(source(req), &Head(req), payload.take());
+        Box::pin(async move { Ok(VerifiedEvent(received.await?)) })
     }
 }
 
-/// Why [`VerifiedEvent`] refused a request; as an actix-web error it answers
-/// exactly the contract's status, `Content-Type: application/json`,
-/// `{"error":"<code>"}`, and closes the connection after 408 and 413.
-///
-/// To answer differently, take `Result<VerifiedEvent, WebhookError>` in the
-/// handler.
-#[derive(Debug, Clone)]
-pub struct WebhookError(pub Rejection);
-
-impl WebhookError {
-    /// The error code (`signature_invalid`, `payload_too_large`, …).
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        self.0.code()
-    }
-
-    /// The underlying rejection.
-    #[must_use]
-    pub fn into_inner(self) -> Rejection {
-        self.0
-    }
-}
-
-impl fmt::Display for WebhookError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for WebhookError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-impl ResponseError for WebhookError {
+impl ResponseError for WebhookRejection {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut resp = HttpResponse::build(self.status_code());
-        resp.content_type(plugipay_webhook::JSON_CONTENT_TYPE);
-        if self.0.closes_connection() {
-            resp.force_close();
-        }
-        resp.body(self.0.body())
+        respond(self.0.to_response())
     }
 }

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use plugipay_webhook::Verifier;
 use plugipay_webhook_actix_web::VerifiedEvent;
-use plugipay_webhook_conformance::{run, Adapter, Recorder, WEBHOOK_PATH};
+use plugipay_webhook_conformance::plumbing::local_listener;
+use plugipay_webhook_conformance::{run, Adapter, Recorder, Source};
 
 async fn hook(recorder: web::Data<Recorder>, event: VerifiedEvent) -> HttpResponse {
     recorder.record(&event);
@@ -19,21 +19,22 @@ impl Adapter for ActixWeb {
         "actix-web"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
+        let (listener, addr) = local_listener();
         std::thread::spawn(move || {
-            let verifier = verifier.map(web::Data::new);
             let recorder = web::Data::new(recorder);
             actix_web::rt::System::new().block_on(async move {
                 HttpServer::new(move || {
                     let app = App::new().app_data(recorder.clone());
-                    // Without a verifier, nothing is registered: the extractor must answer 500.
-                    let app = match &verifier {
-                        Some(v) => app.app_data(v.clone()),
-                        None => app,
+                    // A single verifier bare, tenants in web::Data: both are
+                    // found. Without one, nothing is registered: the
+                    // extractor must answer 500.
+                    let app = match &source {
+                        Source::Verifier(v) => app.app_data(v.clone()),
+                        Source::Verifiers(v) => app.app_data(web::Data::new(v.clone())),
+                        Source::None => app,
                     };
-                    app.route(WEBHOOK_PATH, web::post().to(hook))
+                    app.default_service(web::post().to(hook))
                 })
                 .workers(2)
                 .listen(listener)
@@ -45,9 +46,31 @@ impl Adapter for ActixWeb {
         });
         addr
     }
+
+    fn sends_continue_before_handlers(&self) -> bool {
+        // actix-http answers `Expect: 100-continue` in its expect handler,
+        // set on the HTTP service, before any extractor runs.
+        true
+    }
 }
 
 #[test]
 fn actix_web_extractor_passes_the_conformance_suite() {
     run(&ActixWeb).assert_all_passed();
+}
+
+#[actix_web::test]
+async fn a_verifier_registered_in_web_data_is_found_too() {
+    use actix_web::test;
+    use plugipay_webhook::{testing::TestDelivery, Verifier};
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(Verifier::new("whsec_data")))
+            .app_data(web::Data::new(Recorder::default()))
+            .route("/hook", web::post().to(hook)),
+    )
+    .await;
+    let delivery = TestDelivery::new("whsec_data", "plugipay.invoice.paid.v1");
+    let req = plugipay_webhook_actix_web::testing::request(delivery, "/hook").to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 204);
 }

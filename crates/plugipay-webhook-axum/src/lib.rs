@@ -1,7 +1,13 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "dispatch")]
+mod dispatch;
 mod extract;
 
+#[cfg(feature = "dispatch")]
+pub use dispatch::{dispatch, Dispatched};
 pub use extract::{VerifiedEvent, WebhookRejection};
 
-pub use plugipay_webhook::{Rejection, Verifier, WebhookEvent};
+pub use plugipay_webhook::http::{Rejection, Tenant, VerifierSource, Verifiers};
+pub use plugipay_webhook::{Verifier, WebhookEvent};

@@ -6,38 +6,27 @@ use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
+use plugipay_webhook::http::Verifiers;
 use plugipay_webhook::Verifier;
 use plugipay_webhook_axum::VerifiedEvent;
-use plugipay_webhook_conformance::{run, Adapter, Recorder, WEBHOOK_PATH};
+use plugipay_webhook_conformance::plumbing::serve_on_thread;
+use plugipay_webhook_conformance::{run, Adapter, Recorder, Source};
 
 #[derive(Clone, FromRef)]
-struct AppState {
+struct One {
     verifier: Verifier,
     recorder: Recorder,
 }
 
-async fn hook(State(recorder): State<Recorder>, event: VerifiedEvent) -> StatusCode {
-    recorder.record(&event);
-    StatusCode::NO_CONTENT
+#[derive(Clone, FromRef)]
+struct Many {
+    verifiers: Verifiers,
+    recorder: Recorder,
 }
 
-/// Serves `app` on 127.0.0.1 from a thread with its own runtime.
-fn serve(app: Router) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    addr
+async fn hook<V>(State(recorder): State<Recorder>, event: VerifiedEvent<V>) -> StatusCode {
+    recorder.record(&event);
+    StatusCode::NO_CONTENT
 }
 
 struct Axum;
@@ -47,16 +36,26 @@ impl Adapter for Axum {
         "axum"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let verifier = verifier.expect("axum rules out a missing verifier at compile time");
-        let app = Router::new()
-            .route(WEBHOOK_PATH, post(hook))
-            .with_state(AppState { verifier, recorder });
-        serve(app)
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
+        let app = match source {
+            Source::Verifier(verifier) => Router::new()
+                .route("/{*path}", post(hook::<Verifier>))
+                .with_state(One { verifier, recorder }),
+            Source::Verifiers(verifiers) => Router::new()
+                .route("/{*path}", post(hook::<Verifiers>))
+                .with_state(Many {
+                    verifiers,
+                    recorder,
+                }),
+            Source::None => unreachable!("axum rules out a missing verifier at compile time"),
+        };
+        serve_on_thread(|listener| async move {
+            axum::serve(listener, app).await.expect("serve");
+        })
     }
 
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
-        Some("`Verifier: FromRef<S>` makes a router without a verifier a compile error")
+        Some("`V: FromRef<S>` makes a router without a verifier source a compile error")
     }
 }
 

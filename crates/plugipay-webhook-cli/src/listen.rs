@@ -125,36 +125,29 @@ fn steers_terminal(c: char) -> bool {
 /// it, not that it holds no escape sequences. Controls are shown as
 /// `\u{1b}`; newlines and tabs too, so a field stays on its line.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(steers_terminal) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if steers_terminal(c) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    escape(text, |c| format!("\\u{{{c:x}}}"))
 }
 
 /// A JSON line with every character that could steer a terminal escaped as
 /// `\uXXXX` (serde_json escapes only C0 controls); still the same JSON.
 fn json_line(value: &serde_json::Value) -> String {
-    let text = value.to_string();
+    escape(&value.to_string(), |c| format!("\\u{c:04x}")).into_owned()
+}
+
+/// `text` with every character that steers a terminal written by `spell`.
+fn escape(text: &str, spell: fn(u32) -> String) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(steers_terminal) {
-        return text;
+        return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         if steers_terminal(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            out.push_str(&spell(u32::from(c)));
         } else {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn say(line: &str) {

@@ -1,8 +1,10 @@
 //! The real `plugipay-webhook` binary, run as a user runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use plugipay_webhook_conformance::plumbing::Process;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -184,16 +186,8 @@ fn secret_sources_and_rotation() {
 }
 
 struct Listener {
-    child: Child,
+    process: Process,
     url: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn listen() -> Listener {
@@ -201,34 +195,15 @@ fn listen() -> Listener {
 }
 
 fn listen_with(extra: &[&str]) -> Listener {
-    let mut child = cli()
-        .args(["listen", "--port", "0"])
+    let mut cmd = cli();
+    cmd.args(["listen", "--port", "0"])
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn listen");
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("listening line");
-    let addr = first
-        .strip_prefix("listening on ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected {first:?}"))
-        .to_owned();
+        .stderr(Stdio::null());
+    let process = Process::spawn(cmd);
+    let addr = process.listening_addr();
     Listener {
-        child,
-        url: format!("{addr}/webhooks/plugipay"),
-        lines,
+        process,
+        url: format!("http://{addr}/webhooks/plugipay"),
     }
 }
 
@@ -266,7 +241,7 @@ fn send_to_listen_round_trips() {
     assert!(sent
         .iter()
         .all(|s| s["status"] == 204 && s["latency_ms"].as_f64().is_some()));
-    let got = drain(&l.lines);
+    let got = drain(&l.process.lines);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
         (got[0]["id"].as_str(), got[0]["duplicate"].as_bool()),
@@ -294,7 +269,7 @@ fn send_to_listen_round_trips() {
             .expect("send");
         assert_eq!(out.status.code(), Some(0), "{t}: {}", text(&out.stdout));
     }
-    let got = drain(&l.lines);
+    let got = drain(&l.process.lines);
     assert_eq!(got.len(), 6);
     for (g, t) in got.iter().zip(&types) {
         assert_eq!(g["type"].as_str(), Some(t.as_str()));
@@ -325,7 +300,7 @@ fn send_to_listen_round_trips() {
             "{}",
             text(&out.stdout)
         );
-        let got = drain(&l.lines);
+        let got = drain(&l.process.lines);
         assert_eq!(got.len(), 1);
         assert_eq!(
             (got[0]["ok"].as_bool(), got[0]["error"].as_str()),
@@ -354,7 +329,7 @@ fn send_to_listen_round_trips() {
     assert_eq!(s["statuses"]["204"], 40);
     assert!(s["throughput_rps"].as_f64().is_some_and(|r| r > 0.0));
     assert!(s["p99_ms"].as_f64() >= s["p50_ms"].as_f64());
-    let got = drain(&l.lines);
+    let got = drain(&l.process.lines);
     let ids: std::collections::HashSet<_> = got.iter().map(|g| g["id"].to_string()).collect();
     assert_eq!(ids.len(), 40, "distinct events");
 }
@@ -490,7 +465,7 @@ fn listen_escapes_control_characters_from_signed_bodies() {
             .expect("send");
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
         let mut lines = Vec::new();
-        while let Ok(line) = l.lines.recv_timeout(Duration::from_millis(500)) {
+        while let Ok(line) = l.process.lines.recv_timeout(Duration::from_millis(500)) {
             lines.push(line);
         }
         let all = lines.join("\n");

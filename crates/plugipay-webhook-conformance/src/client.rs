@@ -20,6 +20,9 @@ pub struct RawResponse {
     pub body: Vec<u8>,
     /// Whether the server closed the connection after the response.
     pub closed: bool,
+    /// Interim (1xx) responses received before this one, such as `100
+    /// Continue`.
+    pub interim: Vec<u16>,
 }
 
 impl RawResponse {
@@ -217,25 +220,40 @@ fn read_response(stream: &mut TcpStream, timeout: Duration) -> io::Result<RawRes
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
     let mut eof = false;
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i;
+    let mut interim = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i;
+            }
+            if eof {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "connection closed before a response head ({} bytes)",
+                        buf.len()
+                    ),
+                ));
+            }
+            eof = fill(stream, &mut buf, deadline)?;
+        };
+        // An interim response (`100 Continue`): note it, read the final one.
+        let status = parse_status(&buf[..head_end])?;
+        if (100..200).contains(&status) {
+            interim.push(status);
+            buf.drain(..head_end + 4);
+            continue;
         }
-        if eof {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "connection closed before a response head ({} bytes)",
-                    buf.len()
-                ),
-            ));
-        }
-        eof = fill(stream, &mut buf, deadline)?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
+        let mut resp = read_final(stream, buf, head_end, eof, deadline)?;
+        resp.interim = interim;
+        return Ok(resp);
+    }
+}
+
+fn parse_status(head: &[u8]) -> io::Result<u16> {
+    let head = String::from_utf8_lossy(head);
+    let status_line = head.split("\r\n").next().unwrap_or_default();
+    status_line
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -244,8 +262,21 @@ fn read_response(stream: &mut TcpStream, timeout: Duration) -> io::Result<RawRes
                 io::ErrorKind::InvalidData,
                 format!("bad status line {status_line:?}"),
             )
-        })?;
-    let headers: Vec<(String, Vec<u8>)> = lines
+        })
+}
+
+fn read_final(
+    stream: &mut TcpStream,
+    buf: Vec<u8>,
+    head_end: usize,
+    mut eof: bool,
+    deadline: Instant,
+) -> io::Result<RawResponse> {
+    let status = parse_status(&buf[..head_end])?;
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let headers: Vec<(String, Vec<u8>)> = head
+        .split("\r\n")
+        .skip(1)
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()))
         .collect();
@@ -289,6 +320,7 @@ fn read_response(stream: &mut TcpStream, timeout: Duration) -> io::Result<RawRes
         headers,
         body,
         closed,
+        interim: Vec::new(),
     })
 }
 

@@ -1,8 +1,8 @@
-//! The HTTP conformance suite: every vector plus the HTTP-only cases of
-//! SPEC.md section 6, sent over a real socket to a real server.
+//! The HTTP conformance suite: tables of cases ([`crate::cases`]) sent over a
+//! real socket to a real server of each adapter, and one small runner.
 //!
 //! An adapter joins by implementing [`Adapter`] (start a server with a
-//! verifier and a recording handler) and calling [`run`] from a test.
+//! verifier source and a recording handler) and calling [`run`] from a test.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,12 +10,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use plugipay_webhook::http::Verifiers;
 use plugipay_webhook::{testing, Verifier, WebhookEvent};
 
+use crate::cases::{self, Case, Check, Server};
 use crate::client::{send, BodyPlan, RawRequest, RawResponse};
-use crate::vectors::{load_vectors, Expect, Vector};
+use crate::vectors::{load_vectors, Vector};
 
-/// The route every adapter's test server verifies.
+/// The route the suite sends single-verifier deliveries to. Test servers
+/// serve `POST` on every path (a catch-all route): the per-route and
+/// per-tenant cases use others.
 pub const WEBHOOK_PATH: &str = "/webhook";
 
 /// Records what the handler received. The handler calls
@@ -39,16 +43,29 @@ impl Recorder {
     }
 }
 
+/// Where a test server takes its verifier from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Nothing configured at all: the adapter must answer `500 verifier_missing`.
+    None,
+    /// One verifier for every request, registered the framework's usual way.
+    Verifier(Verifier),
+    /// A verifier chosen per request (per route, per tenant).
+    Verifiers(Verifiers),
+}
+
 /// A framework adapter under test.
 pub trait Adapter {
     /// Its name in the report.
     fn name(&self) -> &'static str;
 
-    /// Starts a server on `127.0.0.1` (any free port) that serves
-    /// `POST` [`WEBHOOK_PATH`]: verify with `verifier` (with no verifier
-    /// configured at all when `None`), then call `recorder.record(&event)` and
-    /// answer `204`. The server keeps running until the process exits.
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr;
+    /// Starts a server on `127.0.0.1` (any free port) that serves `POST` on
+    /// **every path**: verify with `source`, then call
+    /// `recorder.record(&event)` and answer `204`. The server keeps running
+    /// until the process exits. `Source::None` is only asked for when
+    /// [`missing_verifier_ruled_out`](Adapter::missing_verifier_ruled_out)
+    /// is `None`.
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr;
 
     /// `Some(why)` when the framework rules out a missing verifier before
     /// serving (a compile error, a refused launch), so the 500 case cannot
@@ -66,6 +83,14 @@ pub trait Adapter {
         0
     }
 
+    /// Whether the framework answers `Expect: 100-continue` with `100
+    /// Continue` before any adapter code runs (actix-web, Rocket): then a
+    /// request the adapter refuses before its body gets the interim response
+    /// first, recorded as a documented deviation.
+    fn sends_continue_before_handlers(&self) -> bool {
+        false
+    }
+
     /// A documented, framework-imposed deviation for the named case: the
     /// answer this framework gives instead (e.g. its HTTP server refusing the
     /// request before any adapter code runs).
@@ -77,7 +102,8 @@ pub trait Adapter {
 /// The answer a case expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
-    /// Our answer: this status and `{"error":"<code>"}` as JSON.
+    /// Our answer: this status and `{"error":"<code>"}` as JSON (with
+    /// `Retry-After: 5` for `verifier_unavailable`).
     Ours {
         /// Status.
         status: u16,
@@ -168,14 +194,37 @@ impl Report {
             self.summary()
         );
     }
+
+    fn record(&mut self, name: String, verdict: Result<(), String>) {
+        match verdict {
+            Ok(()) => self.passed.push(name),
+            Err(why) => self.failed.push((name, why)),
+        }
+    }
 }
 
-const SECRET: &str = "whsec_test_conformance";
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-struct Server {
-    addr: SocketAddr,
-    recorder: Recorder,
+/// The servers a run has started, by what they were started with.
+struct Servers<'a> {
+    adapter: &'a dyn Adapter,
+    base: &'a Vector,
+    started: BTreeMap<Server, (SocketAddr, Recorder)>,
+}
+
+impl Servers<'_> {
+    fn get(&mut self, server: &Server) -> (SocketAddr, Recorder) {
+        if let Some(s) = self.started.get(server) {
+            return s.clone();
+        }
+        let recorder = Recorder::default();
+        let addr = self
+            .adapter
+            .start(cases::source(server, self.base), recorder.clone());
+        self.started
+            .insert(server.clone(), (addr, recorder.clone()));
+        (addr, recorder)
+    }
 }
 
 /// Runs the whole suite against `adapter`.
@@ -186,385 +235,105 @@ pub fn run(adapter: &dyn Adapter) -> Report {
     };
     let capturing = crate::logs::install();
     let file = load_vectors();
-    let mut servers: BTreeMap<(Vec<String>, u64, i64), Server> = BTreeMap::new();
-    let mut server_for = |v: &Vector| -> (SocketAddr, Recorder) {
-        let key = (v.secrets.clone(), v.tolerance, v.now);
-        let s = servers.entry(key).or_insert_with(|| {
-            let recorder = Recorder::default();
-            let addr = adapter.start(Some(v.verifier()), recorder.clone());
-            Server { addr, recorder }
-        });
-        (s.addr, s.recorder.clone())
-    };
-
-    // 1. Every vector that can travel over HTTP.
-    for v in file.vectors.iter().filter(|v| v.http) {
-        let (addr, recorder) = server_for(v);
-        let mut req = RawRequest::post(WEBHOOK_PATH, v.body.clone())
-            .header("Content-Type", "application/json");
-        if let Some(enc) = &v.content_encoding {
-            req = req.header("Content-Encoding", enc.as_bytes());
-        }
-        for h in &v.headers {
-            req = req.header("X-Plugipay-Signature", h.clone());
-        }
-        let (status, code) = v.expected_http();
-        let name = format!("vector {}", v.name);
-        let result = send(addr, &req, TIMEOUT);
-        let got = recorder.take();
-        let verdict = judge(adapter, &name, &result, status, code, &mut report).and_then(|()| {
-            match &v.expect {
-                Expect::Ok(_) => handler_saw(&got, v),
-                Expect::Error(_) => none_handled(&got),
-            }
-        });
-        record(&mut report, name, verdict);
-    }
-
-    // 2. HTTP-only cases, against a server with the default limits.
     let base = file
         .vectors
         .iter()
         .find(|v| v.name == "valid")
         .cloned()
         .expect("the `valid` vector exists");
-    let now = base.now;
-    let limit = plugipay_webhook::DEFAULT_BODY_LIMIT;
-    let (addr, recorder) = server_for(&base);
-    let signed = |body: &[u8]| testing::sign_header(SECRET, now, body);
-    let valid = || RawRequest::post(WEBHOOK_PATH, base.body.clone());
+    let mut servers = Servers {
+        adapter,
+        base: &base,
+        started: BTreeMap::new(),
+    };
 
-    let cases: Vec<(&str, RawRequest, u16, Option<&str>, bool)> = vec![
-        (
-            "lower-case header name",
-            valid().header("x-plugipay-signature", signed(&base.body)),
-            204,
-            None,
-            false,
-        ),
-        (
-            "upper-case header name",
-            valid().header("X-PLUGIPAY-SIGNATURE", signed(&base.body)),
-            204,
-            None,
-            false,
-        ),
-        (
-            "request content-type is ignored",
-            valid()
-                .header("Content-Type", "text/plain")
-                .header("X-Plugipay-Signature", signed(&base.body)),
-            204,
-            None,
-            false,
-        ),
-        (
-            "body of exactly the limit is accepted",
-            padded_request(&base, limit, &signed, false),
-            204,
-            None,
-            false,
-        ),
-        (
-            "chunked body of exactly the limit is accepted",
-            padded_request(&base, limit, &signed, true),
-            204,
-            None,
-            false,
-        ),
-        (
-            "content-length one over the limit is 413 before the body is sent",
-            RawRequest {
-                path: WEBHOOK_PATH.into(),
-                headers: vec![(
-                    "X-Plugipay-Signature".into(),
-                    signed(&base.body).into_bytes(),
-                )],
-                body: BodyPlan::Declared {
-                    content_length: limit as u64 + 1,
-                    sent: Vec::new(),
-                },
-                close: false,
-            },
-            413,
-            Some("payload_too_large"),
-            true,
-        ),
-        (
-            "body one byte over the limit with content-length is 413",
-            padded_request(&base, limit + 1, &signed, false),
-            413,
-            Some("payload_too_large"),
-            true,
-        ),
-        (
-            "chunked body over the limit is 413",
-            padded_request(&base, limit + 64 * 1024, &signed, true),
-            413,
-            Some("payload_too_large"),
-            true,
-        ),
-        (
-            "header rules are decided before the content-length limit (malformed)",
-            RawRequest {
-                path: WEBHOOK_PATH.into(),
-                headers: vec![("X-Plugipay-Signature".into(), b"v1=abc".to_vec())],
-                body: BodyPlan::Declared {
-                    content_length: 50 * 1024 * 1024,
-                    sent: Vec::new(),
-                },
-                close: false,
-            },
-            400,
-            Some("signature_malformed"),
-            false,
-        ),
-        (
-            "header rules are decided before the content-length limit (missing)",
-            RawRequest {
-                path: WEBHOOK_PATH.into(),
-                headers: Vec::new(),
-                body: BodyPlan::Declared {
-                    content_length: 50 * 1024 * 1024,
-                    sent: Vec::new(),
-                },
-                close: false,
-            },
-            400,
-            Some("signature_missing"),
-            false,
-        ),
-    ];
-    for (name, req, status, code, must_close) in cases {
-        let name = format!("http {name}");
-        let req = framework_prefix(adapter, &name, req, &base.body, &mut report);
-        let result = send(addr, &req, TIMEOUT);
-        let got = recorder.take();
-        let verdict = judge(adapter, &name, &result, status, code, &mut report)
-            .and_then(|()| closes_if(&result, must_close))
-            .and_then(|()| {
-                if status == 204 {
-                    if got.len() == 1 {
-                        Ok(())
-                    } else {
-                        Err(format!("handler ran {} times, want once", got.len()))
-                    }
-                } else {
-                    none_handled(&got)
-                }
-            });
-        record(&mut report, name, verdict);
-    }
-
-    // 3. The read deadline: a body that stalls.
-    {
-        let recorder = Recorder::default();
-        let verifier = base.verifier().read_timeout(Duration::from_secs(1));
-        let addr = adapter.start(Some(verifier), recorder.clone());
-        let req = RawRequest {
-            path: WEBHOOK_PATH.into(),
-            headers: vec![(
-                "X-Plugipay-Signature".into(),
-                signed(&base.body).into_bytes(),
-            )],
-            body: BodyPlan::Declared {
-                content_length: base.body.len() as u64,
-                sent: base.body[..10].to_vec(),
-            },
-            close: false,
-        };
-        let name = "http body not complete within the read deadline is 408".to_owned();
-        let req = framework_prefix(adapter, &name, req, &base.body, &mut report);
-        let result = send(addr, &req, TIMEOUT);
-        let verdict = judge(
-            adapter,
-            &name,
-            &result,
-            408,
-            Some("body_timeout"),
-            &mut report,
-        )
-        .and_then(|()| closes_if(&result, true))
-        .and_then(|()| none_handled(&recorder.take()));
-        record(&mut report, name, verdict);
-
-        // The same server still serves a complete delivery afterwards.
-        let name = "http server keeps serving after a timed-out body".to_owned();
-        let req = valid().header("X-Plugipay-Signature", signed(&base.body));
-        let result = send(addr, &req, TIMEOUT);
-        let verdict = judge(adapter, &name, &result, 204, None, &mut report).and_then(|()| {
-            let got = recorder.take();
-            if got.len() == 1 {
-                Ok(())
-            } else {
-                Err(format!("handler ran {} times", got.len()))
+    for case in cases::all(&file, &base) {
+        if matches!(case.server, Server::NoVerifier) {
+            if let Some(why) = adapter.missing_verifier_ruled_out() {
+                report.skipped.push((case.name, why.to_owned()));
+                continue;
             }
-        });
-        record(&mut report, name, verdict);
+        }
+        let (addr, recorder) = servers.get(&case.server);
+        let verdict = run_case(adapter, &case, addr, &recorder, &mut report);
+        report.record(case.name, verdict);
     }
 
-    // 4. No verifier configured.
-    let name = "http no verifier configured is 500 verifier_missing".to_owned();
-    if let Some(why) = adapter.missing_verifier_ruled_out() {
-        report.skipped.push((name, why.to_owned()));
-    } else {
-        let recorder = Recorder::default();
-        let addr = adapter.start(None, recorder.clone());
-        let req = valid().header("X-Plugipay-Signature", signed(&base.body));
-        let result = send(addr, &req, TIMEOUT);
-        let verdict = judge(
-            adapter,
-            &name,
-            &result,
-            500,
-            Some("verifier_missing"),
-            &mut report,
-        )
-        .and_then(|()| none_handled(&recorder.take()));
-        record(&mut report, name, verdict);
-    }
+    // A client trickling its body past the read deadline: 408, and other
+    // deliveries are served meanwhile.
+    let (addr, recorder) = servers.get(&Server::ReadTimeout(3000));
+    let verdict = trickle_while_others_are_served(adapter, &base, addr, &recorder, &mut report);
+    report.record(
+        "hostile body trickled past the read deadline".to_owned(),
+        verdict,
+    );
 
-    // 5. The bad-input catalogue.
-    crate::hostile::run(adapter, &base, addr, &recorder, &mut report);
-
-    // 6. After all that, every server still answers a valid delivery.
-    let name = "http servers keep serving after every case".to_owned();
-    let (addr, recorder) = server_for(&base);
-    let req = valid().header("X-Plugipay-Signature", signed(&base.body));
-    let result = send(addr, &req, TIMEOUT);
-    let verdict = judge(adapter, &name, &result, 204, None, &mut report)
-        .and_then(|()| handler_saw(&recorder.take(), &base));
-    record(&mut report, name, verdict);
-
-    // 7. Nothing secret in the logs of all of the above.
+    // Nothing secret in the logs of all of the above.
     let name = "logs hold no secret and no expected signature".to_owned();
     if capturing {
         let verdict = no_secrets_in(&crate::logs::captured(), &file.vectors);
-        record(&mut report, name, verdict);
+        report.record(name, verdict);
     } else {
         report.skipped.push((
             name,
             "another tracing subscriber was installed first".to_owned(),
         ));
     }
-
     report
 }
 
-/// Checks `logs` (captured at TRACE level) for any configured secret and any
-/// signature a request carried or that a secret would produce.
-fn no_secrets_in(logs: &str, vectors: &[Vector]) -> Result<(), String> {
-    if !logs.contains("plugipay webhook rejected") {
-        return Err("no rejection was logged at all: is the capture working?".to_owned());
-    }
-    let mut needles: Vec<String> = Vec::new();
-    for v in vectors {
-        for s in v.secrets.iter().filter(|s| !s.is_empty()) {
-            needles.push(s.clone());
-            needles.push(testing::sign(s, v.now, &v.body));
-        }
-        for h in &v.headers {
-            let h = String::from_utf8_lossy(h);
-            needles.extend(
-                h.split(',')
-                    .filter_map(|i| i.trim().strip_prefix("v1="))
-                    .map(str::trim)
-                    .filter(|s| s.len() == 64)
-                    .map(str::to_owned),
-            );
-        }
-    }
-    needles.sort();
-    needles.dedup();
-    match needles.iter().find(|n| logs.contains(n.as_str())) {
-        Some(n) => Err(format!("the logs contain {}…", &n[..n.len().min(12)])),
-        None => Ok(()),
-    }
-}
-
-/// A valid envelope padded with whitespace to exactly `size` bytes (when
-/// `size` exceeds the limit, the body is simply that large).
-fn padded_request(
-    base: &Vector,
-    size: usize,
-    signed: &dyn Fn(&[u8]) -> String,
-    chunked: bool,
-) -> RawRequest {
-    let mut body = base.body.clone();
-    let close = body.pop().expect("non-empty body"); // the final `}`
-    body.resize(size - 1, b' ');
-    body.push(close);
-    let header = signed(&body);
-    let plan = if chunked {
-        BodyPlan::Chunked {
-            body,
-            chunk: 16 * 1024,
-        }
-    } else {
-        BodyPlan::Full(body)
-    };
-    RawRequest {
-        path: WEBHOOK_PATH.into(),
-        headers: vec![("X-Plugipay-Signature".into(), header.into_bytes())],
-        body: plan,
-        // Over the limit, leave the connection open: the server must close it.
-        close: size <= plugipay_webhook::DEFAULT_BODY_LIMIT,
-    }
-}
-
-/// Gives a head-only (or short-body) request the body bytes the framework
-/// waits for before any adapter code runs, noting the deviation.
-fn framework_prefix(
+/// Sends one case and judges the answer, and what the handler saw.
+fn run_case(
     adapter: &dyn Adapter,
-    name: &str,
-    mut req: RawRequest,
-    filler: &[u8],
-    report: &mut Report,
-) -> RawRequest {
-    let needed = adapter.body_bytes_read_before_guards();
-    if let BodyPlan::Declared {
-        sent,
-        content_length,
-    } = &mut req.body
-    {
-        if sent.len() < needed {
-            let n = needed.min(usize::try_from(*content_length).unwrap_or(usize::MAX));
-            *sent = filler.iter().copied().cycle().take(n).collect();
-            report.deviations.push(format!(
-                "{name}: sent {n} body bytes first (the framework reads them before routing)"
-            ));
-        }
-    }
-    req
-}
-
-pub(crate) fn record(report: &mut Report, name: String, verdict: Result<(), String>) {
-    match verdict {
-        Ok(()) => report.passed.push(name),
-        Err(why) => report.failed.push((name, why)),
-    }
-}
-
-/// Status, `Content-Type` and exact body of the response.
-fn judge(
-    adapter: &dyn Adapter,
-    name: &str,
-    result: &std::io::Result<RawResponse>,
-    status: u16,
-    code: Option<&str>,
+    case: &Case,
+    addr: SocketAddr,
+    recorder: &Recorder,
     report: &mut Report,
 ) -> Result<(), String> {
-    let expected = match code {
-        Some(code) => Expected::ours(status, code),
-        None if status == 204 => Expected::Accepted,
-        None => Expected::server(status),
-    };
-    judge_case(adapter, name, result, &expected, report)
+    let request = framework_prefix(adapter, &case.name, case.request.clone(), report);
+    let result = send(addr, &request, TIMEOUT);
+    let got = recorder.take();
+    judge(adapter, &case.name, &result, &case.expected, report)?;
+    let resp = result.as_ref().map_err(|e| e.to_string())?;
+    for check in &case.checks {
+        match check {
+            Check::Closes => closes(resp)?,
+            Check::NoInterim if adapter.sends_continue_before_handlers() => {
+                if !resp.interim.is_empty() {
+                    report.deviations.push(format!(
+                        "{}: the framework sent {:?} before the adapter ran",
+                        case.name, resp.interim
+                    ));
+                }
+            }
+            Check::NoInterim => {
+                if !resp.interim.is_empty() {
+                    return Err(format!(
+                        "interim {:?} before the final answer: the body was asked for",
+                        resp.interim
+                    ));
+                }
+            }
+            Check::Event(vector) => handler_saw(&got, vector)?,
+        }
+    }
+    let accepted = matches!(
+        adapter
+            .known_deviation(&case.name)
+            .as_ref()
+            .unwrap_or(&case.expected),
+        Expected::Accepted
+    );
+    match (accepted, got.len()) {
+        (true, 1) | (false, 0) => Ok(()),
+        (true, n) => Err(format!("the handler ran {n} times, want once")),
+        (false, n) => Err(format!("the handler ran {n} times on a rejected delivery")),
+    }
 }
 
-/// Judges a response against `expected`, or against the adapter's
-/// documented deviation for this case.
-pub(crate) fn judge_case(
+/// Status, `Content-Type`, exact body and `Retry-After` of the response,
+/// against `expected` or the adapter's documented deviation for the case.
+fn judge(
     adapter: &dyn Adapter,
     name: &str,
     result: &std::io::Result<RawResponse>,
@@ -606,6 +375,11 @@ pub(crate) fn judge_case(
             if ct != "application/json" {
                 return Err(format!("content-type {ct:?}, want application/json"));
             }
+            let retry = resp.header("retry-after");
+            let want_retry = (code == "verifier_unavailable").then(|| "5".to_owned());
+            if retry != want_retry {
+                return Err(format!("retry-after {retry:?}, want {want_retry:?}"));
+            }
         }
         None if matches!(expected, Expected::Server(_))
             && resp.text().starts_with(r#"{"error":"#) =>
@@ -620,38 +394,24 @@ pub(crate) fn judge_case(
     Ok(())
 }
 
-fn closes_if(result: &std::io::Result<RawResponse>, must_close: bool) -> Result<(), String> {
-    let Ok(resp) = result else { return Ok(()) };
-    if must_close {
-        if !resp
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
-        {
-            return Err("no `Connection: close` on the response".into());
-        }
-        if !resp.closed {
-            return Err("the server kept the connection open".into());
-        }
+fn closes(resp: &RawResponse) -> Result<(), String> {
+    if !resp
+        .header("connection")
+        .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+    {
+        return Err("no `Connection: close` on the response".into());
+    }
+    if !resp.closed {
+        return Err("the server kept the connection open".into());
     }
     Ok(())
-}
-
-pub(crate) fn none_handled(got: &[WebhookEvent]) -> Result<(), String> {
-    if got.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the handler ran {} times on a rejected delivery",
-            got.len()
-        ))
-    }
 }
 
 fn handler_saw(got: &[WebhookEvent], v: &Vector) -> Result<(), String> {
     let [ev] = got else {
         return Err(format!("handler ran {} times, want once", got.len()));
     };
-    let Expect::Ok(want) = &v.expect else {
+    let crate::vectors::Expect::Ok(want) = &v.expect else {
         return Err("vector is not a success".into());
     };
     let ok = ev.id() == want.id
@@ -668,5 +428,125 @@ fn handler_saw(got: &[WebhookEvent], v: &Vector) -> Result<(), String> {
             "handler saw {ev:?} with object {}, want {want:?}",
             ev.object()
         ))
+    }
+}
+
+/// Gives a head-only (or short-body) request the body bytes the framework
+/// waits for before any adapter code runs, noting the deviation.
+fn framework_prefix(
+    adapter: &dyn Adapter,
+    name: &str,
+    mut req: RawRequest,
+    report: &mut Report,
+) -> RawRequest {
+    let needed = adapter.body_bytes_read_before_guards();
+    if let BodyPlan::Declared {
+        sent,
+        content_length,
+    } = &mut req.body
+    {
+        if sent.len() < needed {
+            let n = needed.min(usize::try_from(*content_length).unwrap_or(usize::MAX));
+            *sent = b"{\"id\":\"evt_prefix\""
+                .iter()
+                .copied()
+                .cycle()
+                .take(n)
+                .collect();
+            report.deviations.push(format!(
+                "{name}: sent {n} body bytes first (the framework reads them before routing)"
+            ));
+        }
+    }
+    req
+}
+
+/// A client trickles its body past a 3 s read deadline while ten other
+/// deliveries are served by the same server.
+fn trickle_while_others_are_served(
+    adapter: &dyn Adapter,
+    base: &Vector,
+    slow: SocketAddr,
+    recorder: &Recorder,
+    report: &mut Report,
+) -> Result<(), String> {
+    let name = "hostile body trickled past the read deadline";
+    let signature = testing::sign_header(cases::SECRET, base.now, &base.body);
+    let trickle = RawRequest {
+        path: WEBHOOK_PATH.into(),
+        headers: vec![(
+            "X-Plugipay-Signature".into(),
+            signature.clone().into_bytes(),
+        )],
+        body: BodyPlan::Trickle {
+            body: base.body.clone(),
+            every: Duration::from_millis(50),
+        },
+        close: false,
+    };
+    let trickler = std::thread::spawn(move || send(slow, &trickle, TIMEOUT));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut served = 0;
+    for _ in 0..10 {
+        let req = RawRequest::post(WEBHOOK_PATH, base.body.clone())
+            .header("X-Plugipay-Signature", signature.clone());
+        if send(slow, &req, TIMEOUT).is_ok_and(|r| r.status == 204) {
+            served += 1;
+        }
+    }
+    let still_trickling = !trickler.is_finished();
+    let result = trickler
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("client thread panicked")));
+    let handled = recorder.take();
+    judge(
+        adapter,
+        name,
+        &result,
+        &Expected::ours(408, "body_timeout"),
+        report,
+    )?;
+    if served == 10 && still_trickling && handled.len() == 10 {
+        Ok(())
+    } else {
+        Err(format!(
+            "while one client trickled, {served}/10 other deliveries were served \
+             (trickler still running: {still_trickling}; handler ran {} times)",
+            handled.len()
+        ))
+    }
+}
+
+/// Checks `logs` (captured at TRACE level) for any configured secret and any
+/// signature a request carried or that a secret would produce.
+fn no_secrets_in(logs: &str, vectors: &[Vector]) -> Result<(), String> {
+    if !logs.contains("plugipay webhook rejected") {
+        return Err("no rejection was logged at all: is the capture working?".to_owned());
+    }
+    let mut needles: Vec<String> = cases::TENANT_SECRETS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for v in vectors {
+        for s in v.secrets.iter().filter(|s| !s.is_empty()) {
+            needles.push(s.clone());
+            needles.push(testing::sign(s, v.now, &v.body));
+        }
+        for h in &v.headers {
+            let h = String::from_utf8_lossy(h);
+            needles.extend(
+                h.split(',')
+                    .filter_map(|i| i.trim().strip_prefix("v1="))
+                    .map(str::trim)
+                    .filter(|s| s.len() == 64)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    match needles.iter().find(|n| logs.contains(n.as_str())) {
+        Some(n) => Err(format!("the logs contain {}…", &n[..n.len().min(12)])),
+        None => Ok(()),
     }
 }

@@ -74,10 +74,7 @@ impl Vector {
     /// A verifier configured as this vector requires, with its clock.
     #[must_use]
     pub fn verifier(&self) -> Verifier {
-        let now = self.now;
-        Verifier::from_secrets(&self.secrets)
-            .tolerance(Duration::from_secs(self.tolerance))
-            .clock(move || now)
+        verifier(&self.secrets, self.tolerance, self.now)
     }
 
     /// The single header value, when the request has exactly one field and
@@ -100,6 +97,13 @@ impl Vector {
             Expect::Error(code) => (400, Some(code.as_str())),
         }
     }
+}
+
+/// A verifier with these secrets and tolerance whose clock says `now`.
+pub(crate) fn verifier(secrets: &[String], tolerance: u64, now: i64) -> Verifier {
+    Verifier::from_secrets(secrets)
+        .tolerance(Duration::from_secs(tolerance))
+        .clock(move || now)
 }
 
 #[derive(Deserialize)]

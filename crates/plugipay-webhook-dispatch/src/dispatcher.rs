@@ -65,12 +65,14 @@ pub enum Outcome {
 impl Outcome {
     /// The HTTP status.
     #[must_use]
-    pub fn status(self) -> u16 {
+    pub fn status(self) -> http::StatusCode {
         match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => 204,
-            Outcome::InProgress => 409,
-            Outcome::HandlerFailed => 500,
-            Outcome::StoreUnavailable => 503,
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => {
+                http::StatusCode::NO_CONTENT
+            }
+            Outcome::InProgress => http::StatusCode::CONFLICT,
+            Outcome::HandlerFailed => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Outcome::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -106,7 +108,27 @@ impl Outcome {
     /// Whether the answer acknowledges the delivery (2xx).
     #[must_use]
     pub fn acknowledges(self) -> bool {
-        self.status() < 300
+        self.status().is_success()
+    }
+
+    /// The whole answer as an `http` 1.x response: status, body, and
+    /// `Content-Type: application/json` and `Retry-After` where due. Every
+    /// adapter's `Dispatched` answers exactly this.
+    #[must_use]
+    pub fn to_response(self) -> http::Response<bytes::Bytes> {
+        let mut resp = http::Response::new(bytes::Bytes::from_static(self.body().as_bytes()));
+        *resp.status_mut() = self.status();
+        if !self.body().is_empty() {
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Some(secs) = self.retry_after() {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

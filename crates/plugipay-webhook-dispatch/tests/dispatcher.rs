@@ -62,8 +62,23 @@ async fn outcomes_map_to_the_contracts_statuses() {
     ];
     for (o, status, body, retry) in table {
         assert_eq!(
-            (o.status(), o.body(), o.retry_after()),
+            (o.status().as_u16(), o.body(), o.retry_after()),
             (status, body, retry),
+            "{o:?}"
+        );
+        let resp = o.to_response();
+        assert_eq!(resp.status().as_u16(), status, "{o:?}");
+        assert_eq!(&resp.body()[..], body.as_bytes(), "{o:?}");
+        assert_eq!(
+            resp.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            retry.map(|s: u32| s.to_string()),
+            "{o:?}"
+        );
+        assert_eq!(
+            resp.headers().get("content-type").is_some(),
+            !body.is_empty(),
             "{o:?}"
         );
     }

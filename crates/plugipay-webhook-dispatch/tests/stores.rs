@@ -18,21 +18,11 @@ use std::time::Duration;
 
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_conformance::plumbing::server_url;
 use plugipay_webhook_dispatch::{
     Claim, ClaimToken, DedupStore, Dispatcher, EventKey, MemoryStore, Outcome, PostgresStore,
     RedisStore, SqliteStore,
 };
-
-fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PLUGIPAY_TEST_NO_SERVERS").as_deref() == Ok("1") => {
-            eprintln!("\n*** SKIPPED: {var} is unset and PLUGIPAY_TEST_NO_SERVERS=1: no real server tested ***\n");
-            None
-        }
-        _ => panic!("{var} is unset: run the tests through scripts/test (it starts the servers), or set PLUGIPAY_TEST_NO_SERVERS=1 to skip"),
-    }
-}
 
 /// A unique key space per test run, so reruns against one server don't collide.
 fn unique(name: &str) -> String {

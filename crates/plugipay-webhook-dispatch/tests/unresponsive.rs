@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_conformance::plumbing::server_url;
 use plugipay_webhook_dispatch::{
     ClaimToken, DedupStore, Dispatcher, Outcome, PostgresStore, RedisStore, SqliteStore,
 };
@@ -30,17 +31,6 @@ use tokio::sync::watch;
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Far above the store's timeout: a call still running then has hung.
 const HUNG: Duration = Duration::from_secs(20);
-
-fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PLUGIPAY_TEST_NO_SERVERS").as_deref() == Ok("1") => {
-            eprintln!("\n*** SKIPPED: {var} is unset and PLUGIPAY_TEST_NO_SERVERS=1 ***\n");
-            None
-        }
-        _ => panic!("{var} is unset: run the tests through scripts/test"),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

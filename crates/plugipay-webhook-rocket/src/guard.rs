@@ -1,25 +1,86 @@
 //! The `VerifiedEvent` data guard, its sentinel and the JSON catchers.
 
 use std::io::Cursor;
-use std::ops::Deref;
 
-use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
+use plugipay_webhook::http::{
+    receive, HeaderValues, ReaderStream, Rejection, RequestHead, VerifierSource, Verifiers,
+};
+use plugipay_webhook::Verifier;
 use rocket::catcher::{self, Catcher};
 use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::{Ignite, Request, Response, Rocket, Sentinel};
 
-/// A verified Plugipay delivery: a Rocket data guard.
+plugipay_webhook::__define_adapter_types!(
+    framework: "Rocket",
+    status: Status,
+    convert: |s| Status::new(s.as_u16()),
+);
+
+/// The name of the body limit in Rocket's `limits` configuration (e.g.
+/// `ROCKET_LIMITS={plugipay-webhook="2MiB"}` or `[default.limits]
+/// plugipay-webhook = "2MiB"` in `Rocket.toml`). When set, it replaces the
+/// verifier's body limit for requests Rocket serves.
+pub const LIMIT_NAME: &str = "plugipay-webhook";
+
+/// An `http` 1.x response (the core's and the dispatcher's answers) as a
+/// Rocket response.
+pub(crate) fn respond(resp: http::Response<bytes::Bytes>) -> Response<'static> {
+    let (parts, body) = resp.into_parts();
+    let mut out = Response::build();
+    out.status(Status::new(parts.status.as_u16()))
+        .sized_body(body.len(), Cursor::new(body));
+    for (name, value) in &parts.headers {
+        if let Ok(value) = value.to_str() {
+            out.raw_header(name.as_str().to_owned(), value.to_owned());
+        }
+    }
+    out.finalize()
+}
+
+/// The request head, as the core reads it.
+struct Head<'a, 'r>(&'a Request<'r>);
+
+impl RequestHead for Head<'_, '_> {
+    fn path(&self) -> &str {
+        self.0.uri().path().as_str()
+    }
+
+    fn header_values(&self, name: &str) -> HeaderValues<'_> {
+        // Rocket has already dropped header values that are not UTF-8.
+        self.0.headers().get(name).map(str::as_bytes).collect()
+    }
+
+    fn body_limit(&self) -> Option<usize> {
+        self.0
+            .limits()
+            .get(LIMIT_NAME)
+            .map(|limit| usize::try_from(limit.as_u64()).unwrap_or(usize::MAX))
+    }
+}
+
+/// The verifier source this rocket manages: `Verifiers` first, then `Verifier`.
+fn source(rocket: &Rocket<impl rocket::Phase>) -> Option<&dyn VerifierSource> {
+    match rocket.state::<Verifiers>() {
+        Some(v) => Some(v),
+        None => rocket.state::<Verifier>().map(|v| v as &dyn VerifierSource),
+    }
+}
+
+/// The rejection of this request, for the catchers.
+struct Cached(Option<Rejection>);
+
+/// Verifies the delivery as a Rocket data guard.
 ///
-/// Takes the [`Verifier`] from managed state (`rocket.manage(verifier)`; a
-/// rocket without one refuses to launch, through this type's [`Sentinel`]),
-/// reads the body with `data.open(limit)` under the verifier's limit and read
-/// deadline, verifies it, and hands the handler the event. On failure the
-/// guard answers `Outcome::Error((status, rejection))` and remembers the
-/// rejection for the [`catchers`], which render the shared JSON body.
-///
-/// Dereferences to [`WebhookEvent`].
+/// Takes the verifier from managed state — a [`Verifier`] or
+/// [`Verifiers`] (per route, per tenant); a rocket without either refuses to
+/// launch, through this type's [`Sentinel`] — reads the raw body under the
+/// limit (Rocket's `limits.plugipay-webhook` when configured, else the
+/// verifier's) and the read deadline, verifies it, and hands the handler the
+/// event. On failure the guard answers `Outcome::Error((status,
+/// rejection))` and remembers the rejection for the [`catchers`], which
+/// render the shared JSON body.
 ///
 /// ```
 /// use rocket::http::Status;
@@ -37,86 +98,29 @@ use rocket::{Ignite, Request, Response, Rocket, Sentinel};
 ///     .mount("/webhooks", rocket::routes![webhook])
 ///     .register("/webhooks", catchers());
 /// ```
-#[derive(Debug, Clone)]
-pub struct VerifiedEvent(pub WebhookEvent);
-
-impl VerifiedEvent {
-    /// The event.
-    #[must_use]
-    pub fn into_inner(self) -> WebhookEvent {
-        self.0
-    }
-}
-
-impl Deref for VerifiedEvent {
-    type Target = WebhookEvent;
-
-    fn deref(&self) -> &WebhookEvent {
-        &self.0
-    }
-}
-
-/// The rejection of this request, for the catchers.
-struct Cached(Option<Rejection>);
-
-fn fail<'r>(req: &'r Request<'_>, rejection: Rejection) -> data::Outcome<'r, VerifiedEvent> {
-    if matches!(rejection, Rejection::VerifierMissing) {
-        tracing::error!("plugipay webhook: no Verifier is managed by this rocket; answering 500");
-    }
-    let status = Status::new(rejection.status());
-    req.local_cache(|| Cached(Some(rejection.clone())));
-    Outcome::Error((status, rejection))
-}
-
 #[rocket::async_trait]
 impl<'r> FromData<'r> for VerifiedEvent {
-    type Error = Rejection;
+    type Error = WebhookRejection;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let Some(verifier) = req.rocket().state::<Verifier>() else {
-            return fail(req, Rejection::VerifierMissing);
-        };
-        let headers = req.headers();
-        let declared = headers
-            .get_one("Content-Length")
-            .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
-        // Header rules and the declared length, before the body is touched.
-        // (Rocket has already dropped header values that are not UTF-8.)
-        let signature =
-            match verifier.precheck(headers.get(SIGNATURE_HEADER).map(str::as_bytes), declared) {
-                Ok(s) => s,
-                Err(r) => return fail(req, r),
-            };
-        let limits = verifier.limits();
-        let read = data.open((limits.body_limit as u64).bytes()).into_bytes();
-        let body = match tokio::time::timeout(limits.read_timeout, read).await {
-            Err(_) => {
-                tracing::debug!("plugipay webhook rejected: body read deadline passed");
-                return fail(req, Rejection::BodyTimeout);
-            }
-            Ok(Err(_)) => {
-                tracing::debug!("plugipay webhook rejected: the body stream failed");
-                return fail(req, Rejection::BodyReadFailed);
-            }
-            // An incomplete read means the body went past the limit.
-            Ok(Ok(capped)) if !capped.is_complete() => {
-                tracing::debug!("plugipay webhook rejected: body too large");
-                return fail(req, Rejection::PayloadTooLarge);
-            }
-            Ok(Ok(capped)) => capped.into_inner(),
-        };
-        match verifier.complete(body.into(), &signature) {
+        // The core stops reading at the limit; Rocket's own cap is not needed.
+        let body = ReaderStream::new(data.open(u64::MAX.bytes()));
+        match receive(source(req.rocket()), &Head(req), body).await {
             Ok(event) => Outcome::Success(VerifiedEvent(event)),
-            Err(r) => fail(req, r),
+            Err(rejection) => {
+                req.local_cache(|| Cached(Some(rejection.clone())));
+                let rejection = WebhookRejection(rejection);
+                Outcome::Error((rejection.status(), rejection))
+            }
         }
     }
 }
 
 impl Sentinel for VerifiedEvent {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
-        if rocket.state::<Verifier>().is_none() {
+        if source(rocket).is_none() {
             tracing::error!(
-                "plugipay webhook: a route takes VerifiedEvent but no Verifier is managed; \
+                "plugipay webhook: a route takes VerifiedEvent but no Verifier (or Verifiers) is managed; \
                  call .manage(Verifier::from_env()?) before launch"
             );
             return true;
@@ -125,14 +129,15 @@ impl Sentinel for VerifiedEvent {
     }
 }
 
-/// Catchers for 400, 408, 413 and 500 that render the guard's rejection as
-/// the shared JSON (`{"error":"<code>"}`, `Content-Type: application/json`,
-/// `Connection: close` after 408 and 413). A request the guard did not
-/// reject gets Rocket's default error page, so register them on the webhook
-/// route's base path (`.register("/webhooks", catchers())`), not on `/`.
+/// Catchers for 400, 404, 408, 413, 500 and 503 that render the guard's
+/// rejection as the shared JSON (`{"error":"<code>"}`, `Content-Type:
+/// application/json`, `Connection: close` after 408, 413 and a failed body,
+/// `Retry-After` on 503). A request the guard did not reject gets Rocket's
+/// default error page, so register them on the webhook route's base path
+/// (`.register("/webhooks", catchers())`), not on `/`.
 #[must_use]
 pub fn catchers() -> Vec<Catcher> {
-    [400, 408, 413, 500]
+    [400, 404, 408, 413, 500, 503]
         .into_iter()
         .map(|code| {
             let mut c = Catcher::new(code, json_catcher);
@@ -145,16 +150,13 @@ pub fn catchers() -> Vec<Catcher> {
 fn json_catcher<'r>(status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<'r> {
     Box::pin(async move {
         let cached = req.local_cache(|| Cached(None));
-        let Some(rejection) = cached.0.as_ref().filter(|r| r.status() == status.code) else {
+        let Some(rejection) = cached
+            .0
+            .as_ref()
+            .filter(|r| r.status().as_u16() == status.code)
+        else {
             return Catcher::default().handler.handle(status, req).await;
         };
-        let body = rejection.body();
-        let mut resp = Response::build();
-        resp.status(status)
-            .sized_body(body.len(), Cursor::new(body));
-        for (name, value) in rejection.headers() {
-            resp.raw_header(*name, *value);
-        }
-        Ok(resp.finalize())
+        Ok(respond(rejection.to_response()))
     })
 }

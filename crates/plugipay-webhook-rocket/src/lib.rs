@@ -1,7 +1,14 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "dispatch")]
+mod dispatch;
 mod guard;
+pub mod testing;
 
-pub use guard::{catchers, VerifiedEvent};
+#[cfg(feature = "dispatch")]
+pub use dispatch::{dispatch_route, Dispatched};
+pub use guard::{catchers, VerifiedEvent, WebhookRejection, LIMIT_NAME};
 
-pub use plugipay_webhook::{Rejection, Verifier, WebhookEvent};
+pub use plugipay_webhook::http::{Rejection, Tenant, VerifierSource, Verifiers};
+pub use plugipay_webhook::{Verifier, WebhookEvent};

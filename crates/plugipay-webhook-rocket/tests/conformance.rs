@@ -1,16 +1,16 @@
 //! The shared conformance suite against a real Rocket server on a local port.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use plugipay_webhook::Verifier;
-use plugipay_webhook_conformance::{run, Adapter, Expected, Recorder};
-use plugipay_webhook_rocket::{catchers, VerifiedEvent};
+use plugipay_webhook_conformance::plumbing::{free_port, wait_until_listening};
+use plugipay_webhook_conformance::{run, Adapter, Expected, Recorder, Source};
+use plugipay_webhook_rocket::{catchers, testing, VerifiedEvent};
 use rocket::http::Status;
 use rocket::State;
 
-#[rocket::post("/webhook", data = "<event>")]
-fn hook(recorder: &State<Recorder>, event: VerifiedEvent) -> Status {
+#[rocket::post("/<_path..>", data = "<event>")]
+fn hook(_path: std::path::PathBuf, recorder: &State<Recorder>, event: VerifiedEvent) -> Status {
     recorder.record(&event);
     Status::NoContent
 }
@@ -28,21 +28,6 @@ fn config(port: u16) -> rocket::Config {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_until_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "rocket did not start on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 struct RocketAdapter;
 
 impl Adapter for RocketAdapter {
@@ -50,11 +35,15 @@ impl Adapter for RocketAdapter {
         "rocket"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let verifier = verifier.expect("a rocket without a verifier refuses to launch");
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
         let port = free_port();
-        let rocket = rocket::custom(config(port))
-            .manage(verifier)
+        let rocket = rocket::custom(config(port));
+        let rocket = match source {
+            Source::Verifier(v) => rocket.manage(v),
+            Source::Verifiers(v) => rocket.manage(v),
+            Source::None => unreachable!("a rocket without a verifier refuses to launch"),
+        };
+        let rocket = rocket
             .manage(recorder)
             .mount("/", rocket::routes![hook])
             .register("/", catchers());
@@ -74,6 +63,12 @@ impl Adapter for RocketAdapter {
         // Rocket 0.5 peeks at up to 14 body bytes ("_method=delete") before
         // routing, for every request, and waits until they arrive.
         14
+    }
+
+    fn sends_continue_before_handlers(&self) -> bool {
+        // Rocket reads (peeks at) the body before routing, so its server
+        // sends `100 Continue` before any guard runs.
+        true
     }
 
     fn known_deviation(&self, case: &str) -> Option<Expected> {
@@ -120,5 +115,31 @@ fn catchers_leave_other_errors_to_rocket() {
     assert!(
         !body.contains(r#"{"error":"#),
         "our catcher answered: {body}"
+    );
+}
+
+#[test]
+fn rockets_own_limits_configuration_sets_the_body_limit() {
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("limits.plugipay-webhook", 64));
+    let client = rocket::local::blocking::Client::tracked(
+        rocket::custom(figment)
+            .manage(Verifier::new("whsec_limit"))
+            .manage(Recorder::default())
+            .mount("/", rocket::routes![hook])
+            .register("/", catchers()),
+    )
+    .expect("client");
+    let small = plugipay_webhook::testing::TestDelivery::new("whsec_limit", "t.v1")
+        .raw_body(r#"{"id":"e","type":"t.v1"}"#);
+    let resp = testing::blocking(&client, small, "/hook").dispatch();
+    assert_eq!(resp.status(), Status::NoContent);
+    let large = plugipay_webhook::testing::TestDelivery::new("whsec_limit", "t.v1");
+    let resp = testing::blocking(&client, large, "/hook").dispatch();
+    assert_eq!(resp.status(), Status::PayloadTooLarge);
+    assert_eq!(
+        resp.into_string().as_deref(),
+        Some(r#"{"error":"payload_too_large"}"#)
     );
 }

@@ -2,25 +2,29 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{Either, Full};
-use plugipay_webhook::Verifier;
+use http_body_util::{BodyDataStream, Either, Full};
+use plugipay_webhook::http::{receive, Rejection, VerifierSource};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::request::{rejection_response, verify_request};
-
 /// Verifies Plugipay deliveries in front of any tower service (http 1.x).
 ///
-/// Failures are answered by the layer itself with SPEC.md section 6's status
-/// and `{"error":"<code>"}` body; the inner service never sees them. On
-/// success the inner service gets the request with the verified
+/// Failures are answered by the layer itself with the contract's status and
+/// `{"error":"<code>"}` body; the inner service never sees them. On success
+/// the inner service gets the request with the verified
 /// [`WebhookEvent`](plugipay_webhook::WebhookEvent) in its extensions and the
 /// same bytes as its body (`Full<Bytes>`).
+///
+/// The verifier comes from any [`VerifierSource`]: a
+/// [`Verifier`](plugipay_webhook::Verifier), or
+/// [`Verifiers`](plugipay_webhook::http::Verifiers) chosen per route or per
+/// tenant.
 ///
 /// ```
 /// use axum::{routing::post, Extension, Router};
@@ -36,16 +40,25 @@ use crate::request::{rejection_response, verify_request};
 ///     .route("/webhooks/plugipay", post(hook))
 ///     .route_layer(VerifyWebhookLayer::new(Verifier::new("whsec_…")));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyWebhookLayer {
-    verifier: Verifier,
+    source: Arc<dyn VerifierSource>,
+}
+
+impl std::fmt::Debug for VerifyWebhookLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyWebhookLayer").finish_non_exhaustive()
+    }
 }
 
 impl VerifyWebhookLayer {
-    /// A layer verifying with `verifier` (its secrets, tolerance and limits).
+    /// A layer verifying with `source`: a `Verifier` (its secrets,
+    /// tolerance and limits) or `Verifiers`.
     #[must_use]
-    pub fn new(verifier: Verifier) -> Self {
-        VerifyWebhookLayer { verifier }
+    pub fn new(source: impl VerifierSource + 'static) -> Self {
+        VerifyWebhookLayer {
+            source: Arc::new(source),
+        }
     }
 }
 
@@ -55,22 +68,33 @@ impl<S> Layer<S> for VerifyWebhookLayer {
     fn layer(&self, inner: S) -> Self::Service {
         VerifyWebhook {
             inner,
-            verifier: self.verifier.clone(),
+            source: self.source.clone(),
         }
     }
 }
 
 /// The service built by [`VerifyWebhookLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyWebhook<S> {
     inner: S,
-    verifier: Verifier,
+    source: Arc<dyn VerifierSource>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for VerifyWebhook<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyWebhook")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> VerifyWebhook<S> {
     /// Wraps `inner` directly, without a layer.
-    pub fn new(inner: S, verifier: Verifier) -> Self {
-        VerifyWebhook { inner, verifier }
+    pub fn new(inner: S, source: impl VerifierSource + 'static) -> Self {
+        VerifyWebhook {
+            inner,
+            source: Arc::new(source),
+        }
     }
 }
 
@@ -101,10 +125,10 @@ where
         // fresh clone stays behind for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
+        let (mut parts, body) = req.into_parts();
+        let received = receive(Some(&*self.source), &parts, BodyDataStream::new(body));
         Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            match verify_request(&verifier, &parts.headers, body).await {
+            match received.await {
                 Ok(event) => {
                     let body = Full::new(event.raw_body().clone());
                     parts.extensions.insert(event);
@@ -115,4 +139,19 @@ where
             }
         })
     }
+}
+
+/// The response the contract assigns to a rejection: its status,
+/// `Content-Type: application/json`, the body `{"error":"<code>"}`,
+/// `Connection: close` after 408, 413 and a failed body, `Retry-After` on 503.
+///
+/// ```
+/// use plugipay_webhook::http::Rejection;
+/// let resp = plugipay_webhook_tower::rejection_response(&Rejection::PayloadTooLarge);
+/// assert_eq!(resp.status(), 413);
+/// assert_eq!(resp.headers()["connection"], "close");
+/// ```
+#[must_use]
+pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
+    rejection.to_response().map(Full::new)
 }

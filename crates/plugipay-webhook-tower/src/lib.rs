@@ -1,9 +1,15 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "dispatch")]
+mod dispatch;
 mod layer;
-mod request;
 
-pub use layer::{ResponseBody, ResponseFuture, VerifyWebhook, VerifyWebhookLayer};
-pub use request::{rejection_response, verify_request};
+#[cfg(feature = "dispatch")]
+pub use dispatch::{DispatchService, Dispatched};
+pub use layer::{
+    rejection_response, ResponseBody, ResponseFuture, VerifyWebhook, VerifyWebhookLayer,
+};
 
-pub use plugipay_webhook::{Rejection, Verifier, WebhookEvent};
+pub use plugipay_webhook::http::{Rejection, Tenant, VerifierSource, Verifiers};
+pub use plugipay_webhook::{Verifier, WebhookEvent};

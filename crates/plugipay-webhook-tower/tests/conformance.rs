@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -11,24 +12,23 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use plugipay_webhook::{Verifier, WebhookEvent};
-use plugipay_webhook_conformance::{run, Adapter, Recorder, WEBHOOK_PATH};
+use plugipay_webhook::http::VerifierSource;
+use plugipay_webhook::WebhookEvent;
+use plugipay_webhook_conformance::plumbing::serve_on_thread;
+use plugipay_webhook_conformance::{run, Adapter, Recorder, Source};
 use plugipay_webhook_tower::VerifyWebhookLayer;
 use tower::{service_fn, Layer};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+const RULED_OUT: &str =
+    "`VerifyWebhookLayer::new` takes the verifier source: a layer without one cannot be built";
 
-fn bind() -> (std::net::TcpListener, SocketAddr) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    listener.set_nonblocking(true).expect("nonblocking");
-    (listener, addr)
+fn layer(source: Source) -> VerifyWebhookLayer {
+    let source: Arc<dyn VerifierSource> = match source {
+        Source::Verifier(v) => Arc::new(v),
+        Source::Verifiers(v) => Arc::new(v),
+        Source::None => unreachable!("{RULED_OUT}"),
+    };
+    VerifyWebhookLayer::new(source)
 }
 
 struct PlainHyper;
@@ -38,43 +38,35 @@ impl Adapter for PlainHyper {
         "tower (plain hyper)"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let verifier = verifier.expect("a layer is always built with its verifier");
-        let (listener, addr) = bind();
-        std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let svc = VerifyWebhookLayer::new(verifier).layer(service_fn(
-                    move |req: Request<Full<Bytes>>| {
-                        let recorder = recorder.clone();
-                        async move {
-                            if let Some(event) = req.extensions().get::<WebhookEvent>() {
-                                recorder.record(event);
-                            }
-                            let mut resp = Response::new(Full::new(Bytes::new()));
-                            *resp.status_mut() = StatusCode::NO_CONTENT;
-                            Ok::<_, Infallible>(resp)
-                        }
-                    },
-                ));
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let svc = TowerToHyperService::new(svc.clone());
-                    tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
+        let svc = layer(source).layer(service_fn(move |req: Request<Full<Bytes>>| {
+            let recorder = recorder.clone();
+            async move {
+                if let Some(event) = req.extensions().get::<WebhookEvent>() {
+                    recorder.record(event);
                 }
-            });
-        });
-        addr
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                Ok::<_, Infallible>(resp)
+            }
+        }));
+        serve_on_thread(move |listener| async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let svc = TowerToHyperService::new(svc.clone());
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        })
     }
 
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
-        Some("`VerifyWebhookLayer::new` takes the verifier: a layer without one cannot be built")
+        Some(RULED_OUT)
     }
 }
 
@@ -85,11 +77,10 @@ impl Adapter for AxumRouteLayer {
         "tower (axum route_layer)"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let verifier = verifier.expect("a layer is always built with its verifier");
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
         let app = Router::new()
             .route(
-                WEBHOOK_PATH,
+                "/{*path}",
                 post(
                     move |Extension(event): Extension<WebhookEvent>| async move {
                         recorder.record(&event);
@@ -97,19 +88,14 @@ impl Adapter for AxumRouteLayer {
                     },
                 ),
             )
-            .route_layer(VerifyWebhookLayer::new(verifier));
-        let (listener, addr) = bind();
-        std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                axum::serve(listener, app).await.expect("serve");
-            });
-        });
-        addr
+            .route_layer(layer(source));
+        serve_on_thread(|listener| async move {
+            axum::serve(listener, app).await.expect("serve");
+        })
     }
 
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
-        Some("`VerifyWebhookLayer::new` takes the verifier: a layer without one cannot be built")
+        Some(RULED_OUT)
     }
 }
 

@@ -1,30 +1,49 @@
 //! The `verified_event` filter and its rejection handling.
 
-use plugipay_webhook::{Rejection, Verifier, WebhookEvent, SIGNATURE_HEADER};
-use warp::http::header::{HeaderValue, CONTENT_LENGTH};
+use std::sync::Arc;
+
+use plugipay_webhook::http::{receive, HttpHead, Rejection, VerifierSource};
 use warp::http::{HeaderMap, StatusCode};
+use warp::path::FullPath;
 use warp::reply::Response;
 use warp::Filter;
 
+plugipay_webhook::__define_adapter_types!(
+    framework: "warp",
+    status: StatusCode,
+    convert: |s| s,
+);
+
+impl warp::reject::Reject for WebhookRejection {}
+
+impl warp::Reply for WebhookRejection {
+    fn into_response(self) -> Response {
+        rejection_reply(&self.0)
+    }
+}
+
 /// A filter that extracts a verified Plugipay delivery.
 ///
-/// Follows SPEC.md section 6: header rules and the declared `Content-Length`
-/// first, then the raw body stream (never decoded) read up to the verifier's
-/// limit — a chunked body too, which warp's `content_length_limit` would
-/// refuse with 411 — within its read deadline, then signature, freshness and
-/// envelope. Failures reject with [`WebhookRejection`]; put [`recover`] on
-/// the webhook route itself so they are answered there and never fall
-/// through `.or()` to other routes with the body already consumed.
+/// Follows the contract's order: the verifier for this request (`source`: a
+/// [`Verifier`](plugipay_webhook::Verifier), or
+/// [`Verifiers`](plugipay_webhook::http::Verifiers) per route or tenant),
+/// header rules and the declared `Content-Length`, then the raw body stream
+/// (never decoded) read up to the verifier's limit — a chunked body too,
+/// which warp's `content_length_limit` would refuse with 411 — within its
+/// read deadline, then signature, freshness and envelope. Failures reject
+/// with [`WebhookRejection`]; put [`recover`] on the webhook route itself so
+/// they are answered there and never fall through `.or()` to other routes
+/// with the body already consumed.
 ///
 /// ```
-/// use plugipay_webhook::{Verifier, WebhookEvent};
-/// use plugipay_webhook_warp::{recover, verified_event};
+/// use plugipay_webhook::Verifier;
+/// use plugipay_webhook_warp::{recover, verified_event, VerifiedEvent};
 /// use warp::Filter;
 ///
 /// let webhook = warp::post()
 ///     .and(warp::path!("webhooks" / "plugipay"))
 ///     .and(verified_event(Verifier::new("whsec_…")))
-///     .map(|event: WebhookEvent| {
+///     .map(|event: VerifiedEvent| {
 ///         println!("{} {}", event.id(), event.event_type());
 ///         warp::http::StatusCode::NO_CONTENT
 ///     })
@@ -34,54 +53,32 @@ use warp::Filter;
 /// # let _ = routes;
 /// ```
 pub fn verified_event(
-    verifier: Verifier,
-) -> impl Filter<Extract = (WebhookEvent,), Error = warp::Rejection> + Clone {
-    warp::header::headers_cloned()
+    source: impl VerifierSource + 'static,
+) -> impl Filter<Extract = (VerifiedEvent,), Error = warp::Rejection> + Clone {
+    let source: Arc<dyn VerifierSource> = Arc::new(source);
+    warp::path::full()
+        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .and_then(move |headers: HeaderMap, body| {
-            let verifier = verifier.clone();
+        .and_then(move |path: FullPath, headers: HeaderMap, body| {
+            let received = receive(
+                Some(&*source),
+                &HttpHead::new(path.as_str(), &headers),
+                body,
+            );
             async move {
-                let declared = headers
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| plugipay_webhook::content_length(v.as_bytes()));
-                let signature = verifier
-                    .precheck(
-                        headers
-                            .get_all(SIGNATURE_HEADER)
-                            .iter()
-                            .map(HeaderValue::as_bytes),
-                        declared,
-                    )
-                    .map_err(reject)?;
-                plugipay_webhook::read_and_verify(&verifier, &signature, declared, body)
+                received
                     .await
-                    .map_err(reject)
+                    .map(VerifiedEvent)
+                    .map_err(|r| warp::reject::custom(WebhookRejection(r)))
             }
         })
 }
 
-fn reject(r: Rejection) -> warp::Rejection {
-    warp::reject::custom(WebhookRejection(r))
-}
-
-/// Why [`verified_event`] rejected a request (a warp [`Reject`](warp::reject::Reject)).
-#[derive(Debug)]
-pub struct WebhookRejection(pub Rejection);
-
-impl WebhookRejection {
-    /// The error code (`signature_invalid`, `payload_too_large`, …).
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        self.0.code()
-    }
-}
-
-impl warp::reject::Reject for WebhookRejection {}
-
 /// Answers this crate's rejections with the shared response (status,
 /// `Content-Type: application/json`, `{"error":"<code>"}`, `Connection:
-/// close` after 408 and 413) and hands every other rejection on unchanged.
-/// Use with `.recover(recover)` on the webhook route.
+/// close` after 408, 413 and a failed body, `Retry-After` on 503) and hands
+/// every other rejection on unchanged. Use with `.recover(recover)` on the
+/// webhook route.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, warp::Rejection> {
     match rejection.find::<WebhookRejection>() {
         Some(ours) => Ok(rejection_reply(&ours.0)),
@@ -92,12 +89,5 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, warp::Rejec
 /// The response for one rejection, for users who write their own recovery.
 #[must_use]
 pub fn rejection_reply(rejection: &Rejection) -> Response {
-    let mut resp = Response::new(rejection.body().into());
-    *resp.status_mut() =
-        StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in rejection.headers() {
-        resp.headers_mut()
-            .insert(*name, HeaderValue::from_static(value));
-    }
-    resp
+    rejection.to_response().map(Into::into)
 }

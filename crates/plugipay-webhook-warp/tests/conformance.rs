@@ -1,10 +1,13 @@
 //! The shared conformance suite against a real warp server on a local port.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use plugipay_webhook::{Verifier, WebhookEvent};
-use plugipay_webhook_conformance::{run, Adapter, Recorder};
-use plugipay_webhook_warp::{recover, verified_event};
+use plugipay_webhook::http::VerifierSource;
+use plugipay_webhook::Verifier;
+use plugipay_webhook_conformance::plumbing::serve_on_thread;
+use plugipay_webhook_conformance::{run, Adapter, Recorder, Source};
+use plugipay_webhook_warp::{recover, verified_event, VerifiedEvent};
 use warp::http::StatusCode;
 use warp::Filter;
 
@@ -15,41 +18,29 @@ impl Adapter for Warp {
         "warp"
     }
 
-    fn start(&self, verifier: Option<Verifier>, recorder: Recorder) -> SocketAddr {
-        let verifier = verifier.expect("verified_event(verifier) always has its verifier");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let webhook = warp::post()
-                    .and(warp::path("webhook"))
-                    .and(warp::path::end())
-                    .and(verified_event(verifier))
-                    .map(move |event: WebhookEvent| {
-                        recorder.record(&event);
-                        StatusCode::NO_CONTENT
-                    })
-                    .recover(recover);
-                // Another route behind `.or()`: a rejected delivery must not reach it.
-                let fallback = warp::any().map(|| StatusCode::IM_A_TEAPOT);
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                warp::serve(webhook.or(fallback))
-                    .incoming(listener)
-                    .run()
-                    .await;
-            });
-        });
-        addr
+    fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
+        let source: Arc<dyn VerifierSource> = match source {
+            Source::Verifier(v) => Arc::new(v),
+            Source::Verifiers(v) => Arc::new(v),
+            Source::None => unreachable!("verified_event(source) cannot exist without one"),
+        };
+        let webhook = warp::post()
+            .and(verified_event(source))
+            .map(move |event: VerifiedEvent| {
+                recorder.record(&event);
+                StatusCode::NO_CONTENT
+            })
+            .recover(recover);
+        // Another route behind `.or()`: a rejected delivery must not reach it.
+        let fallback = warp::any().map(|| StatusCode::IM_A_TEAPOT);
+        let routes = webhook.or(fallback);
+        serve_on_thread(|listener| async move {
+            warp::serve(routes).incoming(listener).run().await;
+        })
     }
 
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
-        Some("`verified_event(verifier)` takes the verifier: the filter cannot exist without one")
+        Some("`verified_event(source)` takes the verifier source: the filter cannot exist without one")
     }
 }
 
@@ -62,7 +53,7 @@ fn warp_filter_passes_the_conformance_suite() {
 async fn recover_hands_other_rejections_on_unchanged() {
     let route = warp::path("webhook")
         .and(verified_event(Verifier::new("whsec_x")))
-        .map(|_: WebhookEvent| StatusCode::NO_CONTENT)
+        .map(|_: VerifiedEvent| StatusCode::NO_CONTENT)
         .recover(recover);
     // A path that does not match: warp's own 404, not our JSON.
     let resp = warp::test::request().path("/elsewhere").reply(&route).await;

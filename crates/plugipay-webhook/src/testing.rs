@@ -241,6 +241,30 @@ impl TestDelivery {
         (body, header)
     }
 
+    /// This delivery as an `http` 1.x `POST` to `uri`, for a framework's
+    /// own test tools (tower's and axum's `oneshot`): the body (any body
+    /// type made from [`Bytes`], such as `Full<Bytes>` or `axum::body::Body`),
+    /// the signature header and `Content-Type: application/json`.
+    ///
+    /// ```
+    /// use plugipay_webhook::testing::TestDelivery;
+    /// let req: http::Request<bytes::Bytes> =
+    ///     TestDelivery::new("whsec_test", "plugipay.invoice.paid.v1").into_request("/webhooks/plugipay");
+    /// assert!(req.headers().contains_key("x-plugipay-signature"));
+    /// ```
+    ///
+    /// # Panics
+    /// When `uri` is not a valid URI (a mistake in the test itself).
+    #[must_use]
+    pub fn into_request<B: From<Bytes>>(self, uri: &str) -> http::Request<B> {
+        let (body, header) = self.into_parts();
+        http::Request::post(uri)
+            .header(crate::SIGNATURE_HEADER, header)
+            .header("content-type", "application/json")
+            .body(B::from(body))
+            .expect("a valid request URI")
+    }
+
     /// Verifies this delivery with `verifier` (its own clock).
     pub fn verify_with(&self, verifier: &Verifier) -> Result<WebhookEvent, SignatureError> {
         let (body, header) = self.clone().into_parts();

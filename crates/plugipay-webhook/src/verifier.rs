@@ -12,7 +12,6 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use crate::error::{ConfigError, Reason, SignatureError};
 use crate::event::WebhookEvent;
 use crate::header::SignatureHeader;
-use crate::http::Rejection;
 use crate::json;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -285,10 +284,22 @@ impl Verifier {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
+        if self.inner.usable == 0 {
+            return self.check_parsed(Err(SignatureError::missing(Reason::NoSecret)));
+        }
+        self.check_parsed(SignatureHeader::from_values(values))
+    }
+
+    /// Check 1 (a secret is configured) before a header parsed ahead of
+    /// knowing the verifier; logs a failure.
+    pub(crate) fn check_parsed(
+        &self,
+        parsed: Result<SignatureHeader, SignatureError>,
+    ) -> Result<SignatureHeader, SignatureError> {
         let result = if self.inner.usable == 0 {
             Err(SignatureError::missing(Reason::NoSecret))
         } else {
-            SignatureHeader::from_values(values)
+            parsed
         };
         result.inspect_err(log_failure)
     }
@@ -384,40 +395,6 @@ impl Verifier {
             found |= this;
         }
         bool::from(found).then_some(matched as usize)
-    }
-
-    /// Section 6 steps 2–3 for adapters, before the body is read: checks 1–2
-    /// (secret configured, header rules on all the field's values), then a
-    /// declared `Content-Length` against the body limit.
-    pub fn precheck<'a, I>(
-        &self,
-        signature_values: I,
-        content_length: Option<u64>,
-    ) -> Result<SignatureHeader, Rejection>
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-    {
-        let header = self.check_header(signature_values)?;
-        if let Some(len) = content_length {
-            if len > self.inner.limits.body_limit as u64 {
-                tracing::debug!(
-                    content_length = len,
-                    "plugipay webhook rejected: body too large"
-                );
-                return Err(Rejection::PayloadTooLarge);
-            }
-        }
-        Ok(header)
-    }
-
-    /// Section 6 step 6 for adapters: checks 3–5 on the body read under the
-    /// limits, with this verifier's clock.
-    pub fn complete(
-        &self,
-        body: Bytes,
-        header: &SignatureHeader,
-    ) -> Result<WebhookEvent, Rejection> {
-        Ok(self.verify_parsed(body, header)?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Bodies carry personal data: no `Debug` output of the core shows one.
 
 use bytes::Bytes;
-use plugipay_webhook::{BodyCollector, RawBody};
+use plugipay_webhook::http::BodyCollector;
+use plugipay_webhook::RawBody;
 
 const BODY: &str = r#"{"id":"evt_1","type":"t","data":{"object":{"email":"jane@example.com"}}}"#;
 

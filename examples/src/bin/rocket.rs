@@ -1,21 +1,29 @@
-//! The Rocket receiver: `POST /webhooks/plugipay`, verified with the
+//! The Rocket receiver: `POST /webhooks/plugipay` and
+//! `POST /tenants/<tenant>/webhooks/plugipay`, verified with the
 //! `VerifiedEvent` data guard. Honours `PORT` (Rocket's own `ROCKET_PORT`
 //! too, when `PORT` is unset).
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin rocket
 
-use std::io::Cursor;
-
-use plugipay_webhook_examples::{init_tracing, Config, Outcome, Receiver};
-use plugipay_webhook_rocket::{catchers, VerifiedEvent};
+use plugipay_webhook::http::Verifiers;
+use plugipay_webhook_examples::{init_tracing, Config, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_rocket::{catchers, Dispatched, VerifiedEvent};
 use rocket::fairing::AdHoc;
-use rocket::http::{ContentType, Status};
-use rocket::response::{self, Responder};
-use rocket::{Request, Response, State};
+use rocket::http::Status;
+use rocket::State;
 
-#[rocket::post("/plugipay", data = "<event>")]
-async fn webhook(receiver: &State<Receiver>, event: VerifiedEvent) -> Respond {
-    Respond(receiver.handle(&event).await)
+#[rocket::post("/webhooks/plugipay", data = "<event>")]
+async fn webhook(receiver: &State<Receiver>, event: VerifiedEvent) -> Dispatched {
+    receiver.handle(&event).await.into()
+}
+
+#[rocket::post("/tenants/<_tenant>/webhooks/plugipay", data = "<event>")]
+async fn tenant_webhook(
+    _tenant: &str,
+    receiver: &State<Receiver>,
+    event: VerifiedEvent,
+) -> Dispatched {
+    receiver.handle(&event).await.into()
 }
 
 /// A baseline for load comparisons: reads the same body, verifies nothing.
@@ -24,25 +32,6 @@ async fn plain(data: rocket::Data<'_>) -> Status {
     use rocket::data::ToByteUnit;
     let _ = data.open(2.mebibytes()).into_bytes().await;
     Status::NoContent
-}
-
-/// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
-struct Respond(Outcome);
-
-impl<'r> Responder<'r, 'static> for Respond {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let o = self.0;
-        let mut resp = Response::build();
-        resp.status(Status::new(o.status()));
-        if !o.body().is_empty() {
-            resp.header(ContentType::JSON)
-                .sized_body(o.body().len(), Cursor::new(o.body()));
-        }
-        if let Some(secs) = o.retry_after() {
-            resp.raw_header("Retry-After", secs.to_string());
-        }
-        Ok(resp.finalize())
-    }
 }
 
 fn main() {
@@ -55,14 +44,18 @@ fn main() {
     if std::env::var_os("PORT").is_some() || std::env::var_os("ROCKET_PORT").is_none() {
         figment = figment.merge(("port", config.port));
     }
+    // Rocket manages one value per type: one source for both routes.
+    let verifiers = Verifiers::by_route()
+        .route(WEBHOOK_ROUTE, config.verifier)
+        .or(config.tenants);
     let result = rocket::execute(async move {
         let rocket = rocket::custom(figment)
-            .manage(config.verifier)
+            .manage(verifiers)
             .manage(Receiver::from_env_or_exit().await)
-            .mount("/webhooks", rocket::routes![webhook])
-            .mount("/", rocket::routes![plain])
-            // The JSON catchers on the webhook base path only.
+            .mount("/", rocket::routes![webhook, tenant_webhook, plain])
+            // The JSON catchers on the webhook routes' bases only.
             .register("/webhooks", catchers())
+            .register("/tenants", catchers())
             .attach(AdHoc::on_liftoff("announce", |rocket| {
                 Box::pin(async move {
                     let c = rocket.config();

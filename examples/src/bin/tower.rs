@@ -1,22 +1,21 @@
 //! The tower receiver: plain hyper, `VerifyWebhookLayer` in front of a
-//! `service_fn`, routing by hand.
+//! `service_fn`, routing by hand: `POST /webhooks/plugipay` and
+//! `POST /tenants/{tenant}/webhooks/plugipay`.
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin tower
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use http_body_util::Full;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use plugipay_webhook::http::Rejection;
 use plugipay_webhook::WebhookEvent;
-use plugipay_webhook_examples::{
-    init_tracing, Config, Outcome, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE,
-};
-use plugipay_webhook_tower::VerifyWebhookLayer;
-use tower::{service_fn, Layer};
+use plugipay_webhook_examples::{init_tracing, Config, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE};
+use plugipay_webhook_tower::{rejection_response, Dispatched, VerifyWebhookLayer};
+use tower::{service_fn, Layer, Service};
 
 fn empty(status: StatusCode) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -24,21 +23,11 @@ fn empty(status: StatusCode) -> Response<Full<Bytes>> {
     resp
 }
 
-/// SPEC.md section 7: 204, or the JSON error with `Retry-After` where due.
-fn respond(outcome: Outcome) -> Response<Full<Bytes>> {
-    let mut resp =
-        empty(StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    if !outcome.body().is_empty() {
-        *resp.body_mut() = Full::new(Bytes::from_static(outcome.body().as_bytes()));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    if let Some(secs) = outcome.retry_after() {
-        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
-    }
-    resp
+/// `/tenants/<name>/webhooks/plugipay`.
+fn is_tenant_route(path: &str) -> bool {
+    path.strip_prefix("/tenants/")
+        .and_then(|rest| rest.strip_suffix("/webhooks/plugipay"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 #[tokio::main]
@@ -46,18 +35,17 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
-    let webhook = VerifyWebhookLayer::new(config.verifier.clone()).layer(service_fn(
-        move |req: Request<Full<Bytes>>| {
-            let receiver = receiver.clone();
-            async move {
-                let resp = match req.extensions().get::<WebhookEvent>() {
-                    Some(event) => respond(receiver.handle(event).await),
-                    None => empty(StatusCode::INTERNAL_SERVER_ERROR),
-                };
-                Ok::<_, Infallible>(resp)
-            }
-        },
-    ));
+    let handler = service_fn(move |req: Request<Full<Bytes>>| {
+        let receiver = receiver.clone();
+        async move {
+            Ok::<_, Infallible>(match req.extensions().get::<WebhookEvent>() {
+                Some(event) => Dispatched(receiver.handle(event).await).into_response(),
+                None => rejection_response(&Rejection::VerifierMissing),
+            })
+        }
+    });
+    let webhook = VerifyWebhookLayer::new(config.verifier.clone()).layer(handler.clone());
+    let tenants = VerifyWebhookLayer::new(config.tenants.clone()).layer(handler);
     let listener = config.listen_or_exit().await;
     loop {
         let (stream, _) = match listener.accept().await {
@@ -67,25 +55,28 @@ async fn main() {
                 continue;
             }
         };
-        let webhook = webhook.clone();
-        // Routing is the application's: only POST /webhooks/plugipay is verified.
-        let app = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let mut webhook = webhook.clone();
+        let (webhook, tenants) = (webhook.clone(), tenants.clone());
+        // Routing is the application's: only the webhook routes are verified.
+        let app = service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (mut webhook, mut tenants) = (webhook.clone(), tenants.clone());
             async move {
-                if req.uri().path() == PLAIN_ROUTE && req.method() == Method::POST {
+                let path = req.uri().path();
+                if path == PLAIN_ROUTE && req.method() == Method::POST {
                     // A baseline for load comparisons: reads the same body, verifies nothing.
                     let _ = req.into_body().collect().await;
-                    return Ok(empty(StatusCode::NO_CONTENT).map(http_body_util::Either::Right));
+                    return Ok(empty(StatusCode::NO_CONTENT).map(Either::Right));
                 }
-                if req.uri().path() != WEBHOOK_ROUTE {
-                    return Ok(empty(StatusCode::NOT_FOUND).map(http_body_util::Either::Right));
-                }
+                let route = if path == WEBHOOK_ROUTE {
+                    &mut webhook
+                } else if is_tenant_route(path) {
+                    &mut tenants
+                } else {
+                    return Ok(empty(StatusCode::NOT_FOUND).map(Either::Right));
+                };
                 if req.method() != Method::POST {
-                    return Ok(
-                        empty(StatusCode::METHOD_NOT_ALLOWED).map(http_body_util::Either::Right)
-                    );
+                    return Ok(empty(StatusCode::METHOD_NOT_ALLOWED).map(Either::Right));
                 }
-                tower::Service::call(&mut webhook, req).await
+                route.call(req).await
             }
         });
         tokio::spawn(async move {

@@ -1,0 +1,147 @@
+//! Test plumbing every crate's tests share: servers on threads, real
+//! servers' URLs from the environment, processes that print a listening line.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A listener on `127.0.0.1`, any free port, non-blocking (ready for Tokio).
+///
+/// # Panics
+/// When no port can be bound (the machine is out of ports).
+#[must_use]
+pub fn local_listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("a local address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    (listener, addr)
+}
+
+/// A free port on `127.0.0.1` (for servers that bind by themselves).
+///
+/// # Panics
+/// When no port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    local_listener().1.port()
+}
+
+/// Runs `serve(listener)` on a thread of its own with a two-worker Tokio
+/// runtime, and returns the address it listens on. The server runs until
+/// the process exits.
+pub fn serve_on_thread<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (listener, addr) = local_listener();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a Tokio listener");
+            serve(listener).await;
+        });
+    });
+    addr
+}
+
+/// Waits (up to 30 s) until something accepts connections on `addr`.
+///
+/// # Panics
+/// When nothing does in time.
+pub fn wait_until_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A real server's URL from the environment variable `var` (set by
+/// `scripts/services` through `scripts/test`), or `None` — loudly — when
+/// `PLUGIPAY_TEST_NO_SERVERS=1` says on purpose that none exist.
+///
+/// # Panics
+/// When the variable is unset and no one said so: the test would otherwise
+/// pass without testing anything.
+#[must_use]
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("PLUGIPAY_TEST_NO_SERVERS").as_deref() == Ok("1") => {
+            eprintln!("\n*** SKIPPED: {var} is unset and PLUGIPAY_TEST_NO_SERVERS=1: no real server tested ***\n");
+            None
+        }
+        _ => panic!("{var} is unset: run the tests through scripts/test (it starts the servers), or set PLUGIPAY_TEST_NO_SERVERS=1 to skip"),
+    }
+}
+
+/// A child process whose standard output arrives line by line; killed on drop.
+#[derive(Debug)]
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// Its standard output, one line at a time.
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Spawns `cmd` with its standard output piped (standard error left as
+    /// the command has it).
+    ///
+    /// # Panics
+    /// When the program cannot be started.
+    pub fn spawn(mut cmd: Command) -> Process {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process { child, lines }
+    }
+
+    /// Waits (up to 60 s) for the first line, which must be `listening on
+    /// http://ADDR…`, and returns `ADDR`.
+    ///
+    /// # Panics
+    /// When the first line is something else, or does not come.
+    pub fn listening_addr(&self) -> SocketAddr {
+        let first = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a first line on stdout");
+        first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+    }
+
+    /// The lines printed so far, waiting `quiet` after the last one.
+    pub fn drain(&self, quiet: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(quiet) {
+            out.push(l);
+        }
+        out
+    }
+}

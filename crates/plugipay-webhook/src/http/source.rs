@@ -1,0 +1,410 @@
+//! Choosing the verifier for a request: one for the application, one per
+//! route, or one per tenant looked up (possibly asynchronously).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::RequestHead;
+use crate::error::ConfigError;
+use crate::Verifier;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a tenant's verifier could not be looked up (its database is down…):
+/// the delivery is answered `503 verifier_unavailable` and retried. Its
+/// message is logged; it must hold no secret.
+pub type LookupError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the verifier for a request comes from. The adapters take anything
+/// that implements it: a [`Verifier`] (one for every request) or
+/// [`Verifiers`] (per route, per tenant).
+///
+/// Modelled on tower-http's `AsyncAuthorizeRequest`: the choice is made from
+/// the request head, before the body is read, synchronously when it can be
+/// and through a future when it cannot (a database lookup).
+pub trait VerifierSource: Send + Sync {
+    /// Chooses the verifier for the request with this head.
+    fn select(&self, head: &dyn RequestHead) -> Selection;
+}
+
+/// The verifier chosen for one request, now or once a lookup finishes.
+pub struct Selection(Choice);
+
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+enum Choice {
+    Ready(Option<Verifier>),
+    Lookup(BoxFuture<'static, Result<Option<Verifier>, LookupError>>),
+}
+
+impl fmt::Debug for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Choice::Ready(Some(_)) => "Selection::Ready(Some(..))",
+            Choice::Ready(None) => "Selection::Ready(None)",
+            Choice::Lookup(_) => "Selection::Lookup(..)",
+        })
+    }
+}
+
+impl Selection {
+    /// Decided now: this verifier, or `None` — no verifier for this request
+    /// (`404 endpoint_unknown`).
+    #[must_use]
+    pub fn ready(verifier: Option<Verifier>) -> Selection {
+        Selection(Choice::Ready(verifier))
+    }
+
+    /// Decided by a lookup: `Ok(None)` is `404 endpoint_unknown`, `Err` is
+    /// `503 verifier_unavailable`.
+    pub fn lookup(
+        lookup: impl Future<Output = Result<Option<Verifier>, LookupError>> + Send + 'static,
+    ) -> Selection {
+        Selection(Choice::Lookup(Box::pin(lookup)))
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn resolve(self) -> Result<Verifier, super::Rejection> {
+        let found = match self.0 {
+            Choice::Ready(found) => found,
+            Choice::Lookup(lookup) => lookup.await.map_err(|e| {
+                tracing::warn!(error = %e, "plugipay webhook: looking up the verifier failed; answering 503 verifier_unavailable");
+                super::Rejection::VerifierUnavailable
+            })?,
+        };
+        found.ok_or_else(|| {
+            tracing::debug!("plugipay webhook rejected: no verifier for this endpoint");
+            super::Rejection::EndpointUnknown
+        })
+    }
+}
+
+impl VerifierSource for Verifier {
+    fn select(&self, _head: &dyn RequestHead) -> Selection {
+        Selection::ready(Some(self.clone()))
+    }
+}
+
+impl<T: VerifierSource + ?Sized> VerifierSource for Arc<T> {
+    fn select(&self, head: &dyn RequestHead) -> Selection {
+        (**self).select(head)
+    }
+}
+
+type Lookup =
+    dyn Fn(String) -> BoxFuture<'static, Result<Option<Verifier>, LookupError>> + Send + Sync;
+
+/// Verifiers chosen per request: by route (several endpoints, each with its
+/// own secret, in one application) or by tenant (a platform receiving
+/// webhooks for its own customers, each with its secret). Cheap to clone.
+///
+/// ```
+/// use plugipay_webhook::http::{Tenant, Verifiers};
+/// use plugipay_webhook::Verifier;
+///
+/// // Two endpoints, two secrets.
+/// let routes = Verifiers::by_route()
+///     .route("/webhooks/payments", Verifier::new("whsec_payments"))
+///     .route("/webhooks/payouts", Verifier::new("whsec_payouts"));
+///
+/// // Tenants from configuration: `acme=whsec_a,whsec_a_old;globex=whsec_b`.
+/// let secrets = Verifiers::parse_tenant_secrets("acme=whsec_a,whsec_a_old;globex=whsec_b")?;
+/// let tenants = Verifiers::by_tenant(Tenant::in_path("/tenants/{tenant}/webhooks/plugipay"), secrets);
+///
+/// // Or looked up per request, e.g. from a database.
+/// let looked_up = Verifiers::by_tenant_with(Tenant::in_header("x-tenant"), |tenant: String| async move {
+///     let secret: Option<String> = None; // SELECT secret FROM tenants WHERE name = $1
+///     Ok::<_, std::io::Error>(secret.map(Verifier::new))
+/// });
+/// # let _ = (routes, tenants, looked_up);
+/// # Ok::<(), plugipay_webhook::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifiers(Arc<By>);
+
+enum By {
+    Route(HashMap<String, Verifier>),
+    Tenant(Tenant, Arc<Lookup>),
+    Either(Verifiers, Verifiers),
+}
+
+impl fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            By::Route(routes) => {
+                let mut paths: Vec<&String> = routes.keys().collect();
+                paths.sort();
+                f.debug_struct("Verifiers").field("routes", &paths).finish()
+            }
+            By::Tenant(tenant, _) => f.debug_struct("Verifiers").field("tenant", tenant).finish(),
+            By::Either(first, then) => f.debug_tuple("Verifiers").field(first).field(then).finish(),
+        }
+    }
+}
+
+impl Verifiers {
+    /// An empty route table; add routes with [`route`](Verifiers::route).
+    /// A request whose path is not in the table is `404 endpoint_unknown`.
+    #[must_use]
+    pub fn by_route() -> Verifiers {
+        Verifiers(Arc::new(By::Route(HashMap::new())))
+    }
+
+    /// Verifies requests to exactly `path` (the request path, without the
+    /// query) with `verifier`.
+    #[must_use]
+    pub fn route(self, path: &str, verifier: Verifier) -> Verifiers {
+        let mut routes = match Arc::try_unwrap(self.0) {
+            Ok(By::Route(routes)) => routes,
+            Ok(other) => {
+                return Verifiers(Arc::new(other)).or(Verifiers::by_route().route(path, verifier))
+            }
+            Err(shared) => match &*shared {
+                By::Route(routes) => routes.clone(),
+                _ => return Verifiers(shared).or(Verifiers::by_route().route(path, verifier)),
+            },
+        };
+        routes.insert(path.to_owned(), verifier);
+        Verifiers(Arc::new(By::Route(routes)))
+    }
+
+    /// This source where it knows the request, `other` where it does not:
+    /// one application with a main endpoint and per-tenant endpoints (a
+    /// lookup that answers "unknown tenant" does not fall through; only a
+    /// request this source cannot place does).
+    ///
+    /// ```
+    /// use plugipay_webhook::http::{Tenant, Verifiers};
+    /// use plugipay_webhook::Verifier;
+    /// let all = Verifiers::by_route()
+    ///     .route("/webhooks/plugipay", Verifier::new("whsec_main"))
+    ///     .or(Verifiers::by_tenant(Tenant::in_path("/tenants/{tenant}/webhooks/plugipay"), Default::default()));
+    /// # let _ = all;
+    /// ```
+    #[must_use]
+    pub fn or(self, other: Verifiers) -> Verifiers {
+        Verifiers(Arc::new(By::Either(self, other)))
+    }
+
+    /// Tenants and their verifiers from a map (see
+    /// [`parse_tenant_secrets`](Verifiers::parse_tenant_secrets)); a tenant
+    /// not in the map, or a request without one, is `404 endpoint_unknown`.
+    #[must_use]
+    pub fn by_tenant(tenant: Tenant, verifiers: HashMap<String, Verifier>) -> Verifiers {
+        let verifiers = Arc::new(verifiers);
+        Verifiers::by_tenant_with(tenant, move |name: String| {
+            let found = verifiers.get(&name).cloned();
+            std::future::ready(Ok::<_, LookupError>(found))
+        })
+    }
+
+    /// Tenants whose verifier is looked up per request by `lookup` (a
+    /// database, a secrets manager): `Ok(Some(verifier))`, `Ok(None)` for an
+    /// unknown tenant (`404 endpoint_unknown`), `Err` when the lookup failed
+    /// (`503 verifier_unavailable`, `Retry-After: 5`). Cache in `lookup` if
+    /// it is expensive: it runs for every delivery.
+    #[must_use]
+    pub fn by_tenant_with<F, Fut, E>(tenant: Tenant, lookup: F) -> Verifiers
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<Verifier>, E>> + Send + 'static,
+        E: Into<LookupError>,
+    {
+        let lookup: Arc<Lookup> = Arc::new(move |name| {
+            let fut = lookup(name);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        Verifiers(Arc::new(By::Tenant(tenant, lookup)))
+    }
+
+    /// Parses tenants' secrets written as `acme=whsec_a,whsec_a_old;globex=whsec_b`:
+    /// tenants separated by `;`, a tenant's rotation keyring by `,`,
+    /// whitespace around items ignored. Every verifier has the default
+    /// tolerance and limits.
+    ///
+    /// # Errors
+    /// An item without `=`, an empty tenant name, a tenant without a
+    /// secret, or a tenant named twice (the message names the tenant, never
+    /// a secret).
+    pub fn parse_tenant_secrets(spec: &str) -> Result<HashMap<String, Verifier>, ConfigError> {
+        let mut out = HashMap::new();
+        for item in spec.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let Some((name, secrets)) = item.split_once('=') else {
+                return Err(ConfigError::new(
+                    "tenant secrets: every item must be `tenant=secret[,secret…]`".to_owned(),
+                ));
+            };
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(ConfigError::new(
+                    "tenant secrets: an item has an empty tenant name".to_owned(),
+                ));
+            }
+            let secrets: Vec<&str> = secrets
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if secrets.is_empty() {
+                return Err(ConfigError::new(format!(
+                    "tenant secrets: tenant {name:?} has no secret"
+                )));
+            }
+            if out
+                .insert(name.to_owned(), Verifier::from_secrets(secrets))
+                .is_some()
+            {
+                return Err(ConfigError::new(format!(
+                    "tenant secrets: tenant {name:?} is named twice"
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl VerifierSource for Verifiers {
+    fn select(&self, head: &dyn RequestHead) -> Selection {
+        match &*self.0 {
+            By::Route(routes) => Selection::ready(routes.get(head.path()).cloned()),
+            By::Tenant(tenant, lookup) => match tenant.find(head) {
+                Some(name) => Selection(Choice::Lookup(lookup(name))),
+                None => Selection::ready(None),
+            },
+            By::Either(first, then) => match first.select(head) {
+                Selection(Choice::Ready(None)) => then.select(head),
+                chosen => chosen,
+            },
+        }
+    }
+}
+
+/// Where a request names its tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant(Where);
+
+#[derive(Debug, Clone)]
+enum Where {
+    /// Path segments; `None` marks the tenant's.
+    Path(Vec<Option<String>>),
+    Header(String),
+}
+
+impl Tenant {
+    /// In the path, where `{tenant}` stands in `pattern` (e.g.
+    /// `/tenants/{tenant}/webhooks/plugipay`); every other segment must
+    /// match exactly. A path that does not match names no tenant.
+    #[must_use]
+    pub fn in_path(pattern: &str) -> Tenant {
+        Tenant(Where::Path(
+            pattern
+                .split('/')
+                .map(|s| (s != "{tenant}").then(|| s.to_owned()))
+                .collect(),
+        ))
+    }
+
+    /// In a header field (its first value, trimmed; UTF-8).
+    #[must_use]
+    pub fn in_header(name: &str) -> Tenant {
+        Tenant(Where::Header(name.to_ascii_lowercase()))
+    }
+
+    /// The tenant the request names, if any (never empty).
+    #[must_use]
+    pub fn find(&self, head: &dyn RequestHead) -> Option<String> {
+        let found = match &self.0 {
+            Where::Path(pattern) => {
+                let path = head.path();
+                if path.split('/').count() != pattern.len() {
+                    return None;
+                }
+                let mut tenant = None;
+                for (segment, want) in path.split('/').zip(pattern) {
+                    match want {
+                        Some(want) if want != segment => return None,
+                        Some(_) => {}
+                        None => tenant = Some(segment.to_owned()),
+                    }
+                }
+                tenant?
+            }
+            Where::Header(name) => std::str::from_utf8(head.header_values(name).first()?)
+                .ok()?
+                .trim()
+                .to_owned(),
+        };
+        (!found.is_empty()).then_some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpHead;
+
+    fn head_find(tenant: &Tenant, path: &str, header: Option<&str>) -> Option<String> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(h) = header {
+            headers.insert("x-tenant", h.parse().unwrap());
+        }
+        tenant.find(&HttpHead::new(path, &headers))
+    }
+
+    #[test]
+    fn tenants_in_paths_and_headers() {
+        let t = Tenant::in_path("/tenants/{tenant}/webhooks/plugipay");
+        assert_eq!(
+            head_find(&t, "/tenants/acme/webhooks/plugipay", None).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(head_find(&t, "/tenants//webhooks/plugipay", None), None);
+        assert_eq!(head_find(&t, "/tenants/acme/webhooks/other", None), None);
+        assert_eq!(
+            head_find(&t, "/tenants/acme/webhooks/plugipay/x", None),
+            None
+        );
+        let h = Tenant::in_header("X-Tenant");
+        assert_eq!(
+            head_find(&h, "/", Some(" globex ")).as_deref(),
+            Some("globex")
+        );
+        assert_eq!(head_find(&h, "/", None), None);
+    }
+
+    #[test]
+    fn or_falls_through_only_for_requests_the_first_cannot_place() {
+        let headers = http::HeaderMap::new();
+        let all = Verifiers::by_route()
+            .route("/main", Verifier::new("whsec_main"))
+            .or(Verifiers::by_tenant(
+                Tenant::in_path("/t/{tenant}"),
+                Verifiers::parse_tenant_secrets("acme=whsec_acme").unwrap(),
+            ));
+        let ready = |path: &str| match all.select(&HttpHead::new(path, &headers)).0 {
+            Choice::Ready(v) => Some(v.is_some()),
+            Choice::Lookup(_) => None,
+        };
+        assert_eq!(ready("/main"), Some(true));
+        assert_eq!(ready("/t/acme"), None, "the tenant lookup decides");
+        assert_eq!(ready("/elsewhere"), Some(false));
+    }
+
+    #[test]
+    fn tenant_secrets_parse_and_errors_name_no_secret() {
+        let map =
+            Verifiers::parse_tenant_secrets(" acme=whsec_a, whsec_a_old ;globex=whsec_b;").unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["acme"].secret_count(), 2);
+        assert_eq!(map["globex"].secret_count(), 1);
+        for bad in ["acme", "=whsec_x", "acme=", "acme=whsec_1;acme=whsec_2"] {
+            let e = Verifiers::parse_tenant_secrets(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("whsec"), "{e}");
+        }
+    }
+}
