@@ -176,7 +176,7 @@ impl Receiver {
     }
 
     /// Dispatches one verified event and prints `handled <id> <type>` or
-    /// `duplicate <id>`; the outcome says how to answer (SPEC.md section 7).
+    /// `duplicate <id>`; the outcome says how to answer (`docs/dedup.md`).
     pub async fn handle(&self, event: &WebhookEvent) -> Outcome {
         let outcome = self.dispatcher.dispatch(event).await;
         if self.quiet {

@@ -165,7 +165,7 @@ add("header_8193_bytes", BODY, base + ",x=" + "a" * (pad + 1), "signature_malfor
 add("header_nul_byte", BODY, base.encode() + b"\x00", "signature_malformed", http=False, note="HTTP servers refuse NUL in a header")
 add("header_del_byte", BODY, base.encode() + b",x=\x7f", "signature_malformed", http=False, note="hyper refuses DEL in a header value with its own 400")
 add("header_non_ascii_byte", BODY, base.encode() + b",x=\xc3\xa9", "signature_malformed", note="rocket drops non-UTF-8 header values; UTF-8 ones reach us")
-add("header_non_utf8_byte", BODY, base.encode() + b",x=\xff", "signature_malformed", note="rocket: signature_missing (SPEC.md section 6)")
+add("header_non_utf8_byte", BODY, base.encode() + b",x=\xff", "signature_malformed", note="rocket: signature_missing (docs/http.md)")
 add("two_header_fields", BODY, [header(T, BODY), header(T, BODY)], "signature_malformed")
 add("two_header_fields_one_empty", BODY, [header(T, BODY), ""], "signature_malformed")
 add("malformed_beats_bad_body", b"not json", "t=abc,v1=00", "signature_malformed")

@@ -36,7 +36,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `Retry-After` sent with 409 and 503, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
-/// What happened to a delivery, and how to answer it (SPEC.md section 7).
+/// What happened to a delivery, and how to answer it (`docs/dedup.md`).
 ///
 /// | outcome | status | body |
 /// |---|---|---|

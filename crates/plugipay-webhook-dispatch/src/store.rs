@@ -12,7 +12,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What a delivery is de-duplicated on: `(id, type)`.
 ///
 /// Plugipay does not document whether the `.v1` and `.v2` of one occurrence
-/// share an id, so the type is part of the key (SPEC.md section 1).
+/// share an id, so the type is part of the key (`docs/behaviour.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKey {
     /// The event id.

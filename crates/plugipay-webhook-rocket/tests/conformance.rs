@@ -72,7 +72,7 @@ impl Adapter for RocketAdapter {
     }
 
     fn known_deviation(&self, case: &str) -> Option<Expected> {
-        // SPEC.md section 6: rocket drops non-UTF-8 header values before any guard runs.
+        // docs/http.md: rocket drops non-UTF-8 header values before any guard runs.
         (case == "vector header_non_utf8_byte").then_some(Expected::ours(400, "signature_missing"))
     }
 }

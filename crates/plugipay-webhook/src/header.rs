@@ -1,4 +1,4 @@
-//! The `X-Plugipay-Signature` header: SPEC.md section 2, rules 1–8, in one place.
+//! The `X-Plugipay-Signature` header: the header rules of `docs/behaviour.md`, in one place.
 
 use std::fmt;
 
@@ -8,10 +8,10 @@ use crate::error::{Reason, SignatureError};
 /// case-insensitive; frameworks match it in any case.
 pub const SIGNATURE_HEADER: &str = "X-Plugipay-Signature";
 
-/// Longest accepted header value, in bytes (SPEC.md section 2, rule 3).
+/// Longest accepted header value, in bytes (`docs/behaviour.md`, header rule 3).
 pub const MAX_HEADER_LEN: usize = 8192;
 
-/// Most `v1=` items accepted in one header (SPEC.md section 2, rule 7).
+/// Most `v1=` items accepted in one header (`docs/behaviour.md`, header rule 7).
 pub const MAX_SIGNATURES: usize = 32;
 
 /// One `v1=` value, hex-decoded in constant time. `valid` is 1 only for exactly
@@ -102,7 +102,7 @@ impl fmt::Debug for SignatureHeader {
 }
 
 impl SignatureHeader {
-    /// Applies SPEC.md section 2 rule 1 to *all* of a request's values of the
+    /// Applies header rule 1 (`docs/behaviour.md`) to *all* of a request's values of the
     /// `X-Plugipay-Signature` field, then rules 2–8 to the one value.
     ///
     /// No field → `signature_missing`; two or more → `signature_malformed`.
@@ -134,7 +134,7 @@ impl SignatureHeader {
         SignatureHeader::parse(first)
     }
 
-    /// Applies SPEC.md section 2 rules 2–8 to one header value.
+    /// Applies header rules 2–8 (`docs/behaviour.md`) to one header value.
     pub fn parse(value: &[u8]) -> Result<SignatureHeader, SignatureError> {
         // Rules 2 and 3 in one pass over the bytes.
         let (mut only_ows, mut visible) = (true, true);

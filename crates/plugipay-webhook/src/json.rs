@@ -1,6 +1,6 @@
 //! One validating pass over the body: RFC 8259 JSON, every string valid
 //! Unicode, at most [`MAX_DEPTH`] levels, and the envelope's fields located
-//! without building a tree (SPEC.md section 3, step 5).
+//! without building a tree (`docs/behaviour.md`, check 5).
 //!
 //! The scanner records where `id`, `type`, `account_id`, `occurred_at` and
 //! `data.object` are in the body; the event later borrows them from the same
