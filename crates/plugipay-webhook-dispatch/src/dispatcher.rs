@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, MAX_DURATION};
 
@@ -73,6 +74,20 @@ impl Outcome {
             Outcome::InProgress => http::StatusCode::CONFLICT,
             Outcome::HandlerFailed => http::StatusCode::INTERNAL_SERVER_ERROR,
             Outcome::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The outcome's name for logs and metrics: `handled`, `duplicate`,
+    /// `unknown`, `in_progress`, `handler_failed`, `store_unavailable`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Handled => "handled",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unknown => "unknown",
+            Outcome::InProgress => "in_progress",
+            Outcome::HandlerFailed => "handler_failed",
+            Outcome::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -439,7 +454,20 @@ impl Dispatcher {
     /// the request) cannot cut the handler in half — it runs to its end and
     /// the event is marked done or released as if the answer had been sent.
     /// Needs a Tokio runtime (every supported framework runs on one).
+    ///
+    /// Runs inside the event's span ([`WebhookEvent::span`]: over HTTP, the
+    /// delivery's), records the outcome in its `dispatch` field, and counts
+    /// it in the `metrics` counter `plugipay_webhook_dispatch_total{outcome}`.
     pub async fn dispatch(&self, event: &WebhookEvent) -> Outcome {
+        let span = event.span().clone();
+        let outcome = self.dispatch_in_span(event).instrument(span.clone()).await;
+        span.record("dispatch", outcome.as_str());
+        metrics::counter!("plugipay_webhook_dispatch_total", "outcome" => outcome.as_str())
+            .increment(1);
+        outcome
+    }
+
+    async fn dispatch_in_span(&self, event: &WebhookEvent) -> Outcome {
         let inner = &self.inner;
         let Some(handler) = inner.handlers.get(event.event_type()) else {
             tracing::info!(
@@ -465,7 +493,11 @@ impl Dispatcher {
             key,
             token,
         };
-        let task = tokio::spawn(claimed.run(handler.clone()));
+        let task = tokio::spawn(
+            claimed
+                .run(handler.clone())
+                .instrument(tracing::Span::current()),
+        );
         match task.await {
             Ok(outcome) => outcome,
             // Only a runtime shutting down cancels the task; nothing inside
@@ -518,7 +550,7 @@ impl Claimed {
                             event_type = self.event.event_type(),
                             "blocking handler timed out after {timeout:?}; its claim is kept until it returns"
                         );
-                        tokio::spawn(self.finish_late(thread));
+                        tokio::spawn(self.finish_late(thread).instrument(tracing::Span::current()));
                         return Outcome::HandlerFailed;
                     }
                 }

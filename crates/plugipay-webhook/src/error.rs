@@ -6,7 +6,8 @@ use std::fmt;
 ///
 /// The spelling returned by [`ErrorCode::as_str`] is stable and identical to the
 /// Python SDK's `PlugipaySignatureError.code`, so dashboards and alerts can key
-/// on it.
+/// on it. What each code means, its usual causes and how to confirm each:
+/// [`docs/troubleshooting.md`](https://github.com/plugipay/plugipay-webhook/blob/main/docs/troubleshooting.md).
 ///
 /// ```
 /// use plugipay_webhook::{verify_webhook, ErrorCode};
@@ -100,7 +101,9 @@ pub(crate) enum Reason {
 ///
 /// [`code`](SignatureError::code) is what programs match on;
 /// the `Display` message says which rule failed, for humans. Neither ever
-/// contains a secret, an expected signature or any byte of the body.
+/// contains a secret, an expected signature or any byte of the body. The
+/// usual causes of each code, and how to confirm them, are in
+/// [`docs/troubleshooting.md`](https://github.com/plugipay/plugipay-webhook/blob/main/docs/troubleshooting.md).
 ///
 /// ```
 /// use plugipay_webhook::{testing, ErrorCode, Verifier};
@@ -191,7 +194,9 @@ impl fmt::Display for Detail<'_> {
                 secrets,
             } => write!(
                 f,
-                "no v1 signature matched: {candidates} candidate{} against {secrets} configured secret{}",
+                "no v1 signature matched: {candidates} candidate{} against {secrets} configured secret{} \
+                 (usually a wrong secret — test vs live, another endpoint's — or a body changed \
+                 before verification by middleware or a proxy; see docs/troubleshooting.md)",
                 plural(*candidates),
                 plural(*secrets)
             ),

@@ -46,6 +46,7 @@ struct Inner {
     matched_secret: usize,
     object_value: OnceLock<Value>,
     raw_value: OnceLock<Value>,
+    span: tracing::Span,
 }
 
 /// A webhook delivery that passed verification: the signature matched a
@@ -78,6 +79,17 @@ pub struct WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// The `tracing` span the delivery was verified in — over HTTP, the
+    /// `plugipay_webhook.delivery` span (`id`, `event_type`,
+    /// `matched_secret`, `outcome`) that the adapters open for each
+    /// delivery; the dispatcher runs the handler inside it, so the logs of
+    /// verification, dispatch and handler hang together. `Span::none()`
+    /// when no subscriber is interested.
+    #[must_use]
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+
     pub(crate) fn new(body: Bytes, env: Envelope, matched_secret: usize) -> WebhookEvent {
         let id = Text::new(&body, env.id);
         let ty = Text::new(&body, env.ty);
@@ -93,6 +105,7 @@ impl WebhookEvent {
                 matched_secret,
                 object_value: OnceLock::new(),
                 raw_value: OnceLock::new(),
+                span: tracing::Span::current(),
                 body,
             }),
         }

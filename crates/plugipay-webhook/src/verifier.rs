@@ -1,6 +1,7 @@
 //! The verifier: a keyring of secrets, the tolerance and the body limits.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::error::{ConfigError, Reason, SignatureError};
+use crate::error::{ConfigError, ErrorCode, Reason, SignatureError};
 use crate::event::WebhookEvent;
 use crate::header::SignatureHeader;
 use crate::json;
@@ -18,6 +19,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The environment variable [`Verifier::from_env`] reads.
 pub const SECRET_ENV_VAR: &str = "PLUGIPAY_WEBHOOK_SECRET";
+
+/// The environment variable naming a file [`Verifier::from_env`] reads the
+/// secret(s) from instead (Docker and Kubernetes secrets).
+pub const SECRET_FILE_ENV_VAR: &str = "PLUGIPAY_WEBHOOK_SECRET_FILE";
 
 /// Default freshness window: 300 seconds, as in the Python SDK.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -50,6 +55,7 @@ struct Inner {
     usable: usize,
     limits: Limits,
     clock: Option<Clock>,
+    rejections: Arc<Rejections>,
 }
 
 /// Verifies Plugipay webhook deliveries.
@@ -105,10 +111,39 @@ impl Verifier {
     /// limit and 10 s read deadline.
     ///
     /// The secret is used exactly as given, as UTF-8 bytes, `whsec_` prefix
-    /// included. An empty secret is accepted here but every verification then
-    /// fails with `signature_missing`, as in the Python SDK.
+    /// included. An empty secret is accepted here (logged as a warning) but
+    /// every verification then fails with `signature_missing`, as in the
+    /// Python SDK; [`try_new`](Verifier::try_new) refuses it instead.
     pub fn new(secret: impl AsRef<str>) -> Verifier {
         Verifier::from_secrets([secret])
+    }
+
+    /// Like [`new`](Verifier::new), but an empty (or whitespace-only) secret
+    /// is an error rather than a verifier that refuses every delivery.
+    ///
+    /// ```
+    /// use plugipay_webhook::Verifier;
+    /// assert!(Verifier::try_new("whsec_abc").is_ok());
+    /// assert!(Verifier::try_new("").is_err());
+    /// ```
+    pub fn try_new(secret: impl AsRef<str>) -> Result<Verifier, ConfigError> {
+        Verifier::try_from_secrets([secret])
+    }
+
+    /// Like [`from_secrets`](Verifier::from_secrets), but a keyring without
+    /// a non-empty secret is an error.
+    pub fn try_from_secrets<I, S>(secrets: I) -> Result<Verifier, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let secrets: Vec<S> = secrets.into_iter().collect();
+        if secrets.iter().all(|s| s.as_ref().trim().is_empty()) {
+            return Err(ConfigError::new(
+                "no signing secret: the keyring is empty or holds only empty secrets".to_owned(),
+            ));
+        }
+        Ok(Verifier::from_secrets(secrets))
     }
 
     /// A verifier with a keyring of secrets, tried in order. The event reports
@@ -131,6 +166,12 @@ impl Verifier {
             })
             .collect();
         let usable = keys.iter().filter(|k| k.is_some()).count();
+        if usable == 0 {
+            tracing::warn!(
+                "plugipay webhook: a Verifier without a non-empty secret answers signature_missing \
+                 to every delivery (use Verifier::try_new to refuse it at start-up)"
+            );
+        }
         Verifier {
             inner: Arc::new(Inner {
                 keys,
@@ -141,48 +182,98 @@ impl Verifier {
                     read_timeout: DEFAULT_READ_TIMEOUT,
                 },
                 clock: None,
+                rejections: Arc::new(Rejections {
+                    next_summary: AtomicI64::new(i64::MIN),
+                    ..Rejections::default()
+                }),
             }),
         }
     }
 
     /// Reads the keyring from `PLUGIPAY_WEBHOOK_SECRET`: one secret, or several
     /// separated by commas during a rotation (whitespace around each is
-    /// trimmed). Fails when the variable is unset, not Unicode, or holds no
-    /// non-empty secret — call it at start-up, so a misconfigured receiver
-    /// refuses to start instead of rejecting every delivery.
+    /// trimmed) — or from the file named by `PLUGIPAY_WEBHOOK_SECRET_FILE`
+    /// (Docker and Kubernetes secrets; its trailing newline is trimmed,
+    /// secrets separated by commas or newlines). Fails when neither is set,
+    /// both are, the file cannot be read, or no non-empty secret is found —
+    /// call it at start-up, so a misconfigured receiver refuses to start
+    /// instead of rejecting every delivery.
+    ///
+    /// A secret wrapped in quotes (as `docker --env-file` keeps them) or with
+    /// whitespace around it is logged as a warning — never its value.
     ///
     /// ```no_run
     /// let verifier = plugipay_webhook::Verifier::from_env()?;
     /// # Ok::<(), plugipay_webhook::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Verifier, ConfigError> {
-        Verifier::from_env_var(SECRET_ENV_VAR)
+        let file = std::env::var_os(SECRET_FILE_ENV_VAR);
+        match (std::env::var_os(SECRET_ENV_VAR), file) {
+            (Some(_), Some(_)) => Err(ConfigError::new(format!(
+                "both {SECRET_ENV_VAR} and {SECRET_FILE_ENV_VAR} are set: set one"
+            ))),
+            (None, Some(path)) => Verifier::from_secret_file(std::path::Path::new(&path)),
+            _ => Verifier::from_env_var(SECRET_ENV_VAR),
+        }
     }
 
     /// Like [`from_env`](Verifier::from_env), from another variable.
     pub fn from_env_var(name: &str) -> Result<Verifier, ConfigError> {
         let value = std::env::var(name).map_err(|e| match e {
             std::env::VarError::NotPresent => ConfigError::new(format!(
-                "{name} is not set: set it to the webhook endpoint's signing secret (whsec_…)"
+                "{name} is not set: set it (or {SECRET_FILE_ENV_VAR}) to the webhook endpoint's signing secret (whsec_…)"
             )),
             std::env::VarError::NotUnicode(_) => {
                 ConfigError::new(format!("{name} is not valid Unicode"))
             }
         })?;
-        Verifier::from_secret_list(&value).map_err(|()| {
+        Verifier::from_secret_list(&value, name, &[',']).map_err(|()| {
             ConfigError::new(format!(
                 "{name} is empty: set it to the webhook endpoint's signing secret (whsec_…)"
             ))
         })
     }
 
-    /// Parses a comma-separated secret list; `Err` when no secret is non-empty.
-    fn from_secret_list(value: &str) -> Result<Verifier, ()> {
-        let secrets: Vec<&str> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+    /// The keyring from a file: its trailing newline trimmed, secrets
+    /// separated by commas or newlines.
+    pub fn from_secret_file(path: &std::path::Path) -> Result<Verifier, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(format!("cannot read the secret file {}: {e}", path.display()))
+        })?;
+        let source = format!("the secret file {}", path.display());
+        let text = text.trim_end_matches(['\n', '\r']);
+        Verifier::from_secret_list(text, &source, &[',', '\n']).map_err(|()| {
+            ConfigError::new(format!("{source} holds no secret"))
+        })
+    }
+
+    /// Parses a secret list; `Err` when no secret is non-empty. Warns (by
+    /// position, never the value) about quotes and surrounding whitespace.
+    fn from_secret_list(value: &str, source: &str, separators: &[char]) -> Result<Verifier, ()> {
+        let mut secrets = Vec::new();
+        for (index, raw) in value.split(separators).enumerate() {
+            let secret = raw.trim();
+            if secret.is_empty() {
+                continue;
+            }
+            if secret != raw {
+                tracing::warn!(
+                    "plugipay webhook: secret #{index} in {source} has whitespace around it; it was trimmed"
+                );
+            }
+            let quoted = secret.len() >= 2
+                && [('"', '"'), ('\'', '\'')]
+                    .iter()
+                    .any(|(a, b)| secret.starts_with(*a) && secret.ends_with(*b));
+            if quoted {
+                tracing::warn!(
+                    "plugipay webhook: secret #{index} in {source} is wrapped in quotes, which are \
+                     part of the key as given (docker --env-file keeps them): every delivery signed \
+                     with the real secret will be signature_invalid — remove the quotes"
+                );
+            }
+            secrets.push(secret);
+        }
         if secrets.is_empty() {
             return Err(());
         }
@@ -301,7 +392,7 @@ impl Verifier {
         } else {
             parsed
         };
-        result.inspect_err(log_failure)
+        result.inspect_err(|e| self.note_failure(e))
     }
 
     /// Checks 3–5 with the system clock, for a header already checked by
@@ -323,7 +414,7 @@ impl Verifier {
     ) -> Result<WebhookEvent, SignatureError> {
         let body = raw_body.into().0;
         self.verify_bytes(body, header, now)
-            .inspect_err(log_failure)
+            .inspect_err(|e| self.note_failure(e))
     }
 
     fn verify_bytes(
@@ -398,8 +489,72 @@ impl Verifier {
     }
 }
 
-fn log_failure(err: &SignatureError) {
-    tracing::debug!(code = err.code().as_str(), reason = %err, "plugipay webhook rejected");
+/// Rejections counted between two `warn` summaries (shared by clones).
+#[derive(Debug, Default)]
+struct Rejections {
+    by_code: [AtomicU64; 4],
+    /// When the next summary may be written (the verifier's clock, seconds).
+    next_summary: AtomicI64,
+}
+
+/// How often at most a verifier writes its `warn` summary of rejections.
+pub const REJECTION_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+fn likely_causes(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::SignatureMissing => {
+            "no X-Plugipay-Signature header (not from Plugipay, or a proxy dropping it), or no secret configured"
+        }
+        ErrorCode::SignatureMalformed => "a header not written by Plugipay, or mangled by a proxy",
+        ErrorCode::SignatureStale => "this server's clock is off, or a replayed delivery",
+        ErrorCode::SignatureInvalid => {
+            "a wrong secret (test vs live, another endpoint's, a rotated one), or the body changed \
+             before verification (middleware re-serialising or decompressing it, a proxy)"
+        }
+    }
+}
+
+impl Verifier {
+    /// Logs one rejection at `debug`, and at most once per
+    /// [`REJECTION_SUMMARY_EVERY`] a `warn` summary of the rejections since
+    /// the last one, by code, with their likely causes: a flood of forged
+    /// requests does not flood the logs, and a wrong secret after a deploy
+    /// does not go unseen.
+    fn note_failure(&self, err: &SignatureError) {
+        tracing::debug!(code = err.code().as_str(), reason = %err, "plugipay webhook rejected");
+        let stats = &self.inner.rejections;
+        let index = ErrorCode::ALL
+            .iter()
+            .position(|c| *c == err.code())
+            .expect("every code is in ErrorCode::ALL");
+        stats.by_code[index].fetch_add(1, Ordering::Relaxed);
+        let now = self.now();
+        let due = stats.next_summary.load(Ordering::Relaxed);
+        let next = now.saturating_add(REJECTION_SUMMARY_EVERY.as_secs() as i64);
+        if now < due
+            || stats
+                .next_summary
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let mut total = 0;
+        let mut parts = Vec::new();
+        for (code, count) in ErrorCode::ALL.iter().zip(&stats.by_code) {
+            let n = count.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                total += n;
+                parts.push(format!("{}: {n} ({})", code.as_str(), likely_causes(*code)));
+            }
+        }
+        tracing::warn!(
+            rejected = total,
+            "plugipay webhook: {total} deliveries rejected since the last summary — {}; \
+             each is logged at debug level; see docs/troubleshooting.md",
+            parts.join("; ")
+        );
+    }
 }
 
 fn system_now() -> i64 {
@@ -588,12 +743,12 @@ mod tests {
     #[test]
     fn secret_list_parsing() {
         assert_eq!(
-            Verifier::from_secret_list(" a , ,b,")
+            Verifier::from_secret_list(" a , ,b,", "test", &[','])
                 .unwrap()
                 .secret_count(),
             2
         );
-        assert!(Verifier::from_secret_list(" , ").is_err());
+        assert!(Verifier::from_secret_list(" , ", "test", &[',']).is_err());
     }
 
     #[test]

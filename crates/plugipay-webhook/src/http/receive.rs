@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
+use tracing::Instrument;
 
 use super::body::content_length;
 use super::{BodyCollector, Rejection, RequestHead, VerifierSource};
@@ -32,6 +33,12 @@ use crate::{SignatureHeader, WebhookEvent, SIGNATURE_HEADER};
 /// status instead of `100 Continue`. The head is read before this function
 /// returns; the future owns what it needs (it borrows nothing). A body
 /// arriving as one chunk is kept without a copy.
+///
+/// Each delivery runs in a `plugipay_webhook.delivery` span (`info`) with
+/// `id`, `event_type`, `matched_secret` and `outcome` (`verified` or the
+/// error code), which the event keeps ([`WebhookEvent::span`]) so dispatch
+/// and handler logs join it; and counts in the `metrics` counter
+/// `plugipay_webhook_deliveries_total{outcome}`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -77,7 +84,15 @@ where
         .first()
         .and_then(content_length);
     let limit_override = head.body_limit();
-    async move {
+    let span = tracing::info_span!(
+        "plugipay_webhook.delivery",
+        id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        matched_secret = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        dispatch = tracing::field::Empty,
+    );
+    let received = async move {
         let Some(selection) = selection else {
             tracing::error!(
                 "plugipay webhook: no Verifier is configured for this route; answering 500 verifier_missing"
@@ -103,7 +118,24 @@ where
                 Rejection::BodyTimeout
             })??;
         Ok(verifier.verify_parsed(body, &header)?)
+    };
+    async move {
+        let result = received.await;
+        let span = tracing::Span::current();
+        let outcome = match &result {
+            Ok(event) => {
+                span.record("id", event.id());
+                span.record("event_type", event.event_type());
+                span.record("matched_secret", event.matched_secret());
+                "verified"
+            }
+            Err(rejection) => rejection.code(),
+        };
+        span.record("outcome", outcome);
+        metrics::counter!("plugipay_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        result
     }
+    .instrument(span)
 }
 
 async fn collect<S, D, E>(body: S, limit: usize, declared: Option<u64>) -> Result<Bytes, Rejection>
