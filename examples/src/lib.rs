@@ -10,4 +10,7 @@
 mod receiver;
 
 pub use plugipay_webhook_dispatch::Outcome;
-pub use receiver::{init_tracing, Config, Receiver, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE};
+pub use receiver::{
+    init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE,
+    WEBHOOK_ROUTE,
+};

@@ -25,6 +25,8 @@ pub const PLAIN_ROUTE: &str = "/plain";
 pub struct Config {
     /// From `PLUGIPAY_WEBHOOK_SECRET` (comma-separated during a rotation).
     pub verifier: Verifier,
+    /// From `HOST`, default `127.0.0.1` (`0.0.0.0` in a container).
+    pub host: std::net::IpAddr,
     /// From `PORT`, default 3000.
     pub port: u16,
     /// Per-tenant verifiers for [`TENANT_ROUTE`], from
@@ -45,7 +47,8 @@ impl Config {
         Config::from_env().unwrap_or_else(|msg| exit_with(&msg))
     }
 
-    /// Reads `PLUGIPAY_WEBHOOK_SECRET`, `PLUGIPAY_TENANT_SECRETS` and `PORT`.
+    /// Reads `PLUGIPAY_WEBHOOK_SECRET` (or `PLUGIPAY_WEBHOOK_SECRET_FILE`),
+    /// `PLUGIPAY_TENANT_SECRETS`, `HOST` and `PORT`.
     pub fn from_env() -> Result<Config, String> {
         let verifier = Verifier::from_env().map_err(|e| e.to_string())?;
         let tenant_secrets = std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default();
@@ -61,20 +64,28 @@ impl Config {
                 .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
             Err(_) => 3000,
         };
+        let host = match std::env::var("HOST") {
+            Ok(h) => h
+                .trim()
+                .parse()
+                .map_err(|_| format!("HOST must be an IP address, got {h:?}"))?,
+            Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
         Ok(Config {
             verifier,
+            host,
             port,
             tenants,
         })
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<host>:<port>`.
     #[must_use]
     pub fn addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+        std::net::SocketAddr::new(self.host, self.port)
     }
 
-    /// Binds `127.0.0.1:<port>` and prints `listening on http://<addr>`, or
+    /// Binds `<host>:<port>` and prints `listening on http://<addr>`, or
     /// prints why not and exits with status 1.
     pub async fn listen_or_exit(&self) -> tokio::net::TcpListener {
         let listener = match tokio::net::TcpListener::bind(self.addr()).await {
@@ -90,6 +101,32 @@ impl Config {
         }
         listener
     }
+}
+
+/// The health route every example serves: `GET /healthz` answers `200
+/// {"status":"ok"}` when the de-duplication store answers, `503
+/// {"status":"store_unavailable"}` otherwise.
+pub const HEALTH_ROUTE: &str = "/healthz";
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): the examples then stop accepting
+/// connections, let in-flight deliveries finish — their handlers run to the
+/// end and their events are marked done or their claims released — and exit.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    eprintln!("shutting down: finishing in-flight deliveries");
 }
 
 /// Logs to stderr (`RUST_LOG`, default `info`), leaving stdout to the
@@ -173,6 +210,18 @@ impl Receiver {
         let dispatcher = builder.build().map_err(|e| e.to_string())?;
         let quiet = std::env::var("PLUGIPAY_EXAMPLE_QUIET").is_ok_and(|v| v == "1");
         Ok(Receiver { dispatcher, quiet })
+    }
+
+    /// `GET /healthz`: the status and JSON body, from a round trip to the
+    /// de-duplication store.
+    pub async fn health(&self) -> (u16, &'static str) {
+        match self.dispatcher.health().await {
+            Ok(()) => (200, r#"{"status":"ok"}"#),
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: the de-duplication store does not answer");
+                (503, r#"{"status":"store_unavailable"}"#)
+            }
+        }
     }
 
     /// Dispatches one verified event and prints `handled <id> <type>` or

@@ -151,7 +151,7 @@ impl Conn {
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), String> {
         let fut = async {
-            if !self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
                 let stream = tokio::net::TcpStream::connect(&self.target.authority)
                     .await
                     .map_err(|e| format!("connect {}: {e}", self.target.authority))?;

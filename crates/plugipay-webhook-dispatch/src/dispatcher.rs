@@ -441,6 +441,11 @@ impl Dispatcher {
         }
     }
 
+    /// Whether the de-duplication store answers now (for a health endpoint).
+    pub async fn health(&self) -> Result<(), crate::StoreError> {
+        self.inner.store.health().await
+    }
+
     /// Registered pairs of two versions of one event (also logged at build).
     #[must_use]
     pub fn version_conflicts(&self) -> &[(String, String)] {
@@ -550,7 +555,10 @@ impl Claimed {
                             event_type = self.event.event_type(),
                             "blocking handler timed out after {timeout:?}; its claim is kept until it returns"
                         );
-                        tokio::spawn(self.finish_late(thread).instrument(tracing::Span::current()));
+                        tokio::spawn(
+                            self.finish_late(thread)
+                                .instrument(tracing::Span::current()),
+                        );
                         return Outcome::HandlerFailed;
                     }
                 }

@@ -277,6 +277,15 @@ impl DedupStore for PostgresStore {
         })
     }
 
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.call("health check", |c| async move {
+            c.simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| err("health check", &e))
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "postgres"
     }

@@ -246,6 +246,17 @@ impl DedupStore for RedisStore {
         Box::pin(self.owned("extend", &self.extend, key, token, Some(px(lease))))
     }
 
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(bounded(self.timeout, "redis PING", async {
+            let mut conn = self.conn.clone();
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(|e| err("PING", &e))
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "redis"
     }

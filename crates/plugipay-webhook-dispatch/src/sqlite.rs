@@ -251,6 +251,14 @@ impl DedupStore for SqliteStore {
         Box::pin(self.owned_update("extend", |s| &s.extend, params))
     }
 
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.blocking("health check", |i| {
+            i.conn()?
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| err("health check", &e))
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "sqlite"
     }

@@ -197,6 +197,12 @@ pub trait DedupStore: Send + Sync + 'static {
         )))))
     }
 
+    /// Whether the store answers now (for health checks): a round trip to
+    /// its server, under its timeout. The default answers `Ok`.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// A short name for logs (`memory`, `sqlite`, `postgres`, `redis`).
     fn kind(&self) -> &'static str;
 }

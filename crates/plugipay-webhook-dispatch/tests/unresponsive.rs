@@ -173,11 +173,17 @@ async fn failures_are_503_and_the_store_recovers(
 ) {
     let runs = Arc::new(AtomicUsize::new(0));
     let d = dispatcher(store, &runs);
+    assert!(d.health().await.is_ok(), "{name}: healthy");
     let first = event(&unique("evt"));
     assert_eq!(d.dispatch(&first).await, Outcome::Handled, "{name}");
 
     proxy.set(Mode::Silent);
     all_503(&d, &format!("{name}, server silent")).await;
+    let health = tokio::time::timeout(HUNG, d.health()).await;
+    assert!(
+        health.expect("the health check answers").is_err(),
+        "{name}: a silent server is unhealthy"
+    );
 
     proxy.set(Mode::Down);
     all_503(&d, &format!("{name}, server stopped")).await;

@@ -14,8 +14,8 @@ pub use event::WebhookEvent;
 pub use header::{SignatureHeader, MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER};
 pub use json::MAX_DEPTH;
 pub use verifier::{
-    verify_webhook, Limits, RawBody, Verifier, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT, REJECTION_SUMMARY_EVERY,
-    DEFAULT_TOLERANCE, SECRET_ENV_VAR, SECRET_FILE_ENV_VAR,
+    verify_webhook, Limits, RawBody, Verifier, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT,
+    DEFAULT_TOLERANCE, REJECTION_SUMMARY_EVERY, SECRET_ENV_VAR, SECRET_FILE_ENV_VAR,
 };
 
 /// Re-exported: the body type adapters hand over.

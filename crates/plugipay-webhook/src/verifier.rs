@@ -238,13 +238,15 @@ impl Verifier {
     /// separated by commas or newlines.
     pub fn from_secret_file(path: &std::path::Path) -> Result<Verifier, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(format!("cannot read the secret file {}: {e}", path.display()))
+            ConfigError::new(format!(
+                "cannot read the secret file {}: {e}",
+                path.display()
+            ))
         })?;
         let source = format!("the secret file {}", path.display());
         let text = text.trim_end_matches(['\n', '\r']);
-        Verifier::from_secret_list(text, &source, &[',', '\n']).map_err(|()| {
-            ConfigError::new(format!("{source} holds no secret"))
-        })
+        Verifier::from_secret_list(text, &source, &[',', '\n'])
+            .map_err(|()| ConfigError::new(format!("{source} holds no secret")))
     }
 
     /// Parses a secret list; `Err` when no secret is non-empty. Warns (by

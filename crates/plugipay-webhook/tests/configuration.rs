@@ -72,7 +72,10 @@ fn secrets_from_the_variable_or_a_file_with_mistakes_warned_about() {
     std::fs::write(&file, "\n").unwrap();
     assert!(from_env().0.unwrap_err().contains("holds no secret"));
     set(SECRET_FILE_ENV_VAR, Some("/nonexistent/plugipay-secret"));
-    assert!(from_env().0.unwrap_err().contains("cannot read the secret file"));
+    assert!(from_env()
+        .0
+        .unwrap_err()
+        .contains("cannot read the secret file"));
     set(SECRET_ENV_VAR, Some("whsec_x"));
     assert!(from_env().0.unwrap_err().contains("both"));
     set(SECRET_FILE_ENV_VAR, None);
@@ -88,11 +91,17 @@ fn secrets_from_the_variable_or_a_file_with_mistakes_warned_about() {
     set(SECRET_ENV_VAR, Some(" whsec_spaced_value ,whsec_b"));
     let (v, logs) = from_env();
     assert!(accepts(&v.unwrap(), "whsec_spaced_value"));
-    assert!(logs.contains("secret #0") && logs.contains("whitespace"), "{logs}");
+    assert!(
+        logs.contains("secret #0") && logs.contains("whitespace"),
+        "{logs}"
+    );
     assert!(!logs.contains("spaced_value"), "the value leaked: {logs}");
 
     // Nothing set at all names both variables.
     set(SECRET_ENV_VAR, None);
     let err = from_env().0.unwrap_err();
-    assert!(err.contains(SECRET_ENV_VAR) && err.contains(SECRET_FILE_ENV_VAR), "{err}");
+    assert!(
+        err.contains(SECRET_ENV_VAR) && err.contains(SECRET_FILE_ENV_VAR),
+        "{err}"
+    );
 }

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use plugipay_webhook::http::{receive, HttpHead};
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::Verifier;
@@ -54,7 +53,7 @@ fn deliver(verifier: &Verifier, delivery: TestDelivery) -> Result<(), String> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let body = http_body_util::BodyDataStream::new(http_body_util::Full::new(Bytes::from(body)));
+        let body = http_body_util::BodyDataStream::new(http_body_util::Full::new(body));
         let event = receive(Some(verifier), &HttpHead::new("/hook", &headers), body)
             .await
             .map_err(|r| r.code().to_owned())?;
@@ -112,16 +111,32 @@ fn rejections_are_summarised_at_warn_at_most_once_a_minute() {
     });
     let summaries: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(summaries.len(), 2, "{logs}");
-    assert!(summaries[0].contains("1 deliveries rejected"), "{}", summaries[0]);
+    assert!(
+        summaries[0].contains("1 deliveries rejected"),
+        "{}",
+        summaries[0]
+    );
     assert!(
         summaries[0].contains("signature_invalid: 1 (a wrong secret"),
         "{}",
         summaries[0]
     );
     // The second sums up everything since the first: 4 + 1 + 1 invalid, 1 stale.
-    assert!(summaries[1].contains("7 deliveries rejected"), "{}", summaries[1]);
-    assert!(summaries[1].contains("signature_invalid: 6"), "{}", summaries[1]);
-    assert!(summaries[1].contains("signature_stale: 1 (this server's clock"), "{}", summaries[1]);
+    assert!(
+        summaries[1].contains("7 deliveries rejected"),
+        "{}",
+        summaries[1]
+    );
+    assert!(
+        summaries[1].contains("signature_invalid: 6"),
+        "{}",
+        summaries[1]
+    );
+    assert!(
+        summaries[1].contains("signature_stale: 1 (this server's clock"),
+        "{}",
+        summaries[1]
+    );
     assert!(!logs.contains("whsec_"), "{logs}");
 }
 

@@ -7,13 +7,22 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use plugipay_webhook_actix_web::{Dispatched, VerifiedEvent};
 use plugipay_webhook_examples::{
-    init_tracing, Config, Receiver, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
+    init_tracing, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
 };
 
 async fn plugipay_webhook(receiver: web::Data<Receiver>, event: VerifiedEvent) -> Dispatched {
     receiver.handle(&event).await.into()
 }
 
+async fn healthz(receiver: web::Data<Receiver>) -> HttpResponse {
+    let (status, body) = receiver.health().await;
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("200 or 503"))
+        .content_type("application/json")
+        .body(body)
+}
+
+/// actix-web stops on SIGTERM and SIGINT by itself: it stops accepting,
+/// lets in-flight requests finish (up to `shutdown_timeout`) and exits.
 fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
@@ -25,6 +34,7 @@ fn main() {
                 .app_data(config.verifier.clone())
                 .app_data(receiver.clone())
                 .route(WEBHOOK_ROUTE, web::post().to(plugipay_webhook))
+                .route(HEALTH_ROUTE, web::get().to(healthz))
                 // The tenants' verifiers on their own resource.
                 .service(
                     web::resource(TENANT_ROUTE)
@@ -38,6 +48,7 @@ fn main() {
                         .to(|_body: web::Bytes| async { HttpResponse::NoContent().finish() }),
                 )
         })
+        .shutdown_timeout(30)
         .bind(addr)?;
         for addr in server.addrs() {
             println!("listening on http://{addr}");

@@ -12,7 +12,8 @@ use plugipay_webhook::http::Verifiers;
 use plugipay_webhook::Verifier;
 use plugipay_webhook_axum::{Dispatched, VerifiedEvent};
 use plugipay_webhook_examples::{
-    init_tracing, Config, Receiver, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
+    init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE,
+    WEBHOOK_ROUTE,
 };
 
 #[derive(Clone, FromRef)]
@@ -29,6 +30,15 @@ async fn plugipay_webhook<V>(
     receiver.handle(&event).await.into()
 }
 
+async fn healthz(State(receiver): State<Receiver>) -> impl axum::response::IntoResponse {
+    let (status, body) = receiver.health().await;
+    (
+        StatusCode::from_u16(status).expect("200 or 503"),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+}
+
 #[tokio::main]
 async fn main() {
     init_tracing();
@@ -36,6 +46,7 @@ async fn main() {
     let app = Router::new()
         .route(WEBHOOK_ROUTE, post(plugipay_webhook::<Verifier>))
         .route(TENANT_ROUTE, post(plugipay_webhook::<Verifiers>))
+        .route(HEALTH_ROUTE, axum::routing::get(healthz))
         // A baseline for load comparisons: reads the same body, verifies nothing.
         .route(
             PLAIN_ROUTE,
@@ -47,7 +58,10 @@ async fn main() {
             receiver: Receiver::from_env_or_exit().await,
         });
     let listener = config.listen_or_exit().await;
-    if let Err(e) = axum::serve(listener, app).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

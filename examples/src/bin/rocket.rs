@@ -26,6 +26,14 @@ async fn tenant_webhook(
     receiver.handle(&event).await.into()
 }
 
+#[rocket::get("/healthz")]
+async fn healthz(
+    receiver: &State<Receiver>,
+) -> (Status, (rocket::http::ContentType, &'static str)) {
+    let (status, body) = receiver.health().await;
+    (Status::new(status), (rocket::http::ContentType::JSON, body))
+}
+
 /// A baseline for load comparisons: reads the same body, verifies nothing.
 #[rocket::post("/plain", data = "<data>")]
 async fn plain(data: rocket::Data<'_>) -> Status {
@@ -38,9 +46,15 @@ fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let mut figment = rocket::Config::figment()
-        .merge(("address", "127.0.0.1"))
+        .merge(("address", config.host.to_string()))
         .merge(("log_level", "off"))
-        .merge(("cli_colors", false));
+        .merge(("cli_colors", false))
+        // SIGTERM and SIGINT stop accepting and give in-flight deliveries
+        // up to 30 s to finish.
+        .merge(("shutdown.ctrlc", true))
+        .merge(("shutdown.signals", ["term"]))
+        .merge(("shutdown.grace", 30))
+        .merge(("shutdown.mercy", 5));
     if std::env::var_os("PORT").is_some() || std::env::var_os("ROCKET_PORT").is_none() {
         figment = figment.merge(("port", config.port));
     }
@@ -52,7 +66,10 @@ fn main() {
         let rocket = rocket::custom(figment)
             .manage(verifiers)
             .manage(Receiver::from_env_or_exit().await)
-            .mount("/", rocket::routes![webhook, tenant_webhook, plain])
+            .mount(
+                "/",
+                rocket::routes![webhook, tenant_webhook, plain, healthz],
+            )
             // The JSON catchers on the webhook routes' bases only.
             .register("/webhooks", catchers())
             .register("/tenants", catchers())

@@ -13,7 +13,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use plugipay_webhook::http::Rejection;
 use plugipay_webhook::WebhookEvent;
-use plugipay_webhook_examples::{init_tracing, Config, Receiver, PLAIN_ROUTE, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{
+    init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, WEBHOOK_ROUTE,
+};
 use plugipay_webhook_tower::{rejection_response, Dispatched, VerifyWebhookLayer};
 use tower::{service_fn, Layer, Service};
 
@@ -35,6 +37,7 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
+    let health = receiver.clone();
     let handler = service_fn(move |req: Request<Full<Bytes>>| {
         let receiver = receiver.clone();
         async move {
@@ -47,20 +50,38 @@ async fn main() {
     let webhook = VerifyWebhookLayer::new(config.verifier.clone()).layer(handler.clone());
     let tenants = VerifyWebhookLayer::new(config.tenants.clone()).layer(handler);
     let listener = config.listen_or_exit().await;
+    // SIGTERM/SIGINT: stop accepting, let open connections finish their
+    // deliveries (up to 30 s), exit.
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
         };
-        let (webhook, tenants) = (webhook.clone(), tenants.clone());
+        let (webhook, tenants, health) = (webhook.clone(), tenants.clone(), health.clone());
         // Routing is the application's: only the webhook routes are verified.
         let app = service_fn(move |req: Request<hyper::body::Incoming>| {
-            let (mut webhook, mut tenants) = (webhook.clone(), tenants.clone());
+            let (mut webhook, mut tenants, health) =
+                (webhook.clone(), tenants.clone(), health.clone());
             async move {
                 let path = req.uri().path();
+                if path == HEALTH_ROUTE && req.method() == Method::GET {
+                    let (status, body) = health.health().await;
+                    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                    *resp.status_mut() = StatusCode::from_u16(status).expect("200 or 503");
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(resp.map(Either::Right));
+                }
                 if path == PLAIN_ROUTE && req.method() == Method::POST {
                     // A baseline for load comparisons: reads the same body, verifies nothing.
                     let _ = req.into_body().collect().await;
@@ -79,10 +100,18 @@ async fn main() {
                 route.call(req).await
             }
         });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
-                .await;
+            let _ = conn.await;
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("shutting down: connections still open after 30 s");
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin warp
 
-use plugipay_webhook_examples::{init_tracing, Config, Receiver};
+use plugipay_webhook_examples::{init_tracing, shutdown_signal, Config, Receiver};
 use plugipay_webhook_warp::{recover, verified_event, Dispatched, VerifiedEvent};
 use warp::http::StatusCode;
 use warp::Filter;
@@ -14,6 +14,21 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
+    let health_receiver = receiver.clone();
+    let healthz = warp::get()
+        .and(warp::path("healthz"))
+        .and(warp::path::end())
+        .then(move || {
+            let receiver = health_receiver.clone();
+            async move {
+                let (status, body) = receiver.health().await;
+                warp::http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .expect("a valid response")
+            }
+        });
     let handle = move |event: VerifiedEvent| {
         let receiver = receiver.clone();
         async move { Dispatched(receiver.handle(&event).await) }
@@ -36,7 +51,11 @@ async fn main() {
         .and(warp::path::end())
         .and(warp::body::bytes())
         .map(|_body: bytes::Bytes| StatusCode::NO_CONTENT);
-    let routes = webhook.or(tenant_webhook).or(plain);
+    let routes = webhook.or(tenant_webhook).or(healthz).or(plain);
     let listener = config.listen_or_exit().await;
-    warp::serve(routes).incoming(listener).run().await;
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(shutdown_signal())
+        .run()
+        .await;
 }
