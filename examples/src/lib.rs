@@ -14,3 +14,33 @@ pub use receiver::{
     init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE,
     WEBHOOK_ROUTE,
 };
+
+/// The framework guides under `docs/`, compiled and run as doctests so their
+/// snippets cannot drift from the crates.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../docs/axum.md")]
+    struct Axum;
+    #[doc = include_str!("../../docs/tower.md")]
+    struct Tower;
+    #[doc = include_str!("../../docs/actix-web.md")]
+    struct ActixWeb;
+    #[doc = include_str!("../../docs/rocket.md")]
+    struct Rocket;
+    #[doc = include_str!("../../docs/warp.md")]
+    struct Warp;
+    #[doc = include_str!("../../docs/troubleshooting.md")]
+    struct Troubleshooting;
+    #[doc = include_str!("../../docs/dedup.md")]
+    struct Dedup;
+    #[doc = include_str!("../../docs/http.md")]
+    struct Http;
+    #[doc = include_str!("../../docs/behaviour.md")]
+    struct Behaviour;
+    #[doc = include_str!("../../docs/security.md")]
+    struct Security;
+    #[doc = include_str!("../../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../../docs/operations.md")]
+    struct Operations;
+}
