@@ -1,28 +1,45 @@
-//! `listen`: a development receiver on the axum adapter.
+//! `listen`: a development receiver on the core's one adapter call — it
+//! verifies and prints every delivery, and can save them byte-exact, forward
+//! them to the application under development, or answer like a failing one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::extract::{FromRef, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use base64::Engine as _;
+use bytes::Bytes;
 use clap::Args;
-use plugipay_webhook::{Verifier, WebhookEvent};
-use plugipay_webhook_axum::{VerifiedEvent, WebhookRejection};
+use plugipay_webhook::http::receive as verify_request;
+use plugipay_webhook::{testing, Verifier, WebhookEvent};
+use plugipay_webhook_axum::WebhookRejection;
 use serde_json::json;
 
+use crate::client::{Conn, Target, TlsArgs};
 use crate::secret::SecretArgs;
 use crate::Failure;
 
 /// Arguments of `listen`.
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
-    /// Port on 127.0.0.1 (0 picks a free one; default: $PORT, else 3000).
+    /// Port (0 picks a free one; default: $PORT, else 3000).
     #[arg(long, short = 'p')]
     port: Option<u16>,
+
+    /// Address to bind (0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
 
     /// Tolerance in seconds.
     #[arg(long, default_value_t = 300)]
@@ -31,6 +48,43 @@ pub(crate) struct ListenArgs {
     /// One JSON line per delivery on stdout instead of pretty text.
     #[arg(long)]
     json: bool,
+
+    /// Forward every verified delivery — the exact body bytes, signed afresh
+    /// — to the application at this URL, and answer the sender with its status.
+    #[arg(long, value_name = "URL")]
+    forward_to: Option<String>,
+
+    /// The secret to sign forwarded deliveries with (default: the secret(s)
+    /// deliveries are verified with).
+    #[arg(long, value_name = "SECRET", requires = "forward_to")]
+    forward_secret: Option<String>,
+
+    #[command(flatten)]
+    tls: TlsArgs,
+
+    /// Save every delivery — valid or not — byte-exact into this directory,
+    /// one JSON file each (base64 body and headers), named in arrival order,
+    /// for `plugipay-webhook replay`.
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+
+    /// Answer every verified delivery with this status (to exercise a
+    /// sender's retries).
+    #[arg(long, value_name = "CODE", conflicts_with_all = ["fail_first", "forward_to"])]
+    status: Option<u16>,
+
+    /// Answer the first N deliveries of each event with 500, then 204.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "forward_to"
+    )]
+    fail_first: u32,
+
+    /// Wait this long before answering a verified delivery.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    delay: u64,
 }
 
 #[derive(Clone)]
@@ -40,10 +94,12 @@ struct Printer {
     seen: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
-#[derive(Clone, FromRef)]
-struct AppState {
-    verifier: Verifier,
-    printer: Printer,
+/// What happened after verification, for the printed line.
+#[derive(Default)]
+struct After {
+    answered: u16,
+    forwarded: Option<Result<(u16, Duration), String>>,
+    saved: Option<PathBuf>,
 }
 
 impl Printer {
@@ -55,7 +111,7 @@ impl Printer {
         }
     }
 
-    fn event(&self, event: &WebhookEvent) {
+    fn event(&self, event: &WebhookEvent, after: &After) {
         let key = (event.id().to_owned(), event.event_type().to_owned());
         let duplicate = self
             .seen
@@ -72,10 +128,16 @@ impl Printer {
                 "occurred_at": event.occurred_at(),
                 "matched_secret": event.matched_secret(),
                 "object": event.object(),
+                "status": after.answered,
+                "forward": after.forwarded.as_ref().map(|f| match f {
+                    Ok((status, latency)) => json!({"status": status, "latency_ms": crate::send::ms(*latency)}),
+                    Err(e) => json!({"error": e}),
+                }),
+                "saved": after.saved,
             }))
         } else {
             let object = serde_json::to_string_pretty(event.object()).unwrap_or_default();
-            format!(
+            let mut text = format!(
                 "{} {} {}{}\n  account {}  occurred {}  secret #{}\n{}",
                 self.paint("32;1", "✔ verified"),
                 self.paint("1", &printable(event.event_type())),
@@ -93,23 +155,40 @@ impl Printer {
                     .map(|l| format!("  {}", printable(l)))
                     .collect::<Vec<_>>()
                     .join("\n"),
-            )
+            );
+            match &after.forwarded {
+                Some(Ok((status, latency))) => text.push_str(&format!(
+                    "\n  → forwarded: {status} in {:.1} ms",
+                    crate::send::ms(*latency)
+                )),
+                Some(Err(e)) => text.push_str(&format!("\n  → forward failed: {}", printable(e))),
+                None => {}
+            }
+            if let Some(path) = &after.saved {
+                text.push_str(&format!("\n  saved {}", path.display()));
+            }
+            text.push_str(&format!("\n  answered {}", after.answered));
+            text
         };
         say(&line);
     }
 
-    fn rejection(&self, r: &WebhookRejection) {
+    fn rejection(&self, r: &WebhookRejection, saved: Option<&PathBuf>) {
         let line = if self.json {
             json_line(
-                &json!({"ok": false, "status": r.status().as_u16(), "error": r.code(), "message": r.to_string()}),
+                &json!({"ok": false, "status": r.status().as_u16(), "error": r.code(), "message": r.to_string(), "saved": saved}),
             )
         } else {
-            format!(
+            let mut text = format!(
                 "{} {} {}",
                 self.paint("31;1", "✘ rejected"),
                 r.status().as_u16(),
                 printable(&r.to_string())
-            )
+            );
+            if let Some(path) = saved {
+                text.push_str(&format!("\n  saved {}", path.display()));
+            }
+            text
         };
         say(&line);
     }
@@ -156,26 +235,180 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-async fn receive(
-    State(printer): State<Printer>,
-    event: Result<VerifiedEvent, WebhookRejection>,
-) -> Response {
-    match event {
-        Ok(event) => {
-            printer.event(&event);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(rejection) => {
-            printer.rejection(&rejection);
-            rejection.into_response()
-        }
+/// Saves deliveries byte-exact, one JSON file each, in arrival order.
+struct Saver {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Saver {
+    fn save(&self, parts: &axum::http::request::Parts, body: &[u8]) -> Result<PathBuf, String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let received_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let record = json!({
+            "received_at_ms": received_ms,
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "headers": parts.headers.iter().map(|(name, value)| json!({
+                "name": name.as_str(),
+                "value_b64": b64.encode(value.as_bytes()),
+            })).collect::<Vec<_>>(),
+            "body_b64": b64.encode(body),
+        });
+        let path = self.dir.join(format!("{n:06}-{received_ms}.json"));
+        std::fs::write(&path, format!("{record:#}\n"))
+            .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
+        Ok(path)
     }
 }
 
+/// Forwards verified deliveries to the application, signed afresh.
+struct Forwarder {
+    target: Target,
+    secrets: Vec<String>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Forwarder {
+    async fn forward(&self, body: Bytes) -> Result<(StatusCode, Bytes, Duration), String> {
+        let refs: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        let signature = testing::sign_header_multi(&refs, crate::time::now(), &body);
+        let conn = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut conn = conn.unwrap_or_else(|| Conn::new(self.target.clone()));
+        let start = Instant::now();
+        let headers = [(plugipay_webhook::SIGNATURE_HEADER.to_owned(), signature)];
+        let result = conn.post(body, &headers, Duration::from_secs(30)).await;
+        let latency = start.elapsed();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        result.map(|(status, body)| (status, body, latency))
+    }
+}
+
+/// How to answer a verified delivery without forwarding it.
+struct Answer {
+    status: Option<u16>,
+    fail_first: u32,
+    delay: Duration,
+    attempts: Mutex<HashMap<(String, String), u32>>,
+}
+
+struct App {
+    verifier: Verifier,
+    printer: Printer,
+    saver: Option<Saver>,
+    forwarder: Option<Forwarder>,
+    answer: Answer,
+}
+
+/// A body stream that keeps a copy of every chunk (for `--save`).
+struct Tee {
+    inner: axum::body::BodyDataStream,
+    copy: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+impl futures_core::Stream for Tee {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(copy)) = (&polled, &self.copy) {
+            if let Ok(mut copy) = copy.lock() {
+                copy.extend_from_slice(chunk);
+            }
+        }
+        polled
+    }
+}
+
+async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let copy = app.saver.as_ref().map(|_| Arc::new(Mutex::new(Vec::new())));
+    let body = Tee {
+        inner: body.into_data_stream(),
+        copy: copy.clone(),
+    };
+    let result = verify_request(Some(&app.verifier), &parts, body).await;
+    let saved = match (&app.saver, &copy) {
+        (Some(saver), Some(copy)) => {
+            let bytes = copy.lock().map(|c| c.clone()).unwrap_or_default();
+            match saver.save(&parts, &bytes) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let event = match result {
+        Ok(event) => event,
+        Err(rejection) => {
+            let rejection = WebhookRejection(rejection);
+            app.printer.rejection(&rejection, saved.as_ref());
+            return rejection.into_response();
+        }
+    };
+    let answer = &app.answer;
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    let mut after = After {
+        saved,
+        ..After::default()
+    };
+    let response = if let Some(forwarder) = &app.forwarder {
+        match forwarder.forward(event.raw_body().clone()).await {
+            Ok((status, body, latency)) => {
+                after.forwarded = Some(Ok((status.as_u16(), latency)));
+                after.answered = status.as_u16();
+                (status, body).into_response()
+            }
+            Err(e) => {
+                after.forwarded = Some(Err(e));
+                after.answered = 502;
+                (
+                    StatusCode::BAD_GATEWAY,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    r#"{"error":"forward_failed"}"#,
+                )
+                    .into_response()
+            }
+        }
+    } else {
+        let key = (event.id().to_owned(), event.event_type().to_owned());
+        let attempt = answer
+            .attempts
+            .lock()
+            .map(|mut a| {
+                let n = a.entry(key).or_insert(0);
+                *n += 1;
+                *n
+            })
+            .unwrap_or(1);
+        let status = match answer.status {
+            Some(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            None if attempt <= answer.fail_first => StatusCode::INTERNAL_SERVER_ERROR,
+            None => StatusCode::NO_CONTENT,
+        };
+        after.answered = status.as_u16();
+        Response::builder()
+            .status(status)
+            .body(Body::empty())
+            .expect("a valid response")
+    };
+    app.printer.event(&event, &after);
+    response
+}
+
 pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> {
-    let verifier = secret
-        .verifier()?
-        .tolerance(std::time::Duration::from_secs(args.tolerance));
+    let secrets = secret.secrets()?;
+    let verifier = Verifier::from_secrets(&secrets).tolerance(Duration::from_secs(args.tolerance));
     let port = match args.port {
         Some(p) => p,
         None => match std::env::var("PORT") {
@@ -186,6 +419,38 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             Err(_) => 3000,
         },
     };
+    if let Some(code) = args.status {
+        StatusCode::from_u16(code)
+            .ok()
+            .filter(|s| s.as_u16() >= 200)
+            .ok_or_else(|| Failure::usage(format!("--status {code} is not a final HTTP status")))?;
+    }
+    let saver = match &args.save {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::io(format!("cannot create {}: {e}", dir.display())))?;
+            // Continue the numbering of an existing capture.
+            let next = std::fs::read_dir(dir)
+                .map(|entries| entries.filter_map(Result::ok).count() as u64)
+                .unwrap_or(0);
+            Some(Saver {
+                dir: dir.clone(),
+                next: AtomicU64::new(next),
+            })
+        }
+        None => None,
+    };
+    let forwarder = match &args.forward_to {
+        Some(url) => Some(Forwarder {
+            target: Target::parse(url, &args.tls)?,
+            secrets: args
+                .forward_secret
+                .clone()
+                .map_or_else(|| secrets.clone(), |s| vec![s]),
+            idle: Mutex::new(Vec::new()),
+        }),
+        None => None,
+    };
     let printer = Printer {
         json: args.json,
         color: !args.json
@@ -193,25 +458,43 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             && std::env::var_os("NO_COLOR").is_none(),
         seen: Arc::default(),
     };
-    let app = Router::new()
+    let app = Arc::new(App {
+        verifier,
+        printer,
+        saver,
+        forwarder,
+        answer: Answer {
+            status: args.status,
+            fail_first: args.fail_first,
+            delay: Duration::from_millis(args.delay),
+            attempts: Mutex::default(),
+        },
+    });
+    let router = Router::new()
         .route("/", post(receive))
         .route("/{*path}", post(receive))
-        .with_state(AppState { verifier, printer });
+        .with_state(app);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::io(format!("cannot start the runtime: {e}")))?;
+    let host = args.host;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        let listener = tokio::net::TcpListener::bind((host, port))
             .await
-            .map_err(|e| Failure::io(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+            .map_err(|e| Failure::io(format!("cannot listen on {host}:{port}: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::io(e.to_string()))?;
+        let forwarding = args
+            .forward_to
+            .as_deref()
+            .map(|u| format!("; forwarding to {u}"))
+            .unwrap_or_default();
         say(&format!(
-            "listening on http://{addr}  (POST any path; Ctrl-C to stop)"
+            "listening on http://{addr}  (POST any path{forwarding}; Ctrl-C to stop)"
         ));
-        axum::serve(listener, app)
+        axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -14,7 +14,9 @@
 //! | 12 | `verify`: `signature_stale` |
 //! | 13 | `verify`: `signature_invalid` |
 
+mod client;
 mod listen;
+mod replay;
 mod samples;
 mod secret;
 mod send;
@@ -49,8 +51,16 @@ enum Command {
     Verify(VerifyArgs),
     /// Sign and POST deliveries the way Plugipay does.
     Send(send::SendArgs),
-    /// Run a development receiver that verifies and prints each delivery.
+    /// Run a development receiver that verifies and prints each delivery
+    /// (and saves, forwards, or answers like a failing application).
     Listen(listen::ListenArgs),
+    /// Send deliveries saved by `listen --save` again, byte-exact.
+    Replay(replay::ReplayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Arguments of `sign`.
@@ -84,6 +94,13 @@ struct VerifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+
+    /// On failure, try the usual mistakes — a newline added to the body, the
+    /// body pretty-printed or re-serialised, the wrong one of several
+    /// secrets, a timestamp in milliseconds — and say which would have
+    /// matched (never printing a secret or a MAC).
+    #[arg(long)]
+    explain: bool,
 
     /// The body: a file, or `-` (the default) for standard input.
     #[arg(default_value = "-")]
@@ -140,6 +157,17 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&cli.secret, &args),
         Command::Send(args) => send::run(&cli.secret, args),
         Command::Listen(args) => listen::run(&cli.secret, args),
+        Command::Replay(args) => replay::run(&cli.secret, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "plugipay-webhook",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

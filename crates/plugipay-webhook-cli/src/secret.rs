@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use plugipay_webhook::Verifier;
 
 use crate::Failure;
 
@@ -15,17 +14,18 @@ pub(crate) struct SecretArgs {
     #[arg(long, global = true, value_name = "FILE")]
     secret_file: Option<PathBuf>,
 
-    /// The secret itself. Visible to other users in the process list: prefer
-    /// PLUGIPAY_WEBHOOK_SECRET or --secret-file.
+    /// The secret itself (repeatable: a keyring; `verify --explain` reports
+    /// which one matched). Visible to other users in the process list:
+    /// prefer PLUGIPAY_WEBHOOK_SECRET or --secret-file.
     #[arg(long, global = true, value_name = "SECRET", hide_env_values = true)]
-    secret: Option<String>,
+    secret: Vec<String>,
 }
 
 impl std::fmt::Debug for SecretArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretArgs")
             .field("secret_file", &self.secret_file)
-            .field("secret", &self.secret.as_ref().map(|_| "REDACTED"))
+            .field("secret", &format_args!("[REDACTED; {}]", self.secret.len()))
             .finish()
     }
 }
@@ -34,8 +34,8 @@ impl SecretArgs {
     /// The configured secrets, in keyring order: --secret, else
     /// --secret-file, else PLUGIPAY_WEBHOOK_SECRET.
     pub(crate) fn secrets(&self) -> Result<Vec<String>, Failure> {
-        let (raw, source) = if let Some(s) = &self.secret {
-            (s.clone(), "--secret".to_owned())
+        let (raw, source) = if !self.secret.is_empty() {
+            (self.secret.join(","), "--secret".to_owned())
         } else if let Some(path) = &self.secret_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Failure::config(format!("cannot read secret file {}: {e}", path.display()))
@@ -62,11 +62,6 @@ impl SecretArgs {
             return Err(Failure::config(format!("{source} holds no secret")));
         }
         Ok(secrets)
-    }
-
-    /// A verifier over the configured keyring.
-    pub(crate) fn verifier(&self) -> Result<Verifier, Failure> {
-        Ok(Verifier::from_secrets(self.secrets()?))
     }
 }
 

@@ -9,29 +9,45 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use plugipay_webhook::testing;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::client::{parse_header, Conn, Target, TlsArgs};
 use crate::secret::SecretArgs;
 use crate::{read_input, samples, Failure};
 
 /// Arguments of `send`.
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The receiver, e.g. http://127.0.0.1:3000/webhooks/plugipay (plain HTTP).
+    /// The receiver, e.g. http://127.0.0.1:3000/webhooks/plugipay (or https://…).
     url: String,
 
     /// Send a sample event of this type (see --list-types).
-    #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["body", "list_types"], conflicts_with = "body")]
+    #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["body", "fixture", "list_types"], conflicts_with = "body")]
     event_type: Option<String>,
 
     /// Send these exact bytes as the body instead of a sample event.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["fixture", "set"])]
     body: Option<PathBuf>,
+
+    /// A JSON template for the event: `{{id}}` and `{{now}}` (Unix seconds)
+    /// are filled in; `--set` applies on top.
+    #[arg(long, value_name = "FILE", conflicts_with = "event_type")]
+    fixture: Option<PathBuf>,
+
+    /// Override one field of the sample or fixture: a dotted path and a JSON
+    /// value (a bare word is a string), e.g. `--set data.object.total=5000`.
+    /// Repeatable.
+    #[arg(long, value_name = "PATH=VALUE")]
+    set: Vec<String>,
+
+    /// An extra request header, `NAME:VALUE`. Repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME:VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+
+    #[command(flatten)]
+    tls: TlsArgs,
 
     /// The event id (default: a fresh `evt_…` per event).
     #[arg(long, conflicts_with = "count")]
@@ -82,38 +98,11 @@ pub(crate) struct SendArgs {
     list_types: bool,
 }
 
-/// Where to send.
-#[derive(Debug, Clone)]
-struct Target {
-    authority: String,
-    path: String,
-}
-
-fn target(url: &str) -> Result<Target, Failure> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Failure::io(format!("not a URL: {url}: {e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(Failure::io(format!(
-            "only http:// URLs are supported (got {url}); put a local tunnel in front of an https endpoint"
-        )));
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| Failure::io(format!("no host in {url}")))?;
-    let port = uri.port_u16().unwrap_or(80);
-    Ok(Target {
-        authority: format!("{host}:{port}"),
-        path: uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-    })
-}
-
 /// What one delivery to send looks like before signing.
 #[derive(Debug, Clone)]
 struct Plan {
     secrets: Arc<Vec<String>>,
+    headers: Vec<(String, String)>,
     stale: bool,
     tamper: bool,
     retry: bool,
@@ -128,75 +117,6 @@ struct Attempt {
     status: Option<u16>,
     latency: Duration,
     body: String,
-}
-
-/// A keep-alive HTTP/1.1 connection, reopened when it fails.
-struct Conn {
-    target: Target,
-    sender: Option<SendRequest<Full<Bytes>>>,
-}
-
-impl Conn {
-    fn new(target: Target) -> Conn {
-        Conn {
-            target,
-            sender: None,
-        }
-    }
-
-    async fn post(
-        &mut self,
-        body: Bytes,
-        signature: &str,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let fut = async {
-            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-                let stream = tokio::net::TcpStream::connect(&self.target.authority)
-                    .await
-                    .map_err(|e| format!("connect {}: {e}", self.target.authority))?;
-                let _ = stream.set_nodelay(true);
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                self.sender = Some(sender);
-            }
-            let Some(sender) = self.sender.as_mut() else {
-                return Err("no connection".to_owned());
-            };
-            sender.ready().await.map_err(|e| e.to_string())?;
-            let req = Request::post(self.target.path.as_str())
-                .header(http::header::HOST, self.target.authority.as_str())
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(
-                    http::header::USER_AGENT,
-                    concat!("plugipay-webhook-cli/", env!("CARGO_PKG_VERSION")),
-                )
-                .header(plugipay_webhook::SIGNATURE_HEADER, signature)
-                .body(Full::new(body))
-                .map_err(|e| e.to_string())?;
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, bytes))
-        };
-        let result = match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-        };
-        if result.is_err() {
-            self.sender = None;
-        }
-        result
-    }
 }
 
 /// Signs and sends one delivery, retrying when asked; returns every attempt.
@@ -218,7 +138,9 @@ async fn deliver(conn: &mut Conn, plan: &Plan, body: &Bytes) -> Vec<Attempt> {
             body.clone()
         };
         let start = Instant::now();
-        let result = conn.post(sent, &signature, plan.timeout).await;
+        let mut headers = plan.headers.clone();
+        headers.push((plugipay_webhook::SIGNATURE_HEADER.to_owned(), signature));
+        let result = conn.post(sent, &headers, plan.timeout).await;
         let latency = start.elapsed();
         let a = match result {
             Ok((status, bytes)) => Attempt {
@@ -250,7 +172,7 @@ fn status_text(status: Option<u16>) -> String {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -273,13 +195,43 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
         )));
     }
     let secrets = Arc::new(secret.secrets()?);
-    let target = target(&args.url)?;
+    let target = Target::parse(&args.url, &args.tls)?;
     let fixed_body = match &args.body {
         Some(path) => Some(Bytes::from(read_input(path)?)),
         None => None,
     };
+    let fixture = match &args.fixture {
+        Some(path) => Some(
+            String::from_utf8(read_input(path)?)
+                .map_err(|_| Failure::io(format!("{} is not UTF-8", path.display())))?,
+        ),
+        None => None,
+    };
+    let overrides = args
+        .set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Failure::usage)?;
+    // Build one body up front: a broken template or path fails before sending.
+    if let Some(template) = &fixture {
+        fill(template, "evt_check", 0, &overrides).map_err(Failure::usage)?;
+    } else if fixed_body.is_none() {
+        let now = crate::time::now();
+        let event_type = args.event_type.as_deref().unwrap_or_default();
+        let mut probe = samples::envelope(
+            "evt_check",
+            event_type,
+            samples::object_for(event_type, now),
+            now,
+        );
+        for (path, value) in &overrides {
+            set_path(&mut probe, path, value.clone()).map_err(Failure::usage)?;
+        }
+    }
     let plan = Plan {
         secrets,
+        headers: args.headers.clone(),
         stale: args.stale,
         tamper: args.tamper,
         retry: args.retry,
@@ -302,7 +254,18 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
         }
         let now = crate::time::now();
         let id = id.map_or_else(|| samples::new_id("evt"), str::to_owned);
-        let env = samples::envelope(&id, &event_type, samples::object_for(&event_type, now), now);
+        let env = match &fixture {
+            Some(template) => fill(template, &id, now, &overrides).expect("checked before sending"),
+            None => {
+                let mut env =
+                    samples::envelope(&id, &event_type, samples::object_for(&event_type, now), now);
+                for (path, value) in &overrides {
+                    set_path(&mut env, path, value.clone()).expect("checked before sending");
+                }
+                env
+            }
+        };
+        let id = env["id"].as_str().map_or(id, str::to_owned);
         (id, Bytes::from(env.to_string()))
     };
 
@@ -471,4 +434,103 @@ async fn load_run(
         );
     }
     all_ok
+}
+
+/// `--set PATH=VALUE`: the dotted path and the value (JSON, or a string).
+fn parse_set(text: &str) -> Result<(Vec<String>, Value), String> {
+    let (path, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--set {text:?}: write it as PATH=VALUE"))?;
+    let path: Vec<String> = path.split('.').map(str::to_owned).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(format!("--set {text:?}: an empty segment in the path"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((path, value))
+}
+
+/// Sets `path` in `root` to `value`, creating objects on the way; a numeric
+/// segment indexes an array.
+fn set_path(root: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("--set: an empty path")?;
+    let mut node = root;
+    for segment in parents {
+        node = match node {
+            Value::Array(items) => {
+                let i: usize = segment
+                    .parse()
+                    .map_err(|_| format!("--set: {segment:?} indexes an array"))?;
+                items
+                    .get_mut(i)
+                    .ok_or_else(|| format!("--set: index {i} is past the array's end"))?
+            }
+            Value::Object(map) => map
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new())),
+            other => {
+                return Err(format!(
+                    "--set: {segment:?} is inside {other}, not an object"
+                ))
+            }
+        };
+    }
+    match node {
+        Value::Array(items) => {
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("--set: {last:?} indexes an array"))?;
+            *items
+                .get_mut(i)
+                .ok_or_else(|| format!("--set: index {i} is past the array's end"))? = value;
+        }
+        Value::Object(map) => {
+            map.insert(last.clone(), value);
+        }
+        other => return Err(format!("--set: {last:?} is inside {other}, not an object")),
+    }
+    Ok(())
+}
+
+/// A fixture with `{{id}}` and `{{now}}` filled in and the overrides applied.
+fn fill(
+    template: &str,
+    id: &str,
+    now: i64,
+    overrides: &[(Vec<String>, Value)],
+) -> Result<Value, String> {
+    let text = template
+        .replace("{{id}}", id)
+        .replace("{{now}}", &now.to_string());
+    let mut env: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("--fixture: not JSON once filled in: {e}"))?;
+    for (path, value) in overrides {
+        set_path(&mut env, path, value.clone())?;
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_paths_create_objects_index_arrays_and_parse_json() {
+        let mut v = json!({"data": {"object": {"lines": [{"amount": 1}]}}});
+        for s in [
+            "data.object.total=5000",
+            "data.object.currency=usd",
+            "data.object.lines.0.amount=7",
+            "data.object.meta.new={\"a\":true}",
+        ] {
+            let (path, value) = parse_set(s).unwrap();
+            set_path(&mut v, &path, value).unwrap();
+        }
+        assert_eq!(v["data"]["object"]["total"], 5000);
+        assert_eq!(v["data"]["object"]["currency"], "usd");
+        assert_eq!(v["data"]["object"]["lines"][0]["amount"], 7);
+        assert_eq!(v["data"]["object"]["meta"]["new"]["a"], true);
+        assert!(parse_set("noequals").is_err());
+        let (path, value) = parse_set("data.object.total.x=1").unwrap();
+        assert!(set_path(&mut v, &path, value).is_err());
+    }
 }

@@ -1,0 +1,285 @@
+//! The HTTP(S) client `send`, `replay` and `listen --forward-to` share: a
+//! keep-alive HTTP/1.1 connection over TCP or TLS (rustls with Mozilla's
+//! roots — no system OpenSSL), reopened when it fails.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls;
+
+use crate::Failure;
+
+/// TLS options for `https://` URLs.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TlsArgs {
+    /// Trust the certificates in this PEM file too (a local or staging CA).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+
+    /// Accept any server certificate (local testing only: anyone on the
+    /// path can read and change the traffic).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// Where requests go.
+#[derive(Clone)]
+pub(crate) struct Target {
+    host: String,
+    authority: String,
+    pub(crate) path: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Target {
+    /// Parses `http://…` or `https://…`.
+    pub(crate) fn parse(url: &str, tls: &TlsArgs) -> Result<Target, Failure> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Failure::io(format!("not a URL: {url}: {e}")))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(Failure::io(format!(
+                    "the URL must start with http:// or https:// (got {url})"
+                )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Failure::io(format!("no host in {url}")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Target {
+            authority: if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            },
+            host,
+            path: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            tls: https.then(|| tls.connector()).transpose()?,
+        })
+    }
+}
+
+impl TlsArgs {
+    fn connector(&self) -> Result<tokio_rustls::TlsConnector, Failure> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::io(format!("TLS set-up: {e}")))?;
+        let config = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            if let Some(path) = &self.cacert {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+                let mut added = 0;
+                for cert in certs {
+                    let cert = cert.map_err(|e| {
+                        Failure::io(format!("{}: not a PEM certificate: {e}", path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        Failure::io(format!("{}: unusable certificate: {e}", path.display()))
+                    })?;
+                    added += 1;
+                }
+                if added == 0 {
+                    return Err(Failure::io(format!(
+                        "{} holds no PEM certificate",
+                        path.display()
+                    )));
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    }
+}
+
+/// `--insecure`: every certificate is accepted; signatures are still checked
+/// so the handshake itself is sound.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A keep-alive HTTP/1.1 connection, reopened when it fails.
+pub(crate) struct Conn {
+    target: Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    pub(crate) fn new(target: Target) -> Conn {
+        Conn {
+            target,
+            sender: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = tokio::net::TcpStream::connect(&self.target.authority)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.target.authority))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = match &self.target.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.target.host.clone())
+                    .map_err(|e| format!("{}: {e}", self.target.host))?;
+                Box::new(
+                    tls.connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS with {}: {e}", self.target.authority))?,
+                )
+            }
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// POSTs `body` with `headers` (the signature among them), within
+    /// `timeout` in all; the status and the response body.
+    pub(crate) async fn post(
+        &mut self,
+        body: Bytes,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let fut = async {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                self.sender = Some(self.connect().await?);
+            }
+            let sender = self.sender.as_mut().expect("connected just above");
+            sender.ready().await.map_err(|e| e.to_string())?;
+            let mut req = Request::post(self.target.path.as_str())
+                .header(http::header::HOST, self.target.authority.as_str())
+                .header(
+                    http::header::USER_AGENT,
+                    concat!("plugipay-webhook-cli/", env!("CARGO_PKG_VERSION")),
+                );
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+            }
+            for (name, value) in headers {
+                req = req.header(name.as_str(), value.as_str());
+            }
+            let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        let result = match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        };
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+}
+
+/// `--header K:V` (repeatable), parsed.
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--header {text:?}: write it as NAME:VALUE"))?;
+    let name = name.trim();
+    http::HeaderName::try_from(name).map_err(|e| format!("--header {name:?}: {e}"))?;
+    let value = value.trim();
+    http::HeaderValue::try_from(value).map_err(|e| format!("--header {name}: {e}"))?;
+    Ok((name.to_owned(), value.to_owned()))
+}
