@@ -171,7 +171,14 @@ fn explain_invalid(secrets: &[String], header: &str, body: &[u8], t: Option<i64>
             ));
         }
     }
+    // A later alteration that yields the same bytes as an earlier one (a
+    // minified body with a trailing newline dropped) says nothing new.
+    let mut seen: Vec<&[u8]> = Vec::new();
     for (why, candidate) in &bodies {
+        if seen.contains(&candidate.as_slice()) {
+            continue;
+        }
+        seen.push(candidate);
         if let Some(k) = matches(candidate, header) {
             found.push(format!(
                 "{why} — the unaltered body verifies with secret #{k}"
