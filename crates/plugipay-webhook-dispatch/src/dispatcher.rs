@@ -15,17 +15,65 @@ use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, MAX_DURAT
 /// What a handler returns on failure. Any error type converts into it.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
-type AsyncHandler =
+pub(crate) type AsyncHandler =
     Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
-type BlockingHandler = Arc<dyn Fn(&WebhookEvent) -> Result<(), HandlerError> + Send + Sync>;
+pub(crate) type BlockingHandler =
+    Arc<dyn Fn(&WebhookEvent) -> Result<(), HandlerError> + Send + Sync>;
 
 /// A registered handler. Blocking ones are kept apart: a thread cannot be
 /// cancelled at the timeout, so the dispatcher keeps their claim alive until
-/// the thread returns.
+/// the thread returns. Transactional ones take part in an inbox's SQL
+/// transaction (inbox only).
 #[derive(Clone)]
-enum Handler {
+pub(crate) enum Handler {
     Async(AsyncHandler),
     Blocking(BlockingHandler),
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Transactional(crate::inbox::TxHandler),
+}
+
+impl Handler {
+    /// An async handler.
+    pub(crate) fn from_async<F, Fut, E>(handler: F) -> Handler
+    where
+        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        Handler::Async(Arc::new(move |event| {
+            let fut = handler(event);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }))
+    }
+
+    /// An async handler of `data.object` as `T`.
+    pub(crate) fn from_object<T, F, Fut, E>(handler: F) -> Handler
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        let handler = Arc::new(handler);
+        Handler::from_async(move |event: WebhookEvent| {
+            let handler = handler.clone();
+            async move {
+                let object: T = event
+                    .object_as()
+                    .map_err(|e| -> HandlerError { Box::new(e) })?;
+                handler(object, event).await.map_err(Into::into)
+            }
+        })
+    }
+
+    /// A blocking handler.
+    pub(crate) fn from_blocking<F, E>(handler: F) -> Handler
+    where
+        F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
+        E: Into<HandlerError> + 'static,
+    {
+        Handler::Blocking(Arc::new(move |event| handler(event).map_err(Into::into)))
+    }
 }
 
 /// Default lease of a claim: 60 s.
@@ -45,6 +93,7 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 /// | `InProgress` | 409, `Retry-After: 5` | `{"error":"in_progress"}` |
 /// | `HandlerFailed` | 500 | `{"error":"handler_failed"}` |
 /// | `StoreUnavailable` | 503, `Retry-After: 5` | `{"error":"store_unavailable"}` |
+/// | `Stored` (inbox) | 202 | empty |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -59,8 +108,11 @@ pub enum Outcome {
     /// The handler failed, panicked or timed out; the claim was released so
     /// the retry runs it again.
     HandlerFailed,
-    /// The de-duplication store could not be reached.
+    /// The de-duplication store (or the inbox) could not be reached.
     StoreUnavailable,
+    /// Stored in the durable inbox (now or before): acknowledged with 202,
+    /// processed by the inbox's workers.
+    Stored,
 }
 
 impl Outcome {
@@ -71,6 +123,7 @@ impl Outcome {
             Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => {
                 http::StatusCode::NO_CONTENT
             }
+            Outcome::Stored => http::StatusCode::ACCEPTED,
             Outcome::InProgress => http::StatusCode::CONFLICT,
             Outcome::HandlerFailed => http::StatusCode::INTERNAL_SERVER_ERROR,
             Outcome::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
@@ -88,6 +141,7 @@ impl Outcome {
             Outcome::InProgress => "in_progress",
             Outcome::HandlerFailed => "handler_failed",
             Outcome::StoreUnavailable => "store_unavailable",
+            Outcome::Stored => "stored",
         }
     }
 
@@ -95,7 +149,7 @@ impl Outcome {
     #[must_use]
     pub fn code(self) -> Option<&'static str> {
         match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => None,
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown | Outcome::Stored => None,
             Outcome::InProgress => Some("in_progress"),
             Outcome::HandlerFailed => Some("handler_failed"),
             Outcome::StoreUnavailable => Some("store_unavailable"),
@@ -107,7 +161,7 @@ impl Outcome {
     #[must_use]
     pub fn body(self) -> &'static str {
         match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => "",
+            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown | Outcome::Stored => "",
             Outcome::InProgress => r#"{"error":"in_progress"}"#,
             Outcome::HandlerFailed => r#"{"error":"handler_failed"}"#,
             Outcome::StoreUnavailable => r#"{"error":"store_unavailable"}"#,
@@ -150,6 +204,12 @@ impl Outcome {
 /// The dispatcher was configured inconsistently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: String) -> ConfigError {
+        ConfigError(message)
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -232,12 +292,8 @@ impl DispatcherBuilder {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<HandlerError>,
     {
-        let handler: AsyncHandler = Arc::new(move |event| {
-            let fut = handler(event);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        });
         self.handlers
-            .insert(event_type.to_owned(), Handler::Async(handler));
+            .insert(event_type.to_owned(), Handler::from_async(handler));
         self
     }
 
@@ -259,23 +315,16 @@ impl DispatcherBuilder {
     ///     .unwrap();
     /// ```
     #[must_use]
-    pub fn on_object<T, F, Fut, E>(self, event_type: &str, handler: F) -> Self
+    pub fn on_object<T, F, Fut, E>(mut self, event_type: &str, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<HandlerError>,
     {
-        let handler = Arc::new(handler);
-        self.on(event_type, move |event: WebhookEvent| {
-            let handler = handler.clone();
-            async move {
-                let object: T = event
-                    .object_as()
-                    .map_err(|e| -> HandlerError { Box::new(e) })?;
-                handler(object, event).await.map_err(Into::into)
-            }
-        })
+        self.handlers
+            .insert(event_type.to_owned(), Handler::from_object(handler));
+        self
     }
 
     /// Registers a blocking handler, run on Tokio's blocking pool.
@@ -302,9 +351,8 @@ impl DispatcherBuilder {
         F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
         E: Into<HandlerError> + 'static,
     {
-        let handler: BlockingHandler = Arc::new(move |event| handler(event).map_err(Into::into));
         self.handlers
-            .insert(event_type.to_owned(), Handler::Blocking(handler));
+            .insert(event_type.to_owned(), Handler::from_blocking(handler));
         self
     }
 
@@ -345,7 +393,7 @@ impl DispatcherBuilder {
 
 /// Pairs of registered types that are two versions of one event
 /// (`….paid.v1` and `….paid.v2`).
-fn version_conflicts<'a>(types: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+pub(crate) fn version_conflicts<'a>(types: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
     let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
     for t in types {
         if let Some((base, v)) = t.rsplit_once(".v") {
@@ -529,18 +577,10 @@ impl Claimed {
     async fn run(self, handler: Handler) -> Outcome {
         let timeout = self.inner.handler_timeout;
         let result = match handler {
-            Handler::Async(handler) => {
-                // Calling the handler runs its synchronous part, which may
-                // panic too.
-                let event = self.event.clone();
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event))) {
-                    Err(_) => Err("handler panicked".to_owned()),
-                    // On timeout the future is dropped: it cannot outlive the claim.
-                    Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
-                        Ok(finished) => finished,
-                        Err(_) => Err(format!("handler timed out after {timeout:?}")),
-                    },
-                }
+            Handler::Async(handler) => run_async(&handler, self.event.clone(), timeout).await,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Handler::Transactional(_) => {
+                Err("a transactional handler needs an inbox's transaction".to_owned())
             }
             Handler::Blocking(handler) => {
                 let event = self.event.clone();
@@ -626,8 +666,58 @@ impl Claimed {
     }
 }
 
+/// Runs an async handler under `timeout`: its synchronous part and its future
+/// may panic (a failure), and on timeout the future is dropped — it cannot
+/// outlive the claim.
+pub(crate) async fn run_async(
+    handler: &AsyncHandler,
+    event: WebhookEvent,
+    timeout: Duration,
+) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event))) {
+        Err(_) => Err("handler panicked".to_owned()),
+        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+            Ok(finished) => finished,
+            Err(_) => Err(format!("handler timed out after {timeout:?}")),
+        },
+    }
+}
+
+/// Runs a blocking handler on the blocking pool to its end (a thread cannot
+/// be cancelled).
+pub(crate) async fn run_blocking(
+    handler: &BlockingHandler,
+    event: WebhookEvent,
+) -> Result<(), String> {
+    let handler = handler.clone();
+    blocking_result(
+        tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&event)))
+        })
+        .await,
+    )
+}
+
+/// Runs a transactional handler on `tx` under `timeout`, a panic being a
+/// failure.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) async fn run_tx(
+    handler: &crate::inbox::TxHandler,
+    tx: &mut crate::inbox::Tx<'_>,
+    event: WebhookEvent,
+    timeout: Duration,
+) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(tx, event))) {
+        Err(_) => Err("handler panicked".to_owned()),
+        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+            Ok(finished) => finished,
+            Err(_) => Err(format!("handler timed out after {timeout:?}")),
+        },
+    }
+}
+
 /// What a finished handler returned, as the dispatcher judges it.
-fn handler_result(returned: Result<(), HandlerError>) -> Result<(), String> {
+pub(crate) fn handler_result(returned: Result<(), HandlerError>) -> Result<(), String> {
     returned.map_err(|e| format!("handler error: {e}"))
 }
 
@@ -642,7 +732,7 @@ fn blocking_result(
 }
 
 /// Polls a handler's future, turning a panic inside it into an error.
-struct CatchUnwind<F>(F);
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
 
 impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchUnwind<F> {
     type Output = Result<(), String>;

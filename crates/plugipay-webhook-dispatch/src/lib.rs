@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dispatcher;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod inbox;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]

@@ -90,6 +90,19 @@ impl WebhookEvent {
         &self.inner.span
     }
 
+    /// An event from bytes that were verified earlier and kept since — a
+    /// durable inbox reads its rows back with this. The envelope is checked
+    /// again (so reading the event can never fail); the signature is not: the
+    /// bytes must come from storage that only verified deliveries are
+    /// written to, never from a request.
+    pub fn from_verified_bytes(
+        body: Bytes,
+        matched_secret: usize,
+    ) -> Result<WebhookEvent, crate::SignatureError> {
+        let envelope = crate::json::scan_envelope(&body)?;
+        Ok(WebhookEvent::new(body, envelope, matched_secret))
+    }
+
     pub(crate) fn new(body: Bytes, env: Envelope, matched_secret: usize) -> WebhookEvent {
         let id = Text::new(&body, env.id);
         let ty = Text::new(&body, env.ty);

@@ -1,0 +1,165 @@
+//! The transaction a transactional handler writes through.
+
+use std::sync::Arc;
+
+use plugipay_webhook::WebhookEvent;
+
+use crate::dispatcher::HandlerError;
+use crate::store::BoxFuture;
+
+/// A transactional handler.
+pub(crate) type TxHandler = Arc<
+    dyn for<'a> Fn(&'a mut Tx<'_>, WebhookEvent) -> BoxFuture<'a, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SqlValue {
+    /// SQL `NULL`.
+    Null,
+    /// An integer (`BIGINT` / `INTEGER`).
+    Int(i64),
+    /// A float (`DOUBLE PRECISION` / `REAL`).
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Bytes (`BYTEA` / `BLOB`).
+    Bytes(Vec<u8>),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Int(v)
+    }
+}
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        SqlValue::Float(v)
+    }
+}
+impl From<bool> for SqlValue {
+    fn from(v: bool) -> Self {
+        SqlValue::Bool(v)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// The inbox's open transaction, handed to a transactional handler: what it
+/// writes commits together with the event's move to `done`, or not at all.
+/// Statements use `$1`, `$2`, … placeholders on every backend; reach the
+/// driver's own transaction with [`postgres`](Tx::postgres) or
+/// [`sqlite`](Tx::sqlite) for anything more.
+#[non_exhaustive]
+pub enum Tx<'t> {
+    /// PostgreSQL (tokio-postgres).
+    #[cfg(feature = "postgres")]
+    Postgres(&'t tokio_postgres::Transaction<'t>),
+    /// SQLite (rusqlite), on the worker's connection.
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'t std::sync::Mutex<rusqlite::Connection>),
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(_) => "Tx::Postgres",
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(_) => "Tx::Sqlite",
+        })
+    }
+}
+
+impl Tx<'_> {
+    /// Runs one statement in the transaction; the number of rows changed.
+    pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, HandlerError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => {
+                let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> =
+                    params.iter().map(pg_param).collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    boxed.iter().map(|b| &**b as _).collect();
+                Ok(tx.execute(sql, &refs).await?)
+            }
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(conn) => {
+                let conn = conn.lock().map_err(|_| "sqlite connection lock poisoned")?;
+                let values: Vec<rusqlite::types::Value> = params.iter().map(sqlite_param).collect();
+                Ok(conn.execute(sql, rusqlite::params_from_iter(values))? as u64)
+            }
+        }
+    }
+
+    /// The PostgreSQL transaction, on PostgreSQL.
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn postgres(&self) -> Option<&tokio_postgres::Transaction<'_>> {
+        match self {
+            Tx::Postgres(tx) => Some(tx),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The SQLite connection (inside the transaction), on SQLite.
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn sqlite(&self) -> Option<&std::sync::Mutex<rusqlite::Connection>> {
+        match self {
+            Tx::Sqlite(conn) => Some(conn),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The attempt number of the event being processed (1 for the first).
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        super::worker::current_attempt().unwrap_or(1)
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn pg_param(v: &SqlValue) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+    match v.clone() {
+        SqlValue::Null => Box::new(Option::<String>::None),
+        SqlValue::Int(i) => Box::new(i),
+        SqlValue::Float(f) => Box::new(f),
+        SqlValue::Text(t) => Box::new(t),
+        SqlValue::Bytes(b) => Box::new(b),
+        SqlValue::Bool(b) => Box::new(b),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_param(v: &SqlValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v.clone() {
+        SqlValue::Null => Value::Null,
+        SqlValue::Int(i) => Value::Integer(i),
+        SqlValue::Float(f) => Value::Real(f),
+        SqlValue::Text(t) => Value::Text(t),
+        SqlValue::Bytes(b) => Value::Blob(b),
+        SqlValue::Bool(b) => Value::Integer(i64::from(b)),
+    }
+}
