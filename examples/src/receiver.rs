@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_dispatch::inbox::{
+    current_attempt, inbox_from_url, Inbox, Processed, SqlValue, Workers,
+};
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
 /// The route every example serves.
@@ -153,14 +156,47 @@ pub fn init_tracing() {
 ///   mid-handler);
 /// - `PLUGIPAY_EXAMPLE_QUIET=1`: no `handled`/`duplicate` lines (load runs,
 ///   where a write to stdout per request would be what is measured).
+///
+/// With `PLUGIPAY_INBOX_URL` (`postgres://…`, `sqlite://PATH`) the receiver
+/// is in inbox mode instead: every verified delivery is stored and answered
+/// `202` before any handler runs, and in-process workers process it:
+/// - `PLUGIPAY_INBOX_WORKERS` (default 4), `PLUGIPAY_INBOX_LEASE_MS` (60000),
+///   `PLUGIPAY_INBOX_MAX_ATTEMPTS` (10), `PLUGIPAY_INBOX_RETRY_BASE_MS`
+///   (first backoff, 1000);
+/// - `PLUGIPAY_EXAMPLE_FAIL_FIRST=N`: every handler fails the first N
+///   attempts of each event;
+/// - stdout: `handled <id> <type>` once "done" is committed, `dead <id>
+///   <type>` when an event goes dead;
+/// - the `plugipay.invoice.paid.v1` handler inserts one row `(event_id,
+///   amount)` — `data.object.total` — into `example_ledger` (created if
+///   missing, no unique constraint) inside the inbox's transaction.
 #[derive(Debug, Clone)]
 pub struct Receiver {
-    dispatcher: Dispatcher,
+    mode: Mode,
     quiet: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Dispatch(Dispatcher),
+    Inbox {
+        inbox: Inbox,
+        workers: std::sync::Arc<std::sync::Mutex<Option<Workers>>>,
+    },
 }
 
 /// A handler of the example's event catalog.
 type CatalogHandler = fn(&WebhookEvent);
+
+/// The example's event catalog.
+const CATALOG: [(&str, CatalogHandler); 6] = [
+    ("plugipay.customer.created.v1", customer_created),
+    ("plugipay.invoice.paid.v1", invoice_paid),
+    ("plugipay.checkout_session.succeeded.v1", checkout_succeeded),
+    ("plugipay.subscription.cancelled.v1", subscription_cancelled),
+    ("plugipay.refund.succeeded.v1", refund_succeeded),
+    ("plugipay.payout.paid.v1", payout_paid),
+];
 
 fn env_ms(name: &str, default: u64) -> Result<u64, String> {
     match std::env::var(name) {
@@ -183,6 +219,10 @@ impl Receiver {
 
     /// Builds the receiver from the environment.
     pub async fn from_env() -> Result<Receiver, String> {
+        let quiet = std::env::var("PLUGIPAY_EXAMPLE_QUIET").is_ok_and(|v| v == "1");
+        if let Ok(url) = std::env::var("PLUGIPAY_INBOX_URL") {
+            return Receiver::inbox_from_env(&url, quiet).await;
+        }
         let url = std::env::var("PLUGIPAY_DEDUP_URL").unwrap_or_else(|_| "memory:".into());
         let lease = Duration::from_millis(env_ms("PLUGIPAY_DEDUP_LEASE_MS", 60_000)?.max(2));
         let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
@@ -190,15 +230,7 @@ impl Receiver {
         let mut builder = Dispatcher::builder_shared(store)
             .lease(lease)
             .handler_timeout(lease / 2);
-        let catalog: [(&str, CatalogHandler); 6] = [
-            ("plugipay.customer.created.v1", customer_created),
-            ("plugipay.invoice.paid.v1", invoice_paid),
-            ("plugipay.checkout_session.succeeded.v1", checkout_succeeded),
-            ("plugipay.subscription.cancelled.v1", subscription_cancelled),
-            ("plugipay.refund.succeeded.v1", refund_succeeded),
-            ("plugipay.payout.paid.v1", payout_paid),
-        ];
-        for (event_type, handler) in catalog {
+        for (event_type, handler) in CATALOG {
             builder = builder.on(event_type, move |event: WebhookEvent| async move {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -208,14 +240,109 @@ impl Receiver {
             });
         }
         let dispatcher = builder.build().map_err(|e| e.to_string())?;
-        let quiet = std::env::var("PLUGIPAY_EXAMPLE_QUIET").is_ok_and(|v| v == "1");
-        Ok(Receiver { dispatcher, quiet })
+        Ok(Receiver {
+            mode: Mode::Dispatch(dispatcher),
+            quiet,
+        })
+    }
+
+    /// Inbox mode: store, acknowledge, process on workers.
+    async fn inbox_from_env(url: &str, quiet: bool) -> Result<Receiver, String> {
+        let workers = env_ms("PLUGIPAY_INBOX_WORKERS", 4)?;
+        let lease = Duration::from_millis(env_ms("PLUGIPAY_INBOX_LEASE_MS", 60_000)?.max(2));
+        let max_attempts = env_ms("PLUGIPAY_INBOX_MAX_ATTEMPTS", 10)?;
+        let retry_base = Duration::from_millis(env_ms("PLUGIPAY_INBOX_RETRY_BASE_MS", 1000)?);
+        let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
+        let fail_first = u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
+        let backend = inbox_from_url(url).await.map_err(|e| e.to_string())?;
+        // Every handler: the delay, then fail the first N attempts.
+        let fails = move || -> Result<(), std::io::Error> {
+            if current_attempt().unwrap_or(1) <= fail_first {
+                return Err(std::io::Error::other(format!(
+                    "PLUGIPAY_EXAMPLE_FAIL_FIRST={fail_first}"
+                )));
+            }
+            Ok(())
+        };
+        let mut builder = Inbox::builder(backend)
+            .lease(lease)
+            .handler_timeout(lease / 2)
+            .max_attempts(u32::try_from(max_attempts).unwrap_or(u32::MAX))
+            .retry_backoff(retry_base, retry_base.saturating_mul(64).max(Duration::from_secs(60)))
+            .observe(move |id, event_type, processed| {
+                if quiet {
+                    return;
+                }
+                match processed {
+                    Processed::Done => say(&format!("handled {id} {event_type}")),
+                    Processed::Dead => say(&format!("dead {id} {event_type}")),
+                    _ => {}
+                }
+            });
+        for (event_type, handler) in CATALOG {
+            if event_type == "plugipay.invoice.paid.v1" {
+                builder = builder.on_tx(event_type, move |tx, event| {
+                    Box::pin(async move {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        tx.execute(
+                            "CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)",
+                            &[],
+                        )
+                        .await?;
+                        let total = event.object()["total"].as_i64().unwrap_or(0);
+                        tx.execute(
+                            "INSERT INTO example_ledger (event_id, amount) VALUES ($1, $2)",
+                            &[SqlValue::from(event.id()), SqlValue::from(total)],
+                        )
+                        .await?;
+                        fails()?;
+                        handler(&event);
+                        Ok(())
+                    })
+                });
+            } else {
+                builder = builder.on(event_type, move |event: WebhookEvent| async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    fails()?;
+                    handler(&event);
+                    Ok::<_, std::io::Error>(())
+                });
+            }
+        }
+        let inbox = builder.build().map_err(|e| e.to_string())?;
+        let running = inbox.start_workers(usize::try_from(workers).unwrap_or(4));
+        Ok(Receiver {
+            mode: Mode::Inbox {
+                inbox,
+                workers: std::sync::Arc::new(std::sync::Mutex::new(Some(running))),
+            },
+            quiet,
+        })
+    }
+
+    /// Stops the inbox's workers (letting in-flight events finish within
+    /// 30 s); nothing in dispatch mode.
+    pub async fn shutdown(&self) {
+        if let Mode::Inbox { workers, .. } = &self.mode {
+            let running = workers.lock().ok().and_then(|mut w| w.take());
+            if let Some(running) = running {
+                running.shutdown(Duration::from_secs(30)).await;
+            }
+        }
     }
 
     /// `GET /healthz`: the status and JSON body, from a round trip to the
     /// de-duplication store.
     pub async fn health(&self) -> (u16, &'static str) {
-        match self.dispatcher.health().await {
+        let health = match &self.mode {
+            Mode::Dispatch(dispatcher) => dispatcher.health().await,
+            Mode::Inbox { inbox, .. } => inbox.health().await,
+        };
+        match health {
             Ok(()) => (200, r#"{"status":"ok"}"#),
             Err(e) => {
                 tracing::warn!(error = %e, "health check: the de-duplication store does not answer");
@@ -227,7 +354,12 @@ impl Receiver {
     /// Dispatches one verified event and prints `handled <id> <type>` or
     /// `duplicate <id>`; the outcome says how to answer (`docs/dedup.md`).
     pub async fn handle(&self, event: &WebhookEvent) -> Outcome {
-        let outcome = self.dispatcher.dispatch(event).await;
+        let dispatcher = match &self.mode {
+            Mode::Dispatch(dispatcher) => dispatcher,
+            // Stored (202) or not (503): the workers print `handled`/`dead`.
+            Mode::Inbox { inbox, .. } => return inbox.receive(event).await,
+        };
+        let outcome = dispatcher.dispatch(event).await;
         if self.quiet {
             return outcome;
         }

@@ -78,7 +78,7 @@ async fn stored_once_acknowledged_202_then_processed_once() {
         let ev = event(PAID, &unique("evt"));
         // Stored before any worker runs: acknowledged, nothing processed.
         for _ in 0..3 {
-            let outcome = inbox.receive(&ev, "t=1,v1=00").await;
+            let outcome = inbox.receive(&ev).await;
             assert_eq!(
                 (outcome, outcome.status().as_u16()),
                 (Outcome::Stored, 202),
@@ -107,7 +107,7 @@ async fn stored_once_acknowledged_202_then_processed_once() {
             ev.raw_body().clone(),
             "{name}: the exact bytes kept"
         );
-        assert_eq!(records[0].signature, "t=1,v1=00", "{name}");
+        assert_eq!(records[0].signature, "", "{name}: verified directly, no header");
     }
 }
 
@@ -151,8 +151,8 @@ async fn failures_retry_with_backoff_then_go_dead_and_a_redelivery_revives_them(
             .unwrap();
         let flaky = event(PAID, &unique("evt_flaky"));
         let broken = event(PAID, &unique("evt_broken"));
-        inbox.receive(&flaky, "t=1,v1=00").await;
-        inbox.receive(&broken, "t=1,v1=00").await;
+        inbox.receive(&flaky).await;
+        inbox.receive(&broken).await;
         let workers = inbox.start_workers(2);
         until(name, || {
             let s = futures_lite_stats(&inbox);
@@ -184,8 +184,8 @@ async fn failures_retry_with_backoff_then_go_dead_and_a_redelivery_revives_them(
 
         // Plugipay's portal Replay: a redelivery of a dead event makes it
         // pending with its attempts reset; of a done one it changes nothing.
-        assert_eq!(inbox.receive(&broken, "t=2,v1=00").await, Outcome::Stored);
-        assert_eq!(inbox.receive(&flaky, "t=2,v1=00").await, Outcome::Stored);
+        assert_eq!(inbox.receive(&broken).await, Outcome::Stored);
+        assert_eq!(inbox.receive(&flaky).await, Outcome::Stored);
         until(name, || futures_lite_stats(&inbox).count(State::Dead) == 1).await;
         let again = inbox.get(broken.id()).await.unwrap();
         assert_eq!(
@@ -216,7 +216,7 @@ async fn unknown_types_are_skipped_then_processed_after_a_handler_is_deployed() 
         let before = Inbox::builder(backend.clone()).build().unwrap();
         let ev = event("plugipay.brand.new.v1", &unique("evt"));
         assert_eq!(
-            before.receive(&ev, "t=1,v1=00").await,
+            before.receive(&ev).await,
             Outcome::Stored,
             "{name}"
         );
@@ -292,7 +292,7 @@ async fn a_transactional_handler_commits_with_done_and_rolls_back_with_failure()
             .build()
             .unwrap();
         let ev = event(PAID, &unique("evt"));
-        inbox.receive(&ev, "t=1,v1=00").await;
+        inbox.receive(&ev).await;
         let workers = inbox.start_workers(2);
         until(name, || futures_lite_stats(&inbox).count(State::Done) == 1).await;
         workers.shutdown(Duration::from_secs(5)).await;
@@ -350,7 +350,7 @@ async fn a_worker_that_dies_mid_handler_leaves_a_lease_that_lapses() {
             .build()
             .unwrap();
         let ev = event(PAID, &unique("evt"));
-        inbox.receive(&ev, "t=1,v1=00").await;
+        inbox.receive(&ev).await;
         let first = inbox.start_workers(1);
         until(name, || runs.load(Ordering::SeqCst) == 1).await;
         // Abandon it at once (as if the process died): nothing is recorded.
@@ -382,7 +382,7 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
         .unwrap();
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let outcome = inbox.receive(&event(PAID, "evt_locked"), "t=1,v1=00").await;
+    let outcome = inbox.receive(&event(PAID, "evt_locked")).await;
     assert_eq!(
         (outcome, outcome.status().as_u16()),
         (Outcome::StoreUnavailable, 503)
@@ -390,7 +390,7 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
     assert_eq!(outcome.body(), r#"{"error":"store_unavailable"}"#);
     other.execute_batch("COMMIT").unwrap();
     assert_eq!(
-        inbox.receive(&event(PAID, "evt_locked"), "t=1,v1=00").await,
+        inbox.receive(&event(PAID, "evt_locked")).await,
         Outcome::Stored
     );
 }

@@ -47,6 +47,7 @@ struct Inner {
     object_value: OnceLock<Value>,
     raw_value: OnceLock<Value>,
     span: tracing::Span,
+    signature: Option<Box<str>>,
 }
 
 /// A webhook delivery that passed verification: the signature matched a
@@ -100,10 +101,24 @@ impl WebhookEvent {
         matched_secret: usize,
     ) -> Result<WebhookEvent, crate::SignatureError> {
         let envelope = crate::json::scan_envelope(&body)?;
-        Ok(WebhookEvent::new(body, envelope, matched_secret))
+        Ok(WebhookEvent::new(body, envelope, matched_secret, None))
     }
 
-    pub(crate) fn new(body: Bytes, env: Envelope, matched_secret: usize) -> WebhookEvent {
+    /// The `X-Plugipay-Signature` value the delivery carried, when it was
+    /// received over HTTP through an adapter (`None` for events verified
+    /// directly with [`Verifier::verify`](crate::Verifier::verify)). A
+    /// durable inbox keeps it as tamper evidence.
+    #[must_use]
+    pub fn signature_header(&self) -> Option<&str> {
+        self.inner.signature.as_deref()
+    }
+
+    pub(crate) fn new(
+        body: Bytes,
+        env: Envelope,
+        matched_secret: usize,
+        signature: Option<Box<str>>,
+    ) -> WebhookEvent {
         let id = Text::new(&body, env.id);
         let ty = Text::new(&body, env.ty);
         let account_id = env.account_id.map(|s| Text::new(&body, s));
@@ -119,6 +134,7 @@ impl WebhookEvent {
                 object_value: OnceLock::new(),
                 raw_value: OnceLock::new(),
                 span: tracing::Span::current(),
+                signature,
                 body,
             }),
         }

@@ -415,7 +415,19 @@ impl Verifier {
         now: i64,
     ) -> Result<WebhookEvent, SignatureError> {
         let body = raw_body.into().0;
-        self.verify_bytes(body, header, now)
+        self.verify_bytes(body, header, now, None)
+            .inspect_err(|e| self.note_failure(e))
+    }
+
+    /// Checks 3–5 with this verifier's clock for a delivery received over
+    /// HTTP, keeping its `X-Plugipay-Signature` text in the event.
+    pub(crate) fn verify_received(
+        &self,
+        body: Bytes,
+        header: &SignatureHeader,
+        signature: Option<Box<str>>,
+    ) -> Result<WebhookEvent, SignatureError> {
+        self.verify_bytes(body, header, self.now(), signature)
             .inspect_err(|e| self.note_failure(e))
     }
 
@@ -424,6 +436,7 @@ impl Verifier {
         body: Bytes,
         header: &SignatureHeader,
         now: i64,
+        signature: Option<Box<str>>,
     ) -> Result<WebhookEvent, SignatureError> {
         if self.inner.usable == 0 {
             return Err(SignatureError::missing(Reason::NoSecret));
@@ -458,7 +471,7 @@ impl Verifier {
         }
 
         let envelope = json::scan_envelope(&body)?;
-        Ok(WebhookEvent::new(body, envelope, matched))
+        Ok(WebhookEvent::new(body, envelope, matched, signature))
     }
 
     /// Compares every candidate against every secret's MAC with a

@@ -29,6 +29,7 @@ fn main() {
     let addr = config.addr();
     let result = actix_web::rt::System::new().block_on(async move {
         let receiver = web::Data::new(Receiver::from_env_or_exit().await);
+        let workers = receiver.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(config.verifier.clone())
@@ -53,7 +54,9 @@ fn main() {
         for addr in server.addrs() {
             println!("listening on http://{addr}");
         }
-        server.run().await
+        let served = server.run().await;
+        workers.shutdown().await;
+        served
     });
     if let Err(e) = result {
         eprintln!("error: cannot serve on {addr}: {e}");

@@ -43,6 +43,7 @@ async fn healthz(State(receiver): State<Receiver>) -> impl axum::response::IntoR
 async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
+    let receiver = Receiver::from_env_or_exit().await;
     let app = Router::new()
         .route(WEBHOOK_ROUTE, post(plugipay_webhook::<Verifier>))
         .route(TENANT_ROUTE, post(plugipay_webhook::<Verifiers>))
@@ -55,7 +56,7 @@ async fn main() {
         .with_state(AppState {
             verifier: config.verifier.clone(),
             tenants: config.tenants.clone(),
-            receiver: Receiver::from_env_or_exit().await,
+            receiver: receiver.clone(),
         });
     let listener = config.listen_or_exit().await;
     if let Err(e) = axum::serve(listener, app)
@@ -65,4 +66,5 @@ async fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    receiver.shutdown().await;
 }

@@ -63,9 +63,10 @@ fn main() {
         .route(WEBHOOK_ROUTE, config.verifier)
         .or(config.tenants);
     let result = rocket::execute(async move {
+        let receiver = Receiver::from_env_or_exit().await;
         let rocket = rocket::custom(figment)
             .manage(verifiers)
-            .manage(Receiver::from_env_or_exit().await)
+            .manage(receiver.clone())
             .mount(
                 "/",
                 rocket::routes![webhook, tenant_webhook, plain, healthz],
@@ -79,7 +80,9 @@ fn main() {
                     println!("listening on http://{}:{}", c.address, c.port);
                 })
             }));
-        rocket.launch().await
+        let launched = rocket.launch().await;
+        receiver.shutdown().await;
+        launched
     });
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -37,6 +37,7 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
+    let workers = receiver.clone();
     let health = receiver.clone();
     let handler = service_fn(move |req: Request<Full<Bytes>>| {
         let receiver = receiver.clone();
@@ -114,4 +115,5 @@ async fn main() {
     {
         eprintln!("shutting down: connections still open after 30 s");
     }
+    workers.shutdown().await;
 }

@@ -14,6 +14,7 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
+    let workers = receiver.clone();
     let health_receiver = receiver.clone();
     let healthz = warp::get()
         .and(warp::path("healthz"))
@@ -58,4 +59,5 @@ async fn main() {
         .graceful(shutdown_signal())
         .run()
         .await;
+    workers.shutdown().await;
 }

@@ -306,7 +306,7 @@ pub(crate) struct Inner {
 ///     .build()?;
 /// let workers = inbox.start_workers(4);
 /// // In the webhook handler, after verification:
-/// // let outcome = inbox.receive(&event, &signature_header).await; // 202 or 503
+/// // let outcome = inbox.receive(&event).await; // 202 or 503
 /// # workers.shutdown(std::time::Duration::from_secs(10)).await;
 /// # Ok(()) }
 /// ```
@@ -519,9 +519,11 @@ impl Inbox {
     /// Stores a verified delivery: [`Outcome::Stored`] once the row is
     /// committed (a duplicate adds nothing; a redelivery of a dead event
     /// makes it pending again with its attempts reset), or
-    /// [`Outcome::StoreUnavailable`]. `signature` is the request's
-    /// `X-Plugipay-Signature` value, kept as tamper evidence.
-    pub async fn receive(&self, event: &WebhookEvent, signature: &str) -> Outcome {
+    /// [`Outcome::StoreUnavailable`]. The event's
+    /// [`signature_header`](WebhookEvent::signature_header) (set by every
+    /// adapter) is kept as tamper evidence.
+    pub async fn receive(&self, event: &WebhookEvent) -> Outcome {
+        let signature = event.signature_header().unwrap_or_default();
         let state = if self.inner.handlers.contains_key(event.event_type()) {
             State::Pending
         } else {

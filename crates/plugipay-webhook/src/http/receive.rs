@@ -78,7 +78,15 @@ where
     D: Buf,
 {
     let selection = source.map(|s| s.select(head));
-    let header = SignatureHeader::from_values(head.header_values(SIGNATURE_HEADER).iter());
+    let values = head.header_values(SIGNATURE_HEADER);
+    let header = SignatureHeader::from_values(values.iter());
+    // Kept in the event (a durable inbox stores it): one value, valid text.
+    let signature: Option<Box<str>> = header
+        .as_ref()
+        .ok()
+        .and(values.first())
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(Into::into);
     let declared = head
         .header_values("content-length")
         .first()
@@ -117,7 +125,7 @@ where
                 tracing::debug!("plugipay webhook rejected: body read deadline passed");
                 Rejection::BodyTimeout
             })??;
-        Ok(verifier.verify_parsed(body, &header)?)
+        Ok(verifier.verify_received(body, &header, signature)?)
     };
     async move {
         let result = received.await;
