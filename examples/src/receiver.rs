@@ -253,7 +253,8 @@ impl Receiver {
         let max_attempts = env_ms("PLUGIPAY_INBOX_MAX_ATTEMPTS", 10)?;
         let retry_base = Duration::from_millis(env_ms("PLUGIPAY_INBOX_RETRY_BASE_MS", 1000)?);
         let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
-        let fail_first = u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
+        let fail_first =
+            u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
         let backend = inbox_from_url(url).await.map_err(|e| e.to_string())?;
         // Every handler: the delay, then fail the first N attempts.
         let fails = move || -> Result<(), std::io::Error> {
@@ -268,7 +269,10 @@ impl Receiver {
             .lease(lease)
             .handler_timeout(lease / 2)
             .max_attempts(u32::try_from(max_attempts).unwrap_or(u32::MAX))
-            .retry_backoff(retry_base, retry_base.saturating_mul(64).max(Duration::from_secs(60)))
+            .retry_backoff(
+                retry_base,
+                retry_base.saturating_mul(64).max(Duration::from_secs(60)),
+            )
             .observe(move |id, event_type, processed| {
                 if quiet {
                     return;

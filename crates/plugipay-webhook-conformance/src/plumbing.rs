@@ -145,3 +145,108 @@ impl Process {
         out
     }
 }
+
+/// What a [`Proxy`] does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forwards both ways.
+    Up,
+    /// Keeps every connection open and forwards nothing; new ones are
+    /// accepted and never answered (a server that hangs).
+    Silent,
+    /// Closes every connection, and new ones at once (a stopped server).
+    Down,
+}
+
+/// A TCP proxy in front of a real server, switched by a test to play the
+/// server's failures. Runs on a thread of its own until the process exits.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Where to connect instead of the server.
+    pub addr: SocketAddr,
+    mode: tokio::sync::watch::Sender<Mode>,
+}
+
+impl Proxy {
+    /// A proxy to `target`, forwarding.
+    pub fn start(target: SocketAddr) -> Proxy {
+        let (mode, watcher) = tokio::sync::watch::channel(Mode::Up);
+        let addr = serve_on_thread(move |listener| async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(forward(client, target, watcher.clone()));
+            }
+        });
+        Proxy { addr, mode }
+    }
+
+    /// Switches what the proxy does; connections open in another mode are
+    /// dropped (except that `Up` → `Silent` keeps them, silent).
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn forward(
+    mut client: tokio::net::TcpStream,
+    target: SocketAddr,
+    mut mode: tokio::sync::watch::Receiver<Mode>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let start = *mode.borrow_and_update();
+    match start {
+        Mode::Down => return,
+        Mode::Silent => {
+            // Accepted, never answered: held until the mode changes.
+            let _ = mode.changed().await;
+            return;
+        }
+        Mode::Up => {}
+    }
+    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+        return;
+    };
+    let (mut a, mut b) = ([0u8; 8192], [0u8; 8192]);
+    loop {
+        tokio::select! {
+            changed = mode.changed() => {
+                if changed.is_err() { return; }
+                if *mode.borrow_and_update() == Mode::Silent {
+                    // Keep both sockets open and forward nothing more, until
+                    // the mode changes again; then drop them.
+                    let _ = mode.changed().await;
+                }
+                return;
+            }
+            n = client.read(&mut a) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
+            },
+            n = server.read(&mut b) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if client.write_all(&b[..n]).await.is_err() { return },
+            },
+        }
+    }
+}
+
+/// `url` (`scheme://user@host:port/rest`) pointed at `proxy` instead, and
+/// the address it pointed at.
+///
+/// # Panics
+/// When `url` has no resolvable `host:port`.
+#[must_use]
+pub fn through(url: &str, proxy: SocketAddr) -> (String, SocketAddr) {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .expect("address")
+        .next()
+        .expect("one address");
+    let auth = if auth.is_empty() {
+        String::new()
+    } else {
+        format!("{auth}@")
+    };
+    (format!("{scheme}://{auth}{proxy}/{path}"), target)
+}

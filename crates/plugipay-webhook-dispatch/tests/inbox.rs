@@ -107,7 +107,10 @@ async fn stored_once_acknowledged_202_then_processed_once() {
             ev.raw_body().clone(),
             "{name}: the exact bytes kept"
         );
-        assert_eq!(records[0].signature, "", "{name}: verified directly, no header");
+        assert_eq!(
+            records[0].signature, "",
+            "{name}: verified directly, no header"
+        );
     }
 }
 
@@ -215,11 +218,7 @@ async fn unknown_types_are_skipped_then_processed_after_a_handler_is_deployed() 
     for (name, backend, _) in backends().await {
         let before = Inbox::builder(backend.clone()).build().unwrap();
         let ev = event("plugipay.brand.new.v1", &unique("evt"));
-        assert_eq!(
-            before.receive(&ev).await,
-            Outcome::Stored,
-            "{name}"
-        );
+        assert_eq!(before.receive(&ev).await, Outcome::Stored, "{name}");
         assert_eq!(
             before.stats().await.unwrap().count(State::Skipped),
             1,

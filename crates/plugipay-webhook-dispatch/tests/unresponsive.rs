@@ -21,106 +21,15 @@ use std::time::Duration;
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_conformance::plumbing::server_url;
+use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
 use plugipay_webhook_dispatch::{
     ClaimToken, DedupStore, Dispatcher, Outcome, PostgresStore, RedisStore, SqliteStore,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Far above the store's timeout: a call still running then has hung.
 const HUNG: Duration = Duration::from_secs(20);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Up,
-    Silent,
-    Down,
-}
-
-/// A proxy to `target` whose behaviour a test switches.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    mode: watch::Sender<Mode>,
-}
-
-impl Proxy {
-    async fn start(target: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (mode, watcher) = watch::channel(Mode::Up);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, target, watcher.clone()));
-            }
-        });
-        Proxy { addr, mode }
-    }
-
-    fn set(&self, mode: Mode) {
-        self.mode.send_replace(mode);
-    }
-}
-
-async fn serve(
-    mut client: TcpStream,
-    target: std::net::SocketAddr,
-    mut mode: watch::Receiver<Mode>,
-) {
-    let start = *mode.borrow_and_update();
-    match start {
-        Mode::Down => return,
-        Mode::Silent => {
-            // Accepted, never answered: held until the mode changes.
-            let _ = mode.changed().await;
-            return;
-        }
-        Mode::Up => {}
-    }
-    let Ok(mut server) = TcpStream::connect(target).await else {
-        return;
-    };
-    let (mut a, mut b) = ([0u8; 8192], [0u8; 8192]);
-    loop {
-        tokio::select! {
-            changed = mode.changed() => {
-                if changed.is_err() { return; }
-                if *mode.borrow_and_update() == Mode::Silent {
-                    // Keep both sockets open and forward nothing more, until
-                    // the mode changes again; then drop them.
-                    let _ = mode.changed().await;
-                }
-                return;
-            }
-            n = client.read(&mut a) => match n {
-                Ok(0) | Err(_) => return,
-                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
-            },
-            n = server.read(&mut b) => match n {
-                Ok(0) | Err(_) => return,
-                Ok(n) => if client.write_all(&b[..n]).await.is_err() { return },
-            },
-        }
-    }
-}
-
-/// `scheme://user@host:port/rest` with the host and port replaced.
-fn through(url: &str, proxy: std::net::SocketAddr) -> (String, std::net::SocketAddr) {
-    let (scheme, rest) = url.split_once("://").expect("scheme");
-    let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .expect("address")
-        .next()
-        .expect("one address");
-    let auth = if auth.is_empty() {
-        String::new()
-    } else {
-        format!("{auth}@")
-    };
-    (format!("{scheme}://{auth}{proxy}/{path}"), target)
-}
 
 fn event(id: &str) -> WebhookEvent {
     TestDelivery::new("whsec_t", "plugipay.invoice.paid.v1")
@@ -216,7 +125,7 @@ async fn postgres_silent_or_stopped_is_503_within_the_timeout_then_recovers() {
     let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
         return;
     };
-    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1).await;
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
     let (via, _) = through(&url, proxy.addr);
     let store = PostgresStore::builder(&via)
         .table(&unique("t"))
@@ -232,7 +141,7 @@ async fn redis_silent_or_stopped_is_503_within_the_timeout_then_recovers() {
     let Some(url) = server_url("PLUGIPAY_TEST_REDIS_URL") else {
         return;
     };
-    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1).await;
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
     let (via, _) = through(&url, proxy.addr);
     let store = RedisStore::builder(&via)
         .prefix(&unique("p"))

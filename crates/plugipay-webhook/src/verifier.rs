@@ -421,6 +421,7 @@ impl Verifier {
 
     /// Checks 3–5 with this verifier's clock for a delivery received over
     /// HTTP, keeping its `X-Plugipay-Signature` text in the event.
+    #[cfg(feature = "tokio")]
     pub(crate) fn verify_received(
         &self,
         body: Bytes,

@@ -1,0 +1,465 @@
+//! The example receivers in inbox mode, as processes against real
+//! PostgreSQL and SQLite: acknowledgements never wait for handlers; with
+//! receivers SIGKILLed and restarted throughout, every acknowledged event ends
+//! with exactly one ledger row; failures are retried and rolled back; a
+//! database that goes away is 503, never a 2xx.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plugipay_webhook::testing::TestDelivery;
+use plugipay_webhook_conformance::{send, RawRequest};
+
+mod common;
+use common::{server_url, Running, BINARIES};
+
+const SECRET: &str = "whsec_inbox_tests";
+const PAID: &str = "plugipay.invoice.paid.v1";
+
+fn bin(name: &str) -> &'static str {
+    BINARIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("a binary")
+        .1
+}
+
+fn tag() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+/// One delivery of `id` (amount `total`), signed now: the status, or 0
+/// when the receiver did not answer (killed).
+fn deliver(addr: SocketAddr, id: &str, total: i64) -> u16 {
+    let (body, header) = TestDelivery::new(SECRET, PAID)
+        .id(id)
+        .object(serde_json::json!({"id": format!("inv_{id}"), "total": total}))
+        .into_parts();
+    let req = RawRequest::post("/webhooks/plugipay", body.to_vec())
+        .header("X-Plugipay-Signature", header);
+    send(addr, &req, Duration::from_secs(10)).map_or(0, |r| r.status)
+}
+
+/// A PostgreSQL URL whose connections live in a fresh schema (so the inbox
+/// table and `example_ledger` are this test's own), and a client on it.
+async fn fresh_schema(base: &str) -> (String, tokio_postgres::Client) {
+    let schema = format!("inbox_{}", tag());
+    let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("postgres");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let url = format!(
+        "{base}{}options=-csearch_path%3D{schema}",
+        if base.contains('?') { '&' } else { '?' }
+    );
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("postgres");
+    tokio::spawn(conn);
+    (url, client)
+}
+
+/// Ledger rows per event id, and the events still pending or running.
+async fn ledger_and_open(client: &tokio_postgres::Client) -> (HashMap<String, i64>, i64) {
+    let rows = client
+        .query(
+            "SELECT event_id, COUNT(*) FROM example_ledger GROUP BY event_id",
+            &[],
+        )
+        .await
+        .map(|rows| {
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let open: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state IN ('pending', 'running')",
+            &[],
+        )
+        .await
+        .map_or(-1, |r| r.get(0));
+    (rows, open)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_slow_handler_does_not_delay_acknowledgements() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let rx = Running::start(
+        bin("axum"),
+        SECRET,
+        &[
+            ("PLUGIPAY_INBOX_URL", url.as_str()),
+            ("PLUGIPAY_INBOX_WORKERS", "4"),
+            ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "3000"),
+        ],
+    );
+    let mut slowest = Duration::ZERO;
+    for i in 0..8 {
+        let started = Instant::now();
+        assert_eq!(deliver(rx.addr, &format!("evt_slow_{i}"), i), 202);
+        slowest = slowest.max(started.elapsed());
+    }
+    // Each answer came back long before one handler could have finished.
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "slowest acknowledgement {slowest:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ledger, open) = rt.block_on(ledger_and_open(&client));
+        if ledger.len() == 8 && open == 0 {
+            assert!(ledger.values().all(|n| *n == 1), "{ledger:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not processed: {ledger:?}, {open} open"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let handled = rx.drain();
+    assert_eq!(
+        handled
+            .iter()
+            .filter(|l| l.starts_with("handled evt_slow_"))
+            .count(),
+        8,
+        "{handled:?}"
+    );
+}
+
+/// Four receivers (four frameworks) on one PostgreSQL; hundreds of events,
+/// each delivered several times concurrently; a receiver SIGKILLed and
+/// restarted every 700 ms throughout.
+#[test]
+fn receivers_killed_throughout_lose_nothing_acknowledged_and_run_nothing_twice() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let env = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_INBOX_WORKERS", "2"),
+        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
+        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
+        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
+        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
+    ];
+    let names = ["axum", "actix-web", "rocket", "warp"];
+    let receivers: Arc<Mutex<Vec<Option<Running>>>> = Arc::new(Mutex::new(
+        names
+            .iter()
+            .map(|n| Some(Running::start(bin(n), SECRET, &env)))
+            .collect(),
+    ));
+    let addrs = |r: &Arc<Mutex<Vec<Option<Running>>>>| -> Vec<SocketAddr> {
+        r.lock().unwrap().iter().flatten().map(|x| x.addr).collect()
+    };
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (receivers, stop) = (receivers.clone(), stop.clone());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        std::thread::spawn(move || {
+            let mut kills = 0;
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(700));
+                let slot = i % names.len();
+                i += 1;
+                // SIGKILL (Running's drop kills -9), then a fresh process.
+                let dead = receivers.lock().unwrap()[slot].take();
+                drop(dead);
+                kills += 1;
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let fresh = Running::start(bin(names[slot]), SECRET, &env);
+                receivers.lock().unwrap()[slot] = Some(fresh);
+            }
+            kills
+        })
+    };
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let (receivers, acknowledged) = (receivers.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                for n in 0..40 {
+                    let id = format!("evt_kill_{t}_{n}");
+                    // Three deliveries of each event, to different receivers.
+                    for attempt in 0..3 {
+                        let live = addrs(&receivers);
+                        let addr = live[(t + n + attempt) % live.len()];
+                        if deliver(addr, &id, 100 + n as i64) == 202 {
+                            acknowledged.lock().unwrap().insert(id.clone());
+                        }
+                    }
+                    // Spread the load over several seconds of kills.
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let kills = killer.join().expect("killer");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(kills >= 4, "only {kills} receivers were killed");
+    assert!(
+        acknowledged.len() >= 300,
+        "only {} of 320 events acknowledged",
+        acknowledged.len()
+    );
+    // Every acknowledged event is processed once the survivors catch up.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ledger = loop {
+        let (ledger, open) = rt.block_on(ledger_and_open(&client));
+        if open == 0 && acknowledged.iter().all(|id| ledger.contains_key(id)) {
+            break ledger;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} still open, {} of {} in the ledger",
+            ledger.len(),
+            acknowledged.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let twice: Vec<_> = ledger.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "ledger rows not exactly one: {twice:?}");
+    eprintln!(
+        "{} events acknowledged, {} in the ledger once each, {kills} receivers SIGKILLed",
+        acknowledged.len(),
+        ledger.len()
+    );
+}
+
+#[test]
+fn failed_attempts_are_rolled_back_and_dead_events_retried_by_a_redelivery() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    // FAIL_FIRST=2: every event done, one ledger row each.
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let rx = Running::start(
+        bin("warp"),
+        SECRET,
+        &[
+            ("PLUGIPAY_INBOX_URL", url.as_str()),
+            ("PLUGIPAY_EXAMPLE_FAIL_FIRST", "2"),
+            ("PLUGIPAY_INBOX_RETRY_BASE_MS", "30"),
+        ],
+    );
+    for i in 0..10 {
+        assert_eq!(deliver(rx.addr, &format!("evt_ff_{i}"), i), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ledger, open) = rt.block_on(ledger_and_open(&client));
+        if ledger.len() == 10 && open == 0 {
+            assert!(ledger.values().all(|n| *n == 1), "{ledger:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ledger:?} {open}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(rx);
+
+    // MAX_ATTEMPTS=2 with FAIL_FIRST=5: dead.
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let failing = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_EXAMPLE_FAIL_FIRST", "5"),
+        ("PLUGIPAY_INBOX_MAX_ATTEMPTS", "2"),
+        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "30"),
+    ];
+    let rx = Running::start(bin("rocket"), SECRET, &failing);
+    for i in 0..3 {
+        assert_eq!(deliver(rx.addr, &format!("evt_dead_{i}"), i), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while lines
+        .iter()
+        .filter(|l: &&String| l.starts_with("dead "))
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "{lines:?}");
+        lines.extend(rx.drain());
+    }
+    assert!(
+        rt.block_on(ledger_and_open(&client)).0.is_empty(),
+        "failed attempts rolled back"
+    );
+    drop(rx);
+    // A restart without failures; Plugipay's Replay redelivers: processed once.
+    let rx = Running::start(
+        bin("rocket"),
+        SECRET,
+        &[
+            ("PLUGIPAY_INBOX_URL", url.as_str()),
+            ("PLUGIPAY_INBOX_RETRY_BASE_MS", "30"),
+        ],
+    );
+    for i in 0..3 {
+        assert_eq!(deliver(rx.addr, &format!("evt_dead_{i}"), i), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ledger, open) = rt.block_on(ledger_and_open(&client));
+        if ledger.len() == 3 && open == 0 {
+            assert!(ledger.values().all(|n| *n == 1), "{ledger:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ledger:?} {open}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sqlite_inbox_with_a_receiver_killed_mid_run_loses_nothing_acknowledged() {
+    let dir = std::env::temp_dir().join(format!("plugipay-inbox-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join(format!("{}.sqlite3", tag()));
+    let url = format!("sqlite://{}", db.display());
+    let env = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_INBOX_LEASE_MS", "1000"),
+        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "50"),
+        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
+    ];
+    let mut acknowledged = HashSet::new();
+    let rx = Running::start(bin("axum"), SECRET, &env);
+    for i in 0..30 {
+        if deliver(rx.addr, &format!("evt_sq_{i}"), i) == 202 {
+            acknowledged.insert(format!("evt_sq_{i}"));
+        }
+    }
+    drop(rx); // SIGKILL with events still pending or running.
+    let rx = Running::start(bin("actix-web"), SECRET, &env);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state IN ('pending', 'running')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(-1);
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT event_id, COUNT(*) FROM example_ledger GROUP BY event_id")
+            .and_then(|mut q| q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .unwrap_or_default();
+        if open == 0
+            && acknowledged
+                .iter()
+                .all(|id| rows.iter().any(|(r, _)| r == id))
+        {
+            assert!(rows.iter().all(|(_, n)| *n == 1), "{rows:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} open, {} rows",
+            rows.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(acknowledged.len(), 30);
+    drop(rx);
+}
+
+/// PostgreSQL stopped mid-run (through a proxy that closes every
+/// connection): no 2xx while it is down; once it is back, every acknowledged
+/// event is processed.
+#[test]
+fn postgres_stopped_mid_run_no_2xx_while_down_and_nothing_lost() {
+    use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
+    let (via, _) = through(&url, proxy.addr);
+    let rx = Running::start(
+        bin("tower"),
+        SECRET,
+        &[
+            ("PLUGIPAY_INBOX_URL", via.as_str()),
+            ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
+            // Events whose transaction the outage cut are taken again once
+            // their lease lapses.
+            ("PLUGIPAY_INBOX_LEASE_MS", "2000"),
+        ],
+    );
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let id = format!("evt_pg_up_{i}");
+        assert_eq!(deliver(rx.addr, &id, i), 202);
+        acknowledged.push(id);
+    }
+    proxy.set(Mode::Down);
+    for i in 0..10 {
+        let status = deliver(rx.addr, &format!("evt_pg_down_{i}"), i);
+        assert_eq!(status, 503, "no 2xx while the database is down");
+    }
+    proxy.set(Mode::Up);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..10 {
+        let id = format!("evt_pg_back_{i}");
+        // The receiver reconnects by itself; Plugipay retries a 503.
+        loop {
+            match deliver(rx.addr, &id, i) {
+                202 => break,
+                503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                other => panic!("{other}"),
+            }
+        }
+        acknowledged.push(id);
+    }
+    loop {
+        let (ledger, open) = rt.block_on(ledger_and_open(&client));
+        if open == 0 && acknowledged.iter().all(|id| ledger.get(id) == Some(&1)) {
+            assert!(
+                ledger.keys().all(|id| !id.starts_with("evt_pg_down_")),
+                "{ledger:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} open, {ledger:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
