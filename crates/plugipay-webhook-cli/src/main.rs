@@ -15,6 +15,7 @@
 //! | 13 | `verify`: `signature_invalid` |
 
 mod client;
+mod inbox;
 mod listen;
 mod replay;
 mod samples;
@@ -56,6 +57,8 @@ enum Command {
     Listen(listen::ListenArgs),
     /// Send deliveries saved by `listen --save` again, byte-exact.
     Replay(replay::ReplayArgs),
+    /// Operate a durable inbox: stats, list, show, retry, replay, prune.
+    Inbox(inbox::InboxArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&cli.secret, args),
         Command::Listen(args) => listen::run(&cli.secret, args),
         Command::Replay(args) => replay::run(&cli.secret, args),
+        Command::Inbox(args) => inbox::run(&cli.secret, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
