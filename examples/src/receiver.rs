@@ -290,11 +290,6 @@ impl Receiver {
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
-                        tx.execute(
-                            "CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)",
-                            &[],
-                        )
-                        .await?;
                         let total = event.object()["total"].as_i64().unwrap_or(0);
                         tx.execute(
                             "INSERT INTO example_ledger (event_id, amount) VALUES ($1, $2)",
@@ -318,6 +313,10 @@ impl Receiver {
             }
         }
         let inbox = builder.build().map_err(|e| e.to_string())?;
+        inbox
+            .execute("CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)")
+            .await
+            .map_err(|e| e.to_string())?;
         let running = inbox.start_workers(usize::try_from(workers).unwrap_or(4));
         Ok(Receiver {
             mode: Mode::Inbox {

@@ -220,6 +220,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     fn retry<'a>(&'a self, filter: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn execute<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn kind(&self) -> &'static str;
 }
 
@@ -543,7 +544,9 @@ impl Inbox {
         let outcome = match self.inner.backend.insert(&new).await {
             Ok(inserted) => {
                 if inserted != Inserted::Duplicate && state == State::Pending {
-                    self.inner.wake.notify_waiters();
+                    // One idle worker is enough for one event (waking them
+                    // all would send every one of them to claim it).
+                    self.inner.wake.notify_one();
                 }
                 tracing::debug!(
                     id = event.id(),
@@ -606,6 +609,12 @@ impl Inbox {
     /// ago (never pending, running or dead ones); the number deleted.
     pub async fn prune(&self, older_than: Duration) -> Result<u64, StoreError> {
         self.inner.backend.prune(older_than).await
+    }
+
+    /// Runs SQL statements on the inbox's database — to create, at start-up,
+    /// the tables your transactional handlers write to.
+    pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.inner.backend.execute(sql).await
     }
 
     /// Whether the inbox answers now (for a health endpoint).

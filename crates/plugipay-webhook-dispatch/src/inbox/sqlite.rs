@@ -268,6 +268,11 @@ impl Backend for SqliteInbox {
         }))
     }
 
+    fn execute<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let sql = sql.to_owned();
+        Box::pin(self.blocking("execute", move |conn, _| conn.execute_batch(&sql)))
+    }
+
     fn kind(&self) -> &'static str {
         "sqlite"
     }

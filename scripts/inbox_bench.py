@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""The durable inbox under load: four example receivers (axum, actix-web,
+Rocket, warp) on one PostgreSQL, fed by four `plugipay-webhook send --count`
+processes at once. Reports acknowledged deliveries/s with their latency, and
+processed events/s (until every ledger row is written) — next to the inline
+dispatcher (PLUGIPAY_DEDUP_URL) on the same database.
+
+    scripts/inbox-bench [EVENTS_PER_SENDER] [CONCURRENCY] [inline|inbox …]
+
+Release builds; PostgreSQL from scripts/services. Not a test: it prints figures.
+"""
+import json, os, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 2500
+C = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+SECRET = "whsec_inbox_bench"
+FRAMEWORKS = ["axum", "actix-web", "rocket", "warp"]
+TARGET = os.path.join(ROOT, "target", "release")
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
+
+
+def psql(url, sql):
+    return sh("psql", "-qtA", url, "-c", sql).strip()
+
+
+def start(bin_name, env):
+    p = subprocess.Popen([os.path.join(TARGET, bin_name)], env={**os.environ, **env, "PORT": "0",
+                         "PLUGIPAY_WEBHOOK_SECRET": SECRET, "PLUGIPAY_EXAMPLE_QUIET": "1", "RUST_LOG": "error"},
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    return p, line.split("http://", 1)[1].split()[0]
+
+
+def run(mode, url):
+    env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": "4"} if mode == "inbox" else {"PLUGIPAY_DEDUP_URL": url}
+    procs = [start(f, env) for f in FRAMEWORKS]
+    t0 = time.time()
+    senders = [subprocess.Popen([os.path.join(TARGET, "plugipay-webhook"), "send", f"http://{addr}/webhooks/plugipay",
+                                 "--type", "plugipay.invoice.paid.v1", "--count", str(N), "--concurrency", str(C), "--json"],
+                                env={**os.environ, "PLUGIPAY_WEBHOOK_SECRET": SECRET}, stdout=subprocess.PIPE, text=True)
+               for _, addr in procs]
+    results = [json.loads(s.communicate()[0]) for s in senders]
+    acked_at = time.time()
+    total = N * len(FRAMEWORKS)
+    processed_s = None
+    if mode == "inbox":
+        while True:
+            done = int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state = 'done'") or 0)
+            if done >= total:
+                processed_s = time.time() - t0
+                break
+            if time.time() - t0 > 600:
+                break
+            time.sleep(0.1)
+        ledger = int(psql(url, "SELECT COUNT(*) FROM example_ledger"))
+        distinct = int(psql(url, "SELECT COUNT(DISTINCT event_id) FROM example_ledger"))
+    for p, _ in procs:
+        p.terminate()
+        p.wait()
+    acks = sum(r["deliveries"] for r in results)
+    statuses = {}
+    for r in results:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    out = {
+        "mode": mode, "deliveries": acks, "statuses": statuses,
+        "acknowledged_per_s": round(acks / (acked_at - t0)),
+        "ack_p50_ms": round(sum(r["p50_ms"] for r in results) / len(results), 2),
+        "ack_p99_ms": round(max(r["p99_ms"] for r in results), 2),
+    }
+    if mode == "inbox":
+        out["processed_per_s"] = round(total / processed_s) if processed_s else None
+        out["ledger_rows"] = ledger
+        out["ledger_distinct_events"] = distinct
+    return out
+
+
+def main():
+    sh("cargo", "build", "--release", "-q", "-p", "plugipay-webhook-examples", "-p", "plugipay-webhook-cli", cwd=ROOT)
+    base = os.environ["PLUGIPAY_TEST_POSTGRES_URL"]
+    for mode in sys.argv[3:] or ["inline", "inbox"]:
+        db = f"bench_{mode}_{int(time.time())}"
+        psql(base, f"CREATE DATABASE {db}")
+        url = base.rsplit("/", 1)[0] + "/" + db
+        print(json.dumps(run(mode, url)))
+
+
+main()
