@@ -43,4 +43,6 @@ mod guides {
     struct Performance;
     #[doc = include_str!("../../docs/operations.md")]
     struct Operations;
+    #[doc = include_str!("../../docs/inbox.md")]
+    struct InboxGuide;
 }

@@ -7,6 +7,8 @@ pub mod inbox;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;

@@ -4,13 +4,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::pg::{err, PgConn};
 
 use crate::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use crate::store::{
-    bounded, millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError,
-    DEFAULT_STORE_TIMEOUT,
+    millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, DEFAULT_STORE_TIMEOUT,
 };
 
 /// A store in PostgreSQL, for receivers running as several replicas: the
@@ -29,10 +29,8 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    url: String,
     sql: Statements,
-    timeout: Duration,
-    client: Mutex<Option<Arc<Client>>>,
+    conn: PgConn,
     claims: AtomicU64,
 }
 
@@ -40,7 +38,7 @@ impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: not shown.
         f.debug_struct("PostgresStore")
-            .field("timeout", &self.inner.timeout)
+            .field("timeout", &self.inner.conn.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -80,12 +78,11 @@ impl PostgresStoreBuilder {
     /// Connects (and creates the table if needed).
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         sql::check_table(&self.table)?;
+        let sql = sql::statements(&self.table, |n| format!("${n}"), NOW);
         let store = PostgresStore {
             inner: Arc::new(Inner {
-                sql: sql::statements(&self.table, |n| format!("${n}"), NOW),
-                url: self.url,
-                timeout: self.timeout,
-                client: Mutex::new(None),
+                conn: PgConn::new(&self.url, self.timeout, sql.create.clone(), 727_166),
+                sql,
                 claims: AtomicU64::new(0),
             }),
         };
@@ -95,10 +92,6 @@ impl PostgresStoreBuilder {
 }
 
 const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
-
-fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
-    StoreError::new(format!("postgres {what}: {e}"))
-}
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), table
@@ -121,53 +114,12 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `f` with a live client, all of it (waiting for the connection
-    /// lock, connecting, the statements) under the timeout. A breach drops
-    /// the cached connection, which may be the one that stopped answering.
     async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
     {
-        let result = bounded(self.inner.timeout, &format!("postgres {what}"), async {
-            f(self.client().await?).await
-        })
-        .await;
-        if result.is_err() {
-            // Whatever failed, the next call starts from a fresh connection
-            // (unless another call holds the slot, connecting right now).
-            if let Ok(mut slot) = self.inner.client.try_lock() {
-                *slot = None;
-            }
-        }
-        result
-    }
-
-    /// The live client, connecting (and creating the table) when needed.
-    async fn client(&self) -> Result<Arc<Client>, StoreError> {
-        let mut slot = self.inner.client.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let (client, connection) = tokio_postgres::connect(&self.inner.url, NoTls)
-            .await
-            .map_err(|e| err("connect", &e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "postgres de-duplication store connection closed");
-            }
-        });
-        // Several replicas may start together: serialise the DDL.
-        client
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock(727166); {} COMMIT;",
-                self.inner.sql.create
-            ))
-            .await
-            .map_err(|e| err("create table", &e))?;
-        let client = Arc::new(client);
-        *slot = Some(client.clone());
-        Ok(client)
+        self.inner.conn.call(what, f).await
     }
 
     /// One statement changing one claimed row; `Ok(true)` when it did.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use plugipay_webhook::WebhookEvent;
-use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::{
@@ -19,9 +18,7 @@ use crate::store::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT
 
 const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
-fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
-    StoreError::new(format!("postgres inbox {what}: {e}"))
-}
+use crate::pg::{connect, err, PgConn};
 
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
 /// Creates its table on first use; plain TCP (no TLS). Every call is bounded
@@ -32,10 +29,8 @@ pub struct PostgresInbox {
 }
 
 struct Shared {
-    url: String,
+    conn: PgConn,
     table: String,
-    timeout: Duration,
-    client: Mutex<Option<Arc<Client>>>,
     wake: Arc<tokio::sync::Notify>,
     listening: AtomicBool,
     /// When this process last sent a NOTIFY (ms since `started`): under load
@@ -53,18 +48,6 @@ impl std::fmt::Debug for PostgresInbox {
     }
 }
 
-async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| err("connect", &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgres inbox connection closed");
-        }
-    });
-    Ok(client)
-}
-
 impl PostgresInbox {
     /// Connects to `url` (`postgres://user:pass@host:port/db`) and creates
     /// the table if needed.
@@ -79,12 +62,32 @@ impl PostgresInbox {
         timeout: Duration,
     ) -> Result<PostgresInbox, StoreError> {
         crate::sql::check_table(table)?;
+        let t = table;
+        let schema = format!(
+            "CREATE TABLE IF NOT EXISTS \"{t}\" (
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                body BYTEA NOT NULL,
+                signature TEXT NOT NULL,
+                matched_secret BIGINT NOT NULL,
+                account_id TEXT,
+                occurred_at TEXT,
+                received_at BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at BIGINT NOT NULL,
+                lease_owner TEXT,
+                lease_until BIGINT,
+                last_error TEXT,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (event_id, event_type)
+             );
+             CREATE INDEX IF NOT EXISTS \"{t}_due\" ON \"{t}\" (state, next_attempt_at);"
+        );
         let inbox = PostgresInbox {
             inner: Arc::new(Shared {
-                url: url.to_owned(),
+                conn: PgConn::new(url, timeout, schema, 727_167),
                 table: table.to_owned(),
-                timeout,
-                client: Mutex::new(None),
                 wake: Arc::new(tokio::sync::Notify::new()),
                 listening: AtomicBool::new(false),
                 last_notify_ms: std::sync::atomic::AtomicU64::new(0),
@@ -95,63 +98,12 @@ impl PostgresInbox {
         Ok(inbox)
     }
 
-    /// Runs `f` with the shared client under the timeout; a failure drops
-    /// the connection so the next call connects afresh.
     async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
     {
-        let result = bounded(
-            self.inner.timeout,
-            &format!("postgres inbox {what}"),
-            async { f(self.client().await?).await },
-        )
-        .await;
-        if result.is_err() {
-            if let Ok(mut slot) = self.inner.client.try_lock() {
-                *slot = None;
-            }
-        }
-        result
-    }
-
-    async fn client(&self) -> Result<Arc<Client>, StoreError> {
-        let mut slot = self.inner.client.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let client = connect(&self.inner.url).await?;
-        let t = &self.inner.table;
-        client
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock(727167);
-                 CREATE TABLE IF NOT EXISTS \"{t}\" (
-                    event_id TEXT NOT NULL,
-                    event_type TEXT NOT NULL,
-                    body BYTEA NOT NULL,
-                    signature TEXT NOT NULL,
-                    matched_secret BIGINT NOT NULL,
-                    account_id TEXT,
-                    occurred_at TEXT,
-                    received_at BIGINT NOT NULL,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at BIGINT NOT NULL,
-                    lease_owner TEXT,
-                    lease_until BIGINT,
-                    last_error TEXT,
-                    updated_at BIGINT NOT NULL,
-                    PRIMARY KEY (event_id, event_type)
-                 );
-                 CREATE INDEX IF NOT EXISTS \"{t}_due\" ON \"{t}\" (state, next_attempt_at);
-                 COMMIT;"
-            ))
-            .await
-            .map_err(|e| err("create table", &e))?;
-        let client = Arc::new(client);
-        *slot = Some(client.clone());
-        Ok(client)
+        self.inner.conn.call(what, f).await
     }
 
     /// Starts (once) the task that LISTENs for new events and wakes workers.
@@ -160,7 +112,7 @@ impl PostgresInbox {
             return;
         }
         let (url, channel, wake) = (
-            self.inner.url.clone(),
+            self.inner.conn.url.clone(),
             self.inner.table.clone(),
             self.inner.wake.clone(),
         );
@@ -278,15 +230,15 @@ impl Backend for PostgresInbox {
             // The table exists once the shared client connected.
             self.call("session", |_| async { Ok(()) }).await?;
             let client = bounded(
-                self.inner.timeout,
+                self.inner.conn.timeout,
                 "postgres inbox connect",
-                connect(&self.inner.url),
+                connect(&self.inner.conn.url),
             )
             .await?;
             Ok(Box::new(PgSession {
                 client,
                 table: self.inner.table.clone(),
-                timeout: self.inner.timeout,
+                timeout: self.inner.conn.timeout,
             }) as Box<dyn Session>)
         })
     }
@@ -461,24 +413,37 @@ impl Session for PgSession {
         let lease = millis(lease);
         Box::pin(async move {
             let t = &self.table;
-            let sql = format!(
-                "UPDATE \"{t}\" SET state = 'running', lease_owner = $1, lease_until = {NOW} + $2,
-                    attempts = attempts + 1, updated_at = {NOW}
-                 WHERE (event_id, event_type) = (
-                    SELECT event_id, event_type FROM \"{t}\"
-                    WHERE (state = 'pending' AND next_attempt_at <= {NOW})
-                       OR (state = 'running' AND lease_until <= {NOW})
-                    ORDER BY next_attempt_at LIMIT 1
-                    FOR UPDATE SKIP LOCKED)
-                 RETURNING event_id, event_type, body, matched_secret, attempts"
-            );
-            let row = bounded(self.timeout, "postgres inbox claim", async {
-                self.client
-                    .query_opt(&sql, &[&owner, &lease])
-                    .await
-                    .map_err(|e| err("claim", &e))
-            })
-            .await?;
+            // Due pending events first (the index on (state,
+            // next_attempt_at) serves it), then running events whose lease
+            // lapsed: two index scans instead of one table scan for an OR.
+            let claim = |due: &str| {
+                format!(
+                    "UPDATE \"{t}\" SET state = 'running', lease_owner = $1, lease_until = {NOW} + $2,
+                        attempts = attempts + 1, updated_at = {NOW}
+                     WHERE (event_id, event_type) = (
+                        SELECT event_id, event_type FROM \"{t}\" WHERE {due}
+                        ORDER BY next_attempt_at LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+                     RETURNING event_id, event_type, body, matched_secret, attempts"
+                )
+            };
+            let mut row = None;
+            for due in [
+                format!("state = 'pending' AND next_attempt_at <= {NOW}"),
+                format!("state = 'running' AND lease_until <= {NOW}"),
+            ] {
+                let sql = claim(&due);
+                row = bounded(self.timeout, "postgres inbox claim", async {
+                    self.client
+                        .query_opt(&sql, &[&owner, &lease])
+                        .await
+                        .map_err(|e| err("claim", &e))
+                })
+                .await?;
+                if row.is_some() {
+                    break;
+                }
+            }
             Ok(row.map(|r| Job {
                 id: r.get(0),
                 event_type: r.get(1),

@@ -343,10 +343,11 @@ impl Session for SqliteSession {
                 &format!(
                     "UPDATE \"{t}\" SET state = 'running', lease_owner = ?1, lease_until = {NOW} + ?2,
                         attempts = attempts + 1, updated_at = {NOW}
-                     WHERE rowid = (SELECT rowid FROM \"{t}\"
-                                    WHERE (state = 'pending' AND next_attempt_at <= {NOW})
-                                       OR (state = 'running' AND lease_until <= {NOW})
-                                    ORDER BY next_attempt_at LIMIT 1)
+                     WHERE rowid = COALESCE(
+                        (SELECT rowid FROM \"{t}\" WHERE state = 'pending' AND next_attempt_at <= {NOW}
+                         ORDER BY next_attempt_at LIMIT 1),
+                        (SELECT rowid FROM \"{t}\" WHERE state = 'running' AND lease_until <= {NOW}
+                         LIMIT 1))
                      RETURNING event_id, event_type, body, matched_secret, attempts"
                 ),
                 params![owner, lease],

@@ -1,0 +1,90 @@
+//! The PostgreSQL connection the de-duplication store and the inbox share:
+//! one cached client, connected (and its schema created) on first use, every
+//! call bounded by a timeout, dropped after a failure so the next call
+//! connects afresh.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+use crate::store::{bounded, StoreError};
+
+pub(crate) fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::new(format!("postgres {what}: {e}"))
+}
+
+/// Connects to `url`; the connection is driven on a task of its own.
+pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| err("connect", &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+pub(crate) struct PgConn {
+    pub(crate) url: String,
+    pub(crate) timeout: Duration,
+    /// Statements creating the schema; run once per connection under an
+    /// advisory lock (several replicas may start together).
+    schema: String,
+    lock_key: i64,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl PgConn {
+    pub(crate) fn new(url: &str, timeout: Duration, schema: String, lock_key: i64) -> PgConn {
+        PgConn {
+            url: url.to_owned(),
+            timeout,
+            schema,
+            lock_key,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` with a live client, all of it (waiting for the connection,
+    /// connecting, the statements) under the timeout. A failure drops the
+    /// cached connection, which may be the one that stopped answering.
+    pub(crate) async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        let result = bounded(self.timeout, &format!("postgres {what}"), async {
+            f(self.client().await?).await
+        })
+        .await;
+        if result.is_err() {
+            if let Ok(mut slot) = self.client.try_lock() {
+                *slot = None;
+            }
+        }
+        result
+    }
+
+    async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let client = connect(&self.url).await?;
+        client
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock({}); {} COMMIT;",
+                self.lock_key, self.schema
+            ))
+            .await
+            .map_err(|e| err("create table", &e))?;
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+}
