@@ -132,9 +132,40 @@ pub async fn shutdown_signal() {
     eprintln!("shutting down: finishing in-flight deliveries");
 }
 
+/// The metrics route every example serves: `GET /metrics`, the `metrics`
+/// facade's counters, histograms and gauges in Prometheus text format.
+pub const METRICS_ROUTE: &str = "/metrics";
+
+static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process).
+pub fn init_metrics() {
+    PROMETHEUS.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| eprintln!("error: no metrics: {e}"))
+            .ok()
+    });
+}
+
+/// `GET /metrics`: the body, in Prometheus text format.
+#[must_use]
+pub fn render_metrics() -> String {
+    PROMETHEUS
+        .get()
+        .and_then(Option::as_ref)
+        .map(metrics_exporter_prometheus::PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
+/// The `Content-Type` of `GET /metrics`.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// Logs to stderr (`RUST_LOG`, default `info`), leaving stdout to the
 /// `handled …` / `duplicate …` lines.
 pub fn init_tracing() {
+    init_metrics();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -1,4 +1,4 @@
-//! Operating the example receivers: `HOST`, `GET /healthz`, and a graceful
+//! Operating the example receivers: `HOST`, `GET /healthz`, `GET /metrics`, and a graceful
 //! stop — a delivery whose handler is running when SIGTERM arrives is
 //! finished, answered and recorded as done before the process exits.
 
@@ -61,6 +61,16 @@ fn receivers_finish_in_flight_deliveries_on_sigterm() {
             get(rx.addr, "/healthz"),
             (200, r#"{"status":"ok"}"#.to_owned()),
             "{name}"
+        );
+
+        // GET /metrics: the delivery counters, in Prometheus text format.
+        let forged = TestDelivery::new("whsec_not_ours", "plugipay.invoice.paid.v1");
+        assert_eq!(deliver(rx.addr, &forged), 400, "{name}");
+        let (status, metrics) = get(rx.addr, "/metrics");
+        assert_eq!(status, 200, "{name}");
+        assert!(
+            metrics.contains(r#"plugipay_webhook_deliveries_total{outcome="signature_invalid"} 1"#),
+            "{name}: {metrics}"
         );
 
         let event = TestDelivery::new(SECRET, "plugipay.invoice.paid.v1");

@@ -7,7 +7,8 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use plugipay_webhook_actix_web::{Dispatched, VerifiedEvent};
 use plugipay_webhook_examples::{
-    init_tracing, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
+    init_tracing, render_metrics, Config, Receiver, HEALTH_ROUTE, METRICS_CONTENT_TYPE,
+    METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
 };
 
 async fn plugipay_webhook(receiver: web::Data<Receiver>, event: VerifiedEvent) -> Dispatched {
@@ -36,6 +37,14 @@ fn main() {
                 .app_data(receiver.clone())
                 .route(WEBHOOK_ROUTE, web::post().to(plugipay_webhook))
                 .route(HEALTH_ROUTE, web::get().to(healthz))
+                .route(
+                    METRICS_ROUTE,
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .content_type(METRICS_CONTENT_TYPE)
+                            .body(render_metrics())
+                    }),
+                )
                 // The tenants' verifiers on their own resource.
                 .service(
                     web::resource(TENANT_ROUTE)

@@ -12,8 +12,8 @@ use plugipay_webhook::http::Verifiers;
 use plugipay_webhook::Verifier;
 use plugipay_webhook_axum::{Dispatched, VerifiedEvent};
 use plugipay_webhook_examples::{
-    init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, TENANT_ROUTE,
-    WEBHOOK_ROUTE,
+    init_tracing, render_metrics, shutdown_signal, Config, Receiver, HEALTH_ROUTE,
+    METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
 };
 
 #[derive(Clone, FromRef)]
@@ -48,6 +48,15 @@ async fn main() {
         .route(WEBHOOK_ROUTE, post(plugipay_webhook::<Verifier>))
         .route(TENANT_ROUTE, post(plugipay_webhook::<Verifiers>))
         .route(HEALTH_ROUTE, axum::routing::get(healthz))
+        .route(
+            METRICS_ROUTE,
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                    render_metrics(),
+                )
+            }),
+        )
         // A baseline for load comparisons: reads the same body, verifies nothing.
         .route(
             PLAIN_ROUTE,

@@ -6,7 +6,7 @@
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin rocket
 
 use plugipay_webhook::http::Verifiers;
-use plugipay_webhook_examples::{init_tracing, Config, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{init_tracing, render_metrics, Config, Receiver, WEBHOOK_ROUTE};
 use plugipay_webhook_rocket::{catchers, Dispatched, VerifiedEvent};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -32,6 +32,14 @@ async fn healthz(
 ) -> (Status, (rocket::http::ContentType, &'static str)) {
     let (status, body) = receiver.health().await;
     (Status::new(status), (rocket::http::ContentType::JSON, body))
+}
+
+#[rocket::get("/metrics")]
+fn metrics() -> (rocket::http::ContentType, String) {
+    (
+        rocket::http::ContentType::new("text", "plain").with_params(("version", "0.0.4")),
+        render_metrics(),
+    )
 }
 
 /// A baseline for load comparisons: reads the same body, verifies nothing.
@@ -69,7 +77,7 @@ fn main() {
             .manage(receiver.clone())
             .mount(
                 "/",
-                rocket::routes![webhook, tenant_webhook, plain, healthz],
+                rocket::routes![webhook, tenant_webhook, plain, healthz, metrics],
             )
             // The JSON catchers on the webhook routes' bases only.
             .register("/webhooks", catchers())

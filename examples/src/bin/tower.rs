@@ -14,7 +14,8 @@ use hyper_util::service::TowerToHyperService;
 use plugipay_webhook::http::Rejection;
 use plugipay_webhook::WebhookEvent;
 use plugipay_webhook_examples::{
-    init_tracing, shutdown_signal, Config, Receiver, HEALTH_ROUTE, PLAIN_ROUTE, WEBHOOK_ROUTE,
+    init_tracing, render_metrics, shutdown_signal, Config, Receiver, HEALTH_ROUTE,
+    METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, WEBHOOK_ROUTE,
 };
 use plugipay_webhook_tower::{rejection_response, Dispatched, VerifyWebhookLayer};
 use tower::{service_fn, Layer, Service};
@@ -73,6 +74,14 @@ async fn main() {
                 (webhook.clone(), tenants.clone(), health.clone());
             async move {
                 let path = req.uri().path();
+                if path == METRICS_ROUTE && req.method() == Method::GET {
+                    let mut resp = Response::new(Full::new(Bytes::from(render_metrics())));
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                    );
+                    return Ok(resp.map(Either::Right));
+                }
                 if path == HEALTH_ROUTE && req.method() == Method::GET {
                     let (status, body) = health.health().await;
                     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));

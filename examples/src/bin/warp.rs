@@ -4,7 +4,9 @@
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin warp
 
-use plugipay_webhook_examples::{init_tracing, shutdown_signal, Config, Receiver};
+use plugipay_webhook_examples::{
+    init_tracing, render_metrics, shutdown_signal, Config, Receiver, METRICS_CONTENT_TYPE,
+};
 use plugipay_webhook_warp::{recover, verified_event, Dispatched, VerifiedEvent};
 use warp::http::StatusCode;
 use warp::Filter;
@@ -52,7 +54,11 @@ async fn main() {
         .and(warp::path::end())
         .and(warp::body::bytes())
         .map(|_body: bytes::Bytes| StatusCode::NO_CONTENT);
-    let routes = webhook.or(tenant_webhook).or(healthz).or(plain);
+    let metrics = warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .map(|| warp::reply::with_header(render_metrics(), "content-type", METRICS_CONTENT_TYPE));
+    let routes = webhook.or(tenant_webhook).or(healthz).or(metrics).or(plain);
     let listener = config.listen_or_exit().await;
     warp::serve(routes)
         .incoming(listener)
