@@ -2,6 +2,7 @@
 //! SKIP LOCKED` and are woken by `LISTEN/NOTIFY`; transactional handlers
 //! commit with the event's move to `done`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,8 +156,6 @@ impl PostgresInbox {
         });
     }
 }
-
-use std::future::Future;
 
 fn record_from(row: &Row) -> Record {
     Record {

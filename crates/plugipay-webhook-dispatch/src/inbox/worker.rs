@@ -1,6 +1,7 @@
 //! Workers: claim due events under a lease, run their handler, record the
 //! result.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,8 +150,6 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
         }
     }
 }
-
-use std::future::Future;
 
 /// Runs one claimed event's handler and records the result.
 async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job) {
