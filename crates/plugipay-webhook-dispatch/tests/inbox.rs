@@ -393,3 +393,52 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
         Outcome::Stored
     );
 }
+
+/// A PostgreSQL that accepts connections and never answers, then stops:
+/// every delivery is answered 503 within the store timeout (never a 2xx,
+/// never hung), and the inbox recovers by itself once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_stopped_postgres_inbox_is_503_within_the_timeout() {
+    use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
+    let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
+    let (via, _) = through(&url, proxy.addr);
+    let backend = PostgresInbox::connect_with(&via, &unique("inbox"), Duration::from_millis(500))
+        .await
+        .expect("connect");
+    let inbox = Inbox::builder(backend)
+        .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
+        .build()
+        .unwrap();
+    assert_eq!(
+        inbox.receive(&event(PAID, &unique("evt"))).await,
+        Outcome::Stored
+    );
+    for mode in [Mode::Silent, Mode::Down] {
+        proxy.set(mode);
+        let answered = tokio::time::timeout(
+            Duration::from_secs(20),
+            inbox.receive(&event(PAID, &unique("evt"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{mode:?}: the delivery hung"));
+        assert_eq!(answered, Outcome::StoreUnavailable, "{mode:?}");
+    }
+    proxy.set(Mode::Up);
+    let mut outcome = Outcome::StoreUnavailable;
+    for _ in 0..40 {
+        outcome = inbox.receive(&event(PAID, &unique("evt"))).await;
+        if outcome == Outcome::Stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(outcome, Outcome::Stored, "recovered");
+    assert_eq!(
+        inbox.stats().await.unwrap().count(State::Pending),
+        2,
+        "only the stored ones"
+    );
+}
