@@ -1,8 +1,8 @@
-//! The durable inbox on real SQLite and PostgreSQL (started by
+//! The durable inbox on real SQLite, PostgreSQL and Redis (started by
 //! `scripts/services`): store-then-acknowledge, retries with backoff, dead
 //! and skipped events, redelivery, transactional handlers, shutdown.
 
-#![cfg(all(feature = "sqlite", feature = "postgres"))]
+#![cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,8 @@ use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_conformance::plumbing::server_url;
 use plugipay_webhook_dispatch::inbox::{
-    current_attempt, Inbox, InboxBackend, PostgresInbox, RetryFilter, SqlValue, SqliteInbox, State,
+    current_attempt, Inbox, InboxBackend, PostgresInbox, RedisInbox, RetryFilter, SqlValue, SqliteInbox,
+    State,
 };
 use plugipay_webhook_dispatch::{ClaimToken, Outcome};
 
@@ -46,6 +47,13 @@ async fn backends() -> Vec<(&'static str, InboxBackend, Option<String>)> {
             .await
             .expect("postgres");
         v.push(("postgres", inbox.into(), None));
+    }
+    if let Some(url) = server_url("PLUGIPAY_TEST_REDIS_URL") {
+        let prefix = unique("plugipay:test:inbox");
+        let inbox = RedisInbox::connect_with(&url, &prefix, Duration::from_secs(5))
+            .await
+            .expect("redis");
+        v.push(("redis", inbox.into(), None));
     }
     v
 }
@@ -262,6 +270,15 @@ async fn unknown_types_are_skipped_then_processed_after_a_handler_is_deployed() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_handler_commits_with_done_and_rolls_back_with_failure() {
     for (name, backend, sqlite_url) in backends().await {
+        if name == "redis" {
+            // Not transactional: refused when the inbox is built, not at run time.
+            let refused = Inbox::builder(backend)
+                .on_tx(PAID, |_tx, _event| Box::pin(async { Ok(()) }))
+                .build()
+                .expect_err("redis refuses on_tx");
+            assert!(refused.to_string().contains("not transactional"), "{refused}");
+            continue;
+        }
         let ledger = unique("ledger");
         // The ledger lives in the inbox's own database.
         let create = format!("CREATE TABLE IF NOT EXISTS {ledger} (event_id TEXT, amount BIGINT)");

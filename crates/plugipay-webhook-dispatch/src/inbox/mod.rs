@@ -17,6 +17,8 @@
 mod backoff;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod tx;
@@ -37,6 +39,8 @@ use crate::store::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresInbox;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisInbox, DEFAULT_INBOX_PREFIX};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteInbox;
 pub use tx::{SqlValue, Tx};
@@ -222,6 +226,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn execute<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn kind(&self) -> &'static str;
+    /// Whether handlers can write in the inbox's own transaction.
+    fn transactional(&self) -> bool {
+        true
+    }
 }
 
 /// One worker's connection to the backend.
@@ -479,6 +487,19 @@ impl InboxBuilder {
                 self.options.handler_timeout, self.options.lease
             )));
         }
+        if !self.backend.transactional() {
+            if let Some(t) = self
+                .handlers
+                .iter()
+                .find_map(|(t, h)| matches!(h, Handler::Transactional(_)).then_some(t))
+            {
+                return Err(ConfigError::new(format!(
+                    "the {} inbox is not transactional: register {t:?} with on/on_object \
+                     (and make it idempotent), or use the PostgreSQL or SQLite inbox for on_tx",
+                    self.backend.kind()
+                )));
+            }
+        }
         for (a, b) in crate::dispatcher::version_conflicts(self.handlers.keys().map(String::as_str))
         {
             tracing::warn!(
@@ -499,7 +520,7 @@ impl InboxBuilder {
 }
 
 impl Inbox {
-    /// A builder over `backend` ([`SqliteInbox`], [`PostgresInbox`], or
+    /// A builder over `backend` ([`SqliteInbox`], [`PostgresInbox`], `RedisInbox`, or
     /// [`inbox_from_url`]'s).
     pub fn builder(backend: impl Into<InboxBackend>) -> InboxBuilder {
         InboxBuilder {
@@ -623,7 +644,7 @@ impl Inbox {
     }
 }
 
-/// The storage behind an [`Inbox`]: a [`SqliteInbox`] or a [`PostgresInbox`]
+/// The storage behind an [`Inbox`]: a [`SqliteInbox`], a [`PostgresInbox`] or a `RedisInbox`
 /// (`Into<InboxBackend>`), or one named by a URL ([`inbox_from_url`]).
 #[derive(Clone)]
 pub struct InboxBackend(Arc<dyn Backend>);
@@ -648,9 +669,16 @@ impl From<PostgresInbox> for InboxBackend {
     }
 }
 
-/// Opens the inbox a URL names: `sqlite://PATH` or `postgres://…` (each
-/// store call bounded by [`DEFAULT_STORE_TIMEOUT`]); tables are created on
-/// first use.
+#[cfg(feature = "redis")]
+impl From<RedisInbox> for InboxBackend {
+    fn from(b: RedisInbox) -> Self {
+        InboxBackend(Arc::new(b))
+    }
+}
+
+/// Opens the inbox a URL names: `sqlite://PATH`, `postgres://…` or
+/// `redis://…` (each store call bounded by [`DEFAULT_STORE_TIMEOUT`]);
+/// tables (or the stream and its consumer group) are created on first use.
 pub async fn inbox_from_url(url: &str) -> Result<InboxBackend, StoreError> {
     let url = url.trim();
     let scheme = url.split_once(':').map_or(url, |(s, _)| s);
@@ -662,8 +690,10 @@ pub async fn inbox_from_url(url: &str) -> Result<InboxBackend, StoreError> {
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(PostgresInbox::connect(url).await?.into()),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(RedisInbox::connect(url).await?.into()),
         other => Err(StoreError::new(format!(
-            "unknown inbox {other:?}: use sqlite://PATH or postgres://… (timeout {DEFAULT_STORE_TIMEOUT:?} per call)"
+            "unknown inbox {other:?}: use sqlite://PATH, postgres://… or redis://… (timeout {DEFAULT_STORE_TIMEOUT:?} per call)"
         ))),
     }
 }
