@@ -188,7 +188,7 @@ pub fn init_tracing() {
 /// - `PLUGIPAY_EXAMPLE_QUIET=1`: no `handled`/`duplicate` lines (load runs,
 ///   where a write to stdout per request would be what is measured).
 ///
-/// With `PLUGIPAY_INBOX_URL` (`postgres://…`, `sqlite://PATH`) the receiver
+/// With `PLUGIPAY_INBOX_URL` (`postgres://…`, `sqlite://PATH`, `redis://…`) the receiver
 /// is in inbox mode instead: every verified delivery is stored and answered
 /// `202` before any handler runs, and in-process workers process it:
 /// - `PLUGIPAY_INBOX_WORKERS` (default 4), `PLUGIPAY_INBOX_LEASE_MS` (60000),
@@ -200,7 +200,8 @@ pub fn init_tracing() {
 ///   <type>` when an event goes dead;
 /// - the `plugipay.invoice.paid.v1` handler inserts one row `(event_id,
 ///   amount)` — `data.object.total` — into `example_ledger` (created if
-///   missing, no unique constraint) inside the inbox's transaction.
+///   missing, no unique constraint) inside the inbox's transaction, on a SQL
+///   inbox (Redis has no transaction to share: there it only prints).
 #[derive(Debug, Clone)]
 pub struct Receiver {
     mode: Mode,
@@ -287,6 +288,7 @@ impl Receiver {
         let fail_first =
             u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
         let backend = inbox_from_url(url).await.map_err(|e| e.to_string())?;
+        let transactional = backend.is_transactional();
         // Every handler: the delay, then fail the first N attempts.
         let fails = move || -> Result<(), std::io::Error> {
             if current_attempt().unwrap_or(1) <= fail_first {
@@ -315,7 +317,7 @@ impl Receiver {
                 }
             });
         for (event_type, handler) in CATALOG {
-            if event_type == "plugipay.invoice.paid.v1" {
+            if event_type == "plugipay.invoice.paid.v1" && transactional {
                 builder = builder.on_tx(event_type, move |tx, event| {
                     Box::pin(async move {
                         if !delay.is_zero() {
@@ -344,10 +346,12 @@ impl Receiver {
             }
         }
         let inbox = builder.build().map_err(|e| e.to_string())?;
-        inbox
-            .execute("CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)")
-            .await
-            .map_err(|e| e.to_string())?;
+        if transactional {
+            inbox
+                .execute("CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let running = inbox.start_workers(usize::try_from(workers).unwrap_or(4));
         Ok(Receiver {
             mode: Mode::Inbox {

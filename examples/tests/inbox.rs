@@ -1,5 +1,5 @@
 //! The example receivers in inbox mode, as processes against real
-//! PostgreSQL and SQLite: acknowledgements never wait for handlers; with
+//! PostgreSQL, SQLite and Redis: acknowledgements never wait for handlers; with
 //! receivers SIGKILLed and restarted throughout, every acknowledged event ends
 //! with exactly one ledger row; failures are retried and rolled back; a
 //! database that goes away is 503, never a 2xx.
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook_conformance::{send, RawRequest};
+use plugipay_webhook_dispatch::inbox::State;
 
 mod common;
 use common::{server_url, Running, BINARIES};
@@ -155,26 +156,17 @@ fn a_slow_handler_does_not_delay_acknowledgements() {
 /// Four receivers (four frameworks) on one PostgreSQL; hundreds of events,
 /// each delivered several times concurrently; a receiver SIGKILLed and
 /// restarted every 700 ms throughout.
-#[test]
-fn receivers_killed_throughout_lose_nothing_acknowledged_and_run_nothing_twice() {
-    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let rt = runtime();
-    let (url, client) = rt.block_on(fresh_schema(&base));
-    let env = [
-        ("PLUGIPAY_INBOX_URL", url.as_str()),
-        ("PLUGIPAY_INBOX_WORKERS", "2"),
-        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
-        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
-        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
-        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
-    ];
+/// Four receivers (axum, actix-web, Rocket, warp) on one inbox, eight
+/// senders delivering 40 events each three times to different receivers,
+/// and a receiver SIGKILLed and restarted every 700 ms meanwhile: the
+/// acknowledged event ids, the number of kills, and the receivers running at
+/// the end (killed when dropped).
+fn deliver_while_killing(env: &[(&str, &str)]) -> (HashSet<String>, usize, Vec<Option<Running>>) {
     let names = ["axum", "actix-web", "rocket", "warp"];
     let receivers: Arc<Mutex<Vec<Option<Running>>>> = Arc::new(Mutex::new(
         names
             .iter()
-            .map(|n| Some(Running::start(bin(n), SECRET, &env)))
+            .map(|n| Some(Running::start(bin(n), SECRET, env)))
             .collect(),
     ));
     let addrs = |r: &Arc<Mutex<Vec<Option<Running>>>>| -> Vec<SocketAddr> {
@@ -239,6 +231,26 @@ fn receivers_killed_throughout_lose_nothing_acknowledged_and_run_nothing_twice()
         "only {} of 320 events acknowledged",
         acknowledged.len()
     );
+    let survivors = std::mem::take(&mut *receivers.lock().unwrap());
+    (acknowledged, kills, survivors)
+}
+
+#[test]
+fn receivers_killed_throughout_lose_nothing_acknowledged_and_run_nothing_twice() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (url, client) = rt.block_on(fresh_schema(&base));
+    let env = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_INBOX_WORKERS", "2"),
+        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
+        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
+        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
+        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
+    ];
+    let (acknowledged, kills, _survivors) = deliver_while_killing(&env);
     // Every acknowledged event is processed once the survivors catch up.
     let deadline = Instant::now() + Duration::from_secs(90);
     let ledger = loop {
@@ -345,6 +357,89 @@ fn failed_attempts_are_rolled_back_and_dead_events_retried_by_a_redelivery() {
         assert!(Instant::now() < deadline, "{ledger:?} {open}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A Redis database of this test's own (`FLUSHDB` first): the URL.
+fn fresh_redis_db(base: &str, db: u8) -> String {
+    use std::io::{Read, Write};
+    let host = base
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let url = format!("redis://{host}/{db}");
+    let mut s = std::net::TcpStream::connect(&host).expect("redis");
+    s.write_all(format!("SELECT {db}\r\nFLUSHDB\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.windows(5).filter(|w| w == b"+OK\r\n").count() < 2 {
+        let n = s.read(&mut buf).expect("redis answers");
+        assert!(n > 0, "redis closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    url
+}
+
+/// Redis Streams: not transactional, so "once" is not promised there (a
+/// handler killed after its work and before `done` runs again) — but
+/// nothing acknowledged is lost: with receivers SIGKILLed throughout, every
+/// acknowledged event ends `done`, none left pending or running.
+#[test]
+fn redis_inbox_with_receivers_killed_throughout_loses_nothing_acknowledged() {
+    let Some(base) = server_url("PLUGIPAY_TEST_REDIS_URL") else {
+        return;
+    };
+    let url = fresh_redis_db(&base, 11);
+    let env = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_INBOX_WORKERS", "2"),
+        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
+        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
+        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
+        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
+    ];
+    let (acknowledged, kills, _survivors) = deliver_while_killing(&env);
+    let rt = runtime();
+    let inbox = rt.block_on(async {
+        let backend = plugipay_webhook_dispatch::inbox::inbox_from_url(&url)
+            .await
+            .expect("redis inbox");
+        plugipay_webhook_dispatch::inbox::Inbox::builder(backend)
+            .build()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (stats, done) = rt.block_on(async {
+            let stats = inbox.stats().await.expect("stats");
+            let done: HashSet<String> = inbox
+                .list(Some(State::Done), None, 10_000)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            (stats, done)
+        });
+        let open = stats.count(State::Pending) + stats.count(State::Running);
+        let missing = acknowledged.difference(&done).count();
+        if open == 0 && missing == 0 {
+            assert_eq!(stats.count(State::Dead), 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} still open, {missing} of {} acknowledged not done",
+            acknowledged.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "redis: {} events acknowledged, all done, {kills} receivers SIGKILLed",
+        acknowledged.len()
+    );
 }
 
 #[test]

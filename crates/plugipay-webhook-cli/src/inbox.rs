@@ -15,7 +15,7 @@ use crate::Failure;
 /// Arguments of `inbox`.
 #[derive(Debug, Args)]
 pub(crate) struct InboxArgs {
-    /// The inbox: `postgres://…` or `sqlite://PATH`.
+    /// The inbox: `postgres://…`, `sqlite://PATH` or `redis://…`.
     #[arg(
         long,
         env = "PLUGIPAY_INBOX_URL",

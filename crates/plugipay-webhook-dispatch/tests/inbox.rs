@@ -12,8 +12,8 @@ use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_conformance::plumbing::server_url;
 use plugipay_webhook_dispatch::inbox::{
-    current_attempt, Inbox, InboxBackend, PostgresInbox, RedisInbox, RetryFilter, SqlValue, SqliteInbox,
-    State,
+    current_attempt, Inbox, InboxBackend, PostgresInbox, RedisInbox, RetryFilter, SqlValue,
+    SqliteInbox, State,
 };
 use plugipay_webhook_dispatch::{ClaimToken, Outcome};
 
@@ -276,7 +276,10 @@ async fn a_transactional_handler_commits_with_done_and_rolls_back_with_failure()
                 .on_tx(PAID, |_tx, _event| Box::pin(async { Ok(()) }))
                 .build()
                 .expect_err("redis refuses on_tx");
-            assert!(refused.to_string().contains("not transactional"), "{refused}");
+            assert!(
+                refused.to_string().contains("not transactional"),
+                "{refused}"
+            );
             continue;
         }
         let ledger = unique("ledger");

@@ -37,10 +37,10 @@ use serde::de::DeserializeOwned;
 use crate::dispatcher::{ConfigError, Handler, HandlerError, Outcome};
 use crate::store::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION};
 
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresInbox;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisInbox, DEFAULT_INBOX_PREFIX};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresInbox;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteInbox;
 pub use tx::{SqlValue, Tx};
@@ -648,6 +648,21 @@ impl Inbox {
 /// (`Into<InboxBackend>`), or one named by a URL ([`inbox_from_url`]).
 #[derive(Clone)]
 pub struct InboxBackend(Arc<dyn Backend>);
+
+impl InboxBackend {
+    /// Whether handlers can write in the inbox's own transaction
+    /// ([`InboxBuilder::on_tx`]): SQLite and PostgreSQL, not Redis.
+    #[must_use]
+    pub fn is_transactional(&self) -> bool {
+        self.0.transactional()
+    }
+
+    /// `sqlite`, `postgres` or `redis`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+}
 
 impl fmt::Debug for InboxBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

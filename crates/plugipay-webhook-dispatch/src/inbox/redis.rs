@@ -31,8 +31,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::{
-    Backend, Inserted, Job, NewEvent, Record, RetryFilter, Session, State, Stats, TxEnd,
-    TxHandler,
+    Backend, Inserted, Job, NewEvent, Record, RetryFilter, Session, State, Stats, TxEnd, TxHandler,
 };
 use crate::store::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 
@@ -498,7 +497,10 @@ fn entry_ids(v: &redis::Value) -> Vec<String> {
     let mut ids = Vec::new();
     let streams = match v {
         Value::Array(s) => s.clone(),
-        Value::Map(m) => m.iter().map(|(k, v)| Value::Array(vec![k.clone(), v.clone()])).collect(),
+        Value::Map(m) => m
+            .iter()
+            .map(|(k, v)| Value::Array(vec![k.clone(), v.clone()]))
+            .collect(),
         _ => return ids,
     };
     for s in streams {
@@ -572,14 +574,10 @@ impl Backend for RedisInbox {
     fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>> {
         Box::pin(async move {
             self.create_group().await?;
-            let _ = bounded(
-                self.inner.timeout,
-                "redis inbox consumers",
-                async {
-                    self.forget_idle_consumers().await;
-                    Ok(())
-                },
-            )
+            let _ = bounded(self.inner.timeout, "redis inbox consumers", async {
+                self.forget_idle_consumers().await;
+                Ok(())
+            })
             .await;
             Ok(Box::new(RedisSession {
                 inbox: self.clone(),
