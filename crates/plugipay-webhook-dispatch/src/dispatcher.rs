@@ -28,7 +28,7 @@ pub(crate) type BlockingHandler =
 pub(crate) enum Handler {
     Async(AsyncHandler),
     Blocking(BlockingHandler),
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
     Transactional(crate::inbox::TxHandler),
 }
 
@@ -206,6 +206,10 @@ impl Outcome {
 pub struct ConfigError(String);
 
 impl ConfigError {
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+        allow(dead_code, reason = "used by the inbox")
+    )]
     pub(crate) fn new(message: String) -> ConfigError {
         ConfigError(message)
     }
@@ -578,7 +582,7 @@ impl Claimed {
         let timeout = self.inner.handler_timeout;
         let result = match handler {
             Handler::Async(handler) => run_async(&handler, self.event.clone(), timeout).await,
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
             Handler::Transactional(_) => {
                 Err("a transactional handler needs an inbox's transaction".to_owned())
             }
@@ -685,6 +689,10 @@ pub(crate) async fn run_async(
 
 /// Runs a blocking handler on the blocking pool to its end (a thread cannot
 /// be cancelled).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+    allow(dead_code, reason = "used by the inbox")
+)]
 pub(crate) async fn run_blocking(
     handler: &BlockingHandler,
     event: WebhookEvent,
@@ -700,7 +708,11 @@ pub(crate) async fn run_blocking(
 
 /// Runs a transactional handler on `tx` under `timeout`, a panic being a
 /// failure.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only SQL inboxes run transactional handlers")
+)]
 pub(crate) async fn run_tx(
     handler: &crate::inbox::TxHandler,
     tx: &mut crate::inbox::Tx<'_>,

@@ -7,8 +7,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls, Statement};
 
 use crate::store::{bounded, StoreError};
 
@@ -29,6 +31,62 @@ pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// Statements prepared on one connection, by their SQL: the hot
+/// statements are parsed and planned once per connection, not once per call
+/// (one round trip and PostgreSQL's parse/plan work saved each time).
+/// Prepared statements belong to the session, so one prepared inside a
+/// transaction stays after it ends, committed or not.
+#[derive(Default)]
+pub(crate) struct Statements(std::sync::Mutex<HashMap<String, Statement>>);
+
+impl Statements {
+    /// `sql` prepared on `on`'s connection (once).
+    pub(crate) async fn get<C: GenericClient + Sync>(
+        &self,
+        on: &C,
+        sql: &str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.0.lock().ok().and_then(|m| m.get(sql).cloned()) {
+            return Ok(s);
+        }
+        let prepared = on.prepare(sql).await?;
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(sql.to_owned(), prepared.clone());
+        }
+        Ok(prepared)
+    }
+}
+
+/// A client and the statements prepared on it.
+pub(crate) struct PgClient {
+    pub(crate) client: Client,
+    pub(crate) statements: Statements,
+}
+
+impl PgClient {
+    pub(crate) fn new(client: Client) -> PgClient {
+        PgClient {
+            client,
+            statements: Statements::default(),
+        }
+    }
+
+    /// `sql` prepared on this connection (once); a failure as a store error.
+    pub(crate) async fn prepared(&self, what: &str, sql: &str) -> Result<Statement, StoreError> {
+        self.statements
+            .get(&self.client, sql)
+            .await
+            .map_err(|e| err(what, &e))
+    }
+}
+
+impl std::ops::Deref for PgClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 pub(crate) struct PgConn {
     pub(crate) url: String,
     pub(crate) timeout: Duration,
@@ -36,7 +94,7 @@ pub(crate) struct PgConn {
     /// advisory lock (several replicas may start together).
     schema: String,
     lock_key: i64,
-    client: Mutex<Option<Arc<Client>>>,
+    client: Mutex<Option<Arc<PgClient>>>,
 }
 
 impl PgConn {
@@ -55,7 +113,7 @@ impl PgConn {
     /// cached connection, which may be the one that stopped answering.
     pub(crate) async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Arc<Client>) -> Fut,
+        F: FnOnce(Arc<PgClient>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + 'a,
     {
         let result = bounded(self.timeout, &format!("postgres {what}"), async {
@@ -70,7 +128,7 @@ impl PgConn {
         result
     }
 
-    async fn client(&self) -> Result<Arc<Client>, StoreError> {
+    async fn client(&self) -> Result<Arc<PgClient>, StoreError> {
         let mut slot = self.client.lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
@@ -83,7 +141,7 @@ impl PgConn {
             ))
             .await
             .map_err(|e| err("create table", &e))?;
-        let client = Arc::new(client);
+        let client = Arc::new(PgClient::new(client));
         *slot = Some(client.clone());
         Ok(client)
     }

@@ -4,9 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::Client;
 
-use crate::pg::{err, PgConn};
+use crate::pg::{err, PgClient, PgConn};
 
 use crate::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use crate::store::{
@@ -116,7 +115,7 @@ impl PostgresStore {
 
     async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Arc<Client>) -> Fut,
+        F: FnOnce(Arc<PgClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
     {
         self.inner.conn.call(what, f).await
@@ -130,8 +129,9 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<bool, StoreError> {
         self.call(what, |c| async move {
+            let statement = c.prepared(what, statement).await?;
             let n = c
-                .execute(statement, params)
+                .execute(&statement, params)
                 .await
                 .map_err(|e| err(what, &e))?;
             Ok(n == 1)
@@ -153,14 +153,14 @@ impl DedupStore for PostgresStore {
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(PURGE_EVERY)
             {
-                c.execute(&self.inner.sql.purge, &[])
+                c.execute(&c.prepared("purge", &self.inner.sql.purge).await?, &[])
                     .await
                     .map_err(|e| err("purge", &e))?;
             }
             let token = ClaimToken::new();
             let row = c
                 .query_opt(
-                    &self.inner.sql.claim,
+                    &c.prepared("claim", &self.inner.sql.claim).await?,
                     &[&key.id, &key.event_type, &token.as_str(), &millis(lease)],
                 )
                 .await
@@ -169,7 +169,10 @@ impl DedupStore for PostgresStore {
                 return Ok(Claim::Acquired(token));
             }
             let state = c
-                .query_opt(&self.inner.sql.state, &[&key.id, &key.event_type])
+                .query_opt(
+                    &c.prepared("state", &self.inner.sql.state).await?,
+                    &[&key.id, &key.event_type],
+                )
                 .await
                 .map_err(|e| err("state", &e))?
                 .map(|r| r.get::<_, String>(0));

@@ -143,6 +143,10 @@ pub(crate) struct Job {
 
 /// How a transactional run ended.
 #[derive(Debug)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only SQL inboxes run transactional handlers")
+)]
 pub(crate) enum TxEnd {
     /// The handler's writes and "done" committed together.
     Done,

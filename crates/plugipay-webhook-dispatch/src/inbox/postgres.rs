@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use plugipay_webhook::WebhookEvent;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{NoTls, Row};
 
 use super::{
     Backend, Inserted, Job, NewEvent, Record, RetryFilter, Session, State, Stats, Tx, TxEnd,
@@ -19,7 +19,7 @@ use crate::store::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT
 
 const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
-use crate::pg::{connect, err, PgConn};
+use crate::pg::{connect, err, PgClient, PgConn};
 
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
 /// Creates its table on first use; plain TCP (no TLS). Every call is bounded
@@ -32,6 +32,7 @@ pub struct PostgresInbox {
 struct Shared {
     conn: PgConn,
     table: String,
+    sql: Arc<InboxSql>,
     wake: Arc<tokio::sync::Notify>,
     listening: AtomicBool,
     /// When this process last sent a NOTIFY (ms since `started`): under load
@@ -89,6 +90,7 @@ impl PostgresInbox {
             inner: Arc::new(Shared {
                 conn: PgConn::new(url, timeout, schema, 727_167),
                 table: table.to_owned(),
+                sql: Arc::new(InboxSql::new(table)),
                 wake: Arc::new(tokio::sync::Notify::new()),
                 listening: AtomicBool::new(false),
                 last_notify_ms: std::sync::atomic::AtomicU64::new(0),
@@ -101,7 +103,7 @@ impl PostgresInbox {
 
     async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Arc<Client>) -> Fut,
+        F: FnOnce(Arc<PgClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
     {
         self.inner.conn.call(what, f).await
@@ -174,6 +176,74 @@ fn record_from(row: &Row) -> Record {
 
 const COLUMNS: &str = "event_id, event_type, state, attempts, received_at, next_attempt_at, last_error, account_id, body, signature";
 
+/// The statements of the hot path, written once per inbox (and prepared once
+/// per connection).
+struct InboxSql {
+    insert: String,
+    revive: String,
+    /// Due pending events, then running events whose lease lapsed: two
+    /// index scans instead of one table scan for an `OR`.
+    claim: [String; 2],
+    complete: String,
+    fail_dead: String,
+    fail_retry: String,
+    skip: String,
+    extend: String,
+}
+
+impl InboxSql {
+    fn new(t: &str) -> InboxSql {
+        let owned = |set: &str| {
+            format!(
+                "UPDATE \"{t}\" SET {set}, updated_at = {NOW}
+                 WHERE event_id = $1 AND event_type = $2 AND lease_owner = $3 AND state = 'running'"
+            )
+        };
+        let claim = |due: &str| {
+            format!(
+                "UPDATE \"{t}\" SET state = 'running', lease_owner = $1, lease_until = {NOW} + $2,
+                    attempts = attempts + 1, updated_at = {NOW}
+                 WHERE (event_id, event_type) = (
+                    SELECT event_id, event_type FROM \"{t}\" WHERE {due}
+                    ORDER BY next_attempt_at LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+                 RETURNING event_id, event_type, body, matched_secret, attempts"
+            )
+        };
+        InboxSql {
+            insert: format!(
+                "WITH ins AS (
+                    INSERT INTO \"{t}\" (event_id, event_type, body, signature, matched_secret, account_id,
+                        occurred_at, received_at, state, attempts, next_attempt_at, updated_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW}, $8, 0, {NOW}, {NOW})
+                    ON CONFLICT (event_id, event_type) DO NOTHING
+                    RETURNING 1)
+                 SELECT CASE WHEN $9 = '' THEN '' ELSE pg_notify($9, '')::TEXT END FROM ins"
+            ),
+            revive: format!(
+                "WITH up AS (
+                    UPDATE \"{t}\" SET state = 'pending', attempts = 0, next_attempt_at = {NOW},
+                        last_error = NULL, updated_at = {NOW}
+                    WHERE event_id = $1 AND event_type = $2 AND state = 'dead'
+                    RETURNING 1)
+                 SELECT pg_notify($3, '') FROM up"
+            ),
+            claim: [
+                claim(&format!("state = 'pending' AND next_attempt_at <= {NOW}")),
+                claim(&format!("state = 'running' AND lease_until <= {NOW}")),
+            ],
+            complete: owned("state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL"),
+            fail_dead: owned("state = 'dead', lease_owner = NULL, lease_until = NULL, last_error = $4"),
+            fail_retry: owned(&format!(
+                "state = 'pending', lease_owner = NULL, lease_until = NULL, last_error = $4,
+                 next_attempt_at = {NOW} + $5"
+            )),
+            skip: owned("state = 'skipped', lease_owner = NULL, lease_until = NULL"),
+            extend: owned(&format!("lease_until = {NOW} + $4")),
+        }
+    }
+}
+
 impl Backend for PostgresInbox {
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(self.call("insert", move |c| async move {
@@ -188,17 +258,10 @@ impl Backend for PostgresInbox {
                     .is_ok();
             // An empty channel name makes the NOTIFY a no-op.
             let channel: &str = if notify { t } else { "" };
+            let insert = c.prepared("insert", &self.inner.sql.insert).await?;
             let inserted = c
                 .query_opt(
-                    &format!(
-                        "WITH ins AS (
-                            INSERT INTO \"{t}\" (event_id, event_type, body, signature, matched_secret, account_id,
-                                occurred_at, received_at, state, attempts, next_attempt_at, updated_at)
-                            VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW}, $8, 0, {NOW}, {NOW})
-                            ON CONFLICT (event_id, event_type) DO NOTHING
-                            RETURNING 1)
-                         SELECT CASE WHEN $9 = '' THEN '' ELSE pg_notify($9, '')::TEXT END FROM ins"
-                    ),
+                    &insert,
                     &[&e.id, &e.event_type, &&e.body[..], &e.signature, &e.matched_secret, &e.account_id, &e.occurred_at, &e.state.as_str(), &channel],
                 )
                 .await
@@ -206,18 +269,9 @@ impl Backend for PostgresInbox {
             if inserted.is_some() {
                 return Ok(Inserted::New);
             }
+            let revive = c.prepared("revive", &self.inner.sql.revive).await?;
             let revived = c
-                .query_opt(
-                    &format!(
-                        "WITH up AS (
-                            UPDATE \"{t}\" SET state = 'pending', attempts = 0, next_attempt_at = {NOW},
-                                last_error = NULL, updated_at = {NOW}
-                            WHERE event_id = $1 AND event_type = $2 AND state = 'dead'
-                            RETURNING 1)
-                         SELECT pg_notify($3, '') FROM up"
-                    ),
-                    &[&e.id, &e.event_type, t],
-                )
+                .query_opt(&revive, &[&e.id, &e.event_type, t])
                 .await
                 .map_err(|err_| err("revive", &err_))?;
             Ok(if revived.is_some() { Inserted::Revived } else { Inserted::Duplicate })
@@ -235,8 +289,8 @@ impl Backend for PostgresInbox {
             )
             .await?;
             Ok(Box::new(PgSession {
-                client,
-                table: self.inner.table.clone(),
+                client: PgClient::new(client),
+                sql: self.inner.sql.clone(),
                 timeout: self.inner.conn.timeout,
             }) as Box<dyn Session>)
         })
@@ -370,31 +424,29 @@ impl Backend for PostgresInbox {
 }
 
 struct PgSession {
-    client: Client,
-    table: String,
+    client: PgClient,
+    sql: Arc<InboxSql>,
     timeout: Duration,
 }
 
 impl PgSession {
+    /// One owner-checked statement on the claimed row; `Ok(true)` when the
+    /// owner still held it.
     async fn owned(
         &self,
         what: &'static str,
-        set: &str,
+        sql: &str,
         job: &Job,
         owner: &str,
         extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<bool, StoreError> {
-        let t = &self.table;
-        let sql = format!(
-            "UPDATE \"{t}\" SET {set}, updated_at = {NOW}
-             WHERE event_id = $1 AND event_type = $2 AND lease_owner = $3 AND state = 'running'"
-        );
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             vec![&job.id, &job.event_type, &owner];
         params.extend_from_slice(extra);
         bounded(self.timeout, &format!("postgres inbox {what}"), async {
+            let statement = self.client.prepared(what, sql).await?;
             self.client
-                .execute(&sql, &params)
+                .execute(&statement, &params)
                 .await
                 .map(|n| n == 1)
                 .map_err(|e| err(what, &e))
@@ -411,30 +463,12 @@ impl Session for PgSession {
     ) -> BoxFuture<'a, Result<Option<Job>, StoreError>> {
         let lease = millis(lease);
         Box::pin(async move {
-            let t = &self.table;
-            // Due pending events first (the index on (state,
-            // next_attempt_at) serves it), then running events whose lease
-            // lapsed: two index scans instead of one table scan for an OR.
-            let claim = |due: &str| {
-                format!(
-                    "UPDATE \"{t}\" SET state = 'running', lease_owner = $1, lease_until = {NOW} + $2,
-                        attempts = attempts + 1, updated_at = {NOW}
-                     WHERE (event_id, event_type) = (
-                        SELECT event_id, event_type FROM \"{t}\" WHERE {due}
-                        ORDER BY next_attempt_at LIMIT 1
-                        FOR UPDATE SKIP LOCKED)
-                     RETURNING event_id, event_type, body, matched_secret, attempts"
-                )
-            };
             let mut row = None;
-            for due in [
-                format!("state = 'pending' AND next_attempt_at <= {NOW}"),
-                format!("state = 'running' AND lease_until <= {NOW}"),
-            ] {
-                let sql = claim(&due);
+            for sql in &self.sql.claim {
                 row = bounded(self.timeout, "postgres inbox claim", async {
+                    let statement = self.client.prepared("claim", sql).await?;
                     self.client
-                        .query_opt(&sql, &[&owner, &lease])
+                        .query_opt(&statement, &[&owner, &lease])
                         .await
                         .map_err(|e| err("claim", &e))
                 })
@@ -458,13 +492,10 @@ impl Session for PgSession {
         job: &'a Job,
         owner: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.owned(
-            "complete",
-            "state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL",
-            job,
-            owner,
-            &[],
-        ))
+        Box::pin(async move {
+            let sql = self.sql.clone();
+            self.owned("complete", &sql.complete, job, owner, &[]).await
+        })
     }
 
     fn fail<'a>(
@@ -476,28 +507,14 @@ impl Session for PgSession {
         dead: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
+            let sql = self.sql.clone();
             if dead {
-                self.owned(
-                    "fail",
-                    "state = 'dead', lease_owner = NULL, lease_until = NULL, last_error = $4",
-                    job,
-                    owner,
-                    &[&error],
-                )
-                .await
+                self.owned("fail", &sql.fail_dead, job, owner, &[&error])
+                    .await
             } else {
                 let ms = millis(retry_in);
-                self.owned(
-                    "fail",
-                    &format!(
-                        "state = 'pending', lease_owner = NULL, lease_until = NULL, last_error = $4,
-                         next_attempt_at = {NOW} + $5"
-                    ),
-                    job,
-                    owner,
-                    &[&error, &ms],
-                )
-                .await
+                self.owned("fail", &sql.fail_retry, job, owner, &[&error, &ms])
+                    .await
             }
         })
     }
@@ -507,13 +524,10 @@ impl Session for PgSession {
         job: &'a Job,
         owner: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.owned(
-            "skip",
-            "state = 'skipped', lease_owner = NULL, lease_until = NULL",
-            job,
-            owner,
-            &[],
-        ))
+        Box::pin(async move {
+            let sql = self.sql.clone();
+            self.owned("skip", &sql.skip, job, owner, &[]).await
+        })
     }
 
     fn extend<'a>(
@@ -523,15 +537,9 @@ impl Session for PgSession {
         lease: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
+            let sql = self.sql.clone();
             let ms = millis(lease);
-            self.owned(
-                "extend",
-                &format!("lease_until = {NOW} + $4"),
-                job,
-                owner,
-                &[&ms],
-            )
-            .await
+            self.owned("extend", &sql.extend, job, owner, &[&ms]).await
         })
     }
 
@@ -544,40 +552,32 @@ impl Session for PgSession {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<TxEnd, StoreError>> {
         Box::pin(async move {
-            let table = self.table.clone();
             let store_timeout = self.timeout;
+            let complete = self.client.prepared("complete", &self.sql.complete).await?;
+            let PgClient { client, statements } = &mut self.client;
             let tx = bounded(store_timeout, "postgres inbox begin", async {
-                self.client
-                    .transaction()
-                    .await
-                    .map_err(|e| err("begin", &e))
+                client.transaction().await.map_err(|e| err("begin", &e))
             })
             .await?;
-            // No lock taken up front: the owner check on the final UPDATE
-            // decides. A worker whose lease lapsed meanwhile finds another
-            // owner there and rolls back, handler writes included.
-            let mut handle = Tx::Postgres(&tx);
-            let ran = crate::dispatcher::run_tx(handler, &mut handle, event, timeout).await;
-            if let Err(why) = ran {
-                let _ = tx.rollback().await;
-                return Ok(TxEnd::Failed(why));
-            }
+            // "done" first, owner-checked: from here the row is locked by
+            // this transaction, so no other worker can claim it (claims skip
+            // locked rows) until it commits or rolls back, however long the
+            // handler takes. Another owner already: roll back, run nothing.
             let done = bounded(store_timeout, "postgres inbox complete", async {
-                tx.execute(
-                    &format!(
-                        "UPDATE \"{table}\" SET state = 'done', lease_owner = NULL, lease_until = NULL,
-                            last_error = NULL, updated_at = {NOW}
-                         WHERE event_id = $1 AND event_type = $2 AND lease_owner = $3 AND state = 'running'"
-                    ),
-                    &[&job.id, &job.event_type, &owner],
-                )
-                .await
-                .map_err(|e| err("complete", &e))
+                tx.execute(&complete, &[&job.id, &job.event_type, &owner])
+                    .await
+                    .map_err(|e| err("complete", &e))
             })
             .await?;
             if done != 1 {
                 let _ = tx.rollback().await;
                 return Ok(TxEnd::LostLease);
+            }
+            let mut handle = Tx::postgres_on(&tx, statements);
+            let ran = crate::dispatcher::run_tx(handler, &mut handle, event, timeout).await;
+            if let Err(why) = ran {
+                let _ = tx.rollback().await;
+                return Ok(TxEnd::Failed(why));
             }
             bounded(store_timeout, "postgres inbox commit", async {
                 tx.commit().await.map_err(|e| err("commit", &e))

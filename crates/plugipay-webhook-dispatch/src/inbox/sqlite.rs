@@ -458,7 +458,7 @@ impl Session for SqliteSession {
                     .map_err(|e| err("transaction", &e))
             };
             exec("BEGIN IMMEDIATE")?;
-            let mut tx = Tx::Sqlite(&self.conn);
+            let mut tx = Tx::sqlite_on(&self.conn);
             let ran = crate::dispatcher::run_tx(handler, &mut tx, event, timeout).await;
             let end = match ran {
                 Err(why) => TxEnd::Failed(why),

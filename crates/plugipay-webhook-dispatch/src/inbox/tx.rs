@@ -65,47 +65,81 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 
 /// The inbox's open transaction, handed to a transactional handler: what it
 /// writes commits together with the event's move to `done`, or not at all.
-/// Statements use `$1`, `$2`, … placeholders on every backend; reach the
+/// Statements use `$1`, `$2`, … placeholders on every backend (on
+/// PostgreSQL each is prepared once per worker connection); reach the
 /// driver's own transaction with [`postgres`](Tx::postgres) or
 /// [`sqlite`](Tx::sqlite) for anything more.
-#[non_exhaustive]
-pub enum Tx<'t> {
-    /// PostgreSQL (tokio-postgres).
+pub struct Tx<'t>(Backend<'t>);
+
+enum Backend<'t> {
     #[cfg(feature = "postgres")]
-    Postgres(&'t tokio_postgres::Transaction<'t>),
-    /// SQLite (rusqlite), on the worker's connection.
+    Postgres {
+        tx: &'t tokio_postgres::Transaction<'t>,
+        statements: &'t crate::pg::Statements,
+    },
     #[cfg(feature = "sqlite")]
     Sqlite(&'t std::sync::Mutex<rusqlite::Connection>),
+    /// Built without a SQL backend: never constructed.
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[allow(dead_code)]
+    NoSql(std::marker::PhantomData<&'t ()>),
 }
 
 impl std::fmt::Debug for Tx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.write_str(match self.0 {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(_) => "Tx::Postgres",
+            Backend::Postgres { .. } => "Tx::Postgres",
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(_) => "Tx::Sqlite",
+            Backend::Sqlite(_) => "Tx::Sqlite",
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Backend::NoSql(_) => "Tx::NoSql",
         })
+    }
+}
+
+impl<'t> Tx<'t> {
+    /// On PostgreSQL: `tx`, preparing statements through `statements`
+    /// (the connection `tx` runs on).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres_on(
+        tx: &'t tokio_postgres::Transaction<'t>,
+        statements: &'t crate::pg::Statements,
+    ) -> Tx<'t> {
+        Tx(Backend::Postgres { tx, statements })
+    }
+
+    /// On SQLite: the worker's connection, inside its transaction.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn sqlite_on(conn: &'t std::sync::Mutex<rusqlite::Connection>) -> Tx<'t> {
+        Tx(Backend::Sqlite(conn))
     }
 }
 
 impl Tx<'_> {
     /// Runs one statement in the transaction; the number of rows changed.
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, HandlerError> {
-        match self {
+        match &self.0 {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(tx) => {
+            Backend::Postgres { tx, statements } => {
                 let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> =
                     params.iter().map(pg_param).collect();
                 let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     boxed.iter().map(|b| &**b as _).collect();
-                Ok(tx.execute(sql, &refs).await?)
+                let statement = statements.get(*tx, sql).await?;
+                Ok(tx.execute(&statement, &refs).await?)
             }
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(conn) => {
+            Backend::Sqlite(conn) => {
                 let conn = conn.lock().map_err(|_| "sqlite connection lock poisoned")?;
                 let values: Vec<rusqlite::types::Value> = params.iter().map(sqlite_param).collect();
-                Ok(conn.execute(sql, rusqlite::params_from_iter(values))? as u64)
+                let mut statement = conn.prepare_cached(sql)?;
+                Ok(statement.execute(rusqlite::params_from_iter(values))? as u64)
+            }
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Backend::NoSql(_) => {
+                let _ = (sql, params);
+                Err("no SQL inbox in this build".into())
             }
         }
     }
@@ -114,8 +148,8 @@ impl Tx<'_> {
     #[cfg(feature = "postgres")]
     #[must_use]
     pub fn postgres(&self) -> Option<&tokio_postgres::Transaction<'_>> {
-        match self {
-            Tx::Postgres(tx) => Some(tx),
+        match &self.0 {
+            Backend::Postgres { tx, .. } => Some(tx),
             #[allow(unreachable_patterns)]
             _ => None,
         }
@@ -125,8 +159,8 @@ impl Tx<'_> {
     #[cfg(feature = "sqlite")]
     #[must_use]
     pub fn sqlite(&self) -> Option<&std::sync::Mutex<rusqlite::Connection>> {
-        match self {
-            Tx::Sqlite(conn) => Some(conn),
+        match &self.0 {
+            Backend::Sqlite(conn) => Some(conn),
             #[allow(unreachable_patterns)]
             _ => None,
         }
