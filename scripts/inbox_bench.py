@@ -5,7 +5,13 @@ processes at once. Reports acknowledged deliveries/s with their latency, and
 processed events/s (until every ledger row is written) — next to the inline
 dispatcher (PLUGIPAY_DEDUP_URL) on the same database.
 
-    scripts/inbox-bench [EVENTS_PER_SENDER] [CONCURRENCY] [inline|inbox …]
+    scripts/inbox-bench [EVENTS_PER_SENDER] [CONCURRENCY] [inline|inbox|steady:RATE …]
+
+`inline` and `inbox` send as fast as the concurrency allows (a burst);
+`steady:RATE` offers RATE deliveries/s in all (`send --rate`, split over the
+four senders) to the inbox and reports whether processing keeps up: the
+largest backlog (pending + running) seen, and how long after the last
+acknowledgement the last event was done.
 
 Release builds; PostgreSQL from scripts/services. Not a test: it prints figures.
 """
@@ -36,18 +42,27 @@ def start(bin_name, env):
 
 
 def run(mode, url):
-    env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": "4"} if mode == "inbox" else {"PLUGIPAY_DEDUP_URL": url}
+    rate = int(mode.split(":", 1)[1]) if mode.startswith("steady:") else None
+    inbox = mode == "inbox" or rate is not None
+    env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": "4"} if inbox else {"PLUGIPAY_DEDUP_URL": url}
     procs = [start(f, env) for f in FRAMEWORKS]
     t0 = time.time()
+    paced = ["--rate", str(max(1, rate // len(FRAMEWORKS)))] if rate else []
     senders = [subprocess.Popen([os.path.join(TARGET, "plugipay-webhook"), "send", f"http://{addr}/webhooks/plugipay",
-                                 "--type", "plugipay.invoice.paid.v1", "--count", str(N), "--concurrency", str(C), "--json"],
+                                 "--type", "plugipay.invoice.paid.v1", "--count", str(N), "--concurrency", str(C), "--json"] + paced,
                                 env={**os.environ, "PLUGIPAY_WEBHOOK_SECRET": SECRET}, stdout=subprocess.PIPE, text=True)
                for _, addr in procs]
+    backlog = 0
+    if rate:
+        # Sample the backlog while the load runs.
+        while any(s.poll() is None for s in senders):
+            backlog = max(backlog, int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state IN ('pending', 'running')") or 0))
+            time.sleep(0.25)
     results = [json.loads(s.communicate()[0]) for s in senders]
     acked_at = time.time()
     total = N * len(FRAMEWORKS)
     processed_s = None
-    if mode == "inbox":
+    if inbox:
         while True:
             done = int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state = 'done'") or 0)
             if done >= total:
@@ -55,7 +70,7 @@ def run(mode, url):
                 break
             if time.time() - t0 > 600:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         ledger = int(psql(url, "SELECT COUNT(*) FROM example_ledger"))
         distinct = int(psql(url, "SELECT COUNT(DISTINCT event_id) FROM example_ledger"))
     for p, _ in procs:
@@ -72,7 +87,11 @@ def run(mode, url):
         "ack_p50_ms": round(sum(r["p50_ms"] for r in results) / len(results), 2),
         "ack_p99_ms": round(max(r["p99_ms"] for r in results), 2),
     }
-    if mode == "inbox":
+    if rate:
+        out["offered_per_s"] = rate
+        out["max_backlog"] = backlog
+        out["last_done_after_last_ack_s"] = round(t0 + processed_s - acked_at, 2) if processed_s else None
+    if inbox:
         out["processed_per_s"] = round(total / processed_s) if processed_s else None
         out["ledger_rows"] = ledger
         out["ledger_distinct_events"] = distinct
@@ -83,7 +102,7 @@ def main():
     sh("cargo", "build", "--release", "-q", "-p", "plugipay-webhook-examples", "-p", "plugipay-webhook-cli", cwd=ROOT)
     base = os.environ["PLUGIPAY_TEST_POSTGRES_URL"]
     for mode in sys.argv[3:] or ["inline", "inbox"]:
-        db = f"bench_{mode}_{int(time.time())}"
+        db = f"bench_{mode.replace(':', '_')}_{int(time.time())}"
         psql(base, f"CREATE DATABASE {db}")
         url = base.rsplit("/", 1)[0] + "/" + db
         print(json.dumps(run(mode, url)))

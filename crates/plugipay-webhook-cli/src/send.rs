@@ -65,6 +65,12 @@ pub(crate) struct SendArgs {
     #[arg(long, default_value_t = 1, value_name = "C")]
     concurrency: u64,
 
+    /// Start at most N events per second (with --count): a steady offered
+    /// load, for watching whether a receiver keeps up, instead of as fast as
+    /// the concurrency allows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+
     /// Sign with a timestamp 600 s in the past (the receiver should answer signature_stale).
     #[arg(long)]
     stale: bool,
@@ -321,6 +327,7 @@ async fn load_run(
 ) -> bool {
     let total = args.count.max(1);
     let repeat = args.repeat.max(1);
+    let rate = args.rate;
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     // `run` bounds total × repeat; the vector grows past this first guess
@@ -368,7 +375,16 @@ async fn load_run(
             );
             tokio::spawn(async move {
                 let mut conn = Conn::new(target);
-                while next.fetch_add(1, Ordering::Relaxed) < total {
+                loop {
+                    let slot = next.fetch_add(1, Ordering::Relaxed);
+                    if slot >= total {
+                        break;
+                    }
+                    if let Some(rate) = rate {
+                        // Event n starts n/rate seconds after the first.
+                        let at = Duration::from_secs_f64(slot as f64 / rate as f64);
+                        tokio::time::sleep_until((start + at).into()).await;
+                    }
                     let (_, body) = make_body(None);
                     for _ in 0..repeat {
                         let attempts = deliver(&mut conn, &plan, &body).await;
@@ -415,7 +431,7 @@ async fn load_run(
         println!(
             "{}",
             json!({
-                "deliveries": deliveries, "concurrency": args.concurrency,
+                "deliveries": deliveries, "concurrency": args.concurrency, "rate": args.rate,
                 "elapsed_s": elapsed.as_secs_f64(), "throughput_rps": rps,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
                 "statuses": statuses,

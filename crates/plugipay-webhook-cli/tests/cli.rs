@@ -331,6 +331,38 @@ fn send_to_listen_round_trips() {
     let got = drain(&l.process.lines);
     let ids: std::collections::HashSet<_> = got.iter().map(|g| g["id"].to_string()).collect();
     assert_eq!(ids.len(), 40, "distinct events");
+
+    // A steady offered load: 12 events at 20/s start over 0.55 s at the
+    // least (the 12th at 11/20 s), however high the concurrency.
+    let out = cli()
+        .args([
+            "send",
+            &l.url,
+            "--type",
+            "plugipay.payout.paid.v1",
+            "--count",
+            "12",
+            "--concurrency",
+            "12",
+            "--rate",
+            "20",
+            "--json",
+        ])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(
+        (s["deliveries"].as_u64(), s["rate"].as_u64()),
+        (Some(12), Some(20))
+    );
+    assert!(s["elapsed_s"].as_f64().is_some_and(|e| e >= 0.55), "{s}");
+    assert_eq!(drain(&l.process.lines).len(), 12);
+    let zero = cli()
+        .args(["send", &l.url, "--rate", "0"])
+        .output()
+        .expect("send");
+    assert_eq!(zero.status.code(), Some(2), "--rate 0 is refused");
 }
 
 #[test]

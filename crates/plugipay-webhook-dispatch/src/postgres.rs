@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use crate::pg::{err, PgClient, PgConn};
 
 use crate::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};

@@ -248,7 +248,8 @@ impl Backend for PostgresInbox {
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(self.call("insert", move |c| async move {
             let t = &self.inner.table;
-            let now_ms = u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let now_ms =
+                u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let last = self.inner.last_notify_ms.load(Ordering::Relaxed);
             let notify = now_ms.saturating_sub(last) >= 5
                 && self
@@ -262,7 +263,17 @@ impl Backend for PostgresInbox {
             let inserted = c
                 .query_opt(
                     &insert,
-                    &[&e.id, &e.event_type, &&e.body[..], &e.signature, &e.matched_secret, &e.account_id, &e.occurred_at, &e.state.as_str(), &channel],
+                    &[
+                        &e.id,
+                        &e.event_type,
+                        &&e.body[..],
+                        &e.signature,
+                        &e.matched_secret,
+                        &e.account_id,
+                        &e.occurred_at,
+                        &e.state.as_str(),
+                        &channel,
+                    ],
                 )
                 .await
                 .map_err(|err_| err("insert", &err_))?;
@@ -274,7 +285,11 @@ impl Backend for PostgresInbox {
                 .query_opt(&revive, &[&e.id, &e.event_type, t])
                 .await
                 .map_err(|err_| err("revive", &err_))?;
-            Ok(if revived.is_some() { Inserted::Revived } else { Inserted::Duplicate })
+            Ok(if revived.is_some() {
+                Inserted::Revived
+            } else {
+                Inserted::Duplicate
+            })
         }))
     }
 
