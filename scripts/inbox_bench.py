@@ -44,7 +44,7 @@ def start(bin_name, env):
 def run(mode, url):
     rate = int(mode.split(":", 1)[1]) if mode.startswith("steady:") else None
     inbox = mode == "inbox" or rate is not None
-    env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": "4"} if inbox else {"PLUGIPAY_DEDUP_URL": url}
+    env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": os.environ.get("BENCH_INBOX_WORKERS", "4")} if inbox else {"PLUGIPAY_DEDUP_URL": url}
     procs = [start(f, env) for f in FRAMEWORKS]
     t0 = time.time()
     paced = ["--rate", str(max(1, rate // len(FRAMEWORKS)))] if rate else []
@@ -105,7 +105,11 @@ def main():
         db = f"bench_{mode.replace(':', '_')}_{int(time.time())}"
         psql(base, f"CREATE DATABASE {db}")
         url = base.rsplit("/", 1)[0] + "/" + db
-        print(json.dumps(run(mode, url)))
+        try:
+            print(json.dumps(run(mode, url)), flush=True)
+        finally:
+            # Left behind, its dead rows keep autovacuum busy through the next mode.
+            psql(base, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 main()

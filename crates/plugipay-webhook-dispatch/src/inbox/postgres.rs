@@ -19,7 +19,7 @@ use crate::store::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT
 
 const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
-use crate::pg::{connect, err, PgClient, PgConn};
+use crate::pg::{connect, err, pipelined, PgClient, PgConn};
 
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
 /// Creates its table on first use; plain TCP (no TLS). Every call is bounded
@@ -569,35 +569,60 @@ impl Session for PgSession {
         Box::pin(async move {
             let store_timeout = self.timeout;
             let complete = self.client.prepared("complete", &self.sql.complete).await?;
-            let PgClient { client, statements } = &mut self.client;
-            let tx = bounded(store_timeout, "postgres inbox begin", async {
-                client.transaction().await.map_err(|e| err("begin", &e))
+            let PgClient { client, statements } = &self.client;
+            // `BEGIN` and the owner-checked move to "done" in one round trip
+            // (requests are sent in the order first polled). From then on
+            // the row is locked by this transaction, so no other worker can
+            // claim it (claims skip locked rows) until it commits or rolls
+            // back, however long the handler takes. Another owner already:
+            // roll back, run nothing.
+            let (begun, done) = bounded(store_timeout, "postgres inbox begin", async {
+                Ok(pipelined(
+                    client.batch_execute("BEGIN"),
+                    client.execute(&complete, &[&job.id, &job.event_type, &owner]),
+                )
+                .await)
             })
             .await?;
-            // "done" first, owner-checked: from here the row is locked by
-            // this transaction, so no other worker can claim it (claims skip
-            // locked rows) until it commits or rolls back, however long the
-            // handler takes. Another owner already: roll back, run nothing.
-            let done = bounded(store_timeout, "postgres inbox complete", async {
-                tx.execute(&complete, &[&job.id, &job.event_type, &owner])
-                    .await
-                    .map_err(|e| err("complete", &e))
-            })
-            .await?;
+            let rollback = || async {
+                let _ = bounded(store_timeout, "postgres inbox rollback", async {
+                    client
+                        .batch_execute("ROLLBACK")
+                        .await
+                        .map_err(|e| err("rollback", &e))
+                })
+                .await;
+            };
+            let done = match begun.and(done) {
+                Ok(n) => n,
+                Err(e) => {
+                    rollback().await;
+                    return Err(err("complete", &e));
+                }
+            };
             if done != 1 {
-                let _ = tx.rollback().await;
+                rollback().await;
                 return Ok(TxEnd::LostLease);
             }
-            let mut handle = Tx::postgres_on(&tx, statements);
+            let mut handle = Tx::postgres_on(client, statements);
             let ran = crate::dispatcher::run_tx(handler, &mut handle, event, timeout).await;
             if let Err(why) = ran {
-                let _ = tx.rollback().await;
+                rollback().await;
                 return Ok(TxEnd::Failed(why));
             }
-            bounded(store_timeout, "postgres inbox commit", async {
-                tx.commit().await.map_err(|e| err("commit", &e))
+            let committed = bounded(store_timeout, "postgres inbox commit", async {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| err("commit", &e))
             })
-            .await?;
+            .await;
+            if let Err(e) = committed {
+                // Never leave the worker's connection inside a transaction
+                // its next statements would silently join.
+                rollback().await;
+                return Err(e);
+            }
             Ok(TxEnd::Done)
         })
     }

@@ -67,14 +67,14 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 /// writes commits together with the event's move to `done`, or not at all.
 /// Statements use `$1`, `$2`, … placeholders on every backend (on
 /// PostgreSQL each is prepared once per worker connection); reach the
-/// driver's own transaction with [`postgres`](Tx::postgres) or
-/// [`sqlite`](Tx::sqlite) for anything more.
+/// driver's own connection (inside the transaction) with
+/// [`postgres`](Tx::postgres) or [`sqlite`](Tx::sqlite) for anything more.
 pub struct Tx<'t>(Backend<'t>);
 
 enum Backend<'t> {
     #[cfg(feature = "postgres")]
     Postgres {
-        tx: &'t tokio_postgres::Transaction<'t>,
+        client: &'t tokio_postgres::Client,
         statements: &'t crate::pg::Statements,
     },
     #[cfg(feature = "sqlite")]
@@ -99,14 +99,14 @@ impl std::fmt::Debug for Tx<'_> {
 }
 
 impl<'t> Tx<'t> {
-    /// On PostgreSQL: `tx`, preparing statements through `statements`
-    /// (the connection `tx` runs on).
+    /// On PostgreSQL: `client`, inside the transaction the inbox began on
+    /// it, with `statements` prepared on it.
     #[cfg(feature = "postgres")]
     pub(crate) fn postgres_on(
-        tx: &'t tokio_postgres::Transaction<'t>,
+        client: &'t tokio_postgres::Client,
         statements: &'t crate::pg::Statements,
     ) -> Tx<'t> {
-        Tx(Backend::Postgres { tx, statements })
+        Tx(Backend::Postgres { client, statements })
     }
 
     /// On SQLite: the worker's connection, inside its transaction.
@@ -121,13 +121,13 @@ impl Tx<'_> {
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, HandlerError> {
         match &self.0 {
             #[cfg(feature = "postgres")]
-            Backend::Postgres { tx, statements } => {
+            Backend::Postgres { client, statements } => {
                 let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> =
                     params.iter().map(pg_param).collect();
                 let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     boxed.iter().map(|b| &**b as _).collect();
-                let statement = statements.get(*tx, sql).await?;
-                Ok(tx.execute(&statement, &refs).await?)
+                let statement = statements.get(*client, sql).await?;
+                Ok(client.execute(&statement, &refs).await?)
             }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(conn) => {
@@ -144,12 +144,14 @@ impl Tx<'_> {
         }
     }
 
-    /// The PostgreSQL transaction, on PostgreSQL.
+    /// The PostgreSQL connection, on PostgreSQL: inside the inbox's open
+    /// transaction (the inbox began it and commits or rolls it back — do not
+    /// `COMMIT` or `ROLLBACK` yourself; `SAVEPOINT`s are yours to use).
     #[cfg(feature = "postgres")]
     #[must_use]
-    pub fn postgres(&self) -> Option<&tokio_postgres::Transaction<'_>> {
+    pub fn postgres(&self) -> Option<&tokio_postgres::Client> {
         match &self.0 {
-            Backend::Postgres { tx, .. } => Some(tx),
+            Backend::Postgres { client, .. } => Some(client),
             #[allow(unreachable_patterns)]
             _ => None,
         }
