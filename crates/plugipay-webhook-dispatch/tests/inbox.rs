@@ -414,27 +414,48 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
     );
 }
 
-/// A PostgreSQL that accepts connections and never answers, then stops:
+/// A PostgreSQL or Redis that accepts connections and never answers, then stops:
 /// every delivery is answered 503 within the store timeout (never a 2xx,
 /// never hung), and the inbox recovers by itself once the server is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_or_stopped_postgres_inbox_is_503_within_the_timeout() {
+async fn a_silent_or_stopped_postgres_or_redis_inbox_is_503_within_the_timeout() {
     use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
-    let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
-    let (via, _) = through(&url, proxy.addr);
-    let backend = PostgresInbox::connect_with(&via, &unique("inbox"), Duration::from_millis(500))
-        .await
-        .expect("connect");
+    for var in ["PLUGIPAY_TEST_POSTGRES_URL", "PLUGIPAY_TEST_REDIS_URL"] {
+        let Some(url) = server_url(var) else {
+            continue;
+        };
+        let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
+        let (via, _) = through(&url, proxy.addr);
+        let timeout = Duration::from_millis(500);
+        let backend: InboxBackend = if var.contains("POSTGRES") {
+            PostgresInbox::connect_with(&via, &unique("inbox"), timeout)
+                .await
+                .expect("connect")
+                .into()
+        } else {
+            RedisInbox::connect_with(&via, &unique("plugipay:test:inbox"), timeout)
+                .await
+                .expect("connect")
+                .into()
+        };
+        silent_then_stopped(var, &proxy, backend).await;
+    }
+}
+
+async fn silent_then_stopped(
+    name: &str,
+    proxy: &plugipay_webhook_conformance::plumbing::Proxy,
+    backend: InboxBackend,
+) {
+    use plugipay_webhook_conformance::plumbing::Mode;
     let inbox = Inbox::builder(backend)
         .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
         .build()
         .unwrap();
     assert_eq!(
         inbox.receive(&event(PAID, &unique("evt"))).await,
-        Outcome::Stored
+        Outcome::Stored,
+        "{name}"
     );
     for mode in [Mode::Silent, Mode::Down] {
         proxy.set(mode);
@@ -443,8 +464,8 @@ async fn a_silent_or_stopped_postgres_inbox_is_503_within_the_timeout() {
             inbox.receive(&event(PAID, &unique("evt"))),
         )
         .await
-        .unwrap_or_else(|_| panic!("{mode:?}: the delivery hung"));
-        assert_eq!(answered, Outcome::StoreUnavailable, "{mode:?}");
+        .unwrap_or_else(|_| panic!("{name} {mode:?}: the delivery hung"));
+        assert_eq!(answered, Outcome::StoreUnavailable, "{name} {mode:?}");
     }
     proxy.set(Mode::Up);
     let mut outcome = Outcome::StoreUnavailable;
@@ -455,10 +476,10 @@ async fn a_silent_or_stopped_postgres_inbox_is_503_within_the_timeout() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(outcome, Outcome::Stored, "recovered");
+    assert_eq!(outcome, Outcome::Stored, "{name}: recovered");
     assert_eq!(
         inbox.stats().await.unwrap().count(State::Pending),
         2,
-        "only the stored ones"
+        "{name}: only the stored ones"
     );
 }
