@@ -419,7 +419,7 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
 /// never hung), and the inbox recovers by itself once the server is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_or_stopped_postgres_or_redis_inbox_is_503_within_the_timeout() {
-    use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
+    use plugipay_webhook_conformance::plumbing::{through, Proxy};
     for var in ["PLUGIPAY_TEST_POSTGRES_URL", "PLUGIPAY_TEST_REDIS_URL"] {
         let Some(url) = server_url(var) else {
             continue;
