@@ -1,8 +1,18 @@
 #!/usr/bin/env python3
-"""Drives wrk against each example receiver; see scripts/http-bench."""
+"""Drives wrk against each example receiver; see scripts/http-bench.
+
+    http_bench.py [SECONDS]          throughput and latency, 2 KiB and 64 KiB
+    http_bench.py --cpu [SECONDS]    server CPU time per request, 2 KiB and
+                                     16 KiB: verified route, plain route, the
+                                     core's own cost (examples/examples/
+                                     core_cost.rs) and the difference, the
+                                     adapter's overhead
+"""
 import hashlib, hmac, json, os, re, subprocess, sys, tempfile, time
 
-SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+CPU = "--cpu" in sys.argv[1:]
+ARGS = [a for a in sys.argv[1:] if a != "--cpu"]
+SECS = int(ARGS[0]) if ARGS else 10
 SECRET = "whsec_http_bench"
 FRAMEWORKS = ["axum", "tower", "actix-web", "rocket", "warp"]
 SIZES = [2048, 65536]
@@ -40,6 +50,75 @@ def wrk(url, script):
     return rps, pct(50), pct(99), int(bad.group(1)) if bad else 0
 
 
+def cpu_seconds(pid):
+    """utime + stime of every thread of `pid` (clock ticks of 1/100 s)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_cpu(pid, url, script):
+    """Server CPU µs per request over one wrk run, and the requests made."""
+    before = cpu_seconds(pid)
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{SECS}s", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    used = cpu_seconds(pid) - before
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return used * 1e6 / n, n, int(bad.group(1)) if bad else 0
+
+
+def core_cost(body, header):
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        f.write(body)
+        f.flush()
+        out = subprocess.run([os.path.join(ROOT, "target", "release", "examples", "core_cost"), f.name, header],
+                             env=dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, RUST_LOG="error",
+                                      PLUGIPAY_EXAMPLE_QUIET="1"),
+                             capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["cpu_us"]
+
+
+def cpu_main():
+    sizes = [2048, 16384]
+
+    def signed(size):
+        # Signed now: a run lasts longer than the 300 s tolerance.
+        body, t = body_of(size), int(time.time())
+        return body, f"t={t},v1=" + hmac.new(SECRET.encode(), f"{t}.".encode() + body.encode(),
+                                             hashlib.sha256).hexdigest()
+    core = {size: core_cost(*signed(size)) for size in sizes}
+    rows = []
+    for fw in FRAMEWORKS:
+        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error",
+                   PLUGIPAY_EXAMPLE_QUIET="1")
+        proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            addr = proc.stdout.readline().strip().removeprefix("listening on ")
+            import threading
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            for size in sizes:
+                body, header = signed(size)
+                with tempfile.TemporaryDirectory() as d:
+                    v, p = os.path.join(d, "v.lua"), os.path.join(d, "p.lua")
+                    open(v, "w").write(lua(body, header))
+                    open(p, "w").write(lua(body, None))
+                    ver = wrk_cpu(proc.pid, f"{addr}/webhooks/plugipay", v)
+                    pla = wrk_cpu(proc.pid, f"{addr}/plain", p)
+                over = ver[0] - pla[0] - core[size]
+                rows.append((fw, size, ver, pla, core[size], over))
+                print(f"{fw} {size}: verified {ver[0]:.2f} µs, plain {pla[0]:.2f} µs, core {core[size]:.2f} µs, "
+                      f"overhead {over:.2f} µs", file=sys.stderr)
+        finally:
+            proc.kill()
+            proc.wait()
+    print("| framework | body | verified route (µs CPU/req) | plain route | core verify + dispatch | adapter overhead | requests (verified / plain) | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|")
+    for fw, size, ver, pla, c, over in rows:
+        print(f"| {fw} | {size // 1024} KiB | {ver[0]:.2f} | {pla[0]:.2f} | {c:.2f} | **{over:+.2f}** | "
+              f"{ver[1]:,} / {pla[1]:,} | {ver[2] + pla[2]} |")
+
+
 def main():
     rows = []
     for fw in FRAMEWORKS:
@@ -75,4 +154,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cpu_main() if CPU else main()
