@@ -14,7 +14,7 @@ CPU = "--cpu" in sys.argv[1:]
 ARGS = [a for a in sys.argv[1:] if a != "--cpu"]
 SECS = int(ARGS[0]) if ARGS else 10
 SECRET = "whsec_http_bench"
-FRAMEWORKS = ["axum", "tower", "actix-web", "rocket", "warp"]
+FRAMEWORKS = os.environ.get("BENCH_FRAMEWORKS", "axum tower actix-web rocket warp").split()
 SIZES = [2048, 65536]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,20 +51,23 @@ def wrk(url, script):
 
 
 def cpu_seconds(pid):
-    """utime + stime of every thread of `pid` (clock ticks of 1/100 s)."""
+    """(user, system) CPU seconds of every thread of `pid` (1/100 s ticks)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def wrk_cpu(pid, url, script):
-    """Server CPU µs per request over one wrk run, and the requests made."""
-    before = cpu_seconds(pid)
+    """Server CPU µs per request over one wrk run (total, user, system), the
+    requests made, and the non-2xx answers."""
+    (u0, s0) = cpu_seconds(pid)
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{SECS}s", "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
-    used = cpu_seconds(pid) - before
+    (u1, s1) = cpu_seconds(pid)
     n = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return used * 1e6 / n, n, int(bad.group(1)) if bad else 0
+    user, system = (u1 - u0) * 1e6 / n, (s1 - s0) * 1e6 / n
+    return user + system, n, int(bad.group(1)) if bad else 0, user, system
 
 
 def core_cost(body, header):
@@ -106,16 +109,19 @@ def cpu_main():
                     ver = wrk_cpu(proc.pid, f"{addr}/webhooks/plugipay", v)
                     pla = wrk_cpu(proc.pid, f"{addr}/plain", p)
                 over = ver[0] - pla[0] - core[size]
-                rows.append((fw, size, ver, pla, core[size], over))
-                print(f"{fw} {size}: verified {ver[0]:.2f} µs, plain {pla[0]:.2f} µs, core {core[size]:.2f} µs, "
-                      f"overhead {over:.2f} µs", file=sys.stderr)
+                user_over = ver[3] - pla[3] - core[size]
+                rows.append((fw, size, ver, pla, core[size], over, user_over))
+                print(f"{fw} {size}: verified {ver[0]:.2f} µs ({ver[3]:.2f} user), plain {pla[0]:.2f} µs "
+                      f"({pla[3]:.2f} user), core {core[size]:.2f} µs, overhead {over:.2f} µs "
+                      f"({user_over:.2f} in user space)", file=sys.stderr)
         finally:
             proc.kill()
             proc.wait()
-    print("| framework | body | verified route (µs CPU/req) | plain route | core verify + dispatch | adapter overhead | requests (verified / plain) | non-2xx |")
-    print("|---|---|---|---|---|---|---|---|")
-    for fw, size, ver, pla, c, over in rows:
-        print(f"| {fw} | {size // 1024} KiB | {ver[0]:.2f} | {pla[0]:.2f} | {c:.2f} | **{over:+.2f}** | "
+    print("| framework | body | verified route: CPU µs/req (user + system) | plain route | core verify + dispatch | overhead | of which user space | requests (verified / plain) | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fw, size, ver, pla, c, over, user_over in rows:
+        print(f"| {fw} | {size // 1024} KiB | {ver[0]:.2f} ({ver[3]:.2f} + {ver[4]:.2f}) | "
+              f"{pla[0]:.2f} ({pla[3]:.2f} + {pla[4]:.2f}) | {c:.2f} | {over:+.2f} | **{user_over:+.2f}** | "
               f"{ver[1]:,} / {pla[1]:,} | {ver[2] + pla[2]} |")
 
 

@@ -102,6 +102,35 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The JSON pass alone: what each validator costs over the same bytes,
+    // against the keyed HMAC — the question being whether a SIMD parser
+    // could bring verify near the HMAC (issue: ≤ 1.6 × HMAC at 16 KiB+).
+    // plugipay's own pass is `plugipay_verify` − `hmac` above.
+    let mut group = c.benchmark_group("validate");
+    for size in [512usize, 2048, 16 * 1024, 256 * 1024] {
+        let raw = body_of(size);
+        group.throughput(Throughput::Bytes(raw.len() as u64));
+        assert!(sonic_rs::from_slice::<serde::de::IgnoredAny>(&raw).is_ok());
+        assert!(simd_json::to_tape(&mut raw.clone()).is_ok());
+        group.bench_with_input(BenchmarkId::new("serde_ignored", size), &raw, |b, raw| {
+            b.iter(|| black_box(serde_json::from_slice::<serde::de::IgnoredAny>(raw).expect("json")))
+        });
+        group.bench_with_input(BenchmarkId::new("sonic_ignored", size), &raw, |b, raw| {
+            b.iter(|| black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(raw).expect("json")))
+        });
+        group.bench_with_input(BenchmarkId::new("sonic_value", size), &raw, |b, raw| {
+            b.iter(|| black_box(sonic_rs::from_slice::<sonic_rs::Value>(raw).expect("json")))
+        });
+        // simd-json parses in place: the copy it needs is part of its cost.
+        group.bench_with_input(BenchmarkId::new("simd_json_tape", size), &raw, |b, raw| {
+            b.iter(|| {
+                let mut copy = raw.clone();
+                black_box(simd_json::to_tape(&mut copy).map(|t| t.0.len()).expect("json"))
+            })
+        });
+    }
+    group.finish();
 }
 
 #[allow(missing_docs)]

@@ -165,21 +165,52 @@ where
 }
 
 /// A body that is a reader (Rocket's `DataStream`, any `tokio` `AsyncRead`)
-/// as the chunk stream [`receive`] takes. Reads up to 16 KiB at a time.
+/// as the chunk stream [`receive`] takes.
+///
+/// Reads straight into the spare capacity of one buffer — never zeroed,
+/// never copied: with a size hint ([`with_size_hint`](Self::with_size_hint),
+/// the declared `Content-Length`) the whole body arrives in one chunk of
+/// exactly that size, which [`receive`] keeps as it is; the end is then
+/// confirmed by a read into a few spare bytes. Without one (or past it) it
+/// reads up to 16 KiB at a time.
 #[derive(Debug)]
 pub struct ReaderStream<R> {
     reader: R,
     buf: BytesMut,
+    /// Bytes still expected by the hint.
+    expected: usize,
+    /// Whether the first (hint-sized) buffer was reserved.
+    sized: bool,
+    /// The reader reached its end.
+    ended: bool,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Spare room for the read that confirms the end of a body of hinted size.
+const END_PROBE: usize = 64;
 
 impl<R> ReaderStream<R> {
     /// A stream over `reader`.
     pub fn new(reader: R) -> ReaderStream<R> {
+        ReaderStream::with_size_hint(reader, None)
+    }
+
+    /// A stream over `reader` whose body is expected to be `len` bytes (the
+    /// declared `Content-Length`; capped at [`INITIAL_BUFFER_CAP`], so a
+    /// lying header costs no more than that). Only a hint: a body of any
+    /// other length is read all the same.
+    ///
+    /// [`INITIAL_BUFFER_CAP`]: super::INITIAL_BUFFER_CAP
+    pub fn with_size_hint(reader: R, len: Option<u64>) -> ReaderStream<R> {
+        let expected = len.map_or(0, |n| {
+            usize::try_from(n.min(super::INITIAL_BUFFER_CAP as u64)).unwrap_or(0)
+        });
         ReaderStream {
             reader,
             buf: BytesMut::new(),
+            expected,
+            sized: false,
+            ended: false,
         }
     }
 }
@@ -189,21 +220,119 @@ impl<R: tokio::io::AsyncRead + Unpin> Stream for ReaderStream<R> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.buf.len() < READ_CHUNK {
-            this.buf.resize(READ_CHUNK, 0);
+        if this.ended {
+            return Poll::Ready(None);
         }
-        let mut read = tokio::io::ReadBuf::new(&mut this.buf[..]);
-        match Pin::new(&mut this.reader).poll_read(cx, &mut read) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = read.filled().len();
-                if n == 0 {
-                    Poll::Ready(None)
+        loop {
+            if this.buf.capacity() == this.buf.len() {
+                let room = if this.sized || this.expected == 0 {
+                    READ_CHUNK
                 } else {
-                    Poll::Ready(Some(Ok(this.buf.split_to(n).freeze())))
+                    // The hinted body and the few bytes that confirm its end,
+                    // in one allocation.
+                    this.expected + END_PROBE
+                };
+                this.sized = true;
+                this.buf.reserve(room);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.reader), cx, &mut this.buf) {
+                // What was read so far stays in the buffer for the next poll.
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(0)) => {
+                    this.ended = true;
+                    return Poll::Ready(if this.buf.is_empty() {
+                        None
+                    } else {
+                        Some(Ok(this.buf.split().freeze()))
+                    });
+                }
+                Poll::Ready(Ok(n)) => {
+                    this.expected = this.expected.saturating_sub(n);
+                    // Keep filling the same buffer: the body stays one chunk.
+                    if this.expected > 0 && this.buf.capacity() > this.buf.len() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(this.buf.split().freeze())));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out its bytes `step` at a time, `Pending` (and
+    /// woken at once) between pieces, as a socket does.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+        pause: bool,
+    }
+
+    impl tokio::io::AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.pause {
+                self.pause = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.pause = true;
+            let n = self.step.min(self.data.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn chunks(data: &[u8], step: usize, hint: Option<u64>) -> Vec<Bytes> {
+        let reader = Trickle {
+            data: data.to_vec(),
+            at: 0,
+            step,
+            pause: false,
+        };
+        let mut stream = pin!(ReaderStream::with_size_hint(reader, hint));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut out = Vec::new();
+            while let Some(chunk) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+                out.push(chunk.expect("read"));
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn a_body_of_the_declared_length_arrives_as_one_chunk_however_it_trickles_in() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for step in [1, 7, 1500, 16 * 1024, 20_000] {
+            let got = chunks(&data, step, Some(20_000));
+            assert_eq!(got.len(), 1, "step {step}");
+            assert_eq!(got[0], data, "step {step}");
+        }
+    }
+
+    #[test]
+    fn every_byte_arrives_in_order_whatever_the_hint_says() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+        for hint in [None, Some(0), Some(10), Some(69_999), Some(70_001), Some(u64::MAX)] {
+            for step in [1, 999, 16 * 1024, 70_000] {
+                let got: Vec<u8> = chunks(&data, step, hint).concat();
+                assert_eq!(got, data, "hint {hint:?}, step {step}");
+            }
+        }
+        assert!(chunks(&[], 10, Some(0)).is_empty());
+        assert!(chunks(&[], 10, None).is_empty());
     }
 }
