@@ -51,17 +51,16 @@ pub(crate) fn scan_envelope(body: &[u8]) -> Result<Envelope, SignatureError> {
 }
 
 fn scan(body: &[u8]) -> Result<Envelope, SignatureError> {
-    let mut p = Parser { b: body, i: 0 };
-    p.skip_ws();
-    if p.peek() != Some(b'{') {
-        return Err(SignatureError::invalid(Reason::NotAnObject));
-    }
-    let env = p.envelope()?;
-    p.skip_ws();
-    if p.i != body.len() {
-        return Err(p.err("trailing characters"));
-    }
-    Ok(env)
+    let mut p = Parser {
+        b: body,
+        i: 0,
+        error: None,
+    };
+    p.document().map_err(|Stop| {
+        p.error
+            .take()
+            .unwrap_or_else(|| SignatureError::invalid(Reason::BodyNotJson("invalid JSON", 0)))
+    })
 }
 
 /// Decodes a JSON string span (with escapes) into an owned string.
@@ -119,7 +118,14 @@ enum Kind {
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
+    /// Why the scan stopped, once it has.
+    error: Option<SignatureError>,
 }
+
+/// The scan stopped; the reason is in [`Parser::error`]. A zero-sized error
+/// keeps every `Result` of the hot path in registers (a `SignatureError`
+/// returned through memory from each value cost a measurable share).
+struct Stop;
 
 // Byte classes for the string fast path: 1 = stop here (quote, backslash or a
 // control character that JSON forbids unescaped).
@@ -136,8 +142,17 @@ static STOP: [u8; 256] = {
 };
 
 impl<'a> Parser<'a> {
-    fn err(&self, what: &'static str) -> SignatureError {
-        SignatureError::invalid(Reason::BodyNotJson(what, self.i))
+    /// Records why the scan stops here; the caller returns `Err(Stop)`.
+    #[cold]
+    fn fail(&mut self, reason: Reason) -> Stop {
+        self.error = Some(SignatureError::invalid(reason));
+        Stop
+    }
+
+    #[cold]
+    fn err(&mut self, what: &'static str) -> Stop {
+        let at = self.i;
+        self.fail(Reason::BodyNotJson(what, at))
     }
 
     #[inline]
@@ -153,7 +168,7 @@ impl<'a> Parser<'a> {
     }
 
     #[inline]
-    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), SignatureError> {
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Stop> {
         self.skip_ws();
         if self.peek() == Some(c) {
             self.i += 1;
@@ -163,8 +178,22 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The whole body: one object, whitespace around it.
+    fn document(&mut self) -> Result<Envelope, Stop> {
+        self.skip_ws();
+        if self.peek() != Some(b'{') {
+            return Err(self.fail(Reason::NotAnObject));
+        }
+        let env = self.envelope()?;
+        self.skip_ws();
+        if self.i != self.b.len() {
+            return Err(self.err("trailing characters"));
+        }
+        Ok(env)
+    }
+
     /// The top-level object (level 1).
-    fn envelope(&mut self) -> Result<Envelope, SignatureError> {
+    fn envelope(&mut self) -> Result<Envelope, Stop> {
         self.i += 1; // '{'
         let mut id = None;
         let mut ty = None;
@@ -185,11 +214,11 @@ impl<'a> Parser<'a> {
                     Field::Id | Field::Type => {
                         let slot = if field == Field::Id { &mut id } else { &mut ty };
                         if slot.is_some() {
-                            return Err(repeated(field.name()));
+                            return Err(self.fail(Reason::FieldRepeated(field.name())));
                         }
                         match self.value(2)? {
                             Kind::Str(s) => *slot = Some(s),
-                            _ => return Err(wrong_type(field.name(), "a string")),
+                            _ => return Err(self.fail(Reason::FieldWrongType(field.name(), "a string"))),
                         }
                     }
                     Field::AccountId | Field::OccurredAt => {
@@ -199,24 +228,24 @@ impl<'a> Parser<'a> {
                             &mut occurred_at
                         };
                         if slot.is_some() {
-                            return Err(repeated(field.name()));
+                            return Err(self.fail(Reason::FieldRepeated(field.name())));
                         }
                         match self.value(2)? {
                             Kind::Str(s) => *slot = Some(Some(s)),
                             Kind::Null => *slot = Some(None),
-                            _ => return Err(wrong_type(field.name(), "a string or null")),
+                            _ => return Err(self.fail(Reason::FieldWrongType(field.name(), "a string or null"))),
                         }
                     }
                     Field::Data => {
                         if data.is_some() {
-                            return Err(repeated("data"));
+                            return Err(self.fail(Reason::FieldRepeated("data")));
                         }
                         if self.peek() == Some(b'{') {
                             data = Some(self.data_object()?);
                         } else {
                             match self.value(2)? {
                                 Kind::Null => data = Some(None),
-                                _ => return Err(wrong_type("data", "an object or null")),
+                                _ => return Err(self.fail(Reason::FieldWrongType("data", "an object or null"))),
                             }
                         }
                     }
@@ -229,8 +258,12 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        let id = id.ok_or_else(|| SignatureError::invalid(Reason::FieldMissing("id")))?;
-        let ty = ty.ok_or_else(|| SignatureError::invalid(Reason::FieldMissing("type")))?;
+        let Some(id) = id else {
+            return Err(self.fail(Reason::FieldMissing("id")));
+        };
+        let Some(ty) = ty else {
+            return Err(self.fail(Reason::FieldMissing("type")));
+        };
         Ok(Envelope {
             id,
             ty,
@@ -241,7 +274,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `data` as an object (level 2): finds `object`, rejects a second one.
-    fn data_object(&mut self) -> Result<Option<Range<usize>>, SignatureError> {
+    fn data_object(&mut self) -> Result<Option<Range<usize>>, Stop> {
         self.i += 1; // '{'
         let mut object: Option<Option<Range<usize>>> = None;
         self.skip_ws();
@@ -258,7 +291,7 @@ impl<'a> Parser<'a> {
             let kind = self.value(3)?;
             if is_object {
                 if object.is_some() {
-                    return Err(repeated("data.object"));
+                    return Err(self.fail(Reason::FieldRepeated("data.object")));
                 }
                 object = Some(match kind {
                     Kind::Null => None,
@@ -274,7 +307,7 @@ impl<'a> Parser<'a> {
 
     /// After a member: `,` → more (false), `}` → done (true).
     #[inline]
-    fn members_end(&mut self) -> Result<bool, SignatureError> {
+    fn members_end(&mut self) -> Result<bool, Stop> {
         self.skip_ws();
         match self.peek() {
             Some(b',') => {
@@ -290,7 +323,7 @@ impl<'a> Parser<'a> {
     }
 
     /// An object key, classified by `classify` on its decoded text.
-    fn key<T>(&mut self, classify: impl Fn(&[u8]) -> T) -> Result<T, SignatureError> {
+    fn key<T>(&mut self, classify: impl Fn(&[u8]) -> T) -> Result<T, Stop> {
         if self.peek() != Some(b'"') {
             return Err(self.err("expected a string key"));
         }
@@ -304,7 +337,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Any value; `depth` is the level a container starting here would be at.
-    fn value(&mut self, depth: usize) -> Result<Kind, SignatureError> {
+    fn value(&mut self, depth: usize) -> Result<Kind, Stop> {
         match self.peek() {
             Some(b'"') => Ok(Kind::Str(self.string()?)),
             Some(b'{') => {
@@ -324,9 +357,24 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<(), SignatureError> {
+    /// Any value below the envelope's own fields: validated, nothing kept.
+    fn skip(&mut self, depth: usize) -> Result<(), Stop> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), Stop> {
         if depth > MAX_DEPTH {
-            return Err(SignatureError::invalid(Reason::BodyTooDeep(MAX_DEPTH)));
+            return Err(self.fail(Reason::BodyTooDeep(MAX_DEPTH)));
         }
         self.i += 1; // '{'
         self.skip_ws();
@@ -342,16 +390,16 @@ impl<'a> Parser<'a> {
             self.string()?;
             self.expect(b':', "expected `:`")?;
             self.skip_ws();
-            self.value(depth + 1)?;
+            self.skip(depth + 1)?;
             if self.members_end()? {
                 return Ok(());
             }
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<(), SignatureError> {
+    fn array(&mut self, depth: usize) -> Result<(), Stop> {
         if depth > MAX_DEPTH {
-            return Err(SignatureError::invalid(Reason::BodyTooDeep(MAX_DEPTH)));
+            return Err(self.fail(Reason::BodyTooDeep(MAX_DEPTH)));
         }
         self.i += 1; // '['
         self.skip_ws();
@@ -361,7 +409,7 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.skip_ws();
-            self.value(depth + 1)?;
+            self.skip(depth + 1)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -374,7 +422,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static [u8]) -> Result<(), SignatureError> {
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), Stop> {
         if self.b[self.i..].starts_with(word) {
             self.i += word.len();
             Ok(())
@@ -391,7 +439,7 @@ impl<'a> Parser<'a> {
         self.i - start
     }
 
-    fn number(&mut self) -> Result<(), SignatureError> {
+    fn number(&mut self) -> Result<(), Stop> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -466,7 +514,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A string starting at the opening quote; returns the span between quotes.
-    fn string(&mut self) -> Result<StrSpan, SignatureError> {
+    fn string(&mut self) -> Result<StrSpan, Stop> {
         self.i += 1; // '"'
         let start = self.i;
         let mut escaped = false;
@@ -498,7 +546,7 @@ impl<'a> Parser<'a> {
                     // A multi-byte sequence never holds a quote, a backslash
                     // or a control byte, so a valid string is exactly this span.
                     if seen & HIGHS != 0 && std::str::from_utf8(&self.b[range.clone()]).is_err() {
-                        return Err(SignatureError::invalid(Reason::BodyNotUtf8));
+                        return Err(self.fail(Reason::BodyNotUtf8));
                     }
                     self.i += 1;
                     return Ok(StrSpan { range, escaped });
@@ -515,7 +563,7 @@ impl<'a> Parser<'a> {
     }
 
     /// After a backslash.
-    fn escape(&mut self) -> Result<(), SignatureError> {
+    fn escape(&mut self) -> Result<(), Stop> {
         match self.peek() {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
                 self.i += 1;
@@ -544,7 +592,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, SignatureError> {
+    fn hex4(&mut self) -> Result<u32, Stop> {
         let Some(digits) = self.b.get(self.i..self.i + 4) else {
             return Err(self.err("invalid \\u escape"));
         };
@@ -574,13 +622,6 @@ fn has_stop_byte(x: u64) -> bool {
     (quote | backslash | control) != 0
 }
 
-fn repeated(name: &'static str) -> SignatureError {
-    SignatureError::invalid(Reason::FieldRepeated(name))
-}
-
-fn wrong_type(name: &'static str, want: &'static str) -> SignatureError {
-    SignatureError::invalid(Reason::FieldWrongType(name, want))
-}
 
 #[cfg(test)]
 mod tests {
