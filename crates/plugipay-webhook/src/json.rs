@@ -520,18 +520,25 @@ impl<'a> Parser<'a> {
         let mut escaped = false;
         let mut seen = 0u64;
         loop {
-            // Fast path: skip ordinary bytes, eight at a time, then one at a
-            // time up to the stop byte, remembering whether any was non-ASCII.
+            // Fast path: skip ordinary bytes eight at a time; in the word
+            // holding a stop byte, go straight to it (the lowest flagged byte
+            // of the SWAR mask is exact); byte at a time only in the last
+            // seven bytes of the body. Remember whether any was non-ASCII.
             while let Some(word) = self.b.get(self.i..self.i + 8) {
                 let Ok(word) = <[u8; 8]>::try_from(word) else {
                     break;
                 };
                 let word = u64::from_le_bytes(word);
-                if has_stop_byte(word) {
-                    break;
+                let stops = stop_bytes(word);
+                if stops == 0 {
+                    seen |= word;
+                    self.i += 8;
+                    continue;
                 }
-                seen |= word;
-                self.i += 8;
+                let k = stops.trailing_zeros() / 8;
+                seen |= word & !(u64::MAX << (8 * k));
+                self.i += k as usize;
+                break;
             }
             while let Some(&c) = self.b.get(self.i) {
                 if STOP[c as usize] != 0 {
@@ -611,15 +618,18 @@ impl<'a> Parser<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `x` is `"`, `\\` or below 0x20 (SWAR: a byte `b` is
-/// zero iff `(b - 1) & !b` has its high bit set; exact for "any byte").
+/// The high bit of each byte of `x` that is `"`, `\\` or below 0x20, and
+/// maybe of bytes after the first such one (SWAR: a byte `b` is zero iff
+/// `(b - 1) & !b` has its high bit set; a borrow only ever runs upwards, so
+/// the lowest flagged byte is exactly the first stop byte, in little-endian
+/// order, and the mask is zero exactly when there is none).
 #[inline]
-fn has_stop_byte(x: u64) -> bool {
+fn stop_bytes(x: u64) -> u64 {
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let quote = zero(x ^ (ONES * u64::from(b'"')));
     let backslash = zero(x ^ (ONES * u64::from(b'\\')));
     let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-    (quote | backslash | control) != 0
+    quote | backslash | control
 }
 
 
@@ -645,23 +655,43 @@ mod tests {
         )
     }
 
+    /// Where the scanner takes the first stop byte of a word to be.
+    fn first_stop(w: [u8; 8]) -> Option<usize> {
+        let stops = stop_bytes(u64::from_le_bytes(w));
+        (stops != 0).then(|| stops.trailing_zeros() as usize / 8)
+    }
+
+    fn is_stop(b: u8) -> bool {
+        b == b'"' || b == b'\\' || b < 0x20
+    }
+
     #[test]
     fn stop_byte_detection_is_exact() {
         for b in 0u8..=255 {
             for pos in 0..8 {
-                let mut w = [b'a'; 8];
-                w[pos] = b;
-                let want = b == b'"' || b == b'\\' || b < 0x20;
-                assert_eq!(
-                    has_stop_byte(u64::from_le_bytes(w)),
-                    want,
-                    "byte {b:#x} at {pos}"
-                );
+                for fill in [b'a', 0x80, 0xff, 0x20, 0x21, 0x5d] {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    let want = w.iter().position(|&c| is_stop(c));
+                    assert_eq!(first_stop(w), want, "byte {b:#x} at {pos} in {fill:#x}");
+                }
             }
         }
-        assert!(!has_stop_byte(u64::from_le_bytes(
-            *b"\xc3\xa9\xf0\x9f\x98\x80ab"
-        )));
+        assert_eq!(first_stop(*b"\xc3\xa9\xf0\x9f\x98\x80ab"), None);
+        // Words with several stop bytes, and everything around them: the
+        // first one is found, whatever follows (borrows run upwards only).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = [b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, b'a', 0x5c ^ 0x80, 0x7f, 0x80, 0xa0, 0xff];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w: [u8; 8] = std::array::from_fn(|i| {
+                let r = (x >> (i * 8)) as u8;
+                if r & 1 == 0 { alphabet[usize::from(r >> 1) % alphabet.len()] } else { r }
+            });
+            assert_eq!(first_stop(w), w.iter().position(|&c| is_stop(c)), "{w:?}");
+        }
     }
 
     #[test]
