@@ -31,6 +31,19 @@ def body_of(size):
         i += 1
 
 
+def start_receiver(fw):
+    """The framework's release example receiver: the process and its URL."""
+    import threading
+    env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error",
+               PLUGIPAY_EXAMPLE_QUIET="1")
+    proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    addr = proc.stdout.readline().strip().removeprefix("listening on ")
+    # Drain stdout (handled/duplicate lines) so the receiver never blocks.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return proc, addr
+
+
 def lua(body, header):
     return ("wrk.method = \"POST\"\n"
             f"wrk.body = {json.dumps(body)}\n"
@@ -92,14 +105,8 @@ def cpu_main():
     core = {size: core_cost(*signed(size)) for size in sizes}
     rows = []
     for fw in FRAMEWORKS:
-        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error",
-                   PLUGIPAY_EXAMPLE_QUIET="1")
-        proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc, addr = start_receiver(fw)
         try:
-            addr = proc.stdout.readline().strip().removeprefix("listening on ")
-            import threading
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             for size in sizes:
                 body, header = signed(size)
                 with tempfile.TemporaryDirectory() as d:
@@ -128,15 +135,8 @@ def cpu_main():
 def main():
     rows = []
     for fw in FRAMEWORKS:
-        env = dict(os.environ, PLUGIPAY_WEBHOOK_SECRET=SECRET, PORT="0", RUST_LOG="error",
-                   PLUGIPAY_EXAMPLE_QUIET="1")
-        proc = subprocess.Popen([os.path.join(ROOT, "target", "release", fw)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc, addr = start_receiver(fw)
         try:
-            addr = proc.stdout.readline().strip().removeprefix("listening on ")
-            # Drain stdout (handled/duplicate lines) so the receiver never blocks.
-            import threading
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             for size in SIZES:
                 body = body_of(size)
                 t = int(time.time())

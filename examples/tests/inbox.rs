@@ -156,6 +156,19 @@ fn a_slow_handler_does_not_delay_acknowledgements() {
 /// Four receivers (four frameworks) on one PostgreSQL; hundreds of events,
 /// each delivered several times concurrently; a receiver SIGKILLed and
 /// restarted every 700 ms throughout.
+/// The receivers' environment for [`deliver_while_killing`]: short leases,
+/// so a killed receiver's events are taken over within the test.
+fn killed_env(url: &str) -> [(&str, &str); 6] {
+    [
+        ("PLUGIPAY_INBOX_URL", url),
+        ("PLUGIPAY_INBOX_WORKERS", "2"),
+        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
+        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
+        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
+        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
+    ]
+}
+
 /// Four receivers (axum, actix-web, Rocket, warp) on one inbox, eight
 /// senders delivering 40 events each three times to different receivers,
 /// and a receiver SIGKILLed and restarted every 700 ms meanwhile: the
@@ -242,15 +255,7 @@ fn receivers_killed_throughout_lose_nothing_acknowledged_and_run_nothing_twice()
     };
     let rt = runtime();
     let (url, client) = rt.block_on(fresh_schema(&base));
-    let env = [
-        ("PLUGIPAY_INBOX_URL", url.as_str()),
-        ("PLUGIPAY_INBOX_WORKERS", "2"),
-        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
-        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
-        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
-        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
-    ];
-    let (acknowledged, kills, _survivors) = deliver_while_killing(&env);
+    let (acknowledged, kills, _survivors) = deliver_while_killing(&killed_env(&url));
     // Every acknowledged event is processed once the survivors catch up.
     let deadline = Instant::now() + Duration::from_secs(90);
     let ledger = loop {
@@ -392,15 +397,7 @@ fn redis_inbox_with_receivers_killed_throughout_loses_nothing_acknowledged() {
         return;
     };
     let url = fresh_redis_db(&base, 11);
-    let env = [
-        ("PLUGIPAY_INBOX_URL", url.as_str()),
-        ("PLUGIPAY_INBOX_WORKERS", "2"),
-        ("PLUGIPAY_INBOX_LEASE_MS", "1500"),
-        ("PLUGIPAY_INBOX_RETRY_BASE_MS", "50"),
-        ("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", "20"),
-        ("PLUGIPAY_EXAMPLE_QUIET", "1"),
-    ];
-    let (acknowledged, kills, _survivors) = deliver_while_killing(&env);
+    let (acknowledged, kills, _survivors) = deliver_while_killing(&killed_env(&url));
     let rt = runtime();
     let inbox = rt.block_on(async {
         let backend = plugipay_webhook_dispatch::inbox::inbox_from_url(&url)

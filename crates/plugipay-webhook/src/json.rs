@@ -218,7 +218,11 @@ impl<'a> Parser<'a> {
                         }
                         match self.value(2)? {
                             Kind::Str(s) => *slot = Some(s),
-                            _ => return Err(self.fail(Reason::FieldWrongType(field.name(), "a string"))),
+                            _ => {
+                                return Err(
+                                    self.fail(Reason::FieldWrongType(field.name(), "a string"))
+                                )
+                            }
                         }
                     }
                     Field::AccountId | Field::OccurredAt => {
@@ -233,7 +237,12 @@ impl<'a> Parser<'a> {
                         match self.value(2)? {
                             Kind::Str(s) => *slot = Some(Some(s)),
                             Kind::Null => *slot = Some(None),
-                            _ => return Err(self.fail(Reason::FieldWrongType(field.name(), "a string or null"))),
+                            _ => {
+                                return Err(self.fail(Reason::FieldWrongType(
+                                    field.name(),
+                                    "a string or null",
+                                )))
+                            }
                         }
                     }
                     Field::Data => {
@@ -245,7 +254,10 @@ impl<'a> Parser<'a> {
                         } else {
                             match self.value(2)? {
                                 Kind::Null => data = Some(None),
-                                _ => return Err(self.fail(Reason::FieldWrongType("data", "an object or null"))),
+                                _ => {
+                                    return Err(self
+                                        .fail(Reason::FieldWrongType("data", "an object or null")))
+                                }
                             }
                         }
                     }
@@ -632,7 +644,6 @@ fn stop_bytes(x: u64) -> u64 {
     quote | backslash | control
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,14 +692,31 @@ mod tests {
         // Words with several stop bytes, and everything around them: the
         // first one is found, whatever follows (borrows run upwards only).
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet = [b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, b'a', 0x5c ^ 0x80, 0x7f, 0x80, 0xa0, 0xff];
+        let alphabet = [
+            b'"',
+            b'\\',
+            0x00,
+            0x1f,
+            0x20,
+            0x21,
+            b'a',
+            0x5c ^ 0x80,
+            0x7f,
+            0x80,
+            0xa0,
+            0xff,
+        ];
         for _ in 0..200_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let w: [u8; 8] = std::array::from_fn(|i| {
                 let r = (x >> (i * 8)) as u8;
-                if r & 1 == 0 { alphabet[usize::from(r >> 1) % alphabet.len()] } else { r }
+                if r & 1 == 0 {
+                    alphabet[usize::from(r >> 1) % alphabet.len()]
+                } else {
+                    r
+                }
             });
             assert_eq!(first_stop(w), w.iter().position(|&c| is_stop(c)), "{w:?}");
         }

@@ -279,6 +279,19 @@ pub(crate) trait Session: Send {
     ) -> BoxFuture<'a, Result<TxEnd, StoreError>>;
 }
 
+/// [`Backend::wait`] for a backend whose listener task wakes `wake`: the
+/// first of a notification and `max`.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) fn notified_within(
+    wake: &Arc<tokio::sync::Notify>,
+    max: Duration,
+) -> BoxFuture<'static, ()> {
+    let wake = wake.clone();
+    Box::pin(async move {
+        let _ = tokio::time::timeout(max, wake.notified()).await;
+    })
+}
+
 /// Options of an [`Inbox`].
 #[derive(Debug, Clone)]
 pub(crate) struct Options {

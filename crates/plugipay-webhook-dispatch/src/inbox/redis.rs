@@ -587,10 +587,7 @@ impl Backend for RedisInbox {
 
     fn wait(&self, max: Duration) -> BoxFuture<'_, ()> {
         self.listen();
-        let wake = self.inner.wake.clone();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(max, wake.notified()).await;
-        })
+        super::notified_within(&self.inner.wake, max)
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {

@@ -285,7 +285,10 @@ mod tests {
                 return Poll::Pending;
             }
             self.pause = true;
-            let n = self.step.min(self.data.len() - self.at).min(buf.remaining());
+            let n = self
+                .step
+                .min(self.data.len() - self.at)
+                .min(buf.remaining());
             let at = self.at;
             buf.put_slice(&self.data[at..at + n]);
             self.at += n;
@@ -326,7 +329,14 @@ mod tests {
     #[test]
     fn every_byte_arrives_in_order_whatever_the_hint_says() {
         let data: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
-        for hint in [None, Some(0), Some(10), Some(69_999), Some(70_001), Some(u64::MAX)] {
+        for hint in [
+            None,
+            Some(0),
+            Some(10),
+            Some(69_999),
+            Some(70_001),
+            Some(u64::MAX),
+        ] {
             for step in [1, 999, 16 * 1024, 70_000] {
                 let got: Vec<u8> = chunks(&data, step, hint).concat();
                 assert_eq!(got, data, "hint {hint:?}, step {step}");
