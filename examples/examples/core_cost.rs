@@ -1,17 +1,23 @@
-//! What the verified route costs outside any framework: `Verifier::verify`
-//! plus the example receiver's dispatch (memory de-duplication; after the
-//! first delivery every one is a duplicate, as under `wrk`), with the same
-//! tracing subscriber and metrics recorder the receivers install. Prints
-//! the CPU time per delivery in µs — `scripts/http-bench --cpu` subtracts it
-//! from the verified route's server CPU per request.
+//! What the verified route costs outside any framework: the core's
+//! `http::receive` — the one call every adapter makes: header parse, the
+//! per-delivery span and counter, body collection, verify — over a body that
+//! is already in memory, the example receiver's dispatch (memory
+//! de-duplication; after the first delivery every one is a duplicate, as
+//! under `wrk`) and the response the adapters send (`Outcome::to_response`),
+//! with the tracing subscriber and metrics recorder the receivers install.
+//! Prints the CPU time per delivery in µs — `scripts/http-bench --cpu`
+//! subtracts it from the verified route's server CPU per request; what is
+//! left is the framework and its adapter.
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=… cargo run --release -p plugipay-webhook-examples \
 //!     --example core_cost -- BODY_FILE SIGNATURE_HEADER [ITERATIONS]
 
 use std::time::Instant;
 
+use http_body_util::{BodyDataStream, Full};
+use plugipay_webhook::http::{receive, HttpHead};
 use plugipay_webhook::{Bytes, Verifier};
-use plugipay_webhook_examples::{init_tracing, Receiver};
+use plugipay_webhook_examples::{init_tracing, Receiver, WEBHOOK_ROUTE};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -29,10 +35,18 @@ fn main() {
     rt.block_on(async {
         let verifier = Verifier::from_env().expect("PLUGIPAY_WEBHOOK_SECRET");
         let receiver = Receiver::from_env_or_exit().await;
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-plugipay-signature", header.parse().expect("header"));
+        headers.insert("content-type", "application/json".parse().expect("header"));
+        headers.insert("content-length", body.len().into());
         let once = |body: Bytes| {
-            let event = verifier.verify(body, Some(header)).expect("verifies");
-            let receiver = receiver.clone();
-            async move { receiver.handle(&event).await }
+            let (verifier, receiver, headers) = (&verifier, receiver.clone(), &headers);
+            async move {
+                let head = HttpHead::new(WEBHOOK_ROUTE, headers);
+                let stream = BodyDataStream::new(Full::new(body));
+                let event = receive(Some(verifier), &head, stream).await.expect("verifies");
+                receiver.handle(&event).await.to_response()
+            }
         };
         for _ in 0..iterations / 10 {
             once(body.clone()).await;
