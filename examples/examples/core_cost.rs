@@ -44,7 +44,9 @@ fn main() {
             async move {
                 let head = HttpHead::new(WEBHOOK_ROUTE, headers);
                 let stream = BodyDataStream::new(Full::new(body));
-                let event = receive(Some(verifier), &head, stream).await.expect("verifies");
+                let event = receive(Some(verifier), &head, stream)
+                    .await
+                    .expect("verifies");
                 receiver.handle(&event).await.to_response()
             }
         };
