@@ -505,8 +505,8 @@ impl Session for PgSession {
         owner: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let sql = self.sql.clone();
-            self.owned("complete", &sql.complete, job, owner, &[]).await
+            self.owned("complete", &self.sql.complete, job, owner, &[])
+                .await
         })
     }
 
@@ -519,13 +519,12 @@ impl Session for PgSession {
         dead: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let sql = self.sql.clone();
             if dead {
-                self.owned("fail", &sql.fail_dead, job, owner, &[&error])
+                self.owned("fail", &self.sql.fail_dead, job, owner, &[&error])
                     .await
             } else {
                 let ms = millis(retry_in);
-                self.owned("fail", &sql.fail_retry, job, owner, &[&error, &ms])
+                self.owned("fail", &self.sql.fail_retry, job, owner, &[&error, &ms])
                     .await
             }
         })
@@ -536,10 +535,7 @@ impl Session for PgSession {
         job: &'a Job,
         owner: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let sql = self.sql.clone();
-            self.owned("skip", &sql.skip, job, owner, &[]).await
-        })
+        Box::pin(async move { self.owned("skip", &self.sql.skip, job, owner, &[]).await })
     }
 
     fn extend<'a>(
@@ -549,9 +545,9 @@ impl Session for PgSession {
         lease: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let sql = self.sql.clone();
             let ms = millis(lease);
-            self.owned("extend", &sql.extend, job, owner, &[&ms]).await
+            self.owned("extend", &self.sql.extend, job, owner, &[&ms])
+                .await
         })
     }
 
