@@ -4,7 +4,7 @@ import base64, hashlib, json, os
 
 root = os.path.dirname(os.path.abspath(__file__))
 doc = json.load(open(os.path.join(root, "..", "tests", "vectors", "vectors.json")))
-for target in ("header", "verify"):
+for target in ("header", "verify", "scan"):
     os.makedirs(os.path.join(root, "corpus", target), exist_ok=True)
 
 def put(target, data):
@@ -21,5 +21,10 @@ for v in doc["vectors"]:
         sel = 1 if len(v["secrets"]) == 2 else 0
         put("verify", bytes([sel]) + headers[0] + b"\n\n" + body)
         put("verify", bytes([0x80]) + b"\n\n" + body)
+        put("scan", body)
         n += 1
+# Non-ASCII text, for the UTF-8 validators the scan target compares.
+text = "Abonnement été — プラン座席・年間契約 😀 Grüße".encode()
+put("scan", b'{"id":"evt_1","type":"t","data":{"object":{"d":"' + text * 4 + b'"}}}')
+put("scan", b'{"id":"evt_1","type":"t","d":"' + text * 3 + b"\xed\xa0\x80" + text + b'"}')
 print(f"seeded corpora from {len(doc['vectors'])} vectors ({n} verify seeds x2)")

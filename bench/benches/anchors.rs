@@ -9,7 +9,7 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
 use plugipay_webhook::{testing, Verifier};
-use plugipay_webhook_bench::{body_of, NOW, SECRET};
+use plugipay_webhook_bench::{body_of, text_body_of, NOW, SECRET};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -33,12 +33,20 @@ struct FloorData<'a> {
 }
 
 fn bench(c: &mut Criterion) {
+    anchors(c, "anchors", body_of);
+    validate(c, "validate", body_of);
+    // Raw non-ASCII text: where the `simd` feature's UTF-8 validation counts.
+    anchors(c, "anchors_text", text_body_of);
+    validate(c, "validate_text", text_body_of);
+}
+
+fn anchors(c: &mut Criterion, name: &str, body_of: fn(usize) -> Vec<u8>) {
     let verifier = Verifier::new(SECRET);
     let key = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     let svix_secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(b"bench-svix-key-0123456789abcdef!"));
     let svix = standardwebhooks::Webhook::new(&svix_secret).expect("svix key");
 
-    let mut group = c.benchmark_group("anchors");
+    let mut group = c.benchmark_group(name);
     for size in [512usize, 2048, 16 * 1024, 256 * 1024] {
         let raw = body_of(size);
         let body = Bytes::from(raw.clone());
@@ -102,12 +110,14 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+}
 
+fn validate(c: &mut Criterion, name: &str, body_of: fn(usize) -> Vec<u8>) {
     // The JSON pass alone: what each validator costs over the same bytes,
     // against the keyed HMAC — the question being whether a SIMD parser
     // could bring verify near the HMAC (issue: ≤ 1.6 × HMAC at 16 KiB+).
     // plugipay's own pass is `plugipay_verify` − `hmac` above.
-    let mut group = c.benchmark_group("validate");
+    let mut group = c.benchmark_group(name);
     for size in [512usize, 2048, 16 * 1024, 256 * 1024] {
         let raw = body_of(size);
         group.throughput(Throughput::Bytes(raw.len() as u64));

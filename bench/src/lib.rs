@@ -13,11 +13,23 @@ pub const SECRET: &str = "whsec_bench_0123456789abcdef";
 /// webhook consumer does.
 #[must_use]
 pub fn body_of(size: usize) -> Vec<u8> {
+    invoice(size, r"Plan \u00e9t\u00e9 seat")
+}
+
+/// The same envelope with its line items described in raw non-ASCII text
+/// (French, Japanese, an emoji): about a third of the bytes are multi-byte
+/// UTF-8, which every contender must validate.
+#[must_use]
+pub fn text_body_of(size: usize) -> Vec<u8> {
+    invoice(size, "Abonnement été — プラン座席・年間契約 😀 Grüße, ¿qué tal?")
+}
+
+fn invoice(size: usize, description: &str) -> Vec<u8> {
     let mut lines = Vec::new();
     let mut i = 0;
     loop {
         lines.push(format!(
-            r#"{{"id":"il_{i:08}","description":"Plan \u00e9t\u00e9 seat {i}","amount":{},"currency":"usd","quantity":1,"metadata":{{"k":"v","n":null}}}}"#,
+            r#"{{"id":"il_{i:08}","description":"{description} {i}","amount":{},"currency":"usd","quantity":1,"metadata":{{"k":"v","n":null}}}}"#,
             1000 + i
         ));
         let body = format!(

@@ -15,11 +15,25 @@ const NOW: i64 = 1_767_225_600;
 
 /// A realistic envelope of about `size` bytes: an invoice with line items.
 fn body_of(size: usize) -> Bytes {
+    invoice(size, r"Plan \u00e9t\u00e9 seat")
+}
+
+/// The same invoice with its descriptions in raw (unescaped) non-ASCII text,
+/// as a service writing French, Japanese and emoji sends it: a third of the
+/// body's bytes are multi-byte UTF-8.
+fn text_body_of(size: usize) -> Bytes {
+    invoice(
+        size,
+        "Abonnement été — プラン座席・年間契約 😀 Grüße, ¿qué tal?",
+    )
+}
+
+fn invoice(size: usize, description: &str) -> Bytes {
     let mut lines = Vec::new();
     let mut i = 0;
     loop {
         let line = format!(
-            r#"{{"id":"il_{i:08}","description":"Plan \u00e9t\u00e9 seat {i}","amount":{},"currency":"usd","quantity":1,"metadata":{{"k":"v","n":null}}}}"#,
+            r#"{{"id":"il_{i:08}","description":"{description} {i}","amount":{},"currency":"usd","quantity":1,"metadata":{{"k":"v","n":null}}}}"#,
             1000 + i
         );
         lines.push(line);
@@ -54,9 +68,14 @@ struct FloorData<'a> {
 }
 
 fn bench(c: &mut Criterion) {
+    group(c, "verify", body_of);
+    group(c, "text", text_body_of);
+}
+
+fn group(c: &mut Criterion, name: &str, body_of: fn(usize) -> Bytes) {
     let verifier = Verifier::new(SECRET).body_limit(1 << 20);
     let key = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    let mut group = c.benchmark_group("verify");
+    let mut group = c.benchmark_group(name);
     for size in [512usize, 2048, 16 * 1024, 256 * 1024] {
         let body = body_of(size);
         let header = testing::sign_header(SECRET, NOW, &body);
@@ -70,6 +89,9 @@ fn bench(c: &mut Criterion) {
                 mac.update(body);
                 black_box(mac.finalize().into_bytes())
             })
+        });
+        group.bench_with_input(BenchmarkId::new("utf8", size), &body, |b, body| {
+            b.iter(|| black_box(std::str::from_utf8(body).is_ok()))
         });
         group.bench_with_input(BenchmarkId::new("floor", size), &body, |b, body| {
             b.iter(|| {

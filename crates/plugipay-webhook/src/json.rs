@@ -34,33 +34,78 @@ pub(crate) struct Envelope {
     pub(crate) object: Option<Range<usize>>,
 }
 
-/// Validates `body` as an envelope and locates its fields.
+/// Which UTF-8 validator checks a body whose strings hold non-ASCII text.
 ///
-/// UTF-8 is validated inside the same pass: outside strings the grammar admits
-/// only ASCII, and a string's bytes are checked when it holds any non-ASCII
-/// byte, so the whole body is valid UTF-8 exactly when the scan succeeds.
-pub(crate) fn scan_envelope(body: &[u8]) -> Result<Envelope, SignatureError> {
-    scan(body).map_err(|e| {
-        // On the error path only: name the more useful reason.
-        if std::str::from_utf8(body).is_err() {
-            SignatureError::invalid(Reason::BodyNotUtf8)
-        } else {
-            e
-        }
-    })
+/// Both accept exactly the same inputs (`tests` and the `scan` fuzz target
+/// compare them); the scalar one is the reference and the only one without
+/// the `simd` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Utf8 {
+    /// `std::str::from_utf8`.
+    Scalar,
+    /// `simdutf8`: AVX2 or SSE4.2 when the CPU has them (detected at run
+    /// time, once), NEON on aarch64, its own scalar code elsewhere.
+    #[cfg(feature = "simd")]
+    Simd,
 }
 
-fn scan(body: &[u8]) -> Result<Envelope, SignatureError> {
+impl Utf8 {
+    /// The one `verify` uses.
+    #[cfg(feature = "simd")]
+    pub(crate) const DEFAULT: Utf8 = Utf8::Simd;
+    /// The one `verify` uses.
+    #[cfg(not(feature = "simd"))]
+    pub(crate) const DEFAULT: Utf8 = Utf8::Scalar;
+
+    fn valid(self, bytes: &[u8]) -> bool {
+        match self {
+            Utf8::Scalar => std::str::from_utf8(bytes).is_ok(),
+            #[cfg(feature = "simd")]
+            Utf8::Simd => simdutf8::basic::from_utf8(bytes).is_ok(),
+        }
+    }
+}
+
+/// Validates `body` as an envelope and locates its fields.
+pub(crate) fn scan_envelope(body: &[u8]) -> Result<Envelope, SignatureError> {
+    scan_envelope_with(body, Utf8::DEFAULT)
+}
+
+/// [`scan_envelope`] with the given UTF-8 validator.
+///
+/// UTF-8 is settled without a second look at ASCII bodies: outside strings
+/// the grammar admits only ASCII, and a multi-byte sequence never holds a
+/// quote, a backslash or a control byte, so the pass only notes whether any
+/// string byte was non-ASCII. If one was, the body is valid exactly when it
+/// is valid UTF-8 as a whole — one call over the whole body, where a SIMD
+/// validator runs at many bytes per cycle.
+pub(crate) fn scan_envelope_with(body: &[u8], utf8: Utf8) -> Result<Envelope, SignatureError> {
+    let not_utf8 = || SignatureError::invalid(Reason::BodyNotUtf8);
+    match scan(body) {
+        Ok((envelope, false)) => Ok(envelope),
+        Ok((envelope, true)) if utf8.valid(body) => Ok(envelope),
+        Ok(_) => Err(not_utf8()),
+        // On the error path: name the more useful reason.
+        Err(_) if !utf8.valid(body) => Err(not_utf8()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The envelope, and whether any string held a non-ASCII byte.
+fn scan(body: &[u8]) -> Result<(Envelope, bool), SignatureError> {
     let mut p = Parser {
         b: body,
         i: 0,
         error: None,
+        high: 0,
     };
-    p.document().map_err(|Stop| {
-        p.error
+    match p.document() {
+        Ok(envelope) => Ok((envelope, p.high & HIGHS != 0)),
+        Err(Stop) => Err(p
+            .error
             .take()
-            .unwrap_or_else(|| SignatureError::invalid(Reason::BodyNotJson("invalid JSON", 0)))
-    })
+            .unwrap_or_else(|| SignatureError::invalid(Reason::BodyNotJson("invalid JSON", 0)))),
+    }
 }
 
 /// Decodes a JSON string span (with escapes) into an owned string.
@@ -120,6 +165,9 @@ struct Parser<'a> {
     i: usize,
     /// Why the scan stopped, once it has.
     error: Option<SignatureError>,
+    /// Every string byte seen, OR-ed eight at a time: non-ASCII text shows
+    /// as a high bit.
+    high: u64,
 }
 
 /// The scan stopped; the reason is in [`Parser::error`]. A zero-sized error
@@ -562,11 +610,7 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 Some(b'"') => {
                     let range = start..self.i;
-                    // A multi-byte sequence never holds a quote, a backslash
-                    // or a control byte, so a valid string is exactly this span.
-                    if seen & HIGHS != 0 && std::str::from_utf8(&self.b[range.clone()]).is_err() {
-                        return Err(self.fail(Reason::BodyNotUtf8));
-                    }
+                    self.high |= seen;
                     self.i += 1;
                     return Ok(StrSpan { range, escaped });
                 }
@@ -788,6 +832,138 @@ mod tests {
         }
         // A byte-order mark is not JSON whitespace.
         assert!(scan_envelope(b"\xef\xbb\xbf{\"id\":\"a\",\"type\":\"t\"}").is_err());
+    }
+
+    #[cfg(feature = "simd")]
+    /// The SIMD path against the scalar reference.
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Byte sequences every UTF-8 validator must refuse, and some it must
+        /// take, to plant inside strings at every offset.
+        const BROKEN: &[&[u8]] = &[
+            b"\xff",
+            b"\x80",
+            b"\xc3",             // a lead byte without its continuation
+            b"\xe4\xb8",         // three-byte sequence cut short
+            b"\xf0\x9f\x98",     // four-byte sequence cut short
+            b"\xc0\xaf",         // overlong `/`
+            b"\xe0\x80\xaf",     // overlong, three bytes
+            b"\xed\xa0\x80",     // an encoded surrogate
+            b"\xf4\x90\x80\x80", // above U+10FFFF
+            b"\xf8\x88\x80\x80\x80",
+        ];
+        const WHOLE: &[&str] = &["\u{e9}", "\u{4e2d}", "\u{1F600}", "\u{10FFFF}", "\u{7ff}"];
+
+        fn both(body: &[u8]) -> String {
+            let scalar = format!("{:?}", scan_envelope_with(body, Utf8::Scalar));
+            let simd = format!("{:?}", scan_envelope_with(body, Utf8::Simd));
+            assert_eq!(scalar, simd, "{}", String::from_utf8_lossy(body));
+            scalar
+        }
+
+        /// A long string of multi-byte text with `planted` at `at`, in every
+        /// position of a body several SIMD blocks long.
+        fn planted(at: usize, planted: &[u8], text: &str) -> Vec<u8> {
+            let mut s = text.repeat(300 / text.len() + 1).into_bytes();
+            s.splice(at..at, planted.iter().copied());
+            let mut body = br#"{"id":"evt_1","type":"t","data":{"object":{"d":""#.to_vec();
+            body.extend_from_slice(&s);
+            body.extend_from_slice(br#""}}}"#);
+            body
+        }
+
+        #[test]
+        fn simd_and_scalar_utf8_agree_on_every_offset() {
+            for text in WHOLE {
+                for at in 0..260 {
+                    for bad in BROKEN {
+                        let body = planted(at, bad, text);
+                        let out = both(&body);
+                        assert!(out.contains("UTF-8"), "{out}");
+                    }
+                    for good in WHOLE {
+                        let body = planted(at, good.as_bytes(), text);
+                        if std::str::from_utf8(&body).is_ok() {
+                            assert!(both(&body).starts_with("Ok"));
+                        }
+                    }
+                }
+            }
+            // An invalid body that is also broken JSON: the UTF-8 reason wins on
+            // both paths; a body that is only broken JSON keeps its JSON reason.
+            let out = both(b"{\"id\":\"\xff\",\"type\":");
+            assert!(out.contains("UTF-8"), "{out}");
+            let out = both("{\"id\":\"é\",\"type\":".as_bytes());
+            assert!(
+                out.contains("not valid JSON") || out.contains("JSON"),
+                "{out}"
+            );
+        }
+
+        const SNIPPETS: &[&[u8]] = &[
+            b"\\u00e9",
+            b"\\ud83d\\ude00",
+            b"\\ud800",
+            b"\\n",
+            b"\\\"",
+            b"\",\"k\":\"",
+            b"\"},{\"k\":\"",
+            b"\":[1,\"",
+        ];
+
+        /// Bytes of JSON-ish text: whole characters of 1–4 bytes, structure,
+        /// escapes, and broken sequences, so both valid and invalid bodies
+        /// come out often.
+        fn piece() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                4 => any::<char>().prop_map(|c| c.to_string().into_bytes()),
+                2 => "[a-z ]{1,40}".prop_map(String::into_bytes),
+                1 => prop::sample::select(BROKEN).prop_map(<[u8]>::to_vec),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+                1 => prop::sample::select(SNIPPETS).prop_map(<[u8]>::to_vec),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            /// Inside an envelope's string (mostly well-formed JSON around it).
+            #[test]
+            fn simd_and_scalar_paths_accept_the_same_bodies(
+                pieces in prop::collection::vec(piece(), 0..80),
+                at in 0usize..3,
+            ) {
+                let text: Vec<u8> = pieces.concat();
+                let mut body = match at {
+                    0 => br#"{"id":""#.to_vec(),
+                    1 => br#"{"id":"e","type":"t","data":{"object":{"x":""#.to_vec(),
+                    _ => br#"{"type":"t","id":"e","k":[""#.to_vec(),
+                };
+                body.extend_from_slice(&text);
+                body.extend_from_slice(match at {
+                    0 => &br#"","type":"t"}"#[..],
+                    1 => br#""}}}"#,
+                    _ => br#""]}"#,
+                });
+                let out = both(&body);
+                if std::str::from_utf8(&body).is_err() {
+                    prop_assert!(out.contains("UTF-8"), "{}", out);
+                } else if out.starts_with("Ok") {
+                    prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+                }
+            }
+
+            /// Arbitrary bytes.
+            #[test]
+            fn simd_and_scalar_paths_agree_on_any_bytes(body in prop::collection::vec(any::<u8>(), 0..600)) {
+                let out = both(&body);
+                if std::str::from_utf8(&body).is_err() {
+                    prop_assert!(out.contains("UTF-8"), "{}", out);
+                }
+            }
+        }
     }
 
     #[test]

@@ -22,3 +22,19 @@ pub use verifier::{
 pub use bytes::Bytes;
 /// Re-exported so `object()` and `raw()` callers name the same `Value` type.
 pub use serde_json;
+
+/// Not API: what the `scan` fuzz target drives. May change in any release.
+#[doc(hidden)]
+#[cfg(feature = "simd")]
+pub mod __private {
+    /// The envelope scan's outcome on `body` with the scalar (reference) and
+    /// with the SIMD UTF-8 validator, each rendered with `Debug` (field
+    /// locations, or the error with its reason and offset) to be compared.
+    pub fn scan_both(body: &[u8]) -> (String, String) {
+        use crate::json::{scan_envelope_with, Utf8};
+        (
+            format!("{:?}", scan_envelope_with(body, Utf8::Scalar)),
+            format!("{:?}", scan_envelope_with(body, Utf8::Simd)),
+        )
+    }
+}
