@@ -189,6 +189,23 @@ static STOP: [u8; 256] = {
     t
 };
 
+// Hex digit values; 0x80 for any other byte.
+static HEX: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 impl<'a> Parser<'a> {
     /// Records why the scan stops here; the caller returns `Err(Stop)`.
     #[cold]
@@ -584,6 +601,7 @@ impl<'a> Parser<'a> {
             // holding a stop byte, go straight to it (the lowest flagged byte
             // of the SWAR mask is exact); byte at a time only in the last
             // seven bytes of the body. Remember whether any was non-ASCII.
+            let mut stop = None;
             while let Some(word) = self.b.get(self.i..self.i + 8) {
                 let Ok(word) = <[u8; 8]>::try_from(word) else {
                     break;
@@ -598,16 +616,21 @@ impl<'a> Parser<'a> {
                 let k = stops.trailing_zeros() / 8;
                 seen |= word & !(u64::MAX << (8 * k));
                 self.i += k as usize;
+                // The stop byte itself, from the word already in a register.
+                stop = Some((word >> (8 * k)) as u8);
                 break;
             }
-            while let Some(&c) = self.b.get(self.i) {
-                if STOP[c as usize] != 0 {
-                    break;
+            if stop.is_none() {
+                while let Some(&c) = self.b.get(self.i) {
+                    if STOP[c as usize] != 0 {
+                        break;
+                    }
+                    seen |= u64::from(c);
+                    self.i += 1;
                 }
-                seen |= u64::from(c);
-                self.i += 1;
+                stop = self.peek();
             }
-            match self.peek() {
+            match stop {
                 Some(b'"') => {
                     let range = start..self.i;
                     self.high |= seen;
@@ -656,18 +679,19 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, Stop> {
-        let Some(digits) = self.b.get(self.i..self.i + 4) else {
+        let digits = self
+            .b
+            .get(self.i..self.i + 4)
+            .and_then(|d| <[u8; 4]>::try_from(d).ok());
+        let Some(digits) = digits else {
             return Err(self.err("invalid \\u escape"));
         };
-        let mut v = 0u32;
-        for &d in digits {
-            let Some(n) = (d as char).to_digit(16) else {
-                return Err(self.err("invalid \\u escape"));
-            };
-            v = v * 16 + n;
+        let [a, b, c, d] = digits.map(|x| HEX[usize::from(x)]);
+        if (a | b | c | d) & 0x80 != 0 {
+            return Err(self.err("invalid \\u escape"));
         }
         self.i += 4;
-        Ok(v)
+        Ok(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d))
     }
 }
 
@@ -763,6 +787,23 @@ mod tests {
                 }
             });
             assert_eq!(first_stop(w), w.iter().position(|&c| is_stop(c)), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn hex_table_is_exact() {
+        for b in 0u8..=255 {
+            let want = (b as char).to_digit(16).map(|d| d as u8).unwrap_or(0x80);
+            assert_eq!(HEX[usize::from(b)], want, "byte {b:#x}");
+        }
+        let body = br#"{"id":"\u00E9\uAbCd\u0041","type":"t"}"#;
+        assert!(scan_envelope(body).is_ok());
+        for body in [
+            &br#"{"id":"\u00g9","type":"t"}"#[..],
+            br#"{"id":"\u00"#,
+            br#"{"id":"\u 123","type":"t"}"#,
+        ] {
+            assert!(bad(body).contains("escape"), "{}", bad(body));
         }
     }
 
