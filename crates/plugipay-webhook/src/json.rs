@@ -591,16 +591,53 @@ impl<'a> Parser<'a> {
     }
 
     /// A string starting at the opening quote; returns the span between quotes.
+    ///
+    /// The common case — no escape before the closing quote, not within the
+    /// body's last eight bytes — is inlined at every call; the rest goes
+    /// out of line to [`Parser::string_rest`].
+    #[inline(always)]
     fn string(&mut self) -> Result<StrSpan, Stop> {
         self.i += 1; // '"'
         let start = self.i;
-        let mut escaped = false;
         let mut seen = 0u64;
+        while let Some(word) = self.b.get(self.i..self.i + 8) {
+            let Ok(word) = <[u8; 8]>::try_from(word) else {
+                break;
+            };
+            let word = u64::from_le_bytes(word);
+            let stops = stop_bytes(word);
+            if stops == 0 {
+                seen |= word;
+                self.i += 8;
+                continue;
+            }
+            let k = stops.trailing_zeros() / 8;
+            if (word >> (8 * k)) as u8 != b'"' {
+                break;
+            }
+            seen |= word & !(u64::MAX << (8 * k));
+            self.high |= seen;
+            self.i += k as usize;
+            let range = start..self.i;
+            self.i += 1;
+            return Ok(StrSpan {
+                range,
+                escaped: false,
+            });
+        }
+        self.string_rest(start, seen)
+    }
+
+    /// The rest of a string from `self.i` (`seen`: the bytes before it,
+    /// OR-ed): escapes, control bytes, the body's last bytes.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, mut seen: u64) -> Result<StrSpan, Stop> {
+        let mut escaped = false;
         loop {
-            // Fast path: skip ordinary bytes eight at a time; in the word
-            // holding a stop byte, go straight to it (the lowest flagged byte
-            // of the SWAR mask is exact); byte at a time only in the last
-            // seven bytes of the body. Remember whether any was non-ASCII.
+            // Skip ordinary bytes eight at a time; in the word holding a stop
+            // byte, go straight to it (the lowest flagged byte of the SWAR
+            // mask is exact); byte at a time only in the last seven bytes of
+            // the body. Remember whether any was non-ASCII.
             let mut stop = None;
             while let Some(word) = self.b.get(self.i..self.i + 8) {
                 let Ok(word) = <[u8; 8]>::try_from(word) else {
