@@ -427,7 +427,7 @@ mod tests {
             format!("t=1;v1={hex}"),
             format!("v1={hex},t=1"),
         ];
-        // Every byte value at every position of the canonical header.
+        // Eleven telling byte values at every position of the canonical header.
         let base = canonical.into_bytes();
         let mut bytes_cases = Vec::new();
         for at in 0..base.len() {
@@ -446,6 +446,24 @@ mod tests {
                 outcome(SignatureHeader::parse_any(v)),
                 "{}",
                 String::from_utf8_lossy(v)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Canonical headers and near misses (mostly canonical parts, so the
+        /// fast path is taken often): both paths give the same answer.
+        #[test]
+        fn both_header_paths_agree(
+            t in proptest::prop_oneof![3 => "[0-9]{1,19}", 1 => "[0-9+ -]{0,21}"],
+            sep in proptest::prop_oneof![3 => proptest::strategy::Just(",".to_owned()), 1 => "(, |,,|;| ,)"],
+            key in proptest::prop_oneof![3 => proptest::strategy::Just("v1".to_owned()), 1 => "(v2|V1|t| v1)"],
+            hex in proptest::prop_oneof![3 => "[0-9a-fA-F]{64}", 1 => "[0-9a-fA-Fg ,=]{60,68}"],
+        ) {
+            let v = format!("t={t}{sep}{key}={hex}");
+            proptest::prop_assert_eq!(
+                outcome(SignatureHeader::parse(v.as_bytes())),
+                outcome(SignatureHeader::parse_any(v.as_bytes()))
             );
         }
     }
