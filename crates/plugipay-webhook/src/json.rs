@@ -600,24 +600,8 @@ impl<'a> Parser<'a> {
         self.i += 1; // '"'
         let start = self.i;
         let mut seen = 0u64;
-        while let Some(word) = self.b.get(self.i..self.i + 8) {
-            let Ok(word) = <[u8; 8]>::try_from(word) else {
-                break;
-            };
-            let word = u64::from_le_bytes(word);
-            let stops = stop_bytes(word);
-            if stops == 0 {
-                seen |= word;
-                self.i += 8;
-                continue;
-            }
-            let k = stops.trailing_zeros() / 8;
-            if (word >> (8 * k)) as u8 != b'"' {
-                break;
-            }
-            seen |= word & !(u64::MAX << (8 * k));
+        if self.skip_to_stop(&mut seen) == Some(b'"') {
             self.high |= seen;
-            self.i += k as usize;
             let range = start..self.i;
             self.i += 1;
             return Ok(StrSpan {
@@ -628,36 +612,41 @@ impl<'a> Parser<'a> {
         self.string_rest(start, seen)
     }
 
+    /// Skips ordinary string bytes eight at a time from `self.i`, OR-ing
+    /// them into `seen` (non-ASCII shows as a high bit), and stops at the
+    /// first quote, backslash or control byte: returns it, taken from the
+    /// word already in a register (the lowest flagged byte of the SWAR mask
+    /// is exact). `None` when fewer than eight bytes are left before one.
+    #[inline(always)]
+    fn skip_to_stop(&mut self, seen: &mut u64) -> Option<u8> {
+        while let Some(word) = self.b.get(self.i..self.i + 8) {
+            let Ok(word) = <[u8; 8]>::try_from(word) else {
+                break;
+            };
+            let word = u64::from_le_bytes(word);
+            let stops = stop_bytes(word);
+            if stops == 0 {
+                *seen |= word;
+                self.i += 8;
+                continue;
+            }
+            let k = stops.trailing_zeros() / 8;
+            *seen |= word & !(u64::MAX << (8 * k));
+            self.i += k as usize;
+            return Some((word >> (8 * k)) as u8);
+        }
+        None
+    }
+
     /// The rest of a string from `self.i` (`seen`: the bytes before it,
     /// OR-ed): escapes, control bytes, the body's last bytes.
     #[inline(never)]
     fn string_rest(&mut self, start: usize, mut seen: u64) -> Result<StrSpan, Stop> {
         let mut escaped = false;
         loop {
-            // Skip ordinary bytes eight at a time; in the word holding a stop
-            // byte, go straight to it (the lowest flagged byte of the SWAR
-            // mask is exact); byte at a time only in the last seven bytes of
-            // the body. Remember whether any was non-ASCII.
-            let mut stop = None;
-            while let Some(word) = self.b.get(self.i..self.i + 8) {
-                let Ok(word) = <[u8; 8]>::try_from(word) else {
-                    break;
-                };
-                let word = u64::from_le_bytes(word);
-                let stops = stop_bytes(word);
-                if stops == 0 {
-                    seen |= word;
-                    self.i += 8;
-                    continue;
-                }
-                let k = stops.trailing_zeros() / 8;
-                seen |= word & !(u64::MAX << (8 * k));
-                self.i += k as usize;
-                // The stop byte itself, from the word already in a register.
-                stop = Some((word >> (8 * k)) as u8);
-                break;
-            }
+            let mut stop = self.skip_to_stop(&mut seen);
             if stop.is_none() {
+                // The body's last seven bytes: one at a time.
                 while let Some(&c) = self.b.get(self.i) {
                     if STOP[c as usize] != 0 {
                         break;
