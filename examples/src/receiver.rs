@@ -7,7 +7,7 @@ use std::time::Duration;
 use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_dispatch::inbox::{
-    current_attempt, inbox_from_url, Inbox, Processed, SqlValue, Workers,
+    current_attempt, inbox_from_url, Inbox, Processed, ProcessedEvent, SqlValue, Workers,
 };
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
@@ -196,8 +196,11 @@ pub fn init_tracing() {
 ///   (first backoff, 1000);
 /// - `PLUGIPAY_EXAMPLE_FAIL_FIRST=N`: every handler fails the first N
 ///   attempts of each event;
+/// - `PLUGIPAY_EXAMPLE_ABORT_ON=ID`: the handler aborts the whole process
+///   when it runs event `ID` (a poison event, for the tests);
 /// - stdout: `handled <id> <type>` once "done" is committed, `dead <id>
-///   <type>` when an event goes dead;
+///   <type>` when an event goes dead — each with a last field
+///   `tenant=<name>` for deliveries on the tenant route;
 /// - the `plugipay.invoice.paid.v1` handler inserts one row `(event_id,
 ///   amount)` — `data.object.total` — into `example_ledger` (created if
 ///   missing, no unique constraint) inside the inbox's transaction, on a SQL
@@ -287,38 +290,56 @@ impl Receiver {
         let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
         let fail_first =
             u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
+        let abort_on: Option<std::sync::Arc<str>> = std::env::var("PLUGIPAY_EXAMPLE_ABORT_ON")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Into::into);
         let backend = inbox_from_url(url).await.map_err(|e| e.to_string())?;
         let transactional = backend.is_transactional();
-        // Every handler: the delay, then fail the first N attempts.
-        let fails = move || -> Result<(), std::io::Error> {
-            if current_attempt().unwrap_or(1) <= fail_first {
-                return Err(std::io::Error::other(format!(
-                    "PLUGIPAY_EXAMPLE_FAIL_FIRST={fail_first}"
-                )));
-            }
-            Ok(())
-        };
+        // Every handler: the delay, then abort on the poison event, then
+        // fail the first N attempts.
+        let fails =
+            std::sync::Arc::new(move |event: &WebhookEvent| -> Result<(), std::io::Error> {
+                if abort_on.as_deref() == Some(event.id()) {
+                    eprintln!("PLUGIPAY_EXAMPLE_ABORT_ON: aborting on {}", event.id());
+                    std::process::abort();
+                }
+                if current_attempt().unwrap_or(1) <= fail_first {
+                    return Err(std::io::Error::other(format!(
+                        "PLUGIPAY_EXAMPLE_FAIL_FIRST={fail_first}"
+                    )));
+                }
+                Ok(())
+            });
+        // The handler timeout is the inbox's default: half the lease (on
+        // SQLite, a transactional handler's is half the store timeout).
         let mut builder = Inbox::builder(backend)
             .lease(lease)
-            .handler_timeout(lease / 2)
             .max_attempts(u32::try_from(max_attempts).unwrap_or(u32::MAX))
             .retry_backoff(
                 retry_base,
                 retry_base.saturating_mul(64).max(Duration::from_secs(60)),
             )
-            .observe(move |id, event_type, processed| {
+            .on_processed(move |p: &ProcessedEvent<'_>| {
                 if quiet {
                     return;
                 }
-                match processed {
-                    Processed::Done => say(&format!("handled {id} {event_type}")),
-                    Processed::Dead => say(&format!("dead {id} {event_type}")),
+                let (id, event_type) = (p.id, p.event_type);
+                match p.processed {
+                    Processed::Done => {
+                        say(&with_tenant(format!("handled {id} {event_type}"), p.tenant))
+                    }
+                    Processed::Dead => {
+                        say(&with_tenant(format!("dead {id} {event_type}"), p.tenant))
+                    }
                     _ => {}
                 }
             });
         for (event_type, handler) in CATALOG {
+            let fails = fails.clone();
             if event_type == "plugipay.invoice.paid.v1" && transactional {
                 builder = builder.on_tx(event_type, move |tx, event| {
+                    let fails = fails.clone();
                     Box::pin(async move {
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
@@ -329,19 +350,22 @@ impl Receiver {
                             &[SqlValue::from(event.id()), SqlValue::from(total)],
                         )
                         .await?;
-                        fails()?;
+                        fails(&event)?;
                         handler(&event);
                         Ok(())
                     })
                 });
             } else {
-                builder = builder.on(event_type, move |event: WebhookEvent| async move {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
+                builder = builder.on(event_type, move |event: WebhookEvent| {
+                    let fails = fails.clone();
+                    async move {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        fails(&event)?;
+                        handler(&event);
+                        Ok::<_, std::io::Error>(())
                     }
-                    fails()?;
-                    handler(&event);
-                    Ok::<_, std::io::Error>(())
                 });
             }
         }
@@ -402,12 +426,26 @@ impl Receiver {
             return outcome;
         }
         match outcome {
-            Outcome::Handled => say(&format!("handled {} {}", event.id(), event.event_type())),
-            Outcome::Duplicate => say(&format!("duplicate {}", event.id())),
+            Outcome::Handled => say(&with_tenant(
+                format!("handled {} {}", event.id(), event.event_type()),
+                event.tenant(),
+            )),
+            Outcome::Duplicate => say(&with_tenant(
+                format!("duplicate {}", event.id()),
+                event.tenant(),
+            )),
             // Unknown types are logged by the dispatcher; failures too.
             _ => {}
         }
         outcome
+    }
+}
+
+/// `line`, with `tenant=<name>` as its last field for a tenant's delivery.
+fn with_tenant(line: String, tenant: Option<&str>) -> String {
+    match tenant {
+        Some(t) => format!("{line} tenant={t}"),
+        None => line,
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plugipay_webhook::testing::TestDelivery;
+use plugipay_webhook_conformance::plumbing::Process;
 use plugipay_webhook_conformance::{send, RawRequest};
 use plugipay_webhook_dispatch::inbox::State;
 
@@ -439,6 +440,24 @@ fn redis_inbox_with_receivers_killed_throughout_loses_nothing_acknowledged() {
     );
 }
 
+/// One delivery of `id` to `addr`, retried as Plugipay retries (a 503 or no
+/// answer, again after 100 ms) until `deadline`: whether it was
+/// acknowledged.
+fn deliver_until_acknowledged(addr: SocketAddr, id: &str, total: i64, deadline: Instant) -> bool {
+    loop {
+        match deliver(addr, id, total) {
+            202 => return true,
+            503 | 0 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => return false,
+        }
+    }
+}
+
+/// Once flaky (29 of 30 acknowledged while the other inbox tests ran
+/// beside it): a single SQLite receiver refused a delivery under load. A
+/// sender retries what is not acknowledged, and so does this test; what it
+/// asserts is that nothing acknowledged is lost (docs/inbox.md says why a
+/// delivery could be refused).
 #[test]
 fn sqlite_inbox_with_a_receiver_killed_mid_run_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("plugipay-inbox-examples-{}", std::process::id()));
@@ -453,9 +472,11 @@ fn sqlite_inbox_with_a_receiver_killed_mid_run_loses_nothing_acknowledged() {
     ];
     let mut acknowledged = HashSet::new();
     let rx = Running::start(bin("axum"), SECRET, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0..30 {
-        if deliver(rx.addr, &format!("evt_sq_{i}"), i) == 202 {
-            acknowledged.insert(format!("evt_sq_{i}"));
+        let id = format!("evt_sq_{i}");
+        if deliver_until_acknowledged(rx.addr, &id, i, deadline) {
+            acknowledged.insert(id);
         }
     }
     drop(rx); // SIGKILL with events still pending or running.
@@ -489,8 +510,194 @@ fn sqlite_inbox_with_a_receiver_killed_mid_run_loses_nothing_acknowledged() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(acknowledged.len(), 30);
+    assert_eq!(
+        acknowledged.len(),
+        30,
+        "every delivery acknowledged once retried"
+    );
     drop(rx);
+}
+
+/// A poison event: its handler aborts the whole process. Receivers are
+/// restarted after every crash (as a supervisor does); after the maximum
+/// attempts the next claim makes the event dead — it is not run again —
+/// and the other events are processed.
+#[test]
+fn a_poison_event_that_kills_its_receiver_ends_dead_after_the_maximum_attempts() {
+    let dir = std::env::temp_dir().join(format!("plugipay-inbox-poison-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join(format!("{}.sqlite3", tag()));
+    let url = format!("sqlite://{}", db.display());
+    let env = [
+        ("PLUGIPAY_INBOX_URL", url.as_str()),
+        ("PLUGIPAY_INBOX_LEASE_MS", "600"),
+        ("PLUGIPAY_INBOX_MAX_ATTEMPTS", "3"),
+        ("PLUGIPAY_INBOX_WORKERS", "1"),
+        ("PLUGIPAY_EXAMPLE_ABORT_ON", "evt_poison"),
+    ];
+    let mut crashes = 0;
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rx = Running::start(bin("warp"), SECRET, &env);
+    assert_eq!(deliver(rx.addr, "evt_fine", 2), 202);
+    // The receiver may abort before its 202 is sent (a worker claims the
+    // event at once): as Plugipay does, deliver again until acknowledged.
+    let mut acknowledged = false;
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("dead evt_poison"))
+    {
+        if !acknowledged {
+            acknowledged = deliver(rx.addr, "evt_poison", 1) == 202;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never dead; {crashes} crashes; {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        lines.extend(rx.process.lines.try_iter());
+        if let Ok(Some(status)) = rx.process.child.try_wait() {
+            assert!(!status.success(), "the receiver exited by itself: {status}");
+            crashes += 1;
+            rx = Running::start(bin("warp"), SECRET, &env);
+        }
+    }
+    lines.extend(rx.drain());
+    assert_eq!(
+        crashes, 3,
+        "one crash per attempt, then dead without running: {lines:?}"
+    );
+    assert!(
+        lines.contains(&"handled evt_fine plugipay.invoice.paid.v1".to_owned()),
+        "{lines:?}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (state, attempts, error): (String, i64, String) = conn
+        .query_row(
+            "SELECT state, attempts, last_error FROM plugipay_webhook_inbox WHERE event_id = 'evt_poison'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), attempts), ("dead", 3), "{error}");
+    assert!(error.contains("attempts exhausted"), "{error}");
+}
+
+/// Deliveries of one event id for two tenants and without one are three
+/// events: each handled once, each line naming its tenant last.
+#[test]
+fn tenants_events_are_kept_apart_and_named_on_stdout() {
+    let dir = std::env::temp_dir().join(format!("plugipay-inbox-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join(format!("{}.sqlite3", tag()));
+    let url = format!("sqlite://{}", db.display());
+    let rx = Running::start(
+        bin("axum"),
+        SECRET,
+        &[
+            ("PLUGIPAY_INBOX_URL", url.as_str()),
+            (
+                "PLUGIPAY_TENANT_SECRETS",
+                "acme=whsec_acme;globex=whsec_globex",
+            ),
+        ],
+    );
+    let to_tenant = |tenant: &str, secret: &str| {
+        let (body, header) = TestDelivery::new(secret, PAID).id("evt_same").into_parts();
+        let req = RawRequest::post(
+            &format!("/tenants/{tenant}/webhooks/plugipay"),
+            body.to_vec(),
+        )
+        .header("X-Plugipay-Signature", header);
+        send(rx.addr, &req, Duration::from_secs(10)).map_or(0, |r| r.status)
+    };
+    assert_eq!(to_tenant("acme", "whsec_acme"), 202);
+    assert_eq!(to_tenant("globex", "whsec_globex"), 202);
+    assert_eq!(to_tenant("acme", "whsec_acme"), 202, "a duplicate");
+    assert_eq!(deliver(rx.addr, "evt_same", 1), 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while lines
+        .iter()
+        .filter(|l: &&String| l.starts_with("handled "))
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "{lines:?}");
+        lines.extend(rx.drain());
+    }
+    lines.extend(rx.drain());
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "handled evt_same plugipay.invoice.paid.v1",
+            "handled evt_same plugipay.invoice.paid.v1 tenant=acme",
+            "handled evt_same plugipay.invoice.paid.v1 tenant=globex",
+        ]
+    );
+}
+
+/// The first deploy of a replicated service: four receivers start at once
+/// on a fresh database, each creating the inbox and `example_ledger`. All
+/// of them start (three rounds).
+#[test]
+fn replicas_starting_together_on_a_fresh_postgres_all_start() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let rt = runtime();
+    for round in 0..3 {
+        let (url, _client) = rt.block_on(fresh_schema(&base));
+        let names = ["axum", "actix-web", "rocket", "warp"];
+        let started: Vec<Process> = names
+            .iter()
+            .map(|n| {
+                let mut cmd = std::process::Command::new(bin(n));
+                cmd.env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
+                    .env("PORT", "0")
+                    .env("RUST_LOG", "error")
+                    .env("PLUGIPAY_INBOX_URL", &url)
+                    .stderr(std::process::Stdio::piped());
+                Process::spawn(cmd)
+            })
+            .collect();
+        for (name, mut p) in names.iter().zip(started) {
+            match p.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(first) => assert!(first.starts_with("listening on "), "{name}: {first}"),
+                Err(_) => {
+                    let _ = p.child.wait();
+                    let mut why = String::new();
+                    if let Some(mut e) = p.child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut e, &mut why);
+                    }
+                    panic!("round {round}: {name} did not start: {why}");
+                }
+            }
+        }
+    }
+}
+
+/// A wrong database name: the receiver says which, in the server's words.
+#[test]
+fn an_inbox_that_cannot_be_opened_is_named_with_the_servers_reason() {
+    let Some(base) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let (prefix, _) = base.rsplit_once('/').expect("a database in the URL");
+    let out = std::process::Command::new(bin("axum"))
+        .env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
+        .env("PORT", "0")
+        .env("PLUGIPAY_INBOX_URL", format!("{prefix}/no_such_database"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("postgres inbox") && stderr.contains("\"no_such_database\" does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("de-duplication store"), "{stderr}");
 }
 
 /// PostgreSQL stopped mid-run (through a proxy that closes every

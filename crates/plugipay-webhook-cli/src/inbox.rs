@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use plugipay_webhook::{testing, Verifier};
-use plugipay_webhook_dispatch::inbox::{inbox_from_url, Inbox, Record, RetryFilter, State};
+use plugipay_webhook_dispatch::inbox::{
+    existing_inbox_from_url, Cursor, Inbox, ListFilter, PruneFilter, Record, RetryFilter, State,
+    MIN_PRUNE_AGE,
+};
 use serde_json::json;
 
 use crate::client::{Conn, Target, TlsArgs};
@@ -15,7 +18,8 @@ use crate::Failure;
 /// Arguments of `inbox`.
 #[derive(Debug, Args)]
 pub(crate) struct InboxArgs {
-    /// The inbox: `postgres://…`, `sqlite://PATH` or `redis://…`.
+    /// The inbox: `postgres://…`, `sqlite://PATH` or `redis://…`. It must
+    /// exist already: these commands never create one.
     #[arg(
         long,
         env = "PLUGIPAY_INBOX_URL",
@@ -37,7 +41,8 @@ enum InboxCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Events, oldest first.
+    /// Events, oldest first (`--newest` for the most recent first), a page
+    /// at a time.
     List {
         /// Only this state (pending, running, done, dead, skipped).
         #[arg(long, value_parser = parse_state)]
@@ -45,25 +50,43 @@ enum InboxCommand {
         /// Only this type.
         #[arg(long = "type", value_name = "TYPE")]
         event_type: Option<String>,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events received within this age (`90s`, `30m`, `12h`, `7d`).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        since: Option<Duration>,
+        /// Newest first.
+        #[arg(long)]
+        newest: bool,
+        /// The next page: the cursor printed after the previous one.
+        #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+        after: Option<Cursor>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
-        /// One JSON line per event.
+        /// One JSON line per event (with its `cursor`).
         #[arg(long)]
         json: bool,
     },
     /// One event, and whether its stored bytes still verify against its
-    /// stored header at the time it was received (tamper evidence).
+    /// stored header at the time it was received (tamper evidence; a
+    /// tenant's event against that tenant's secrets, from
+    /// PLUGIPAY_TENANT_SECRETS).
     Show {
         /// The event id.
         id: String,
-        /// One JSON object per stored type.
+        /// Only this tenant's event of that id.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON object per stored event.
         #[arg(long)]
         json: bool,
     },
-    /// Make dead or skipped events pending again, with their attempts reset.
+    /// Make dead or skipped events pending again, with their attempts reset
+    /// (`--done ID --force` runs a done event again, on purpose).
     Retry {
-        /// One event (dead or skipped).
+        /// One event (dead or skipped; done with --done --force).
         #[arg(required_unless_present_any = ["dead", "skipped"], conflicts_with_all = ["dead", "skipped"])]
         id: Option<String>,
         /// Every dead event.
@@ -72,25 +95,46 @@ enum InboxCommand {
         /// Every skipped event (after deploying a handler for their type).
         #[arg(long)]
         skipped: bool,
+        /// The done event ID too (with --force: its handler runs again).
+        #[arg(long, requires_all = ["id", "force"])]
+        done: bool,
+        /// Confirms --done.
+        #[arg(long)]
+        force: bool,
         /// Only events of this type.
         #[arg(long = "type", value_name = "TYPE")]
         event_type: Option<String>,
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
     },
-    /// Send a stored event's exact bytes to URL, signed afresh.
+    /// Send a stored event's exact bytes to URL, signed afresh (a tenant's
+    /// event with that tenant's secrets, from PLUGIPAY_TENANT_SECRETS).
     Replay {
         /// The event id.
         id: String,
+        /// Only this tenant's event of that id.
+        #[arg(long)]
+        tenant: Option<String>,
         /// Where to send it.
         #[arg(long, value_name = "URL")]
         to: String,
         #[command(flatten)]
         tls: TlsArgs,
     },
-    /// Delete done and skipped events older than D (`90s`, `30m`, `12h`, `7d`).
+    /// Delete done events older than D (`90s`, `30m`, `12h`, `7d`); never
+    /// pending, running or dead ones. Under 7 days only with --force: a
+    /// late redelivery of a pruned event is processed again.
     Prune {
         /// The age.
         #[arg(long, value_name = "D", value_parser = parse_age)]
         older_than: Duration,
+        /// Skipped events too (acknowledged, never processed).
+        #[arg(long)]
+        skipped: bool,
+        /// Prune under 7 days.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -99,7 +143,13 @@ fn parse_state(text: &str) -> Result<State, String> {
         .ok_or_else(|| format!("{text:?}: one of pending, running, done, dead, skipped"))
 }
 
-fn parse_age(text: &str) -> Result<Duration, String> {
+fn parse_cursor(text: &str) -> Result<Cursor, String> {
+    Cursor::from_token(text)
+        .ok_or_else(|| format!("{text:?} is not a cursor printed by `inbox list`"))
+}
+
+/// `90s`, `30m`, `12h`, `7d`: at most 100 years.
+pub(crate) fn parse_age(text: &str) -> Result<Duration, String> {
     let (n, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
@@ -107,33 +157,63 @@ fn parse_age(text: &str) -> Result<Duration, String> {
     let n: u64 = n
         .parse()
         .map_err(|_| format!("{text:?}: a number and s, m, h or d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(per)
+        .map(Duration::from_secs)
+        .filter(|d| *d <= plugipay_webhook_dispatch::MAX_DURATION)
+        .ok_or_else(|| format!("{text:?}: at most 100 years"))
 }
 
 fn store(e: impl std::fmt::Display) -> Failure {
     Failure::io(e.to_string())
 }
 
+fn now_ms() -> i64 {
+    crate::time::now().saturating_mul(1000)
+}
+
 fn line(r: &Record) -> String {
     format!(
-        "{}  {}  {}  attempts {}  received {}{}",
+        "{}  {}  {}  attempts {}  received {}{}{}",
         r.id,
         r.event_type,
         r.state,
         r.attempts,
         crate::time::iso8601(r.received_at_ms / 1000),
+        r.tenant()
+            .map(|t| format!("  tenant {t}"))
+            .unwrap_or_default(),
         r.last_error
             .as_deref()
             .map(|e| format!("  last error: {e}"))
             .unwrap_or_default()
     )
+}
+
+/// The records of `id` (of one tenant, when given), or "not found".
+async fn find(inbox: &Inbox, id: &str, tenant: Option<&str>) -> Result<Vec<Record>, Failure> {
+    let records: Vec<Record> = inbox
+        .get(id)
+        .await
+        .map_err(store)?
+        .into_iter()
+        .filter(|r| tenant.is_none_or(|t| r.tenant == t))
+        .collect();
+    if records.is_empty() {
+        let of = tenant
+            .map(|t| format!(" of tenant {t}"))
+            .unwrap_or_default();
+        return Err(Failure::not_found(format!(
+            "no event {id}{of} in the inbox"
+        )));
+    }
+    Ok(records)
 }
 
 pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
@@ -146,131 +226,299 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
         .build()
         .map_err(|e| Failure::io(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let backend = inbox_from_url(&url).await.map_err(store)?;
+        let backend = existing_inbox_from_url(&url).await.map_err(store)?;
         let inbox = Inbox::builder(backend).build().map_err(store)?;
         match args.command {
-            InboxCommand::Stats { json } => {
-                let stats = inbox.stats().await.map_err(store)?;
-                if json {
-                    println!(
-                        "{}",
-                        json!({
-                            "pending": stats.count(State::Pending),
-                            "running": stats.count(State::Running),
-                            "done": stats.count(State::Done),
-                            "dead": stats.count(State::Dead),
-                            "skipped": stats.count(State::Skipped),
-                            "oldest_due_ms": stats.oldest_due_ms,
-                        })
-                    );
-                } else {
-                    for state in State::ALL {
-                        println!("{:8} {}", state.as_str(), stats.count(state));
-                    }
-                    println!("oldest due: {:.1} s", stats.oldest_due_ms as f64 / 1000.0);
-                }
-                Ok(0)
+            InboxCommand::Stats { json } => stats(&inbox, json).await,
+            InboxCommand::List {
+                state,
+                event_type,
+                tenant,
+                since,
+                newest,
+                after,
+                limit,
+                json,
+            } => {
+                let filter = ListFilter {
+                    state,
+                    event_type,
+                    tenant,
+                    since_ms: since.map(|d| {
+                        now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    }),
+                    after,
+                    newest_first: newest,
+                    limit: limit.max(1),
+                };
+                list(&inbox, &filter, json).await
             }
-            InboxCommand::List { state, event_type, limit, json } => {
-                for r in inbox.list(state, event_type.as_deref(), limit).await.map_err(store)? {
-                    if json {
-                        println!(
-                            "{}",
-                            json!({
-                                "id": r.id, "type": r.event_type, "state": r.state.as_str(),
-                                "attempts": r.attempts, "received_at_ms": r.received_at_ms,
-                                "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
-                            })
-                        );
-                    } else {
-                        println!("{}", line(&r));
-                    }
-                }
-                Ok(0)
+            InboxCommand::Show { id, tenant, json } => {
+                show(secret, &inbox, &id, tenant.as_deref(), json).await
             }
-            InboxCommand::Show { id, json } => {
-                let records = inbox.get(&id).await.map_err(store)?;
-                if records.is_empty() {
-                    return Err(Failure::io(format!("no event {id} in the inbox")));
-                }
-                let secrets = secret.secrets().ok();
-                let mut all_valid = true;
-                for r in &records {
-                    let check = secrets.as_ref().map(|s| {
-                        Verifier::from_secrets(s).verify_at(
-                            &r.body[..],
-                            Some(&r.signature),
-                            r.received_at_ms / 1000,
-                        )
-                    });
-                    let verdict = match &check {
-                        None => "not re-verified: no secret configured".to_owned(),
-                        Some(Ok(e)) => format!("the stored bytes verify against the stored header (secret #{})", e.matched_secret()),
-                        Some(Err(e)) => {
-                            all_valid = false;
-                            format!("DOES NOT VERIFY: {e}")
-                        }
-                    };
-                    if json {
-                        println!(
-                            "{}",
-                            json!({
-                                "id": r.id, "type": r.event_type, "state": r.state.as_str(),
-                                "attempts": r.attempts, "received_at_ms": r.received_at_ms,
-                                "last_error": r.last_error, "signature": r.signature,
-                                "verified": check.as_ref().map(Result::is_ok), "verdict": verdict,
-                                "body": String::from_utf8_lossy(&r.body),
-                            })
-                        );
-                    } else {
-                        println!("{}", line(r));
-                        println!("  signature: {}", r.signature);
-                        println!("  {verdict}");
-                        println!("  {}", String::from_utf8_lossy(&r.body));
-                    }
-                }
-                Ok(if all_valid { 0 } else { 13 })
+            InboxCommand::Retry {
+                id,
+                dead,
+                skipped,
+                done,
+                force: _,
+                event_type,
+                tenant,
+            } => {
+                retry(
+                    &inbox,
+                    RetryFilter {
+                        id,
+                        dead,
+                        skipped,
+                        done,
+                        event_type,
+                        tenant,
+                    },
+                )
+                .await
             }
-            InboxCommand::Retry { id, dead, skipped, event_type } => {
+            InboxCommand::Replay {
+                id,
+                tenant,
+                to,
+                tls,
+            } => replay(secret, &inbox, &id, tenant.as_deref(), &to, &tls).await,
+            InboxCommand::Prune {
+                older_than,
+                skipped,
+                force,
+            } => {
+                if older_than < MIN_PRUNE_AGE && !force {
+                    return Err(Failure::usage(format!(
+                        "refusing to prune events younger than 7 days ({}): Plugipay may still \
+                         redeliver them, and a redelivery of a pruned event is stored as new and \
+                         processed again; pass --force to prune anyway",
+                        humantime(older_than)
+                    )));
+                }
                 let n = inbox
-                    .retry(&RetryFilter { id, dead, skipped, event_type })
+                    .prune_with(&PruneFilter {
+                        older_than,
+                        skipped,
+                        force,
+                    })
                     .await
                     .map_err(store)?;
-                println!("{n} event{} pending again", if n == 1 { "" } else { "s" });
-                Ok(0)
-            }
-            InboxCommand::Replay { id, to, tls } => {
-                let secrets = secret.secrets()?;
-                let records = inbox.get(&id).await.map_err(store)?;
-                let record = records
-                    .first()
-                    .ok_or_else(|| Failure::io(format!("no event {id} in the inbox")))?;
-                let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-                let signature = testing::sign_header_multi(&refs, crate::time::now(), &record.body);
-                let mut conn = Conn::new(Target::parse(&to, &tls)?);
-                let started = Instant::now();
-                let headers = [(plugipay_webhook::SIGNATURE_HEADER.to_owned(), signature)];
-                match conn.post(record.body.clone(), &headers, Duration::from_secs(30)).await {
-                    Ok((status, body)) => {
-                        println!(
-                            "{id}  {}  {:.1} ms  {}",
-                            status.as_u16(),
-                            crate::send::ms(started.elapsed()),
-                            String::from_utf8_lossy(&body)
-                        );
-                        Ok(if status.is_success() { 0 } else { 1 })
-                    }
-                    Err(e) => {
-                        println!("{id}  no answer  {e}");
-                        Ok(1)
-                    }
-                }
-            }
-            InboxCommand::Prune { older_than } => {
-                let n = inbox.prune(older_than).await.map_err(store)?;
-                println!("{n} done or skipped event{} deleted", if n == 1 { "" } else { "s" });
+                let what = if skipped { "done or skipped" } else { "done" };
+                crate::out(&format!(
+                    "{n} {what} event{} deleted",
+                    if n == 1 { "" } else { "s" }
+                ));
                 Ok(0)
             }
         }
     })
+}
+
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
+    let stats = inbox.stats().await.map_err(store)?;
+    if json {
+        crate::out(
+            &json!({
+                "pending": stats.count(State::Pending),
+                "running": stats.count(State::Running),
+                "done": stats.count(State::Done),
+                "dead": stats.count(State::Dead),
+                "skipped": stats.count(State::Skipped),
+                "oldest_due_ms": stats.oldest_due_ms,
+            })
+            .to_string(),
+        );
+    } else {
+        for state in State::ALL {
+            crate::out(&format!("{:8} {}", state.as_str(), stats.count(state)));
+        }
+        crate::out(&format!(
+            "oldest due: {:.1} s",
+            stats.oldest_due_ms as f64 / 1000.0
+        ));
+    }
+    Ok(0)
+}
+
+async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Failure> {
+    let records = inbox.list_with(filter).await.map_err(store)?;
+    for r in &records {
+        if json {
+            crate::out(
+                &json!({
+                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                    "attempts": r.attempts, "received_at_ms": r.received_at_ms,
+                    "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
+                    "cursor": r.cursor().to_token(),
+                })
+                .to_string(),
+            );
+        } else {
+            crate::out(&line(r));
+        }
+    }
+    if !json && records.len() == filter.limit as usize {
+        if let Some(last) = records.last() {
+            eprintln!("more: --after {}", last.cursor().to_token());
+        }
+    }
+    Ok(0)
+}
+
+async fn show(
+    secret: &SecretArgs,
+    inbox: &Inbox,
+    id: &str,
+    tenant: Option<&str>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let records = find(inbox, id, tenant).await?;
+    let mut all_valid = true;
+    for r in &records {
+        let secrets = secret.secrets_for(r.tenant()).ok();
+        let check = secrets.as_ref().map(|s| {
+            Verifier::from_secrets(s).verify_at(
+                &r.body[..],
+                Some(&r.signature),
+                r.received_at_ms / 1000,
+            )
+        });
+        let whose = r
+            .tenant()
+            .map(|t| format!("tenant {t}'s"))
+            .unwrap_or_else(|| "the".to_owned());
+        let verdict = match &check {
+            None => format!("not re-verified: {whose} secret is not configured"),
+            Some(Ok(e)) => format!(
+                "the stored bytes verify against the stored header ({whose} secret #{})",
+                e.matched_secret()
+            ),
+            Some(Err(e)) => {
+                all_valid = false;
+                format!("DOES NOT VERIFY with {whose} secrets: {e}")
+            }
+        };
+        if json {
+            crate::out(
+                &json!({
+                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                    "attempts": r.attempts, "received_at_ms": r.received_at_ms,
+                    "last_error": r.last_error, "signature": r.signature,
+                    "verified": check.as_ref().map(Result::is_ok), "verdict": verdict,
+                    "body": String::from_utf8_lossy(&r.body),
+                })
+                .to_string(),
+            );
+        } else {
+            crate::out(&line(r));
+            crate::out(&format!("  signature: {}", r.signature));
+            crate::out(&format!("  {verdict}"));
+            crate::out(&format!("  {}", String::from_utf8_lossy(&r.body)));
+        }
+    }
+    Ok(if all_valid { 0 } else { 13 })
+}
+
+async fn retry(inbox: &Inbox, filter: RetryFilter) -> Result<u8, Failure> {
+    // One event: say why nothing moved.
+    let known = match &filter.id {
+        Some(id) => Some(find(inbox, id, filter.tenant.as_deref()).await?),
+        None => None,
+    };
+    let n = inbox.retry(&filter).await.map_err(store)?;
+    crate::out(&format!(
+        "{n} event{} pending again",
+        if n == 1 { "" } else { "s" }
+    ));
+    if let (0, Some(records)) = (n, known) {
+        for r in records {
+            let why = match r.state {
+                State::Done => format!(
+                    "{} is done: retry reruns dead or skipped events; `inbox retry --done {} --force` runs a done event again on purpose",
+                    r.id, r.id
+                ),
+                State::Pending | State::Running => {
+                    format!("{} is {} already: the workers will run it", r.id, r.state)
+                }
+                other => format!("{} is {other}", r.id),
+            };
+            crate::out(&format!("  {why}"));
+        }
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+async fn replay(
+    secret: &SecretArgs,
+    inbox: &Inbox,
+    id: &str,
+    tenant: Option<&str>,
+    to: &str,
+    tls: &TlsArgs,
+) -> Result<u8, Failure> {
+    let records = find(inbox, id, tenant).await?;
+    if records.len() > 1 {
+        let tenants: Vec<&str> = records
+            .iter()
+            .map(|r| r.tenant().unwrap_or("(none)"))
+            .collect();
+        return Err(Failure::usage(format!(
+            "{id} is stored for several tenants ({}): pass --tenant",
+            tenants.join(", ")
+        )));
+    }
+    let record = &records[0];
+    let secrets = secret.secrets_for(record.tenant())?;
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let signature = testing::sign_header_multi(&refs, crate::time::now(), &record.body);
+    let mut conn = Conn::new(Target::parse(to, tls)?);
+    let started = Instant::now();
+    let headers = [(plugipay_webhook::SIGNATURE_HEADER.to_owned(), signature)];
+    match conn
+        .post(record.body.clone(), &headers, Duration::from_secs(30))
+        .await
+    {
+        Ok((status, body)) => {
+            crate::out(&format!(
+                "{id}  {}  {:.1} ms  {}",
+                status.as_u16(),
+                crate::send::ms(started.elapsed()),
+                String::from_utf8_lossy(&body)
+            ));
+            Ok(if status.is_success() { 0 } else { 1 })
+        }
+        Err(e) => {
+            crate::out(&format!("{id}  no answer  {e}"));
+            Ok(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_age;
+
+    #[test]
+    fn ages_are_checked_not_wrapped() {
+        assert_eq!(parse_age("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_age("7d").unwrap().as_secs(), 7 * 86_400);
+        // 2^57 days: the product overflowed u64 (a panic in debug builds,
+        // 0 — "delete everything" — in release).
+        assert!(parse_age("144115188075855872d").is_err());
+        assert!(parse_age("200000000000h").is_err(), "over 100 years");
+        assert!(parse_age("5w").is_err());
+    }
 }

@@ -8,7 +8,8 @@
 //! | 1 | `send`: at least one delivery got a non-2xx answer or no answer |
 //! | 2 | usage error (from the argument parser, or `send` asked for more than 10,000,000 deliveries) |
 //! | 3 | no usable secret (unset, empty, unreadable secret file) |
-//! | 4 | I/O error (input file, network set-up) |
+//! | 4 | I/O error (input file, network set-up, an inbox that does not answer) |
+//! | 5 | not found (`inbox show`, `retry`, `replay` of an id the inbox does not hold) |
 //! | 10 | `verify`: `signature_missing` |
 //! | 11 | `verify`: `signature_malformed` |
 //! | 12 | `verify`: `signature_stale` |
@@ -137,6 +138,28 @@ impl Failure {
             code: 4,
             message: message.into(),
         }
+    }
+
+    fn not_found(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 5,
+            message: message.into(),
+        }
+    }
+}
+
+/// Prints one line on standard output. A reader that went away (`| head`)
+/// ends the command quietly, with status 0, instead of a panic.
+pub(crate) fn out(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(4);
     }
 }
 

@@ -65,6 +65,48 @@ impl SecretArgs {
     }
 }
 
+/// The variable holding per-tenant secrets (`acme=whsec_a,whsec_a_old;globex=whsec_b`).
+pub(crate) const TENANT_SECRETS_ENV_VAR: &str = "PLUGIPAY_TENANT_SECRETS";
+
+impl SecretArgs {
+    /// The secrets of `tenant` (from PLUGIPAY_TENANT_SECRETS), or the
+    /// configured ones when there is no tenant.
+    pub(crate) fn secrets_for(&self, tenant: Option<&str>) -> Result<Vec<String>, Failure> {
+        let Some(tenant) = tenant else {
+            return self.secrets();
+        };
+        let spec = std::env::var(TENANT_SECRETS_ENV_VAR).map_err(|_| {
+            Failure::config(format!(
+                "the event belongs to tenant {tenant:?}: set {TENANT_SECRETS_ENV_VAR} (tenant=secret,…;…)"
+            ))
+        })?;
+        for item in spec.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let Some((name, secrets)) = item.split_once('=') else {
+                return Err(Failure::config(format!(
+                    "{TENANT_SECRETS_ENV_VAR}: every item must be `tenant=secret[,secret…]`"
+                )));
+            };
+            if name.trim() == tenant {
+                let secrets: Vec<String> = secrets
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if secrets.is_empty() {
+                    return Err(Failure::config(format!(
+                        "{TENANT_SECRETS_ENV_VAR}: tenant {tenant:?} has no secret"
+                    )));
+                }
+                return Ok(secrets);
+            }
+        }
+        Err(Failure::config(format!(
+            "{TENANT_SECRETS_ENV_VAR} has no secret for tenant {tenant:?}"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -131,15 +131,15 @@ fn operations(url: &str, tamper: impl Fn() -> usize) {
             })
             .build()
             .unwrap();
-        inbox
-            .receive(&received("plugipay.invoice.paid.v1", "evt_done").await)
-            .await;
-        inbox
-            .receive(&received("plugipay.payout.paid.v1", "evt_dead").await)
-            .await;
-        inbox
-            .receive(&received("plugipay.brand.new.v1", "evt_skipped").await)
-            .await;
+        // A few ms apart: listings order by the time received.
+        for (event_type, id) in [
+            ("plugipay.invoice.paid.v1", "evt_done"),
+            ("plugipay.payout.paid.v1", "evt_dead"),
+            ("plugipay.brand.new.v1", "evt_skipped"),
+        ] {
+            inbox.receive(&received(event_type, id).await).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let workers = inbox.start_workers(1);
         for _ in 0..200 {
             let s = inbox.stats().await.unwrap();
@@ -206,10 +206,212 @@ fn operations(url: &str, tamper: impl Fn() -> usize) {
     let got = listener.drain(Duration::from_millis(500));
     assert!(got[0].contains("\"id\":\"evt_dead\""), "{got:?}");
 
-    // Prune removes done and skipped only.
+    // Retrying a done event says why nothing moved; --done --force reruns it.
+    let (code, out) = inbox_cli(url, &["retry", "evt_done"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("evt_done is done") && out.contains("--done evt_done --force"),
+        "{out}"
+    );
+    let (code, out) = inbox_cli(url, &["retry", "--done", "evt_done"]);
+    assert_eq!(code, Some(2), "--done needs --force: {out}");
+    // An id the inbox does not hold: "not found".
+    let (code, _) = inbox_cli(url, &["show", "evt_nowhere"]);
+    assert_eq!(code, Some(5));
+
+    // Paging, newest first: one at a time, then the next with --after.
+    let (code, out) = inbox_cli(url, &["list", "--newest", "--limit", "1", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let first: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(first["id"], "evt_skipped", "the newest: {out}");
+    let cursor = first["cursor"].as_str().expect("a cursor").to_owned();
+    let (_, out) = inbox_cli(
+        url,
+        &["list", "--newest", "--limit", "5", "--after", &cursor],
+    );
+    let ids: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["evt_dead", "evt_done"], "{out}");
+
+    // Prune: under 7 days only with --force, saying why; done events only
+    // by default; an age that overflows is refused, not wrapped to 0.
     std::thread::sleep(Duration::from_millis(1100));
-    let (_, out) = inbox_cli(url, &["prune", "--older-than", "1s"]);
-    assert!(out.starts_with("1 done or skipped event deleted"), "{out}");
+    let (code, _) = inbox_cli(url, &["prune", "--older-than", "144115188075855872d"]);
+    assert_eq!(code, Some(2), "an overflowing age is a usage error");
+    let out = Command::new(BIN)
+        .env("PLUGIPAY_INBOX_URL", url)
+        .args(["inbox", "prune", "--older-than", "1s"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("7 days") && err.contains("--force"), "{err}");
+    let (code, out) = inbox_cli(url, &["prune", "--older-than", "1s", "--force"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("1 done event deleted"), "{out}");
+}
+
+/// The read-only verbs never create an inbox: a mistyped path is an error.
+#[test]
+fn a_missing_sqlite_inbox_is_an_error_not_a_new_inbox() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("typo.sqlite3");
+    let url = format!("sqlite://{}", db.display());
+    for verb in [&["stats"][..], &["list"], &["show", "evt_1"]] {
+        let out = Command::new(BIN)
+            .env("PLUGIPAY_INBOX_URL", &url)
+            .arg("inbox")
+            .args(verb)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{verb:?}: {err}");
+        assert!(err.contains("does not exist"), "{verb:?}: {err}");
+        assert!(!db.exists(), "{verb:?} created {}", db.display());
+    }
+}
+
+/// Tenants: `list --tenant`, and `show`/`replay` verify and sign with that
+/// tenant's secrets from PLUGIPAY_TENANT_SECRETS.
+#[test]
+fn a_tenants_event_is_shown_and_replayed_with_its_own_secrets() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-tenant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("tenants.sqlite3");
+    let _ = std::fs::remove_file(&db);
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let inbox = Inbox::builder(inbox_from_url(&url).await.unwrap())
+            .build()
+            .unwrap();
+        for (tenant, secret) in [("acme", "whsec_acme"), ("globex", "whsec_globex")] {
+            inbox
+                .receive(&received_as(tenant, secret, "evt_shared").await)
+                .await;
+        }
+    });
+    let tenants = "acme=whsec_acme;globex=whsec_globex";
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .env("PLUGIPAY_WEBHOOK_SECRET", "whsec_not_theirs")
+            .env("PLUGIPAY_TENANT_SECRETS", tenants)
+            .env("PLUGIPAY_INBOX_URL", &url)
+            .arg("inbox")
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (_, out) = cli(&["list", "--tenant", "globex"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("tenant globex"), "{out}");
+    let (code, out) = cli(&["show", "evt_shared"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "each verifies with its own tenant's secret: {out}"
+    );
+    assert!(
+        out.contains("tenant acme's secret") && out.contains("tenant globex's secret"),
+        "{out}"
+    );
+    // Replaying needs to know which; then it signs with that tenant's secret.
+    let (code, _) = cli(&["replay", "evt_shared", "--to", "http://127.0.0.1:9/"]);
+    assert_eq!(code, Some(2), "ambiguous without --tenant");
+    let mut cmd = Command::new(BIN);
+    cmd.env("PLUGIPAY_WEBHOOK_SECRET", "whsec_acme")
+        .args(["listen", "--port", "0", "--json"])
+        .stderr(Stdio::null());
+    let listener = Process::spawn(cmd);
+    let addr = listener.listening_addr();
+    let (code, out) = cli(&[
+        "replay",
+        "evt_shared",
+        "--tenant",
+        "acme",
+        "--to",
+        &format!("http://{addr}/hook"),
+    ]);
+    assert_eq!(
+        code,
+        Some(0),
+        "signed with acme's secret, which the listener has: {out}"
+    );
+}
+
+/// An event received on a tenant's route.
+async fn received_as(tenant: &str, secret: &str, id: &str) -> WebhookEvent {
+    use plugipay_webhook::http::{Tenant, Verifiers};
+    let (body, signature) = TestDelivery::new(secret, "plugipay.invoice.paid.v1")
+        .id(id)
+        .into_parts();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-plugipay-signature", signature.parse().unwrap());
+    let body = http_body_util::BodyDataStream::new(http_body_util::Full::new(body));
+    let tenants = Verifiers::by_tenant(
+        Tenant::in_path("/t/{tenant}"),
+        Verifiers::parse_tenant_secrets(&format!("{tenant}={secret}")).unwrap(),
+    );
+    receive(
+        Some(&tenants),
+        &HttpHead::new(&format!("/t/{tenant}"), &headers),
+        body,
+    )
+    .await
+    .expect("verifies")
+}
+
+/// A closed pipe ends a listing quietly.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("pipe.sqlite3");
+    let _ = std::fs::remove_file(&db);
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let inbox = Inbox::builder(inbox_from_url(&url).await.unwrap())
+            .build()
+            .unwrap();
+        for i in 0..2000 {
+            inbox
+                .receive(&received("plugipay.invoice.paid.v1", &format!("evt_{i}")).await)
+                .await;
+        }
+    });
+    let mut child = Command::new(BIN)
+        .env("PLUGIPAY_INBOX_URL", &url)
+        .args(["inbox", "list", "--limit", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    // `| head -1`: read one line, then close the pipe.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
 }
 
 /// Changes evt_done's stored body, as someone with database access would.

@@ -1,6 +1,5 @@
-//! The typed dispatcher.
+//! The typed dispatcher: inline, de-duplicated handling of each delivery.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -10,71 +9,11 @@ use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, MAX_DURATION};
-
-/// What a handler returns on failure. Any error type converts into it.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
-
-pub(crate) type AsyncHandler =
-    Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
-pub(crate) type BlockingHandler =
-    Arc<dyn Fn(&WebhookEvent) -> Result<(), HandlerError> + Send + Sync>;
-
-/// A registered handler. Blocking ones are kept apart: a thread cannot be
-/// cancelled at the timeout, so the dispatcher keeps their claim alive until
-/// the thread returns. Transactional ones take part in an inbox's SQL
-/// transaction (inbox only).
-#[derive(Clone)]
-pub(crate) enum Handler {
-    Async(AsyncHandler),
-    Blocking(BlockingHandler),
-    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-    Transactional(crate::inbox::TxHandler),
-}
-
-impl Handler {
-    /// An async handler.
-    pub(crate) fn from_async<F, Fut, E>(handler: F) -> Handler
-    where
-        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
-    {
-        Handler::Async(Arc::new(move |event| {
-            let fut = handler(event);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        }))
-    }
-
-    /// An async handler of `data.object` as `T`.
-    pub(crate) fn from_object<T, F, Fut, E>(handler: F) -> Handler
-    where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
-    {
-        let handler = Arc::new(handler);
-        Handler::from_async(move |event: WebhookEvent| {
-            let handler = handler.clone();
-            async move {
-                let object: T = event
-                    .object_as()
-                    .map_err(|e| -> HandlerError { Box::new(e) })?;
-                handler(object, event).await.map_err(Into::into)
-            }
-        })
-    }
-
-    /// A blocking handler.
-    pub(crate) fn from_blocking<F, E>(handler: F) -> Handler
-    where
-        F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
-        E: Into<HandlerError> + 'static,
-    {
-        Handler::Blocking(Arc::new(move |event| handler(event).map_err(Into::into)))
-    }
-}
+use crate::dedup::{Claim, DedupStore, EventKey};
+use crate::error::{ConfigError, MAX_DURATION};
+use crate::handlers::{blocking_result, run_async, Handler, HandlerError, Handlers};
+use crate::outcome::Outcome;
+use crate::token::ClaimToken;
 
 /// Default lease of a claim: 60 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -82,151 +21,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default retention of done records: 7 days, longer than Plugipay's retry horizon.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// `Retry-After` sent with 409 and 503, in seconds.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
-/// What happened to a delivery, and how to answer it (`docs/dedup.md`).
-///
-/// | outcome | status | body |
-/// |---|---|---|
-/// | `Handled`, `Duplicate`, `Unknown` | 204 | empty |
-/// | `InProgress` | 409, `Retry-After: 5` | `{"error":"in_progress"}` |
-/// | `HandlerFailed` | 500 | `{"error":"handler_failed"}` |
-/// | `StoreUnavailable` | 503, `Retry-After: 5` | `{"error":"store_unavailable"}` |
-/// | `Stored` (inbox) | 202 | empty |
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The handler ran and succeeded; the event is recorded as done.
-    Handled,
-    /// The event was already handled: acknowledged, handler not run.
-    Duplicate,
-    /// No handler for this type: logged and acknowledged so Plugipay stops retrying.
-    Unknown,
-    /// Another delivery of the same event is being handled right now.
-    InProgress,
-    /// The handler failed, panicked or timed out; the claim was released so
-    /// the retry runs it again.
-    HandlerFailed,
-    /// The de-duplication store (or the inbox) could not be reached.
-    StoreUnavailable,
-    /// Stored in the durable inbox (now or before): acknowledged with 202,
-    /// processed by the inbox's workers.
-    Stored,
-}
-
-impl Outcome {
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(self) -> http::StatusCode {
-        match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown => {
-                http::StatusCode::NO_CONTENT
-            }
-            Outcome::Stored => http::StatusCode::ACCEPTED,
-            Outcome::InProgress => http::StatusCode::CONFLICT,
-            Outcome::HandlerFailed => http::StatusCode::INTERNAL_SERVER_ERROR,
-            Outcome::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The outcome's name for logs and metrics: `handled`, `duplicate`,
-    /// `unknown`, `in_progress`, `handler_failed`, `store_unavailable`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Handled => "handled",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Unknown => "unknown",
-            Outcome::InProgress => "in_progress",
-            Outcome::HandlerFailed => "handler_failed",
-            Outcome::StoreUnavailable => "store_unavailable",
-            Outcome::Stored => "stored",
-        }
-    }
-
-    /// The error code, for failures.
-    #[must_use]
-    pub fn code(self) -> Option<&'static str> {
-        match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown | Outcome::Stored => None,
-            Outcome::InProgress => Some("in_progress"),
-            Outcome::HandlerFailed => Some("handler_failed"),
-            Outcome::StoreUnavailable => Some("store_unavailable"),
-        }
-    }
-
-    /// The response body: empty for 204, `{"error":"<code>"}` otherwise
-    /// (served as `application/json`).
-    #[must_use]
-    pub fn body(self) -> &'static str {
-        match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Unknown | Outcome::Stored => "",
-            Outcome::InProgress => r#"{"error":"in_progress"}"#,
-            Outcome::HandlerFailed => r#"{"error":"handler_failed"}"#,
-            Outcome::StoreUnavailable => r#"{"error":"store_unavailable"}"#,
-        }
-    }
-
-    /// `Retry-After` in seconds, for 409 and 503.
-    #[must_use]
-    pub fn retry_after(self) -> Option<u32> {
-        matches!(self, Outcome::InProgress | Outcome::StoreUnavailable).then_some(RETRY_AFTER_SECS)
-    }
-
-    /// Whether the answer acknowledges the delivery (2xx).
-    #[must_use]
-    pub fn acknowledges(self) -> bool {
-        self.status().is_success()
-    }
-
-    /// The whole answer as an `http` 1.x response: status, body, and
-    /// `Content-Type: application/json` and `Retry-After` where due. Every
-    /// adapter's `Dispatched` answers exactly this.
-    #[must_use]
-    pub fn to_response(self) -> http::Response<bytes::Bytes> {
-        let mut resp = http::Response::new(bytes::Bytes::from_static(self.body().as_bytes()));
-        *resp.status_mut() = self.status();
-        if !self.body().is_empty() {
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-        }
-        if let Some(secs) = self.retry_after() {
-            resp.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
-/// The dispatcher was configured inconsistently.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    #[cfg_attr(
-        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
-        allow(dead_code, reason = "used by the inbox")
-    )]
-    pub(crate) fn new(message: String) -> ConfigError {
-        ConfigError(message)
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Builds a [`Dispatcher`].
 pub struct DispatcherBuilder {
     store: Arc<dyn DedupStore>,
-    handlers: HashMap<String, Handler>,
+    handlers: Handlers,
     lease: Duration,
     handler_timeout: Duration,
     retention: Duration,
@@ -234,8 +32,7 @@ pub struct DispatcherBuilder {
 
 impl fmt::Debug for DispatcherBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut types: Vec<&String> = self.handlers.keys().collect();
-        types.sort();
+        let types = self.handlers.types();
         f.debug_struct("DispatcherBuilder")
             .field("store", &self.store.kind())
             .field("types", &types)
@@ -297,7 +94,7 @@ impl DispatcherBuilder {
         E: Into<HandlerError>,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_async(handler));
+            .insert(event_type, Handler::from_async(handler));
         self
     }
 
@@ -327,7 +124,7 @@ impl DispatcherBuilder {
         E: Into<HandlerError>,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_object(handler));
+            .insert(event_type, Handler::from_object(handler));
         self
     }
 
@@ -356,7 +153,7 @@ impl DispatcherBuilder {
         E: Into<HandlerError> + 'static,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_blocking(handler));
+            .insert(event_type, Handler::from_blocking(handler));
         self
     }
 
@@ -367,15 +164,17 @@ impl DispatcherBuilder {
         self.handler_timeout = self.handler_timeout.min(MAX_DURATION);
         self.retention = self.retention.min(MAX_DURATION);
         if self.handler_timeout >= self.lease {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "handler timeout ({:?}) must be shorter than the lease ({:?}), or a slow handler could outlive its claim and run twice",
                 self.handler_timeout, self.lease
             )));
         }
         if self.retention.is_zero() || self.lease.is_zero() {
-            return Err(ConfigError("lease and retention must be positive".into()));
+            return Err(ConfigError::new(
+                "lease and retention must be positive".into(),
+            ));
         }
-        let conflicts = version_conflicts(self.handlers.keys().map(String::as_str));
+        let conflicts = self.handlers.version_conflicts();
         for (a, b) in &conflicts {
             tracing::warn!(
                 "handlers are registered for both {a} and {b}: during a deprecation window Plugipay \
@@ -390,42 +189,20 @@ impl DispatcherBuilder {
                 handler_timeout: self.handler_timeout,
                 retention: self.retention,
                 conflicts,
+                tenancy: crate::tenancy::Tenancy::default(),
             }),
         })
     }
 }
 
-/// Pairs of registered types that are two versions of one event
-/// (`….paid.v1` and `….paid.v2`).
-pub(crate) fn version_conflicts<'a>(types: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
-    let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
-    for t in types {
-        if let Some((base, v)) = t.rsplit_once(".v") {
-            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-                by_base.entry(base).or_default().push(t);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for versions in by_base.values_mut() {
-        versions.sort();
-        for i in 0..versions.len() {
-            for j in i + 1..versions.len() {
-                out.push((versions[i].to_owned(), versions[j].to_owned()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 struct Inner {
     store: Arc<dyn DedupStore>,
-    handlers: HashMap<String, Handler>,
+    handlers: Handlers,
     lease: Duration,
     handler_timeout: Duration,
     retention: Duration,
     conflicts: Vec<(String, String)>,
+    tenancy: crate::tenancy::Tenancy,
 }
 
 /// Runs the right handler for each verified event, at most once per
@@ -463,8 +240,7 @@ pub struct Dispatcher {
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut types: Vec<&String> = self.inner.handlers.keys().collect();
-        types.sort();
+        let types = self.inner.handlers.types();
         f.debug_struct("Dispatcher")
             .field("store", &self.inner.store.kind())
             .field("types", &types)
@@ -486,7 +262,7 @@ impl Dispatcher {
     pub fn builder_shared(store: Arc<dyn DedupStore>) -> DispatcherBuilder {
         DispatcherBuilder {
             store,
-            handlers: HashMap::new(),
+            handlers: Handlers::default(),
             lease: DEFAULT_LEASE,
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             retention: DEFAULT_RETENTION,
@@ -526,6 +302,7 @@ impl Dispatcher {
 
     async fn dispatch_in_span(&self, event: &WebhookEvent) -> Outcome {
         let inner = &self.inner;
+        inner.tenancy.check(event);
         let Some(handler) = inner.handlers.get(event.event_type()) else {
             tracing::info!(
                 id = event.id(),
@@ -667,126 +444,5 @@ impl Claimed {
                 Outcome::HandlerFailed
             }
         }
-    }
-}
-
-/// Runs an async handler under `timeout`: its synchronous part and its future
-/// may panic (a failure), and on timeout the future is dropped — it cannot
-/// outlive the claim.
-pub(crate) async fn run_async(
-    handler: &AsyncHandler,
-    event: WebhookEvent,
-    timeout: Duration,
-) -> Result<(), String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event))) {
-        Err(_) => Err("handler panicked".to_owned()),
-        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
-            Ok(finished) => finished,
-            Err(_) => Err(format!("handler timed out after {timeout:?}")),
-        },
-    }
-}
-
-/// Runs a blocking handler on the blocking pool to its end (a thread cannot
-/// be cancelled).
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
-    allow(dead_code, reason = "used by the inbox")
-)]
-pub(crate) async fn run_blocking(
-    handler: &BlockingHandler,
-    event: WebhookEvent,
-) -> Result<(), String> {
-    let handler = handler.clone();
-    blocking_result(
-        tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&event)))
-        })
-        .await,
-    )
-}
-
-/// Runs a transactional handler on `tx` under `timeout`, a panic being a
-/// failure.
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres")),
-    allow(dead_code, reason = "only SQL inboxes run transactional handlers")
-)]
-pub(crate) async fn run_tx(
-    handler: &crate::inbox::TxHandler,
-    tx: &mut crate::inbox::Tx<'_>,
-    event: WebhookEvent,
-    timeout: Duration,
-) -> Result<(), String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(tx, event))) {
-        Err(_) => Err("handler panicked".to_owned()),
-        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
-            Ok(finished) => finished,
-            Err(_) => Err(format!("handler timed out after {timeout:?}")),
-        },
-    }
-}
-
-/// What a finished handler returned, as the dispatcher judges it.
-pub(crate) fn handler_result(returned: Result<(), HandlerError>) -> Result<(), String> {
-    returned.map_err(|e| format!("handler error: {e}"))
-}
-
-fn blocking_result(
-    finished: Result<std::thread::Result<Result<(), HandlerError>>, tokio::task::JoinError>,
-) -> Result<(), String> {
-    match finished {
-        Ok(Ok(returned)) => handler_result(returned),
-        Ok(Err(_)) => Err("handler panicked".to_owned()),
-        Err(e) => Err(format!("blocking handler: {e}")),
-    }
-}
-
-/// Polls a handler's future, turning a panic inside it into an error.
-pub(crate) struct CatchUnwind<F>(pub(crate) F);
-
-impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<(), String>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let fut = &mut self.0;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            std::pin::Pin::new(&mut *fut).poll(cx)
-        })) {
-            Ok(std::task::Poll::Ready(returned)) => {
-                std::task::Poll::Ready(handler_result(returned))
-            }
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(_) => std::task::Poll::Ready(Err("handler panicked".to_owned())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::version_conflicts;
-
-    #[test]
-    fn finds_versions_of_one_event() {
-        let c = version_conflicts(
-            [
-                "plugipay.invoice.paid.v1",
-                "plugipay.invoice.paid.v2",
-                "plugipay.refund.succeeded.v1",
-                "plugipay.invoice.paid.vx",
-            ]
-            .into_iter(),
-        );
-        assert_eq!(
-            c,
-            vec![(
-                "plugipay.invoice.paid.v1".into(),
-                "plugipay.invoice.paid.v2".into()
-            )]
-        );
     }
 }

@@ -1,40 +1,41 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod attempt;
+mod conn;
+pub mod dedup;
 mod dispatcher;
+mod error;
+mod handlers;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub mod inbox;
-#[cfg(feature = "memory")]
-mod memory;
-#[cfg(feature = "postgres")]
-mod pg;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
+mod outcome;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
-#[cfg(feature = "sqlite")]
-mod sqlite;
-mod store;
+mod tenancy;
+mod token;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod tx;
 mod url;
 
-pub use dispatcher::{
-    ConfigError, Dispatcher, DispatcherBuilder, HandlerError, Outcome, DEFAULT_HANDLER_TIMEOUT,
-    DEFAULT_LEASE, DEFAULT_RETENTION, RETRY_AFTER_SECS,
-};
-#[cfg(feature = "memory")]
-pub use memory::{MemoryStore, DEFAULT_MEMORY_CAPACITY};
-#[cfg(feature = "postgres")]
-pub use postgres::{PostgresStore, PostgresStoreBuilder};
-#[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::{DEFAULT_TABLE, MAX_TABLE_NAME_LEN};
+pub use dedup::DEFAULT_TABLE;
+pub use dedup::{store_from_url, Claim, DedupStore, EventKey};
+#[cfg(feature = "memory")]
+pub use dedup::{MemoryStore, DEFAULT_MEMORY_CAPACITY};
+#[cfg(feature = "postgres")]
+pub use dedup::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use dedup::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteStore, SqliteStoreBuilder};
-pub use store::{
-    BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, DEFAULT_STORE_TIMEOUT,
-    MAX_DURATION,
+pub use dedup::{SqliteStore, SqliteStoreBuilder};
+pub use dispatcher::{
+    Dispatcher, DispatcherBuilder, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_RETENTION,
 };
-pub use url::store_from_url;
+pub use error::{BoxFuture, ConfigError, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION};
+pub use handlers::HandlerError;
+pub use outcome::{Outcome, RETRY_AFTER_SECS};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::MAX_TABLE_NAME_LEN;
+pub use token::ClaimToken;

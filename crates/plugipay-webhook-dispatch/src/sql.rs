@@ -1,12 +1,11 @@
-//! SQL shared by the SQLite and PostgreSQL stores.
+//! What the SQL stores share: the two dialects, table names, and the
+//! schema's version — every table this crate creates is recorded in
+//! `plugipay_webhook_schema` and brought forward from older releases.
 
-use crate::store::StoreError;
-
-/// Default table name.
-pub const DEFAULT_TABLE: &str = "plugipay_webhook_events";
+use crate::error::StoreError;
 
 /// The longest table name: PostgreSQL keeps 63 bytes of an identifier, and
-/// the index is named `<table>_expires_at` (11 more), so a longer table name
+/// an index is named `<table>_expires_at` (11 more), so a longer table name
 /// would have its index name truncated onto the table's own name.
 pub const MAX_TABLE_NAME_LEN: usize = 63 - "_expires_at".len();
 
@@ -29,83 +28,140 @@ pub(crate) fn check_table(name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The statements, with `{t}` for the table, `{now}` for the current time in
-/// milliseconds since the epoch, and `{p}` standing for the n-th parameter.
-pub(crate) struct Statements {
-    pub(crate) create: String,
-    pub(crate) claim: String,
-    pub(crate) state: String,
-    pub(crate) complete: String,
-    pub(crate) release: String,
-    pub(crate) extend: String,
-    pub(crate) purge: String,
+/// The two SQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "one of them is unused when one SQL backend is compiled in"
+)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
-/// Builds the statements for a dialect: `param(n)` spells the n-th
-/// placeholder, `now` the current time in ms.
-///
-/// Identifiers are double-quoted (both dialects): the table name is checked
-/// by [`check_table`], so it holds no quote.
-pub(crate) fn statements(table: &str, param: fn(usize) -> String, now: &str) -> Statements {
-    let p = param;
-    let index = format!("\"{table}_expires_at\"");
-    let table = format!("\"{table}\"");
-    Statements {
-        create: format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                event_id TEXT NOT NULL,
-                event_type TEXT NOT NULL,
-                state TEXT NOT NULL,
-                owner TEXT,
-                expires_at BIGINT NOT NULL,
-                PRIMARY KEY (event_id, event_type)
-            );
-            CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);"
-        ),
-        // Insert a claim, or take over an expired record; RETURNING tells
-        // whether this statement won.
-        claim: format!(
-            "INSERT INTO {table} AS t (event_id, event_type, state, owner, expires_at)
-             VALUES ({}, {}, 'claimed', {}, {now} + {})
-             ON CONFLICT (event_id, event_type) DO UPDATE
-                SET state = 'claimed', owner = excluded.owner, expires_at = excluded.expires_at
-                WHERE t.expires_at <= {now}
-             RETURNING owner",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ),
-        state: format!(
-            "SELECT state FROM {table} WHERE event_id = {} AND event_type = {} AND expires_at > {now}",
-            p(1),
-            p(2)
-        ),
-        complete: format!(
-            "UPDATE {table} SET state = 'done', owner = NULL, expires_at = {now} + {}
-             WHERE event_id = {} AND event_type = {} AND owner = {} AND state = 'claimed'",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ),
-        release: format!(
-            "DELETE FROM {table} WHERE event_id = {} AND event_type = {} AND owner = {} AND state = 'claimed'",
-            p(1),
-            p(2),
-            p(3)
-        ),
-        extend: format!(
-            "UPDATE {table} SET expires_at = {now} + {}
-             WHERE event_id = {} AND event_type = {} AND owner = {} AND state = 'claimed'",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ),
-        purge: format!("DELETE FROM {table} WHERE expires_at <= {now}"),
+impl Dialect {
+    /// The n-th parameter (1-based).
+    pub(crate) fn p(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The current time, in milliseconds since the epoch, on the server.
+    pub(crate) fn now(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+            Dialect::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        }
+    }
+
+    /// The type of raw bytes.
+    pub(crate) fn blob(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "BYTEA",
+        }
+    }
+
+    /// Whether a table exists: one row with 1 if so; `$1`/`?1` is its name.
+    pub(crate) fn table_exists(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = $1 AND schemaname = current_schema()"
+            }
+        }
     }
 }
 
-/// Purge expired rows once every this many claims.
-pub(crate) const PURGE_EVERY: u64 = 1024;
+/// The table recording each table's schema version.
+pub(crate) const SCHEMA_TABLE: &str = "plugipay_webhook_schema";
+
+/// A table's schema and how to bring an older one forward.
+#[derive(Debug, Clone)]
+pub(crate) struct Schema {
+    /// The table (the name it is recorded under).
+    pub(crate) table: String,
+    /// The version this release writes.
+    pub(crate) version: i64,
+    /// The statements creating it from nothing.
+    pub(crate) create: String,
+    /// `upgrades[i]` takes version `i + 1` to `i + 2`.
+    pub(crate) upgrades: Vec<String>,
+}
+
+impl Schema {
+    /// Creates the version table if needed; the statements that read a
+    /// table's version, and that record it.
+    pub(crate) fn bookkeeping(d: Dialect) -> (String, String, String) {
+        (
+            format!(
+                "CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+            ),
+            format!("SELECT version FROM {SCHEMA_TABLE} WHERE name = {}", d.p(1)),
+            format!(
+                "INSERT INTO {SCHEMA_TABLE} (name, version) VALUES ({}, {})
+                 ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                d.p(1),
+                d.p(2)
+            ),
+        )
+    }
+
+    /// What to run, given the recorded version (`None`: none recorded) and
+    /// whether the table exists (a table without a record was made by the
+    /// first release, version 1): the statements in order; then the version
+    /// is recorded. Empty when it is current.
+    pub(crate) fn plan(
+        &self,
+        recorded: Option<i64>,
+        exists: bool,
+    ) -> Result<Vec<&str>, StoreError> {
+        let from = match recorded {
+            Some(v) => v,
+            None if exists => 1,
+            None => return Ok(vec![self.create.as_str()]),
+        };
+        if from > self.version {
+            return Err(StoreError::new(format!(
+                "table {:?} has schema version {from}, newer than this release's {}: upgrade plugipay-webhook-dispatch",
+                self.table, self.version
+            )));
+        }
+        let first = usize::try_from(from.max(1) - 1).unwrap_or(0);
+        let last = usize::try_from(self.version - 1).unwrap_or(0);
+        Ok(self.upgrades[first..last]
+            .iter()
+            .map(String::as_str)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema {
+            table: "t".into(),
+            version: 3,
+            create: "create".into(),
+            upgrades: vec!["1to2".into(), "2to3".into()],
+        }
+    }
+
+    #[test]
+    fn plans_create_upgrades_or_nothing() {
+        let s = schema();
+        assert_eq!(s.plan(None, false).unwrap(), ["create"]);
+        assert_eq!(s.plan(None, true).unwrap(), ["1to2", "2to3"]);
+        assert_eq!(s.plan(Some(2), true).unwrap(), ["2to3"]);
+        assert!(s.plan(Some(3), true).unwrap().is_empty());
+        assert!(s
+            .plan(Some(4), true)
+            .unwrap_err()
+            .to_string()
+            .contains("newer"));
+    }
+}

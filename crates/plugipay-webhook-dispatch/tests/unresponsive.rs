@@ -1,4 +1,4 @@
-//! Stores whose server stops, or accepts connections and never answers:
+//! Stores and inboxes whose server stops, or accepts connections and never answers:
 //! every delivery is answered 503 within the store's timeout — never hung —
 //! and the store recovers by itself when the server is back.
 //!
@@ -22,6 +22,9 @@ use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_conformance::plumbing::server_url;
 use plugipay_webhook_conformance::plumbing::{through, Mode, Proxy};
+use plugipay_webhook_dispatch::inbox::{
+    Inbox, InboxBackend, PostgresInbox, RedisInbox, SqliteInbox, State,
+};
 use plugipay_webhook_dispatch::{
     ClaimToken, DedupStore, Dispatcher, Outcome, PostgresStore, RedisStore, SqliteStore,
 };
@@ -208,4 +211,109 @@ async fn a_locked_sqlite_file_is_503_within_the_timeout() {
     other.execute_batch("COMMIT").expect("unlock");
     assert_eq!(d.dispatch(&event(&unique("evt"))).await, Outcome::Handled);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+// The durable inbox: its receive path under the same failures.
+
+const PAID: &str = "plugipay.invoice.paid.v1";
+
+fn inbox_event(id: &str) -> WebhookEvent {
+    event(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_inbox_is_503_never_a_2xx() {
+    let dir = std::env::temp_dir().join(format!("plugipay-inbox-locked-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("locked.sqlite3");
+    let backend =
+        SqliteInbox::open_with(&path, "plugipay_webhook_inbox", Duration::from_millis(300))
+            .unwrap();
+    let inbox = Inbox::builder(backend)
+        .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
+        .build()
+        .unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let outcome = inbox.receive(&inbox_event("evt_locked")).await;
+    assert_eq!(
+        (outcome, outcome.status().as_u16()),
+        (Outcome::StoreUnavailable, 503)
+    );
+    assert_eq!(outcome.body(), r#"{"error":"store_unavailable"}"#);
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        inbox.receive(&inbox_event("evt_locked")).await,
+        Outcome::Stored
+    );
+}
+
+/// A PostgreSQL or Redis that accepts connections and never answers, then stops:
+/// every delivery is answered 503 within the store timeout (never a 2xx,
+/// never hung), and the inbox recovers by itself once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_stopped_postgres_or_redis_inbox_is_503_within_the_timeout() {
+    use plugipay_webhook_conformance::plumbing::{through, Proxy};
+    for var in ["PLUGIPAY_TEST_POSTGRES_URL", "PLUGIPAY_TEST_REDIS_URL"] {
+        let Some(url) = server_url(var) else {
+            continue;
+        };
+        let proxy = Proxy::start(through(&url, "127.0.0.1:1".parse().unwrap()).1);
+        let (via, _) = through(&url, proxy.addr);
+        let timeout = Duration::from_millis(500);
+        let backend: InboxBackend = if var.contains("POSTGRES") {
+            PostgresInbox::connect_with(&via, &unique("inbox"), timeout)
+                .await
+                .expect("connect")
+                .into()
+        } else {
+            RedisInbox::connect_with(&via, &unique("plugipay:test:inbox"), timeout)
+                .await
+                .expect("connect")
+                .into()
+        };
+        silent_then_stopped(var, &proxy, backend).await;
+    }
+}
+
+async fn silent_then_stopped(
+    name: &str,
+    proxy: &plugipay_webhook_conformance::plumbing::Proxy,
+    backend: InboxBackend,
+) {
+    use plugipay_webhook_conformance::plumbing::Mode;
+    let inbox = Inbox::builder(backend)
+        .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
+        .build()
+        .unwrap();
+    assert_eq!(
+        inbox.receive(&inbox_event(&unique("evt"))).await,
+        Outcome::Stored,
+        "{name}"
+    );
+    for mode in [Mode::Silent, Mode::Down] {
+        proxy.set(mode);
+        let answered = tokio::time::timeout(
+            Duration::from_secs(20),
+            inbox.receive(&inbox_event(&unique("evt"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name} {mode:?}: the delivery hung"));
+        assert_eq!(answered, Outcome::StoreUnavailable, "{name} {mode:?}");
+    }
+    proxy.set(Mode::Up);
+    let mut outcome = Outcome::StoreUnavailable;
+    for _ in 0..40 {
+        outcome = inbox.receive(&inbox_event(&unique("evt"))).await;
+        if outcome == Outcome::Stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(outcome, Outcome::Stored, "{name}: recovered");
+    assert_eq!(
+        inbox.stats().await.unwrap().count(State::Pending),
+        2,
+        "{name}: only the stored ones"
+    );
 }

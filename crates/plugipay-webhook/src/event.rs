@@ -48,6 +48,7 @@ struct Inner {
     raw_value: OnceLock<Value>,
     span: tracing::Span,
     signature: Option<Box<str>>,
+    tenant: Option<Arc<str>>,
 }
 
 /// A webhook delivery that passed verification: the signature matched a
@@ -104,6 +105,47 @@ impl WebhookEvent {
         Ok(WebhookEvent::new(body, envelope, matched_secret, None))
     }
 
+    /// An event read back from a durable store that only verified deliveries
+    /// are written to (as [`from_verified_bytes`](WebhookEvent::from_verified_bytes)),
+    /// with the tenant it was verified for.
+    pub fn from_stored(
+        body: Bytes,
+        matched_secret: usize,
+        tenant: Option<&str>,
+    ) -> Result<WebhookEvent, crate::SignatureError> {
+        let event = WebhookEvent::from_verified_bytes(body, matched_secret)?;
+        Ok(event.with_tenant(tenant.filter(|t| !t.is_empty()).map(Arc::from)))
+    }
+
+    /// The event, carrying `tenant` (it is not shared yet: set in place).
+    pub(crate) fn with_tenant(mut self, tenant: Option<Arc<str>>) -> WebhookEvent {
+        if tenant.is_some() {
+            if let Some(inner) = Arc::get_mut(&mut self.inner) {
+                inner.tenant = tenant;
+            }
+        }
+        self
+    }
+
+    /// The tenant whose secret verified this delivery: the name a
+    /// per-tenant verifier source
+    /// ([`Verifiers::by_tenant`](crate::http::Verifiers::by_tenant),
+    /// [`by_tenant_with`](crate::http::Verifiers::by_tenant_with)) found in
+    /// the request, or the name a route was given
+    /// ([`Verifiers::route_for_tenant`](crate::http::Verifiers::route_for_tenant));
+    /// `None` with a single verifier or an unnamed route.
+    ///
+    /// **Decide whose data to touch from this, never from the body's
+    /// [`account_id`](WebhookEvent::account_id)**: a tenant knows its own
+    /// secret and can sign any body, including one naming another tenant's
+    /// account. The inbox and the de-duplication stores key on
+    /// `(tenant, id, type)`, so one tenant cannot occupy another's events
+    /// either.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
+    }
+
     /// The `X-Plugipay-Signature` value the delivery carried, when it was
     /// received over HTTP through an adapter (`None` for events verified
     /// directly with [`Verifier::verify`](crate::Verifier::verify)). A
@@ -135,6 +177,7 @@ impl WebhookEvent {
                 raw_value: OnceLock::new(),
                 span: tracing::Span::current(),
                 signature,
+                tenant: None,
                 body,
             }),
         }
@@ -244,9 +287,11 @@ fn parse_or_null(bytes: &[u8]) -> Value {
 
 impl fmt::Debug for WebhookEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookEvent")
-            .field("id", &self.id())
-            .field("type", &self.event_type())
-            .finish()
+        let mut d = f.debug_struct("WebhookEvent");
+        d.field("id", &self.id()).field("type", &self.event_type());
+        if let Some(tenant) = self.tenant() {
+            d.field("tenant", &tenant);
+        }
+        d.finish()
     }
 }

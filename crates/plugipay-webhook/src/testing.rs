@@ -270,6 +270,26 @@ impl TestDelivery {
         let (body, header) = self.clone().into_parts();
         verifier.verify(body, Some(&header))
     }
+
+    /// Signs the delivery and verifies it with `verifier` as the secret of
+    /// tenant `tenant` — the event a per-tenant verifier source would hand
+    /// over ([`WebhookEvent::tenant`] is `tenant`).
+    ///
+    /// ```
+    /// use plugipay_webhook::{testing::TestDelivery, Verifier};
+    /// let event = TestDelivery::new("whsec_acme", "plugipay.invoice.paid.v1")
+    ///     .verify_for_tenant(&Verifier::new("whsec_acme"), "acme")
+    ///     .unwrap();
+    /// assert_eq!(event.tenant(), Some("acme"));
+    /// ```
+    pub fn verify_for_tenant(
+        &self,
+        verifier: &Verifier,
+        tenant: &str,
+    ) -> Result<WebhookEvent, SignatureError> {
+        self.verify_with(verifier)
+            .map(|event| event.with_tenant(Some(tenant.into())))
+    }
 }
 
 #[cfg(test)]

@@ -427,8 +427,10 @@ impl Verifier {
         body: Bytes,
         header: &SignatureHeader,
         signature: Option<Box<str>>,
+        tenant: Option<std::sync::Arc<str>>,
     ) -> Result<WebhookEvent, SignatureError> {
         self.verify_bytes(body, header, self.now(), signature)
+            .map(|event| event.with_tenant(tenant))
             .inspect_err(|e| self.note_failure(e))
     }
 

@@ -1,27 +1,17 @@
 //! The durable inbox: store every verified delivery, acknowledge once it is
 //! stored, process it with retries on workers — transactionally on SQL.
 //!
-//! ```text
-//!             receive (202 once stored)
-//!                    │
-//!                    ▼
-//!   ┌──────── pending ◄──────────── failure, attempts < max (backoff, full jitter)
-//!   │            │ claim (lease)          ▲
-//!   │            ▼                        │
-//!   │         running ── handler ok ──► done
-//!   │            │  └── lease lapses ──► pending (another worker takes it)
-//!   │            └───── failure, attempts = max ──► dead ── redelivery / retry ──► pending
-//!   └── no handler for the type ──► skipped ── retry --skipped ──► pending
-//! ```
+//! The state machine (one table, [`machine`]) is the same on every backend;
+//! each backend stores one transition at a time, atomically with its owner
+//! check (`docs/inbox.md`).
 
+mod backend;
 mod backoff;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(feature = "sqlite")]
-mod sqlite;
-mod tx;
+mod machine;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod txn;
 mod worker;
 
 use std::collections::HashMap;
@@ -34,19 +24,21 @@ use bytes::Bytes;
 use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
 
-use crate::dispatcher::{ConfigError, Handler, HandlerError, Outcome};
-use crate::store::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION};
+use crate::error::{BoxFuture, ConfigError, StoreError, MAX_DURATION};
+use crate::handlers::{Handler, HandlerError, Handlers};
+use crate::outcome::Outcome;
+use backend::{Backend, Inserted, NewEvent};
 
-#[cfg(feature = "redis")]
-pub use self::redis::{RedisInbox, DEFAULT_INBOX_PREFIX};
+pub use crate::attempt::current_attempt;
+pub use crate::tx::{SqlValue, Tx};
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresInbox;
+pub use backend::postgres::{PostgresInbox, PostgresInboxBuilder};
+#[cfg(feature = "redis")]
+pub use backend::redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteInbox;
-pub use tx::{SqlValue, Tx};
-pub use worker::{current_attempt, Processed, Workers};
-
-pub(crate) use tx::TxHandler;
+pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder};
+pub use machine::State;
+pub use worker::{Processed, ProcessedEvent, Workers};
 
 /// Default name of the inbox table.
 pub const DEFAULT_INBOX_TABLE: &str = "plugipay_webhook_inbox";
@@ -58,107 +50,23 @@ pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(3600);
 /// Default worker lease on a claimed event.
 pub const DEFAULT_INBOX_LEASE: Duration = Duration::from_secs(60);
+/// Default handler timeout (or half the lease, when that is shorter; on
+/// SQLite, a transactional handler's default is half the store timeout: it
+/// holds the database's write lock).
+pub const DEFAULT_INBOX_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The youngest age [`Inbox::prune_with`] deletes without `force`: the
+/// de-duplication retention. A record pruned younger than this lets a late
+/// redelivery of the same event in as new — and run again.
+pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// An event's state in the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A stored event as the operations tools show it. `Debug` shows neither
+/// the body nor the signature (payment data, and tamper evidence that
+/// belongs in `inbox show`, not in logs).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum State {
-    /// Due at its next attempt time.
-    Pending,
-    /// Claimed by one worker under a lease.
-    Running,
-    /// Processed.
-    Done,
-    /// Failed the maximum number of attempts.
-    Dead,
-    /// No handler for its type when it arrived (acknowledged, kept).
-    Skipped,
-}
-
-impl State {
-    /// Every state.
-    pub const ALL: [State; 5] = [
-        State::Pending,
-        State::Running,
-        State::Done,
-        State::Dead,
-        State::Skipped,
-    ];
-
-    /// The stored spelling: `pending`, `running`, `done`, `dead`, `skipped`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Running => "running",
-            State::Done => "done",
-            State::Dead => "dead",
-            State::Skipped => "skipped",
-        }
-    }
-
-    /// The state a stored spelling names.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<State> {
-        State::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a backend needs to store a verified delivery.
-#[derive(Debug, Clone)]
-pub(crate) struct NewEvent {
-    pub(crate) id: String,
-    pub(crate) event_type: String,
-    pub(crate) body: Bytes,
-    pub(crate) signature: String,
-    pub(crate) matched_secret: i64,
-    pub(crate) account_id: Option<String>,
-    pub(crate) occurred_at: Option<String>,
-    pub(crate) state: State,
-}
-
-/// What storing a delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Inserted {
-    New,
-    Duplicate,
-    Revived,
-}
-
-/// A claimed event, for the worker that holds its lease.
-#[derive(Debug, Clone)]
-pub(crate) struct Job {
-    pub(crate) id: String,
-    pub(crate) event_type: String,
-    pub(crate) body: Bytes,
-    pub(crate) matched_secret: usize,
-    pub(crate) attempt: u32,
-}
-
-/// How a transactional run ended.
-#[derive(Debug)]
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres")),
-    allow(dead_code, reason = "only SQL inboxes run transactional handlers")
-)]
-pub(crate) enum TxEnd {
-    /// The handler's writes and "done" committed together.
-    Done,
-    /// The handler failed; everything was rolled back.
-    Failed(String),
-    /// The lease was lost before commit: rolled back, another worker has it.
-    LostLease,
-}
-
-/// A stored event as the operations tools show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The verified tenant (empty: a single verifier).
+    pub tenant: String,
     /// Event id.
     pub id: String,
     /// Event type.
@@ -169,16 +77,158 @@ pub struct Record {
     pub attempts: u32,
     /// When it was first stored (ms since the epoch).
     pub received_at_ms: i64,
-    /// When it is due next (ms since the epoch; for pending events).
+    /// When it is due next (ms since the epoch): a pending event's next
+    /// attempt, a running event's lease expiry.
     pub next_attempt_at_ms: i64,
+    /// When its state last changed (ms since the epoch).
+    pub updated_at_ms: i64,
     /// The last failure's message (never the body).
     pub last_error: Option<String>,
     /// The account id, when the envelope had one.
     pub account_id: Option<String>,
+    /// `occurred_at`, exactly as in the envelope.
+    pub occurred_at: Option<String>,
     /// The raw body bytes exactly as received.
     pub body: Bytes,
     /// The `X-Plugipay-Signature` value as received.
     pub signature: String,
+    /// Which secret of the tenant's keyring verified it.
+    pub matched_secret: usize,
+}
+
+impl Record {
+    /// The tenant, `None` without one.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        (!self.tenant.is_empty()).then_some(self.tenant.as_str())
+    }
+
+    /// Where a listing continues after this record.
+    #[must_use]
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            received_at_ms: self.received_at_ms,
+            tenant: self.tenant.clone(),
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("tenant", &self.tenant)
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("received_at_ms", &self.received_at_ms)
+            .field("last_error", &self.last_error)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("signature", &format_args!("<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A position in a listing: the key of the last record seen.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// The record's `received_at_ms`.
+    pub received_at_ms: i64,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub event_type: String,
+}
+
+impl Cursor {
+    /// The cursor as one printable token (for `inbox list --after`).
+    #[must_use]
+    pub fn to_token(&self) -> String {
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "{}.{}.{}.{}",
+            self.received_at_ms,
+            hex(&self.tenant),
+            hex(&self.id),
+            hex(&self.event_type)
+        )
+    }
+
+    /// A cursor from [`to_token`](Cursor::to_token)'s text.
+    #[must_use]
+    pub fn from_token(token: &str) -> Option<Cursor> {
+        let unhex = |s: &str| -> Option<String> {
+            if !s.len().is_multiple_of(2) {
+                return None;
+            }
+            let bytes: Option<Vec<u8>> = (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8(bytes?).ok()
+        };
+        let mut parts = token.split('.');
+        let cursor = Cursor {
+            received_at_ms: parts.next()?.parse().ok()?,
+            tenant: unhex(parts.next()?)?,
+            id: unhex(parts.next()?)?,
+            event_type: unhex(parts.next()?)?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+/// Which events a listing shows: filters, order and a keyset page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this state.
+    pub state: Option<State>,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only this tenant (`Some("")`: events without one).
+    pub tenant: Option<String>,
+    /// Only events received at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only events after this one in the listing's order (the next page).
+    pub after: Option<Cursor>,
+    /// Newest first (default: oldest first).
+    pub newest_first: bool,
+    /// At most this many (0: 50).
+    pub limit: u32,
+}
+
+impl ListFilter {
+    /// The page size.
+    pub(crate) fn limit(&self) -> u32 {
+        if self.limit == 0 {
+            50
+        } else {
+            self.limit
+        }
+    }
+
+    /// Whether `r` belongs in the listing (for backends that filter
+    /// themselves).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn matches(&self, r: &Record) -> bool {
+        let after = self.after.as_ref().is_none_or(|a| {
+            let c = r.cursor();
+            if self.newest_first {
+                c < *a
+            } else {
+                c > *a
+            }
+        });
+        after
+            && self.state.is_none_or(|s| r.state == s)
+            && self.event_type.as_deref().is_none_or(|t| r.event_type == t)
+            && self.tenant.as_deref().is_none_or(|t| r.tenant == t)
+            && self.since_ms.is_none_or(|s| r.received_at_ms >= s)
+    }
 }
 
 /// Counts by state, and the age of the oldest due event.
@@ -186,8 +236,8 @@ pub struct Record {
 pub struct Stats {
     /// Events per state.
     pub counts: HashMap<State, u64>,
-    /// How long the oldest due (pending, past its attempt time) event has
-    /// waited, in ms; 0 when nothing is due.
+    /// How long the oldest due event (pending past its attempt time, or
+    /// running past its lease) has waited, in ms; 0 when nothing is due.
     pub oldest_due_ms: i64,
 }
 
@@ -199,97 +249,36 @@ impl Stats {
     }
 }
 
-/// Which events `retry` moves back to pending.
+/// Which events `retry` moves back to pending (attempts reset).
 #[derive(Debug, Clone, Default)]
 pub struct RetryFilter {
-    /// One event id (any type), or all matching the states below.
+    /// One event id (every tenant and type stored under it), or all that
+    /// match the states below.
     pub id: Option<String>,
     /// Dead events.
     pub dead: bool,
     /// Skipped events.
     pub skipped: bool,
+    /// Done events — to run them again on purpose (`retry --done ID
+    /// --force`).
+    pub done: bool,
     /// Only this type.
     pub event_type: Option<String>,
+    /// Only this tenant (`Some("")`: events without one).
+    pub tenant: Option<String>,
 }
 
-/// A storage backend of the inbox. Object-safe; one [`Session`] per worker.
-pub(crate) trait Backend: Send + Sync + 'static {
-    fn insert<'a>(&'a self, event: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>>;
-    fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>>;
-    /// Resolves when new work may be there (a notification), or after `max`.
-    fn wait(&self, max: Duration) -> BoxFuture<'_, ()>;
-    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
-    fn list<'a>(
-        &'a self,
-        state: Option<State>,
-        event_type: Option<&'a str>,
-        limit: u32,
-    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
-    fn retry<'a>(&'a self, filter: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>>;
-    fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
-    fn execute<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn kind(&self) -> &'static str;
-    /// Whether handlers can write in the inbox's own transaction.
-    fn transactional(&self) -> bool {
-        true
-    }
-}
-
-/// One worker's connection to the backend.
-pub(crate) trait Session: Send {
-    fn claim<'a>(
-        &'a mut self,
-        owner: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Option<Job>, StoreError>>;
-    fn complete<'a>(
-        &'a mut self,
-        job: &'a Job,
-        owner: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Back to pending after `retry_in`, or dead when `dead`.
-    fn fail<'a>(
-        &'a mut self,
-        job: &'a Job,
-        owner: &'a str,
-        error: &'a str,
-        retry_in: Duration,
-        dead: bool,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    fn skip<'a>(
-        &'a mut self,
-        job: &'a Job,
-        owner: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    fn extend<'a>(
-        &'a mut self,
-        job: &'a Job,
-        owner: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Runs `handler` in a transaction that also marks the event done.
-    fn transaction<'a>(
-        &'a mut self,
-        job: &'a Job,
-        owner: &'a str,
-        handler: &'a TxHandler,
-        event: WebhookEvent,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<TxEnd, StoreError>>;
-}
-
-/// [`Backend::wait`] for a backend whose listener task wakes `wake`: the
-/// first of a notification and `max`.
-#[cfg(any(feature = "postgres", feature = "redis"))]
-pub(crate) fn notified_within(
-    wake: &Arc<tokio::sync::Notify>,
-    max: Duration,
-) -> BoxFuture<'static, ()> {
-    let wake = wake.clone();
-    Box::pin(async move {
-        let _ = tokio::time::timeout(max, wake.notified()).await;
-    })
+/// Which events `prune` deletes: `done` ones (and `skipped` ones on
+/// request) last changed more than `older_than` ago — never pending,
+/// running or dead ones.
+#[derive(Debug, Clone)]
+pub struct PruneFilter {
+    /// The age.
+    pub older_than: Duration,
+    /// Skipped events too (they were acknowledged and never processed).
+    pub skipped: bool,
+    /// Allow an age under [`MIN_PRUNE_AGE`].
+    pub force: bool,
 }
 
 /// Options of an [`Inbox`].
@@ -305,13 +294,17 @@ pub(crate) struct Options {
 
 /// Called with each processed event's id, type and what became of it.
 pub(crate) type Observer = Arc<dyn Fn(&str, &str, Processed) + Send + Sync>;
+/// Called with everything about each processed event.
+pub(crate) type DetailedObserver = Arc<dyn Fn(&ProcessedEvent<'_>) + Send + Sync>;
 
 pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) handlers: HashMap<String, Handler>,
+    pub(crate) handlers: Handlers,
     pub(crate) options: Options,
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) observer: Option<Observer>,
+    pub(crate) detailed: Option<DetailedObserver>,
+    pub(crate) tenancy: crate::tenancy::Tenancy,
 }
 
 /// A durable inbox: [`receive`](Inbox::receive) stores a verified delivery
@@ -343,11 +336,9 @@ pub struct Inbox {
 
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut types: Vec<&String> = self.inner.handlers.keys().collect();
-        types.sort();
         f.debug_struct("Inbox")
             .field("backend", &self.inner.backend.kind())
-            .field("types", &types)
+            .field("types", &self.inner.handlers.types())
             .field("options", &self.inner.options)
             .finish()
     }
@@ -357,15 +348,18 @@ impl fmt::Debug for Inbox {
 /// plus transactional handlers.
 pub struct InboxBuilder {
     backend: Arc<dyn Backend>,
-    handlers: HashMap<String, Handler>,
+    handlers: Handlers,
     options: Options,
+    handler_timeout: Option<Duration>,
     observer: Option<Observer>,
+    detailed: Option<DetailedObserver>,
 }
 
 impl fmt::Debug for InboxBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboxBuilder")
             .field("backend", &self.backend.kind())
+            .field("types", &self.handlers.types())
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -381,7 +375,7 @@ impl InboxBuilder {
         E: Into<HandlerError>,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_async(handler));
+            .insert(event_type, Handler::from_async(handler));
         self
     }
 
@@ -395,12 +389,13 @@ impl InboxBuilder {
         E: Into<HandlerError>,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_object(handler));
+            .insert(event_type, Handler::from_object(handler));
         self
     }
 
     /// Registers a blocking handler, run on Tokio's blocking pool (to its
-    /// end: a thread cannot be cancelled; the lease is extended meanwhile).
+    /// end: a thread cannot be cancelled; the lease is extended meanwhile,
+    /// and its result discarded if the lease was lost).
     #[must_use]
     pub fn on_blocking<F, E>(mut self, event_type: &str, handler: F) -> Self
     where
@@ -408,14 +403,15 @@ impl InboxBuilder {
         E: Into<HandlerError> + 'static,
     {
         self.handlers
-            .insert(event_type.to_owned(), Handler::from_blocking(handler));
+            .insert(event_type, Handler::from_blocking(handler));
         self
     }
 
     /// Registers a handler that takes part in the inbox's SQL transaction:
     /// its writes (through [`Tx`]) and the event's move to `done` commit
     /// together, and a failure rolls both back — effectively once for
-    /// database side effects, across crashes.
+    /// database side effects, across crashes. `Done` is reported only once
+    /// the commit is confirmed.
     ///
     /// ```no_run
     /// # fn f(b: plugipay_webhook_dispatch::inbox::InboxBuilder) -> plugipay_webhook_dispatch::inbox::InboxBuilder {
@@ -438,10 +434,8 @@ impl InboxBuilder {
             + Sync
             + 'static,
     {
-        self.handlers.insert(
-            event_type.to_owned(),
-            Handler::Transactional(Arc::new(handler)),
-        );
+        self.handlers
+            .insert(event_type, Handler::Transactional(Arc::new(handler)));
         self
     }
 
@@ -453,15 +447,20 @@ impl InboxBuilder {
         self
     }
 
-    /// How long an async or transactional handler may run (default 30 s,
-    /// shorter than the lease).
+    /// How long a handler may run (default 30 s, or half the lease when that
+    /// is shorter; it must be shorter than the lease). On SQLite a
+    /// transactional handler's default is half the store timeout,
+    /// and a longer one is refused at [`build`](InboxBuilder::build): it
+    /// holds the database's write lock, which deliveries wait for).
     #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
-        self.options.handler_timeout = timeout.min(MAX_DURATION);
+        self.handler_timeout = Some(timeout.min(MAX_DURATION));
         self
     }
 
-    /// Attempts before an event is dead (default 10).
+    /// Attempts before an event is dead (default 10). A claim that finds
+    /// them exhausted — the last attempt never finished, its worker crashed
+    /// or was killed — makes the event dead instead of running it again.
     #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.options.max_attempts = attempts.max(1);
@@ -478,7 +477,8 @@ impl InboxBuilder {
     }
 
     /// How often idle workers look for due events without a notification
-    /// (default 1 s; PostgreSQL wakes them at once through LISTEN/NOTIFY).
+    /// (default 1 s; PostgreSQL and Redis wake them at once on a new event,
+    /// and a worker that scheduled a retry wakes for it when it is due).
     #[must_use]
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.options.poll_interval = every.max(Duration::from_millis(10));
@@ -487,6 +487,7 @@ impl InboxBuilder {
 
     /// Calls `observe(id, type, processed)` after each event a worker
     /// processed (once its state is committed): to log, to count, to print.
+    /// [`Processed::Done`] is reported only for committed work.
     #[must_use]
     pub fn observe(
         mut self,
@@ -496,20 +497,25 @@ impl InboxBuilder {
         self
     }
 
+    /// Calls `observe` with everything about each processed event — its
+    /// tenant, the attempt, the error, how long it took — once its state is
+    /// committed.
+    #[must_use]
+    pub fn on_processed(
+        mut self,
+        observe: impl Fn(&ProcessedEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.detailed = Some(Arc::new(observe));
+        self
+    }
+
     /// Checks the configuration and builds the inbox.
-    pub fn build(self) -> Result<Inbox, ConfigError> {
-        if self.options.handler_timeout >= self.options.lease {
-            return Err(ConfigError::new(format!(
-                "handler timeout ({:?}) must be shorter than the lease ({:?})",
-                self.options.handler_timeout, self.options.lease
-            )));
-        }
-        if !self.backend.transactional() {
-            if let Some(t) = self
-                .handlers
-                .iter()
-                .find_map(|(t, h)| matches!(h, Handler::Transactional(_)).then_some(t))
-            {
+    pub fn build(mut self) -> Result<Inbox, ConfigError> {
+        let tx_type = self.handlers.transactional_type().map(str::to_owned);
+        // Unset: 30 s, or half the lease when that is shorter.
+        let default_timeout = DEFAULT_INBOX_HANDLER_TIMEOUT.min(self.options.lease / 2);
+        if let Some(t) = &tx_type {
+            if self.backend.execute("").is_none() {
                 return Err(ConfigError::new(format!(
                     "the {} inbox is not transactional: register {t:?} with on/on_object \
                      (and make it idempotent), or use the PostgreSQL or SQLite inbox for on_tx",
@@ -517,8 +523,29 @@ impl InboxBuilder {
                 )));
             }
         }
-        for (a, b) in crate::dispatcher::version_conflicts(self.handlers.keys().map(String::as_str))
-        {
+        self.options.handler_timeout = match (
+            self.backend.lock_timeout(),
+            &tx_type,
+            self.handler_timeout,
+        ) {
+            (Some(lock), Some(t), Some(set)) if set >= lock => {
+                return Err(ConfigError::new(format!(
+                    "on SQLite a transactional handler ({t:?}) holds the database's write lock, and \
+                     deliveries wait for it at most the store timeout ({lock:?}): its timeout \
+                     ({set:?}) must be shorter — lower handler_timeout, or raise the store timeout \
+                     (SqliteInbox::open_with)"
+                )));
+            }
+            (Some(lock), Some(_), None) => (lock / 2).min(default_timeout),
+            (_, _, set) => set.unwrap_or(default_timeout),
+        };
+        if self.options.handler_timeout >= self.options.lease {
+            return Err(ConfigError::new(format!(
+                "handler timeout ({:?}) must be shorter than the lease ({:?})",
+                self.options.handler_timeout, self.options.lease
+            )));
+        }
+        for (a, b) in self.handlers.version_conflicts() {
             tracing::warn!(
                 "inbox handlers are registered for both {a} and {b}: during a deprecation window \
                  Plugipay emits both for one occurrence"
@@ -531,6 +558,8 @@ impl InboxBuilder {
                 options: self.options,
                 wake: tokio::sync::Notify::new(),
                 observer: self.observer,
+                detailed: self.detailed,
+                tenancy: crate::tenancy::Tenancy::default(),
             }),
         })
     }
@@ -542,16 +571,18 @@ impl Inbox {
     pub fn builder(backend: impl Into<InboxBackend>) -> InboxBuilder {
         InboxBuilder {
             backend: backend.into().0,
-            handlers: HashMap::new(),
+            handlers: Handlers::default(),
             options: Options {
                 lease: DEFAULT_INBOX_LEASE,
-                handler_timeout: Duration::from_secs(30),
+                handler_timeout: DEFAULT_INBOX_HANDLER_TIMEOUT,
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
                 retry_base: DEFAULT_RETRY_BASE,
                 retry_max: DEFAULT_RETRY_MAX,
                 poll_interval: Duration::from_secs(1),
             },
+            handler_timeout: None,
             observer: None,
+            detailed: None,
         }
     }
 
@@ -560,19 +591,21 @@ impl Inbox {
     /// makes it pending again with its attempts reset), or
     /// [`Outcome::StoreUnavailable`]. The event's
     /// [`signature_header`](WebhookEvent::signature_header) (set by every
-    /// adapter) is kept as tamper evidence.
+    /// adapter) is kept as tamper evidence, and its
+    /// [`tenant`](WebhookEvent::tenant) is part of its key.
     pub async fn receive(&self, event: &WebhookEvent) -> Outcome {
-        let signature = event.signature_header().unwrap_or_default();
-        let state = if self.inner.handlers.contains_key(event.event_type()) {
+        self.inner.tenancy.check(event);
+        let state = if self.inner.handlers.contains(event.event_type()) {
             State::Pending
         } else {
             State::Skipped
         };
         let new = NewEvent {
+            tenant: event.tenant().unwrap_or_default().to_owned(),
             id: event.id().to_owned(),
             event_type: event.event_type().to_owned(),
             body: event.raw_body().clone(),
-            signature: signature.to_owned(),
+            signature: event.signature_header().unwrap_or_default().to_owned(),
             matched_secret: i64::try_from(event.matched_secret()).unwrap_or(i64::MAX),
             account_id: event.account_id().map(str::to_owned),
             occurred_at: event.occurred_at().map(str::to_owned),
@@ -589,13 +622,14 @@ impl Inbox {
                 tracing::debug!(
                     id = event.id(),
                     event_type = event.event_type(),
+                    tenant = event.tenant(),
                     ?inserted,
                     "plugipay event stored"
                 );
                 Outcome::Stored
             }
             Err(e) => {
-                tracing::warn!(error = %e, "plugipay event not stored: inbox unavailable");
+                tracing::warn!(error = %e, id = event.id(), "plugipay event not stored: inbox unavailable");
                 Outcome::StoreUnavailable
             }
         };
@@ -625,16 +659,28 @@ impl Inbox {
         event_type: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Record>, StoreError> {
-        self.inner.backend.list(state, event_type, limit).await
+        self.list_with(&ListFilter {
+            state,
+            event_type: event_type.map(str::to_owned),
+            limit: limit.max(1),
+            ..ListFilter::default()
+        })
+        .await
     }
 
-    /// The stored records of one event id (one per type).
+    /// Events matching `filter`, in its order, a page at a time
+    /// ([`Record::cursor`] of the last one continues).
+    pub async fn list_with(&self, filter: &ListFilter) -> Result<Vec<Record>, StoreError> {
+        self.inner.backend.list(filter).await
+    }
+
+    /// The stored records of one event id (one per tenant and type).
     pub async fn get(&self, id: &str) -> Result<Vec<Record>, StoreError> {
         self.inner.backend.get(id).await
     }
 
-    /// Moves dead and/or skipped events (or one event) back to pending with
-    /// their attempts reset; the number moved.
+    /// Moves dead and/or skipped events (or one event; done ones only when
+    /// asked) back to pending with their attempts reset; the number moved.
     pub async fn retry(&self, filter: &RetryFilter) -> Result<u64, StoreError> {
         let n = self.inner.backend.retry(filter).await?;
         if n > 0 {
@@ -643,16 +689,47 @@ impl Inbox {
         Ok(n)
     }
 
-    /// Deletes done and skipped events last changed more than `older_than`
-    /// ago (never pending, running or dead ones); the number deleted.
+    /// Deletes `done` events last changed more than `older_than` ago —
+    /// never under [`MIN_PRUNE_AGE`] (see [`prune_with`](Inbox::prune_with)
+    /// for skipped events and a forced shorter age); the number deleted.
     pub async fn prune(&self, older_than: Duration) -> Result<u64, StoreError> {
-        self.inner.backend.prune(older_than).await
+        self.prune_with(&PruneFilter {
+            older_than,
+            skipped: false,
+            force: false,
+        })
+        .await
+    }
+
+    /// Deletes what `filter` says (never pending, running or dead events);
+    /// the number deleted. An age under [`MIN_PRUNE_AGE`] is refused unless
+    /// `force`: a late redelivery of a pruned event is stored as new and
+    /// processed again.
+    pub async fn prune_with(&self, filter: &PruneFilter) -> Result<u64, StoreError> {
+        if filter.older_than < MIN_PRUNE_AGE && !filter.force {
+            return Err(StoreError::new(format!(
+                "refusing to prune events younger than {} days: Plugipay may still redeliver them, \
+                 and a redelivery of a pruned event is processed again (force to prune anyway)",
+                MIN_PRUNE_AGE.as_secs() / 86_400
+            )));
+        }
+        self.inner.backend.prune(filter).await
     }
 
     /// Runs SQL statements on the inbox's database — to create, at start-up,
-    /// the tables your transactional handlers write to.
+    /// the tables your transactional handlers write to. On PostgreSQL they
+    /// run in one transaction under the inbox's advisory lock, so replicas
+    /// starting together run them one after the other instead of colliding
+    /// (`CREATE TABLE IF NOT EXISTS` is not safe against itself). Redis has
+    /// no SQL: an error.
     pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
-        self.inner.backend.execute(sql).await
+        match self.inner.backend.execute(sql) {
+            Some(run) => run.await,
+            None => Err(StoreError::new(format!(
+                "the {} inbox runs no SQL: transactional handlers need the PostgreSQL or SQLite inbox",
+                self.inner.backend.kind()
+            ))),
+        }
     }
 
     /// Whether the inbox answers now (for a health endpoint).
@@ -671,7 +748,7 @@ impl InboxBackend {
     /// ([`InboxBuilder::on_tx`]): SQLite and PostgreSQL, not Redis.
     #[must_use]
     pub fn is_transactional(&self) -> bool {
-        self.0.transactional()
+        self.0.execute("").is_some()
     }
 
     /// `sqlite`, `postgres` or `redis`.
@@ -709,23 +786,41 @@ impl From<RedisInbox> for InboxBackend {
 }
 
 /// Opens the inbox a URL names: `sqlite://PATH`, `postgres://…` or
-/// `redis://…` (each store call bounded by [`DEFAULT_STORE_TIMEOUT`]);
-/// tables (or the stream and its consumer group) are created on first use.
+/// `redis://…` (each store call bounded by
+/// [`DEFAULT_STORE_TIMEOUT`](crate::DEFAULT_STORE_TIMEOUT)); the table (or
+/// the keys) are created on first use, or an earlier release's brought
+/// forward.
 pub async fn inbox_from_url(url: &str) -> Result<InboxBackend, StoreError> {
-    let url = url.trim();
-    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
-    match scheme {
+    open_url(url, true).await
+}
+
+/// Opens an inbox that must exist already (the read-only tools): on SQLite
+/// a missing file is an error instead of a new, empty inbox.
+pub async fn existing_inbox_from_url(url: &str) -> Result<InboxBackend, StoreError> {
+    open_url(url, false).await
+}
+
+async fn open_url(url: &str, create: bool) -> Result<InboxBackend, StoreError> {
+    use crate::url::Target;
+    let _ = create;
+    match Target::parse(url, "inbox")? {
         #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            Ok(SqliteInbox::open(path)?.into())
-        }
+        Target::Sqlite(path) => Ok(SqliteInbox::builder(path).create(create).open()?.into()),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(PostgresInbox::connect(url).await?.into()),
+        Target::Postgres(url) => Ok(PostgresInbox::connect(url).await?.into()),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(RedisInbox::connect(url).await?.into()),
-        other => Err(StoreError::new(format!(
-            "unknown inbox {other:?}: use sqlite://PATH, postgres://… or redis://… (timeout {DEFAULT_STORE_TIMEOUT:?} per call)"
-        ))),
+        Target::Redis(url) => Ok(RedisInbox::connect(url).await?.into()),
+        Target::Memory => Err(StoreError::new(
+            "the inbox is durable: use sqlite://PATH, postgres://… or redis://…, not memory:",
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(other.missing_feature("inbox")),
     }
+}
+
+/// The transition table, as `docs/inbox.md` shows it.
+#[doc(hidden)]
+#[must_use]
+pub fn transition_table() -> String {
+    machine::table_markdown()
 }

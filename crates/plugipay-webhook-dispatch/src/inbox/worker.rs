@@ -1,5 +1,5 @@
 //! Workers: claim due events under a lease, run their handler, record the
-//! result.
+//! result — one transition at a time, each checked against the lease.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,44 +9,31 @@ use std::time::{Duration, Instant};
 use plugipay_webhook::WebhookEvent;
 use tracing::Instrument;
 
-use super::{backoff, Inner, Job, Session, TxEnd};
-use crate::dispatcher::{run_async, run_blocking, Handler};
-use crate::store::ClaimToken;
-
-tokio::task_local! {
-    static ATTEMPT: u32;
-}
-
-thread_local! {
-    static BLOCKING_ATTEMPT: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
-}
-
-/// The attempt number (1 for the first) of the inbox event whose handler is
-/// running on this task or thread; `None` outside an inbox handler.
-#[must_use]
-pub fn current_attempt() -> Option<u32> {
-    ATTEMPT
-        .try_with(|a| *a)
-        .ok()
-        .or_else(|| BLOCKING_ATTEMPT.with(std::cell::Cell::get))
-}
+use super::backend::{ClaimParams, Claimed, Job, Session};
+use super::machine::{Move, State, EXHAUSTED_RUNNING};
+use super::{backoff, Inner};
+use crate::error::millis;
+use crate::handlers::{run_async, run_blocking, Handler};
+use crate::token::ClaimToken;
 
 /// What became of a processed event, for an inbox's observer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Processed {
-    /// Done (committed).
+    /// Done (committed, confirmed).
     Done,
     /// Failed; due again after a backoff.
     Retrying,
-    /// Failed its last attempt.
+    /// Failed its last attempt, or was claimed with its attempts exhausted.
     Dead,
     /// No handler for its type.
     Skipped,
 }
 
 impl Processed {
-    fn as_str(self) -> &'static str {
+    /// `done`, `retrying`, `dead`, `skipped`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             Processed::Done => "done",
             Processed::Retrying => "retrying",
@@ -54,6 +41,29 @@ impl Processed {
             Processed::Skipped => "skipped",
         }
     }
+}
+
+/// Everything about one processed event (its state committed), for
+/// [`InboxBuilder::on_processed`](super::InboxBuilder::on_processed).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProcessedEvent<'a> {
+    /// The event id.
+    pub id: &'a str,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The verified tenant, if any.
+    pub tenant: Option<&'a str>,
+    /// What became of it.
+    pub processed: Processed,
+    /// The attempt that ended so (1 for the first).
+    pub attempt: u32,
+    /// The failure's message (never the body), for `Retrying` and `Dead`.
+    pub error: Option<&'a str>,
+    /// When it is due again, for `Retrying`.
+    pub retry_in: Option<Duration>,
+    /// How long the attempt took.
+    pub took: Duration,
 }
 
 /// Running workers; [`shutdown`](Workers::shutdown) stops them.
@@ -101,6 +111,7 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
     let owner = owner.as_str();
     let mut session: Option<Box<dyn Session>> = None;
     let mut last_gauges = Instant::now() - Duration::from_secs(60);
+    let options = &inner.options;
     while !stop.load(Ordering::SeqCst) {
         let s = match session.as_mut() {
             Some(s) => s,
@@ -108,29 +119,52 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                 Ok(s) => session.insert(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "inbox worker cannot reach the inbox; retrying");
-                    tokio::time::sleep(inner.options.poll_interval).await;
+                    tokio::time::sleep(options.poll_interval).await;
                     continue;
                 }
             },
         };
-        match s.claim(owner, inner.options.lease).await {
-            Ok(Some(job)) => process(&inner, s.as_mut(), owner, job).await,
-            Ok(None) => {
+        let params = ClaimParams {
+            owner,
+            lease_ms: millis(options.lease),
+            max_attempts: options.max_attempts,
+        };
+        match s.claim(params).await {
+            Ok(Claimed::Job(job)) => process(&inner, s.as_mut(), owner, job).await,
+            Ok(Claimed::Exhausted(job)) => {
+                let why = EXHAUSTED_RUNNING;
+                tracing::warn!(
+                    id = %job.id, event_type = %job.event_type, tenant = %job.tenant,
+                    attempts = job.attempt, "{why}: dead"
+                );
+                report(
+                    &inner,
+                    &job,
+                    Processed::Dead,
+                    Some(why),
+                    None,
+                    Duration::ZERO,
+                );
+            }
+            Ok(Claimed::Idle { due_in_ms }) => {
                 if index == 0 && last_gauges.elapsed() >= Duration::from_secs(5) {
                     last_gauges = Instant::now();
                     if let Ok(stats) = inner.backend.stats().await {
                         metrics::gauge!("plugipay_webhook_inbox_due")
-                            .set(stats.count(super::State::Pending) as f64);
+                            .set(stats.count(State::Pending) as f64);
                         metrics::gauge!("plugipay_webhook_inbox_oldest_due_seconds")
                             .set(stats.oldest_due_ms as f64 / 1000.0);
                     }
                 }
+                // Until the earliest known event is due, a notification
+                // (a local receive, another process's), or the poll interval.
+                let wait = due_in_ms
+                    .map(|ms| Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)))
+                    .map_or(options.poll_interval, |d| d.min(options.poll_interval));
                 let notified = inner.wake.notified();
-                let waited = inner.backend.wait(inner.options.poll_interval);
+                let waited = inner.backend.wait(wait);
                 tokio::pin!(notified);
                 tokio::pin!(waited);
-                // Whichever comes first: a local receive, a notification
-                // from another process, or the poll interval.
                 std::future::poll_fn(|cx| {
                     use std::task::Poll;
                     if notified.as_mut().poll(cx).is_ready() || waited.as_mut().poll(cx).is_ready()
@@ -145,8 +179,34 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
             Err(e) => {
                 tracing::warn!(error = %e, "inbox claim failed; reconnecting");
                 session = None;
-                tokio::time::sleep(inner.options.poll_interval).await;
+                tokio::time::sleep(options.poll_interval).await;
             }
+        }
+    }
+}
+
+/// What one run came to: the outcome to report (`None`: nothing this
+/// worker can vouch for — the lease was lost, or the outcome is unknown and
+/// the lease will lapse), the error and when it is due again.
+struct Ended {
+    processed: Option<Processed>,
+    error: Option<String>,
+    retry_in: Option<Duration>,
+}
+
+impl Ended {
+    fn none() -> Ended {
+        Ended {
+            processed: None,
+            error: None,
+            retry_in: None,
+        }
+    }
+
+    fn done() -> Ended {
+        Ended {
+            processed: Some(Processed::Done),
+            ..Ended::none()
         }
     }
 }
@@ -157,117 +217,190 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
         "plugipay_webhook.inbox",
         id = %job.id,
         event_type = %job.event_type,
+        tenant = %job.tenant,
         attempt = job.attempt,
         outcome = tracing::field::Empty,
     );
     async {
         let started = Instant::now();
-        let processed = run(inner, session, owner, &job).await;
-        if let Some(processed) = processed {
+        let ended = run(inner, session, owner, &job).await;
+        if let Some(processed) = ended.processed {
             tracing::Span::current().record("outcome", processed.as_str());
-            metrics::counter!("plugipay_webhook_inbox_processed_total", "outcome" => processed.as_str())
-                .increment(1);
             metrics::histogram!("plugipay_webhook_inbox_handler_seconds")
                 .record(started.elapsed().as_secs_f64());
-            if let Some(observe) = &inner.observer {
-                observe(&job.id, &job.event_type, processed);
-            }
+            report(
+                inner,
+                &job,
+                processed,
+                ended.error.as_deref(),
+                ended.retry_in,
+                started.elapsed(),
+            );
         }
     }
     .instrument(span)
     .await;
 }
 
-/// `None` when the lease was lost (another worker has the event).
-async fn run(
+/// Counts, observes.
+fn report(
     inner: &Inner,
-    session: &mut dyn Session,
-    owner: &str,
     job: &Job,
-) -> Option<Processed> {
+    processed: Processed,
+    error: Option<&str>,
+    retry_in: Option<Duration>,
+    took: Duration,
+) {
+    metrics::counter!("plugipay_webhook_inbox_processed_total", "outcome" => processed.as_str())
+        .increment(1);
+    if let Some(observe) = &inner.observer {
+        observe(&job.id, &job.event_type, processed);
+    }
+    if let Some(observe) = &inner.detailed {
+        observe(&ProcessedEvent {
+            id: &job.id,
+            event_type: &job.event_type,
+            tenant: (!job.tenant.is_empty()).then_some(job.tenant.as_str()),
+            processed,
+            attempt: job.attempt,
+            error,
+            retry_in,
+            took,
+        });
+    }
+}
+
+async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -> Ended {
     let options = &inner.options;
-    let event = match WebhookEvent::from_verified_bytes(job.body.clone(), job.matched_secret) {
-        Ok(event) => event,
-        Err(e) => {
-            let why = format!(
-                "the stored body is not a valid event any more: {}",
-                e.code()
-            );
-            return record(
-                session,
-                job,
-                owner,
-                Err(why),
-                options.max_attempts,
-                options,
-                true,
-            )
-            .await;
-        }
-    };
+    let event =
+        match WebhookEvent::from_stored(job.body.clone(), job.matched_secret, Some(&job.tenant)) {
+            Ok(event) => event,
+            Err(e) => {
+                let why = format!(
+                    "the stored body is not a valid event any more: {}",
+                    e.code()
+                );
+                return record(session, job, owner, Err(why), options, true).await;
+            }
+        };
     let Some(handler) = inner.handlers.get(&job.event_type) else {
         tracing::info!("no handler for this type: skipped");
-        return match session.skip(job, owner).await {
-            Ok(true) => Some(Processed::Skipped),
-            _ => None,
+        return match session.transition(job, owner, &Move::skip()).await {
+            Ok(true) => Ended {
+                processed: Some(Processed::Skipped),
+                ..Ended::none()
+            },
+            _ => Ended::none(),
         };
     };
     let result = match handler {
         Handler::Async(h) => {
-            let fut = ATTEMPT.scope(job.attempt, run_async(h, event, options.handler_timeout));
-            with_heartbeat(session, job, owner, options.lease, fut).await
+            let fut =
+                crate::attempt::scope(job.attempt, run_async(h, event, options.handler_timeout));
+            match with_lease(session, job, owner, options.lease, fut).await {
+                Some(result) => result,
+                None => return Ended::none(),
+            }
         }
         Handler::Blocking(h) => {
-            let attempt = job.attempt;
-            let h = h.clone();
-            let wrapped: crate::dispatcher::BlockingHandler = Arc::new(move |event| {
-                BLOCKING_ATTEMPT.with(|a| a.set(Some(attempt)));
-                let result = h(event);
-                BLOCKING_ATTEMPT.with(|a| a.set(None));
-                result
-            });
-            let fut = run_blocking(&wrapped, event);
-            with_heartbeat(session, job, owner, options.lease, fut).await
+            let fut = run_blocking(h, event, Some(job.attempt));
+            match with_lease(session, job, owner, options.lease, fut).await {
+                Some(result) => result,
+                None => return Ended::none(),
+            }
         }
         Handler::Transactional(h) => {
-            let ended = ATTEMPT
-                .scope(
-                    job.attempt,
-                    session.transaction(job, owner, h, event, options.handler_timeout),
-                )
-                .await;
-            match ended {
-                Ok(TxEnd::Done) => return Some(Processed::Done),
-                Ok(TxEnd::LostLease) => {
-                    tracing::warn!(
-                        "the lease lapsed before commit: rolled back, another worker has the event"
-                    );
-                    return None;
-                }
-                Ok(TxEnd::Failed(why)) => Err(why),
-                Err(e) => Err(format!("inbox: {e}")),
+            match transactional(session, job, owner, h, event, options).await {
+                Ok(ended) => return ended,
+                Err(why) => Err(why),
             }
         }
     };
-    record(session, job, owner, result, job.attempt, options, false).await
+    record(session, job, owner, result, options, false).await
 }
 
-/// Runs `fut`, extending the lease every third of it meanwhile.
-async fn with_heartbeat<F: Future<Output = Result<(), String>>>(
+/// Runs a transactional handler in the inbox's transaction: `Ok` with what
+/// to report when the run settled the event itself, `Err` with why it
+/// failed (rolled back).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn transactional(
+    session: &mut dyn Session,
+    job: &Job,
+    owner: &str,
+    handler: &crate::handlers::TxHandler,
+    event: WebhookEvent,
+    options: &super::Options,
+) -> Result<Ended, String> {
+    use super::txn::{run_transactional, TxEnd};
+    let Some(tx) = session.tx() else {
+        // `build` refuses transactional handlers on such backends.
+        return Err("this inbox has no transactions for a transactional handler".to_owned());
+    };
+    match run_transactional(tx, job, owner, handler, event, options.handler_timeout).await {
+        TxEnd::Done => Ok(Ended::done()),
+        TxEnd::LostLease => {
+            tracing::warn!(
+                "the lease was lost before commit: rolled back, another worker has the event"
+            );
+            Ok(Ended::none())
+        }
+        TxEnd::Failed(why) => Err(why),
+        TxEnd::NotBegun(why) => {
+            // The handler never ran: the attempt is given back.
+            let why = format!("the inbox's transaction did not begin: {why}");
+            Ok(retry(session, job, owner, why, options, true).await)
+        }
+        TxEnd::Unknown(why) => Ok(settle_unknown(session, job, owner, why, options, true).await),
+    }
+}
+
+/// Without a SQL backend compiled in there is no transaction to run in
+/// (`build` refuses transactional handlers).
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+async fn transactional(
+    _session: &mut dyn Session,
+    _job: &Job,
+    _owner: &str,
+    _handler: &crate::handlers::TxHandler,
+    _event: WebhookEvent,
+    _options: &super::Options,
+) -> Result<Ended, String> {
+    Err("this inbox has no transactions for a transactional handler".to_owned())
+}
+
+/// Runs `fut`, extending the lease every third of it meanwhile; `None` —
+/// and `fut` dropped, cancelling an async handler (a blocking one's result
+/// is discarded) — once the lease is lost: someone else holds it now, or it
+/// could not be renewed before it lapsed.
+async fn with_lease<F: Future>(
     session: &mut dyn Session,
     job: &Job,
     owner: &str,
     lease: Duration,
     fut: F,
-) -> Result<(), String> {
+) -> Option<F::Output> {
     tokio::pin!(fut);
+    let mut held_until = Instant::now() + lease;
+    let extend = Move::extend(millis(lease));
     loop {
-        match tokio::time::timeout(lease / 3, &mut fut).await {
-            Ok(result) => return result,
-            Err(_) => {
-                if let Err(e) = session.extend(job, owner, lease).await {
-                    tracing::warn!(error = %e, "could not extend the lease of a running handler");
+        if let Ok(result) = tokio::time::timeout(lease / 3, &mut fut).await {
+            return Some(result);
+        }
+        let asked = Instant::now();
+        match session.transition(job, owner, &extend).await {
+            Ok(true) => held_until = asked + lease,
+            Ok(false) => {
+                tracing::warn!(
+                    "the lease was lost (another worker holds the event): the handler is cancelled"
+                );
+                return None;
+            }
+            Err(e) => {
+                if Instant::now() + lease / 3 >= held_until {
+                    tracing::warn!(error = %e, "the lease could not be renewed before it lapsed: the handler is cancelled");
+                    return None;
                 }
+                tracing::warn!(error = %e, "could not extend the lease of a running handler; trying again");
             }
         }
     }
@@ -279,50 +412,111 @@ async fn record(
     job: &Job,
     owner: &str,
     result: Result<(), String>,
-    attempts: u32,
     options: &super::Options,
     force_dead: bool,
-) -> Option<Processed> {
-    match result {
-        Ok(()) => match session.complete(job, owner).await {
-            Ok(true) => Some(Processed::Done),
-            Ok(false) => {
-                tracing::warn!(
-                    "handled, but the lease had lapsed: another worker may run it again"
-                );
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "handled, but could not be marked done: it will run again after the lease");
-                None
-            }
-        },
-        Err(why) => {
-            let dead = force_dead || attempts >= options.max_attempts;
-            let retry_in = backoff::full_jitter(options.retry_base, options.retry_max, attempts);
-            if dead {
-                tracing::warn!(
-                    "{why}; attempt {attempts} of {}: dead",
-                    options.max_attempts
-                );
-            } else {
-                tracing::warn!(
-                    "{why}; attempt {attempts} of {}: again in {retry_in:?}",
-                    options.max_attempts
-                );
-            }
-            match session.fail(job, owner, &why, retry_in, dead).await {
-                Ok(true) => Some(if dead {
-                    Processed::Dead
-                } else {
-                    Processed::Retrying
-                }),
-                Ok(false) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not record the failure; the lease will lapse");
-                    None
+) -> Ended {
+    let why = match result {
+        Ok(()) => {
+            return match session.transition(job, owner, &Move::done()).await {
+                Ok(true) => Ended::done(),
+                Ok(false) => {
+                    tracing::warn!(
+                        "handled, but the lease was lost: another worker may run it again"
+                    );
+                    Ended::none()
                 }
+                Err(e) => settle_unknown(session, job, owner, e.to_string(), options, false).await,
+            };
+        }
+        Err(why) => why,
+    };
+    if force_dead || job.attempt >= options.max_attempts {
+        tracing::warn!(
+            "{why}; attempt {} of {}: dead",
+            job.attempt,
+            options.max_attempts
+        );
+        return match session
+            .transition(job, owner, &Move::fail(why.clone()))
+            .await
+        {
+            Ok(true) => Ended {
+                processed: Some(Processed::Dead),
+                error: Some(why),
+                retry_in: None,
+            },
+            Ok(false) => Ended::none(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the failure; the lease will lapse");
+                Ended::none()
             }
+        };
+    }
+    retry(session, job, owner, why, options, false).await
+}
+
+/// Due again after a backoff (`refund`: the attempt did not count).
+async fn retry(
+    session: &mut dyn Session,
+    job: &Job,
+    owner: &str,
+    why: String,
+    options: &super::Options,
+    refund: bool,
+) -> Ended {
+    let retry_in = backoff::full_jitter(options.retry_base, options.retry_max, job.attempt);
+    tracing::warn!(
+        "{why}; attempt {} of {}: again in {retry_in:?}",
+        job.attempt,
+        options.max_attempts
+    );
+    let mut mv = Move::retry(millis(retry_in), why.clone());
+    if refund {
+        mv = mv.refunded();
+    }
+    match session.transition(job, owner, &mv).await {
+        Ok(true) => Ended {
+            processed: Some(Processed::Retrying),
+            error: Some(why),
+            retry_in: Some(retry_in),
+        },
+        Ok(false) => Ended::none(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not record the failure; the lease will lapse");
+            Ended::none()
+        }
+    }
+}
+
+/// After a commit (or a move to done) whose outcome is unknown: looks. Done
+/// and still this owner's → it did commit. Still running under this owner
+/// → it did not: a transaction's writes were rolled back with it, so the
+/// attempt failed and is retried; a plain handler's work is done, so the
+/// move to done is made again. Anything else → nothing to vouch for.
+async fn settle_unknown(
+    session: &mut dyn Session,
+    job: &Job,
+    owner: &str,
+    why: String,
+    options: &super::Options,
+    in_transaction: bool,
+) -> Ended {
+    match session.peek(job).await {
+        Ok(Some((State::Done, Some(o)))) if o == owner => Ended::done(),
+        Ok(Some((State::Running, Some(o)))) if o == owner => {
+            if in_transaction {
+                let why = format!("not committed ({why})");
+                return retry(session, job, owner, why, options, false).await;
+            }
+            match session.transition(job, owner, &Move::done()).await {
+                Ok(true) => Ended::done(),
+                _ => Ended::none(),
+            }
+        }
+        Ok(_) => Ended::none(),
+        Err(e) => {
+            tracing::error!(error = %e, "the outcome of the commit is unknown ({why}); the lease will lapse and the event be looked at again");
+            Ended::none()
         }
     }
 }

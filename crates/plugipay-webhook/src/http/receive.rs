@@ -97,6 +97,7 @@ where
         id = tracing::field::Empty,
         event_type = tracing::field::Empty,
         matched_secret = tracing::field::Empty,
+        tenant = tracing::field::Empty,
         outcome = tracing::field::Empty,
         dispatch = tracing::field::Empty,
     );
@@ -107,7 +108,7 @@ where
             );
             return Err(Rejection::VerifierMissing);
         };
-        let verifier = selection.resolve().await?;
+        let (verifier, tenant) = selection.resolve().await?;
         let header = verifier.check_parsed(header)?;
         let limits = verifier.limits();
         let limit = limit_override.unwrap_or(limits.body_limit);
@@ -125,7 +126,7 @@ where
                 tracing::debug!("plugipay webhook rejected: body read deadline passed");
                 Rejection::BodyTimeout
             })??;
-        Ok(verifier.verify_received(body, &header, signature)?)
+        Ok(verifier.verify_received(body, &header, signature, tenant)?)
     };
     async move {
         let result = received.await;
@@ -135,6 +136,9 @@ where
                 span.record("id", event.id());
                 span.record("event_type", event.event_type());
                 span.record("matched_secret", event.matched_secret());
+                if let Some(tenant) = event.tenant() {
+                    span.record("tenant", tenant);
+                }
                 "verified"
             }
             Err(rejection) => rejection.code(),

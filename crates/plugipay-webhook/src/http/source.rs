@@ -31,8 +31,10 @@ pub trait VerifierSource: Send + Sync {
     fn select(&self, head: &dyn RequestHead) -> Selection;
 }
 
-/// The verifier chosen for one request, now or once a lookup finishes.
-pub struct Selection(Choice);
+/// The verifier chosen for one request, now or once a lookup finishes, and
+/// the name of the tenant (or route) it belongs to, which the verified event
+/// carries ([`WebhookEvent::tenant`](crate::WebhookEvent::tenant)).
+pub struct Selection(Choice, Option<Arc<str>>);
 
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 enum Choice {
@@ -42,11 +44,15 @@ enum Choice {
 
 impl fmt::Debug for Selection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
-            Choice::Ready(Some(_)) => "Selection::Ready(Some(..))",
-            Choice::Ready(None) => "Selection::Ready(None)",
-            Choice::Lookup(_) => "Selection::Lookup(..)",
-        })
+        let choice = match self.0 {
+            Choice::Ready(Some(_)) => "Ready(Some(..))",
+            Choice::Ready(None) => "Ready(None)",
+            Choice::Lookup(_) => "Lookup(..)",
+        };
+        f.debug_struct("Selection")
+            .field("choice", &format_args!("{choice}"))
+            .field("tenant", &self.1)
+            .finish()
     }
 }
 
@@ -55,7 +61,7 @@ impl Selection {
     /// (`404 endpoint_unknown`).
     #[must_use]
     pub fn ready(verifier: Option<Verifier>) -> Selection {
-        Selection(Choice::Ready(verifier))
+        Selection(Choice::Ready(verifier), None)
     }
 
     /// Decided by a lookup: `Ok(None)` is `404 endpoint_unknown`, `Err` is
@@ -63,11 +69,27 @@ impl Selection {
     pub fn lookup(
         lookup: impl Future<Output = Result<Option<Verifier>, LookupError>> + Send + 'static,
     ) -> Selection {
-        Selection(Choice::Lookup(Box::pin(lookup)))
+        Selection(Choice::Lookup(Box::pin(lookup)), None)
+    }
+
+    /// The same choice, made for the tenant (or route) `name`: an event
+    /// verified with it carries that name
+    /// ([`WebhookEvent::tenant`](crate::WebhookEvent::tenant)), and the
+    /// inbox and de-duplication stores key on it.
+    #[must_use]
+    pub fn for_tenant(self, name: impl Into<Arc<str>>) -> Selection {
+        Selection(self.0, Some(name.into()))
+    }
+
+    /// The tenant (or route) this selection was made for.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        self.1.as_deref()
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) async fn resolve(self) -> Result<Verifier, super::Rejection> {
+    pub(crate) async fn resolve(self) -> Result<(Verifier, Option<Arc<str>>), super::Rejection> {
+        let tenant = self.1;
         let found = match self.0 {
             Choice::Ready(found) => found,
             Choice::Lookup(lookup) => lookup.await.map_err(|e| {
@@ -75,10 +97,16 @@ impl Selection {
                 super::Rejection::VerifierUnavailable
             })?,
         };
-        found.ok_or_else(|| {
-            tracing::debug!("plugipay webhook rejected: no verifier for this endpoint");
-            super::Rejection::EndpointUnknown
-        })
+        match found {
+            Some(verifier) => Ok((verifier, tenant)),
+            None => {
+                tracing::debug!(
+                    tenant = tenant.as_deref(),
+                    "plugipay webhook rejected: no verifier for this endpoint"
+                );
+                Err(super::Rejection::EndpointUnknown)
+            }
+        }
     }
 }
 
@@ -126,7 +154,8 @@ type Lookup =
 pub struct Verifiers(Arc<By>);
 
 enum By {
-    Route(HashMap<String, Verifier>),
+    /// Path → the verifier, and the tenant it is named for (if any).
+    Route(HashMap<String, (Verifier, Option<Arc<str>>)>),
     Tenant(Tenant, Arc<Lookup>),
     Either(Verifiers, Verifiers),
 }
@@ -154,20 +183,40 @@ impl Verifiers {
     }
 
     /// Verifies requests to exactly `path` (the request path, without the
-    /// query) with `verifier`.
+    /// query) with `verifier`. Its events carry no tenant, as with a single
+    /// verifier (see [`route_for_tenant`](Verifiers::route_for_tenant)).
     #[must_use]
     pub fn route(self, path: &str, verifier: Verifier) -> Verifiers {
+        self.add_route(path, verifier, None)
+    }
+
+    /// Verifies requests to exactly `path` with `verifier`, as tenant
+    /// `tenant`: its events carry that name
+    /// ([`WebhookEvent::tenant`](crate::WebhookEvent::tenant)), and the
+    /// inbox and the de-duplication stores keep them apart from every other
+    /// tenant's — for endpoints of different Plugipay accounts in one
+    /// application.
+    #[must_use]
+    pub fn route_for_tenant(self, path: &str, tenant: &str, verifier: Verifier) -> Verifiers {
+        self.add_route(path, verifier, Some(tenant.into()))
+    }
+
+    fn add_route(self, path: &str, verifier: Verifier, tenant: Option<Arc<str>>) -> Verifiers {
         let mut routes = match Arc::try_unwrap(self.0) {
             Ok(By::Route(routes)) => routes,
             Ok(other) => {
-                return Verifiers(Arc::new(other)).or(Verifiers::by_route().route(path, verifier))
+                return Verifiers(Arc::new(other))
+                    .or(Verifiers::by_route().add_route(path, verifier, tenant))
             }
             Err(shared) => match &*shared {
                 By::Route(routes) => routes.clone(),
-                _ => return Verifiers(shared).or(Verifiers::by_route().route(path, verifier)),
+                _ => {
+                    return Verifiers(shared)
+                        .or(Verifiers::by_route().add_route(path, verifier, tenant))
+                }
             },
         };
-        routes.insert(path.to_owned(), verifier);
+        routes.insert(path.to_owned(), (verifier, tenant));
         Verifiers(Arc::new(By::Route(routes)))
     }
 
@@ -269,13 +318,22 @@ impl Verifiers {
 impl VerifierSource for Verifiers {
     fn select(&self, head: &dyn RequestHead) -> Selection {
         match &*self.0 {
-            By::Route(routes) => Selection::ready(routes.get(head.path()).cloned()),
+            By::Route(routes) => match routes.get(head.path()) {
+                Some((verifier, Some(tenant))) => {
+                    Selection::ready(Some(verifier.clone())).for_tenant(tenant.clone())
+                }
+                Some((verifier, None)) => Selection::ready(Some(verifier.clone())),
+                None => Selection::ready(None),
+            },
             By::Tenant(tenant, lookup) => match tenant.find(head) {
-                Some(name) => Selection(Choice::Lookup(lookup(name))),
+                Some(name) => {
+                    let lookup = lookup(name.clone());
+                    Selection(Choice::Lookup(lookup), Some(name.into()))
+                }
                 None => Selection::ready(None),
             },
             By::Either(first, then) => match first.select(head) {
-                Selection(Choice::Ready(None)) => then.select(head),
+                Selection(Choice::Ready(None), _) => then.select(head),
                 chosen => chosen,
             },
         }
@@ -391,6 +449,32 @@ mod tests {
         assert_eq!(ready("/main"), Some(true));
         assert_eq!(ready("/t/acme"), None, "the tenant lookup decides");
         assert_eq!(ready("/elsewhere"), Some(false));
+    }
+
+    #[test]
+    fn a_selection_names_the_tenant_only_when_one_was_chosen() {
+        let headers = http::HeaderMap::new();
+        let all = Verifiers::by_route()
+            .route("/main", Verifier::new("whsec_main"))
+            .route_for_tenant("/payouts", "payouts", Verifier::new("whsec_payouts"))
+            .or(Verifiers::by_tenant(
+                Tenant::in_path("/t/{tenant}"),
+                Verifiers::parse_tenant_secrets("acme=whsec_acme").unwrap(),
+            ));
+        let tenant = |path: &str| {
+            all.select(&HttpHead::new(path, &headers))
+                .tenant()
+                .map(str::to_owned)
+        };
+        assert_eq!(tenant("/main"), None, "an unnamed route is no tenant");
+        assert_eq!(tenant("/payouts").as_deref(), Some("payouts"));
+        assert_eq!(tenant("/t/acme").as_deref(), Some("acme"));
+        assert_eq!(
+            tenant("/t/unknown").as_deref(),
+            Some("unknown"),
+            "named before the lookup"
+        );
+        assert_eq!(tenant("/elsewhere"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::store::{BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, MAX_DURATION};
+use super::{Claim, DedupStore, EventKey};
+use crate::error::{BoxFuture, StoreError, MAX_DURATION};
+use crate::token::ClaimToken;
 
 #[derive(Debug)]
 enum State {

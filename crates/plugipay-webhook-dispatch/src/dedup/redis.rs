@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
-use crate::store::{
-    bounded, millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError,
-    DEFAULT_STORE_TIMEOUT,
-};
+use super::{Claim, DedupStore, EventKey};
+use crate::conn::redis::{err, event_ref};
+use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
+use crate::token::ClaimToken;
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "plugipay:webhook:event";
@@ -68,17 +68,7 @@ impl RedisStoreBuilder {
 
     /// Connects.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| err("url", &e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let conn = bounded(self.timeout, "redis connect", async {
-            ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(|e| err("connect", &e))
-        })
-        .await?;
+        let conn = crate::conn::redis::connect(&self.url, self.timeout, "redis store").await?;
         Ok(RedisStore {
             conn,
             prefix: self.prefix,
@@ -108,10 +98,6 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-fn err(what: &str, e: &redis::RedisError) -> StoreError {
-    StoreError::new(format!("redis {what}: {e}"))
 }
 
 impl RedisStore {
@@ -144,7 +130,7 @@ impl RedisStore {
         token: &ClaimToken,
         ms: Option<u64>,
     ) -> Result<bool, StoreError> {
-        bounded(self.timeout, &format!("redis {what}"), async {
+        bounded(self.timeout, &format!("redis store {what}"), async {
             let mut conn = self.conn.clone();
             let mut call = script.key(self.key(key));
             call.arg(claimed(token));
@@ -154,20 +140,18 @@ impl RedisStore {
             let n: i64 = call
                 .invoke_async(&mut conn)
                 .await
-                .map_err(|e| err(what, &e))?;
+                .map_err(|e| err(&format!("redis store {what}"), &e))?;
             Ok(n == 1)
         })
         .await
     }
 
-    /// `prefix:<len(id)>:<id>:<type>` — the length keeps ids containing `:` unambiguous.
+    /// `prefix:<event ref>` (see [`event_ref`]).
     fn key(&self, key: &EventKey) -> String {
         format!(
-            "{}:{}:{}:{}",
+            "{}:{}",
             self.prefix,
-            key.id.len(),
-            key.id,
-            key.event_type
+            event_ref(&key.tenant, &key.id, &key.event_type)
         )
     }
 }
@@ -187,7 +171,7 @@ impl DedupStore for RedisStore {
         key: &'a EventKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(bounded(self.timeout, "redis claim", async move {
+        Box::pin(bounded(self.timeout, "redis store claim", async move {
             let mut conn = self.conn.clone();
             let k = self.key(key);
             // A record may expire between SET and GET: try twice.
@@ -201,7 +185,7 @@ impl DedupStore for RedisStore {
                     .arg(px(lease))
                     .query_async(&mut conn)
                     .await
-                    .map_err(|e| err("SET NX", &e))?;
+                    .map_err(|e| err("redis store claim", &e))?;
                 if set.is_some() {
                     return Ok(Claim::Acquired(token));
                 }
@@ -209,7 +193,7 @@ impl DedupStore for RedisStore {
                     .arg(&k)
                     .query_async(&mut conn)
                     .await
-                    .map_err(|e| err("GET", &e))?;
+                    .map_err(|e| err("redis store claim", &e))?;
                 match current.as_deref() {
                     Some(DONE) => return Ok(Claim::Done),
                     Some(_) => return Ok(Claim::InProgress),
@@ -253,7 +237,7 @@ impl DedupStore for RedisStore {
                 .query_async::<String>(&mut conn)
                 .await
                 .map(drop)
-                .map_err(|e| err("PING", &e))
+                .map_err(|e| err("redis store health check", &e))
         }))
     }
 

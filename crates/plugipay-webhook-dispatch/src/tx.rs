@@ -1,18 +1,6 @@
-//! The transaction a transactional handler writes through.
+//! The transaction a transactional inbox handler writes through.
 
-use std::sync::Arc;
-
-use plugipay_webhook::WebhookEvent;
-
-use crate::dispatcher::HandlerError;
-use crate::store::BoxFuture;
-
-/// A transactional handler.
-pub(crate) type TxHandler = Arc<
-    dyn for<'a> Fn(&'a mut Tx<'_>, WebhookEvent) -> BoxFuture<'a, Result<(), HandlerError>>
-        + Send
-        + Sync,
->;
+use crate::handlers::HandlerError;
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +45,11 @@ impl From<bool> for SqlValue {
         SqlValue::Bool(v)
     }
 }
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        SqlValue::Bytes(v)
+    }
+}
 impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
     fn from(v: Option<T>) -> Self {
         v.map_or(SqlValue::Null, Into::into)
@@ -65,20 +58,25 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 
 /// The inbox's open transaction, handed to a transactional handler: what it
 /// writes commits together with the event's move to `done`, or not at all.
+///
 /// Statements use `$1`, `$2`, … placeholders on every backend (on
-/// PostgreSQL each is prepared once per worker connection); reach the
-/// driver's own connection (inside the transaction) with
-/// [`postgres`](Tx::postgres) or [`sqlite`](Tx::sqlite) for anything more.
+/// PostgreSQL each is prepared once per worker connection). For anything
+/// more, reach the driver's own connection, inside the transaction, with
+/// [`postgres`](Tx::postgres) or [`with_sqlite`](Tx::with_sqlite). The inbox
+/// begins, commits and rolls back the transaction: never `COMMIT` or
+/// `ROLLBACK` it yourself (`SAVEPOINT`s are yours to use). On PostgreSQL a
+/// statement that fails aborts the whole transaction, even when the handler
+/// ignores the error: the event is then not done, and runs again.
 pub struct Tx<'t>(Backend<'t>);
 
 enum Backend<'t> {
     #[cfg(feature = "postgres")]
     Postgres {
         client: &'t tokio_postgres::Client,
-        statements: &'t crate::pg::Statements,
+        statements: &'t crate::conn::pg::Statements,
     },
     #[cfg(feature = "sqlite")]
-    Sqlite(&'t std::sync::Mutex<rusqlite::Connection>),
+    Sqlite(&'t crate::conn::sqlite::SqliteConn),
     /// Built without a SQL backend: never constructed.
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     #[allow(dead_code)]
@@ -104,14 +102,14 @@ impl<'t> Tx<'t> {
     #[cfg(feature = "postgres")]
     pub(crate) fn postgres_on(
         client: &'t tokio_postgres::Client,
-        statements: &'t crate::pg::Statements,
+        statements: &'t crate::conn::pg::Statements,
     ) -> Tx<'t> {
         Tx(Backend::Postgres { client, statements })
     }
 
     /// On SQLite: the worker's connection, inside its transaction.
     #[cfg(feature = "sqlite")]
-    pub(crate) fn sqlite_on(conn: &'t std::sync::Mutex<rusqlite::Connection>) -> Tx<'t> {
+    pub(crate) fn sqlite_on(conn: &'t crate::conn::sqlite::SqliteConn) -> Tx<'t> {
         Tx(Backend::Sqlite(conn))
     }
 }
@@ -131,10 +129,16 @@ impl Tx<'_> {
             }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(conn) => {
-                let conn = conn.lock().map_err(|_| "sqlite connection lock poisoned")?;
+                let sql = sqlite_placeholders(sql);
                 let values: Vec<rusqlite::types::Value> = params.iter().map(sqlite_param).collect();
-                let mut statement = conn.prepare_cached(sql)?;
-                Ok(statement.execute(rusqlite::params_from_iter(values))? as u64)
+                let changed = conn
+                    .run(move |slot| -> Result<usize, HandlerError> {
+                        let conn = slot.conn()?;
+                        let mut statement = conn.prepare_cached(&sql)?;
+                        Ok(statement.execute(rusqlite::params_from_iter(values))?)
+                    })
+                    .await??;
+                Ok(changed as u64)
             }
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Backend::NoSql(_) => {
@@ -157,21 +161,37 @@ impl Tx<'_> {
         }
     }
 
-    /// The SQLite connection (inside the transaction), on SQLite.
+    /// Runs `f` with the SQLite connection, inside the inbox's transaction,
+    /// on the connection's own thread (never the async runtime's); `None`
+    /// on another backend. Do not `COMMIT` or `ROLLBACK` in it.
+    ///
+    /// ```no_run
+    /// # async fn f(tx: &mut plugipay_webhook_dispatch::inbox::Tx<'_>) -> Result<(), plugipay_webhook_dispatch::HandlerError> {
+    /// let rows: Option<i64> = tx
+    ///     .with_sqlite(|conn| conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)))
+    ///     .await?
+    ///     .transpose()?;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "sqlite")]
-    #[must_use]
-    pub fn sqlite(&self) -> Option<&std::sync::Mutex<rusqlite::Connection>> {
+    pub async fn with_sqlite<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> R + Send + 'static,
+    ) -> Result<Option<R>, HandlerError> {
         match &self.0 {
-            Backend::Sqlite(conn) => Some(conn),
+            Backend::Sqlite(conn) => {
+                let r = conn.run(move |slot| slot.conn().map(|c| f(c))).await??;
+                Ok(Some(r))
+            }
             #[allow(unreachable_patterns)]
-            _ => None,
+            _ => Ok(None),
         }
     }
 
     /// The attempt number of the event being processed (1 for the first).
     #[must_use]
     pub fn attempt(&self) -> u32 {
-        super::worker::current_attempt().unwrap_or(1)
+        crate::attempt::current_attempt().unwrap_or(1)
     }
 }
 
@@ -197,5 +217,43 @@ fn sqlite_param(v: &SqlValue) -> rusqlite::types::Value {
         SqlValue::Text(t) => Value::Text(t),
         SqlValue::Bytes(b) => Value::Blob(b),
         SqlValue::Bool(b) => Value::Integer(i64::from(b)),
+    }
+}
+
+/// `$N` placeholders spelled `?N` (SQLite reads `$1` as a *named*
+/// parameter, numbered by first appearance — `$2 … $1` would bind
+/// backwards); quoted text and identifiers are left alone.
+#[cfg(feature = "sqlite")]
+fn sqlite_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                out.push(c);
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    #[test]
+    fn dollar_placeholders_become_numbered_question_marks_outside_quotes() {
+        assert_eq!(
+            super::sqlite_placeholders("INSERT INTO t (a, b) VALUES ($2, $1) -- '$3' \"$4\""),
+            "INSERT INTO t (a, b) VALUES (?2, ?1) -- '$3' \"$4\""
+        );
     }
 }

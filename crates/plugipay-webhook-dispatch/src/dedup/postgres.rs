@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pg::{err, PgClient, PgConn};
-
-use crate::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
-use crate::store::{
-    millis, BoxFuture, Claim, ClaimToken, DedupStore, EventKey, StoreError, DEFAULT_STORE_TIMEOUT,
-};
+use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
+use super::{Claim, DedupStore, EventKey};
+use crate::conn::pg::{PgClient, PgConn};
+use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
+use crate::sql::Dialect;
+use crate::token::ClaimToken;
 
 /// A store in PostgreSQL, for receivers running as several replicas: the
 /// claim is one `INSERT … ON CONFLICT … DO UPDATE … WHERE expired RETURNING`,
@@ -75,11 +75,17 @@ impl PostgresStoreBuilder {
 
     /// Connects (and creates the table if needed).
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
-        sql::check_table(&self.table)?;
-        let sql = sql::statements(&self.table, |n| format!("${n}"), NOW);
+        crate::sql::check_table(&self.table)?;
+        let sql = sql::statements(&self.table, Dialect::Postgres);
         let store = PostgresStore {
             inner: Arc::new(Inner {
-                conn: PgConn::new(&self.url, self.timeout, sql.create.clone(), 727_166),
+                conn: PgConn::new(
+                    &self.url,
+                    self.timeout,
+                    sql.schema.clone(),
+                    727_166,
+                    "postgres store",
+                ),
                 sql,
                 claims: AtomicU64::new(0),
             }),
@@ -88,8 +94,6 @@ impl PostgresStoreBuilder {
         Ok(store)
     }
 }
-
-const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), table
@@ -132,7 +136,7 @@ impl PostgresStore {
             let n = c
                 .execute(&statement, params)
                 .await
-                .map_err(|e| err(what, &e))?;
+                .map_err(|e| c.err(what, &e))?;
             Ok(n == 1)
         })
         .await
@@ -154,26 +158,32 @@ impl DedupStore for PostgresStore {
             {
                 c.execute(&c.prepared("purge", &self.inner.sql.purge).await?, &[])
                     .await
-                    .map_err(|e| err("purge", &e))?;
+                    .map_err(|e| c.err("purge", &e))?;
             }
             let token = ClaimToken::new();
             let row = c
                 .query_opt(
                     &c.prepared("claim", &self.inner.sql.claim).await?,
-                    &[&key.id, &key.event_type, &token.as_str(), &millis(lease)],
+                    &[
+                        &key.tenant,
+                        &key.id,
+                        &key.event_type,
+                        &token.as_str(),
+                        &millis(lease),
+                    ],
                 )
                 .await
-                .map_err(|e| err("claim", &e))?;
+                .map_err(|e| c.err("claim", &e))?;
             if row.and_then(|r| r.get::<_, Option<String>>(0)).as_deref() == Some(token.as_str()) {
                 return Ok(Claim::Acquired(token));
             }
             let state = c
                 .query_opt(
                     &c.prepared("state", &self.inner.sql.state).await?,
-                    &[&key.id, &key.event_type],
+                    &[&key.tenant, &key.id, &key.event_type],
                 )
                 .await
-                .map_err(|e| err("state", &e))?
+                .map_err(|e| c.err("state", &e))?
                 .map(|r| r.get::<_, String>(0));
             Ok(match state.as_deref() {
                 Some("done") => Claim::Done,
@@ -193,7 +203,7 @@ impl DedupStore for PostgresStore {
             self.owned_update(
                 "complete",
                 &self.inner.sql.complete,
-                &[&ms, &key.id, &key.event_type, &token.as_str()],
+                &[&key.tenant, &key.id, &key.event_type, &token.as_str(), &ms],
             )
             .await
         })
@@ -208,7 +218,7 @@ impl DedupStore for PostgresStore {
             self.owned_update(
                 "release",
                 &self.inner.sql.release,
-                &[&key.id, &key.event_type, &token.as_str()],
+                &[&key.tenant, &key.id, &key.event_type, &token.as_str()],
             )
             .await
         })
@@ -225,7 +235,7 @@ impl DedupStore for PostgresStore {
             self.owned_update(
                 "extend",
                 &self.inner.sql.extend,
-                &[&ms, &key.id, &key.event_type, &token.as_str()],
+                &[&key.tenant, &key.id, &key.event_type, &token.as_str(), &ms],
             )
             .await
         })
@@ -236,7 +246,7 @@ impl DedupStore for PostgresStore {
             c.simple_query("SELECT 1")
                 .await
                 .map(drop)
-                .map_err(|e| err("health check", &e))
+                .map_err(|e| c.err("health check", &e))
         }))
     }
 

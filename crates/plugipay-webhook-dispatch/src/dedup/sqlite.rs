@@ -1,0 +1,237 @@
+//! The SQLite store: one file, one machine, survives restarts.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
+use super::{Claim, DedupStore, EventKey};
+use crate::conn::sqlite::{ensure_schema, setup, SqliteConn};
+use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
+use crate::sql::Dialect;
+use crate::token::ClaimToken;
+
+/// A store in an SQLite database file, for a receiver on one machine that
+/// restarts: events handled before a restart stay duplicates after it.
+/// Several processes on the machine may share the file (WAL mode, a busy
+/// timeout). Creates its table on first use. Runs with `synchronous=NORMAL`:
+/// records survive process crashes; a power loss can lose the latest few,
+/// whose events would then run again on redelivery (never be lost).
+///
+/// Every call is bounded by a timeout (default [`DEFAULT_STORE_TIMEOUT`],
+/// 5 s; [`SqliteStoreBuilder::timeout`]), which is also SQLite's busy
+/// timeout: a database file locked by another process makes deliveries 503
+/// within the timeout instead of queueing them. Statements run on a thread
+/// of the store's own, never on the async runtime's.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: SqliteConn,
+    sql: Statements,
+    path: PathBuf,
+    claims: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`SqliteStore`]: `SqliteStore::builder(path).table(…).timeout(…).open()`.
+#[derive(Debug)]
+#[must_use]
+pub struct SqliteStoreBuilder {
+    path: PathBuf,
+    table: String,
+    timeout: Duration,
+}
+
+impl SqliteStoreBuilder {
+    /// The table (default `plugipay_webhook_events`; at most
+    /// [`MAX_TABLE_NAME_LEN`](crate::MAX_TABLE_NAME_LEN) ASCII letters,
+    /// digits and underscores; reserved words are fine).
+    pub fn table(mut self, table: &str) -> Self {
+        table.clone_into(&mut self.table);
+        self
+    }
+
+    /// How long one store call may take, waiting for a lock included
+    /// (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Opens (creating if needed) the database and the table, bringing a
+    /// table of an earlier release forward.
+    pub fn open(self) -> Result<SqliteStore, StoreError> {
+        crate::sql::check_table(&self.table)?;
+        let sql = sql::statements(&self.table, Dialect::Sqlite);
+        let setup = setup(&self.path, self.timeout, false, true, "sqlite store");
+        let conn = SqliteConn::open(setup, self.timeout, |conn| {
+            ensure_schema(conn, &sql.schema, "sqlite store")
+        })?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                conn,
+                sql,
+                path: self.path,
+                claims: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, table
+    /// `plugipay_webhook_events`, 5 s timeout.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::builder(path).open()
+    }
+
+    /// Opens the database at `path` with a table of your choosing.
+    pub fn open_with_table(path: impl AsRef<Path>, table: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::builder(path).table(table).open()
+    }
+
+    /// Options: table and timeout.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            path: path.as_ref().to_path_buf(),
+            table: DEFAULT_TABLE.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+
+    /// One statement changing one claimed row; `Ok(true)` when it did.
+    async fn owned_update(
+        &self,
+        what: &'static str,
+        statement: fn(&Statements) -> &str,
+        params: (String, String, String, String, Option<i64>),
+    ) -> Result<bool, StoreError> {
+        let inner = self.inner.clone();
+        self.inner
+            .conn
+            .with(what, move |conn| {
+                let sql = statement(&inner.sql);
+                let (tenant, id, ty, owner, ms) = params;
+                let n = match ms {
+                    Some(ms) => conn.execute(sql, params![tenant, id, ty, owner, ms])?,
+                    None => conn.execute(sql, params![tenant, id, ty, owner])?,
+                };
+                Ok(n == 1)
+            })
+            .await
+    }
+}
+
+fn owned(
+    key: &EventKey,
+    token: &ClaimToken,
+    ms: Option<i64>,
+) -> (String, String, String, String, Option<i64>) {
+    (
+        key.tenant.clone(),
+        key.id.clone(),
+        key.event_type.clone(),
+        token.as_str().to_owned(),
+        ms,
+    )
+}
+
+impl DedupStore for SqliteStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a EventKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        let key = key.clone();
+        let inner = self.inner.clone();
+        let purge = inner
+            .claims
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY);
+        Box::pin(self.inner.conn.with("claim", move |conn| {
+            if purge {
+                conn.execute(&inner.sql.purge, [])?;
+            }
+            let token = ClaimToken::new();
+            let won: Option<String> = conn
+                .query_row(
+                    &inner.sql.claim,
+                    params![
+                        key.tenant,
+                        key.id,
+                        key.event_type,
+                        token.as_str(),
+                        millis(lease)
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if won.as_deref() == Some(token.as_str()) {
+                return Ok(Claim::Acquired(token));
+            }
+            let state: Option<String> = conn
+                .query_row(
+                    &inner.sql.state,
+                    params![key.tenant, key.id, key.event_type],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(match state.as_deref() {
+                Some("done") => Claim::Done,
+                _ => Claim::InProgress,
+            })
+        }))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        retention: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let params = owned(key, token, Some(millis(retention)));
+        Box::pin(self.owned_update("complete", |s| &s.complete, params))
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let params = owned(key, token, None);
+        Box::pin(self.owned_update("release", |s| &s.release, params))
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a EventKey,
+        token: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let params = owned(key, token, Some(millis(lease)));
+        Box::pin(self.owned_update("extend", |s| &s.extend, params))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.inner.conn.with("health check", |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+        }))
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,284 @@
+//! The handler registry the dispatcher and the inbox share: the kinds of
+//! handler, how each is run (timeouts, panics caught), and the table by
+//! event type.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugipay_webhook::WebhookEvent;
+use serde::de::DeserializeOwned;
+
+use crate::error::BoxFuture;
+
+/// What a handler returns on failure. Any error type converts into it.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) type AsyncHandler =
+    Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+pub(crate) type BlockingHandler =
+    Arc<dyn Fn(&WebhookEvent) -> Result<(), HandlerError> + Send + Sync>;
+
+/// A transactional handler: its writes go through the inbox's transaction.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) type TxHandler = Arc<
+    dyn for<'a> Fn(
+            &'a mut crate::tx::Tx<'_>,
+            WebhookEvent,
+        ) -> BoxFuture<'a, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// A registered handler. Blocking ones are kept apart: a thread cannot be
+/// cancelled at the timeout, so their claim is kept until the thread
+/// returns. Transactional ones take part in an inbox's SQL transaction
+/// (inbox only).
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Async(AsyncHandler),
+    Blocking(BlockingHandler),
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+    Transactional(TxHandler),
+}
+
+impl Handler {
+    /// An async handler.
+    pub(crate) fn from_async<F, Fut, E>(handler: F) -> Handler
+    where
+        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        Handler::Async(Arc::new(move |event| {
+            let fut = handler(event);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }))
+    }
+
+    /// An async handler of `data.object` as `T`.
+    pub(crate) fn from_object<T, F, Fut, E>(handler: F) -> Handler
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        let handler = Arc::new(handler);
+        Handler::from_async(move |event: WebhookEvent| {
+            let handler = handler.clone();
+            async move {
+                let object: T = event
+                    .object_as()
+                    .map_err(|e| -> HandlerError { Box::new(e) })?;
+                handler(object, event).await.map_err(Into::into)
+            }
+        })
+    }
+
+    /// A blocking handler.
+    pub(crate) fn from_blocking<F, E>(handler: F) -> Handler
+    where
+        F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
+        E: Into<HandlerError> + 'static,
+    {
+        Handler::Blocking(Arc::new(move |event| handler(event).map_err(Into::into)))
+    }
+
+    /// Whether it needs an inbox's transaction.
+    pub(crate) fn is_transactional(&self) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+        if matches!(self, Handler::Transactional(_)) {
+            return true;
+        }
+        false
+    }
+}
+
+/// The handlers by event type.
+#[derive(Clone, Default)]
+pub(crate) struct Handlers(HashMap<String, Handler>);
+
+impl Handlers {
+    pub(crate) fn insert(&mut self, event_type: &str, handler: Handler) {
+        self.0.insert(event_type.to_owned(), handler);
+    }
+
+    pub(crate) fn get(&self, event_type: &str) -> Option<&Handler> {
+        self.0.get(event_type)
+    }
+
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+        allow(dead_code, reason = "used by the inbox")
+    )]
+    pub(crate) fn contains(&self, event_type: &str) -> bool {
+        self.0.contains_key(event_type)
+    }
+
+    /// The registered types, sorted.
+    pub(crate) fn types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        types.sort_unstable();
+        types
+    }
+
+    /// The first type whose handler is transactional.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+        allow(dead_code, reason = "used by the inbox")
+    )]
+    pub(crate) fn transactional_type(&self) -> Option<&str> {
+        self.types()
+            .into_iter()
+            .find(|t| self.0[*t].is_transactional())
+    }
+
+    /// Pairs of registered types that are two versions of one event
+    /// (`….paid.v1` and `….paid.v2`).
+    pub(crate) fn version_conflicts(&self) -> Vec<(String, String)> {
+        version_conflicts(self.0.keys().map(String::as_str))
+    }
+}
+
+/// Pairs of types that are two versions of one event.
+pub(crate) fn version_conflicts<'a>(types: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut by_base: HashMap<&str, Vec<&str>> = HashMap::new();
+    for t in types {
+        if let Some((base, v)) = t.rsplit_once(".v") {
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                by_base.entry(base).or_default().push(t);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for versions in by_base.values_mut() {
+        versions.sort_unstable();
+        for i in 0..versions.len() {
+            for j in i + 1..versions.len() {
+                out.push((versions[i].to_owned(), versions[j].to_owned()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs an async handler under `timeout`: its synchronous part and its future
+/// may panic (a failure), and on timeout the future is dropped — it cannot
+/// outlive the claim.
+pub(crate) async fn run_async(
+    handler: &AsyncHandler,
+    event: WebhookEvent,
+    timeout: Duration,
+) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event))) {
+        Err(_) => Err("handler panicked".to_owned()),
+        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+            Ok(finished) => finished,
+            Err(_) => Err(format!("handler timed out after {timeout:?}")),
+        },
+    }
+}
+
+/// Runs a blocking handler on the blocking pool to its end (a thread cannot
+/// be cancelled), with [`current_attempt`](crate::inbox::current_attempt)
+/// answering `attempt` on its thread.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) async fn run_blocking(
+    handler: &BlockingHandler,
+    event: WebhookEvent,
+    attempt: Option<u32>,
+) -> Result<(), String> {
+    let handler = handler.clone();
+    blocking_result(
+        tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::attempt::on_thread(attempt, || handler(&event))
+            }))
+        })
+        .await,
+    )
+}
+
+/// Runs a transactional handler on `tx` under `timeout`, a panic being a
+/// failure.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) async fn run_tx(
+    handler: &TxHandler,
+    tx: &mut crate::tx::Tx<'_>,
+    event: WebhookEvent,
+    timeout: Duration,
+) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(tx, event))) {
+        Err(_) => Err("handler panicked".to_owned()),
+        Ok(fut) => match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+            Ok(finished) => finished,
+            Err(_) => Err(format!("handler timed out after {timeout:?}")),
+        },
+    }
+}
+
+/// What a finished handler returned, as the dispatcher judges it.
+pub(crate) fn handler_result(returned: Result<(), HandlerError>) -> Result<(), String> {
+    returned.map_err(|e| format!("handler error: {}", crate::error::chain(&*e)))
+}
+
+pub(crate) fn blocking_result(
+    finished: Result<std::thread::Result<Result<(), HandlerError>>, tokio::task::JoinError>,
+) -> Result<(), String> {
+    match finished {
+        Ok(Ok(returned)) => handler_result(returned),
+        Ok(Err(_)) => Err("handler panicked".to_owned()),
+        Err(e) => Err(format!("blocking handler: {e}")),
+    }
+}
+
+/// Polls a handler's future, turning a panic inside it into an error.
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
+
+impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<(), String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(&mut *fut).poll(cx)
+        })) {
+            Ok(std::task::Poll::Ready(returned)) => {
+                std::task::Poll::Ready(handler_result(returned))
+            }
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err("handler panicked".to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_conflicts;
+
+    #[test]
+    fn finds_versions_of_one_event() {
+        let c = version_conflicts(
+            [
+                "plugipay.invoice.paid.v1",
+                "plugipay.invoice.paid.v2",
+                "plugipay.refund.succeeded.v1",
+                "plugipay.invoice.paid.vx",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            c,
+            vec![(
+                "plugipay.invoice.paid.v1".into(),
+                "plugipay.invoice.paid.v2".into()
+            )]
+        );
+    }
+}

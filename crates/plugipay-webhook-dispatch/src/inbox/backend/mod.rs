@@ -1,0 +1,191 @@
+//! What an inbox backend stores, and the one primitive it implements per
+//! transition: [`Session::transition`] moves one claimed event, atomically
+//! with the check that the caller still owns its lease. Transactions are a
+//! capability only the SQL backends have ([`Session::tx`]).
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::machine::{Move, State};
+use super::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use crate::error::{BoxFuture, StoreError};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::tx::Tx;
+
+/// What a backend needs to store a verified delivery.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub(crate) tenant: String,
+    pub(crate) id: String,
+    pub(crate) event_type: String,
+    pub(crate) body: Bytes,
+    pub(crate) signature: String,
+    pub(crate) matched_secret: i64,
+    pub(crate) account_id: Option<String>,
+    pub(crate) occurred_at: Option<String>,
+    /// `pending`, or `skipped` when no handler takes its type.
+    pub(crate) state: State,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    New,
+    Duplicate,
+    /// A redelivery of a dead event: pending again.
+    Revived,
+}
+
+/// A claimed event, for the worker that holds its lease.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub(crate) tenant: String,
+    pub(crate) id: String,
+    pub(crate) event_type: String,
+    pub(crate) body: Bytes,
+    pub(crate) matched_secret: usize,
+    pub(crate) attempt: u32,
+}
+
+/// What a claim found.
+#[derive(Debug)]
+pub(crate) enum Claimed {
+    /// This worker holds the event's lease now.
+    Job(Job),
+    /// The event's attempts were exhausted: it was moved to dead instead.
+    Exhausted(Job),
+    /// Nothing due; the earliest open event is due in this many ms (by the
+    /// server's clock), if there is one.
+    Idle { due_in_ms: Option<i64> },
+}
+
+/// What a claim needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimParams<'a> {
+    pub(crate) owner: &'a str,
+    pub(crate) lease_ms: i64,
+    pub(crate) max_attempts: u32,
+}
+
+/// A job's state and lease owner, as read back.
+pub(crate) type Peeked = Option<(State, Option<String>)>;
+
+/// A statement parameter of a built query.
+#[derive(Debug, Clone)]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A storage backend of the inbox. Object-safe; one [`Session`] per worker.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// `sqlite`, `postgres` or `redis`.
+    fn kind(&self) -> &'static str;
+    /// Stores a delivery (a duplicate adds nothing; a redelivery of a dead
+    /// event makes it pending again).
+    fn insert<'a>(&'a self, event: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>>;
+    /// A connection of a worker's own.
+    fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>>;
+    /// Resolves when new work may be there (a notification), or after `max`.
+    fn wait(&self, max: Duration) -> BoxFuture<'_, ()>;
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
+    fn list<'a>(&'a self, filter: &'a ListFilter)
+        -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
+    /// The tools' transitions (revive, rerun): how many moved.
+    fn retry<'a>(&'a self, filter: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn prune<'a>(&'a self, filter: &'a PruneFilter) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Runs SQL statements on the inbox's database (SQL backends only).
+    fn execute<'a>(&'a self, _sql: &'a str) -> Option<BoxFuture<'a, Result<(), StoreError>>> {
+        None
+    }
+    /// On SQLite: the store timeout, which is also its busy timeout — a
+    /// transactional handler holds the write lock, so its timeout must be
+    /// shorter.
+    fn lock_timeout(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// One worker's connection to the backend.
+pub(crate) trait Session: Send {
+    /// Claims the earliest due event (a lapsed lease is due from its
+    /// expiry), or moves it to dead when its attempts are exhausted.
+    fn claim<'a>(
+        &'a mut self,
+        params: ClaimParams<'a>,
+    ) -> BoxFuture<'a, Result<Claimed, StoreError>>;
+    /// The one primitive: stores `mv` for `job` if `owner` still holds its
+    /// lease (`Ok(false)` otherwise), atomically with that check.
+    fn transition<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+        mv: &'a Move,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// The job's state and lease owner now (after an outcome that could not
+    /// be confirmed).
+    fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<Peeked, StoreError>>;
+    /// The transaction capability (SQL backends).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn tx(&mut self) -> Option<&mut dyn TxConn> {
+        None
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// How [`TxConn::begin`] went.
+#[derive(Debug)]
+pub(crate) enum Begun {
+    /// In a transaction, with the job's row locked for this worker.
+    Locked,
+    /// The owner no longer holds the lease: rolled back already.
+    LostLease,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// How [`TxConn::commit_done`] went.
+#[derive(Debug)]
+pub(crate) enum Committed {
+    /// The handler's writes and `done` committed together (confirmed).
+    Done,
+    /// The owner no longer holds the lease: rolled back.
+    LostLease,
+    /// Not committed — rolled back (an aborted transaction, a failed
+    /// statement or COMMIT): why.
+    RolledBack(String),
+    /// The outcome is unknown (the connection failed or timed out during
+    /// COMMIT): the connection was thrown away.
+    Unknown(String),
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// A SQL session's transaction steps. [`run_transactional`](super::txn)
+/// drives them, inside a guard that discards the connection on any exit
+/// other than a confirmed commit or rollback.
+pub(crate) trait TxConn: Send {
+    /// `BEGIN` and lock the job's row if `owner` still holds its lease.
+    fn begin<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<Begun, StoreError>>;
+    /// The handle a handler writes through, inside the transaction.
+    fn handle(&self) -> Tx<'_>;
+    /// The owner-checked move to done, and `COMMIT`, confirmed.
+    fn commit_done<'a>(&'a mut self, job: &'a Job, owner: &'a str) -> BoxFuture<'a, Committed>;
+    /// `ROLLBACK`, confirmed (`Err`: the connection must be discarded).
+    fn rollback(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Throws the connection away (or leaves it outside any transaction
+    /// before anything else can use it); the next use reconnects.
+    fn discard(&mut self);
+}

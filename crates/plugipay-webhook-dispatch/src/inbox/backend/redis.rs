@@ -1,0 +1,705 @@
+//! The Redis inbox: each event is a hash, and the open ones (pending and
+//! running) sit in one sorted set by when they are due — a pending event's
+//! next attempt, a running event's lease expiry — so a claim takes the
+//! earliest due event whatever its state, exactly as the SQL backends do.
+//! Not transactional: a handler's own writes cannot commit with "done".
+//!
+//! Layout (every key shares the hash tag `{prefix}`, so one Redis Cluster
+//! slot holds the whole inbox and every script touches one slot):
+//!
+//! | key                       | what                                              |
+//! |---------------------------|---------------------------------------------------|
+//! | `{p}:ev:<ref>`            | hash: the stored event and its state              |
+//! | `{p}:due`                 | zset of open events by when they are due          |
+//! | `{p}:state:<state>`       | zset per state, by when the event entered it      |
+//! | `{p}:all`                 | zset of every event by `received_at`              |
+//! | `{p}:ids:<len>:<id>`      | set: the refs stored under one id                 |
+//! | `{p}:wake`                | short stream: a new due event (wakes listeners)   |
+//! | `{p}:schema`              | the layout's version                              |
+//!
+//! `<ref>` names one `(tenant, id, type)` (see `conn::redis::event_ref`).
+//! Every change of state is one Lua script (`inbox/lua/*.lua`), on the
+//! server's clock, so replicas with skewed clocks agree.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::{Backend, ClaimParams, Claimed, Inserted, Job, NewEvent, Session};
+use crate::conn::redis::{err, event_ref};
+use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
+use crate::inbox::machine::{owned_from, rule, Move, State, Transition};
+use crate::inbox::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+
+/// Default key prefix (hash tag) of a Redis inbox.
+pub const DEFAULT_INBOX_PREFIX: &str = "plugipay:webhook:inbox";
+
+/// The layout's version (the first release's had none).
+const LAYOUT_VERSION: i64 = 2;
+
+const PRELUDE: &str = include_str!("../lua/prelude.lua");
+
+/// `local FROM = {…}`: each transition's `from` states, out of the state
+/// machine's table, for the scripts.
+fn from_table() -> String {
+    let set = |on: Transition| {
+        let states: Vec<String> = rule(on)
+            .from
+            .iter()
+            .map(|s| format!("{} = true", s.as_str()))
+            .collect();
+        format!("{{{}}}", states.join(", "))
+    };
+    format!(
+        "local FROM = {{claim = {}, redeliver = {}, revive = {}, rerun = {}, prune = {}, owned = '{}'}}\n",
+        set(Transition::Claim),
+        set(Transition::Redeliver),
+        set(Transition::Revive),
+        set(Transition::Rerun),
+        set(Transition::Prune),
+        owned_from().as_str()
+    )
+}
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}{PRELUDE}{body}", from_table()))
+}
+
+struct Scripts {
+    insert: Script,
+    claim: Script,
+    transition: Script,
+    retry: Script,
+    prune: Script,
+    stats: Script,
+    migrate: Script,
+}
+
+/// An inbox in Redis, for receivers on several machines that already run
+/// Redis. **Not transactional**: a handler's writes elsewhere cannot commit
+/// together with "done", so a crash between them runs the handler again —
+/// make such handlers idempotent, or use the PostgreSQL inbox.
+/// [`on_tx`](crate::inbox::InboxBuilder::on_tx) handlers are refused at
+/// [`build`](crate::inbox::InboxBuilder::build).
+///
+/// Every call is bounded by the store timeout (default 5 s). A `202` is as
+/// durable as Redis's persistence is configured (`docs/inbox.md`).
+#[derive(Clone)]
+pub struct RedisInbox {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    url: String,
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    wake: Arc<tokio::sync::Notify>,
+    listening: AtomicBool,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: not shown.
+        f.debug_struct("RedisInbox")
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`RedisInbox`]: `RedisInbox::builder(url).prefix(…).timeout(…).connect()`.
+#[must_use]
+pub struct RedisInboxBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisInboxBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisInboxBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisInboxBuilder {
+    /// The key prefix (default `plugipay:webhook:inbox`; no braces).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.prefix);
+        self
+    }
+
+    /// How long one store call may take, connecting included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects, bringing an earlier release's layout forward.
+    pub async fn connect(self) -> Result<RedisInbox, StoreError> {
+        if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
+            return Err(StoreError::new(
+                "a redis inbox prefix must be non-empty and without braces",
+            ));
+        }
+        let conn = crate::conn::redis::connect(&self.url, self.timeout, "redis inbox").await?;
+        let inbox = RedisInbox {
+            inner: Arc::new(Shared {
+                url: self.url,
+                conn,
+                prefix: format!("{{{}}}", self.prefix),
+                timeout: self.timeout,
+                wake: Arc::new(tokio::sync::Notify::new()),
+                listening: AtomicBool::new(false),
+                scripts: Scripts {
+                    insert: script(include_str!("../lua/insert.lua")),
+                    claim: script(include_str!("../lua/claim.lua")),
+                    transition: script(include_str!("../lua/transition.lua")),
+                    retry: script(include_str!("../lua/retry.lua")),
+                    prune: script(include_str!("../lua/prune.lua")),
+                    stats: script(include_str!("../lua/stats.lua")),
+                    migrate: script(include_str!("../lua/migrate.lua")),
+                },
+            }),
+        };
+        inbox.ensure_layout().await?;
+        Ok(inbox)
+    }
+}
+
+impl RedisInbox {
+    /// Connects to `url` (`redis://host:port/db`), key prefix
+    /// `plugipay:webhook:inbox`, 5 s timeout.
+    pub async fn connect(url: &str) -> Result<RedisInbox, StoreError> {
+        RedisInbox::builder(url).connect().await
+    }
+
+    /// Connects with a key prefix and a store timeout of your choosing.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisInbox, StoreError> {
+        RedisInbox::builder(url)
+            .prefix(prefix)
+            .timeout(timeout)
+            .connect()
+            .await
+    }
+
+    /// Options: prefix and timeout.
+    pub fn builder(url: &str) -> RedisInboxBuilder {
+        RedisInboxBuilder {
+            url: url.to_owned(),
+            prefix: DEFAULT_INBOX_PREFIX.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.inner.prefix)
+    }
+
+    /// The set of one id's refs.
+    fn ids_key(&self, id: &str) -> String {
+        self.key(&format!("ids:{}:{id}", id.len()))
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        bounded(self.inner.timeout, &format!("redis inbox {what}"), async {
+            let mut conn = self.inner.conn.clone();
+            cmd.query_async(&mut conn)
+                .await
+                .map_err(|e| err(&format!("redis inbox {what}"), &e))
+        })
+        .await
+    }
+
+    /// Records the layout's version on a fresh inbox; migrates the first
+    /// release's.
+    async fn ensure_layout(&self) -> Result<(), StoreError> {
+        let version: Option<i64> = self
+            .cmd("schema", redis::cmd("GET").arg(self.key("schema")))
+            .await?;
+        match version {
+            Some(LAYOUT_VERSION) => Ok(()),
+            Some(v) if v > LAYOUT_VERSION => Err(StoreError::new(format!(
+                "redis inbox {}: layout version {v}, newer than this release's {LAYOUT_VERSION}: upgrade plugipay-webhook-dispatch",
+                self.inner.prefix
+            ))),
+            _ => {
+                let old: i64 = self
+                    .cmd("schema", redis::cmd("EXISTS").arg(self.key("all")).arg(self.key("stream")))
+                    .await?;
+                if old == 0 && version.is_none() {
+                    let _: () = self
+                        .cmd("schema", redis::cmd("SET").arg(self.key("schema")).arg(LAYOUT_VERSION))
+                        .await?;
+                    return Ok(());
+                }
+                let lease = millis(crate::inbox::DEFAULT_INBOX_LEASE).to_string();
+                let version = LAYOUT_VERSION.to_string();
+                loop {
+                    let left: i64 = self
+                        .run("migrate", &self.inner.scripts.migrate, &[b"200", lease.as_bytes(), version.as_bytes()])
+                        .await?;
+                    if left <= 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one script with the prefix as its first argument.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        bounded(self.inner.timeout, &format!("redis inbox {what}"), async {
+            let mut conn = self.inner.conn.clone();
+            let mut call = script.arg(self.inner.prefix.as_str());
+            for a in args {
+                call.arg(*a);
+            }
+            call.invoke_async::<T>(&mut conn)
+                .await
+                .map_err(|e| err(&format!("redis inbox {what}"), &e))
+        })
+        .await
+    }
+
+    /// Starts (once) the task that reads the wake stream on a connection of
+    /// its own and wakes one worker per new entry.
+    fn listen(&self) {
+        if self.inner.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (url, stream, wake) = (
+            self.inner.url.clone(),
+            self.key("wake"),
+            self.inner.wake.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_response_timeout(Some(Duration::from_secs(5)));
+                let conn = match redis::Client::open(url.as_str()) {
+                    Ok(client) => client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .ok(),
+                    Err(_) => return,
+                };
+                if let Some(mut conn) = conn {
+                    let mut last = "$".to_owned();
+                    loop {
+                        let read: Result<redis::Value, _> = redis::cmd("XREAD")
+                            .arg("BLOCK")
+                            .arg(1000)
+                            .arg("COUNT")
+                            .arg(64)
+                            .arg("STREAMS")
+                            .arg(&stream)
+                            .arg(&last)
+                            .query_async(&mut conn)
+                            .await;
+                        let Ok(read) = read else { break };
+                        for id in entry_ids(&read) {
+                            wake.notify_one();
+                            last = id;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn records(&self, refs: &[String]) -> Result<Vec<Record>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        bounded(self.inner.timeout, "redis inbox read", async {
+            let mut conn = self.inner.conn.clone();
+            let mut pipe = redis::pipe();
+            for r in refs {
+                pipe.cmd("HGETALL").arg(self.key(&format!("ev:{r}")));
+            }
+            let rows: Vec<HashMap<String, Vec<u8>>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| err("redis inbox read", &e))?;
+            Ok(rows.iter().filter_map(record_from).collect())
+        })
+        .await
+    }
+}
+
+/// The ids of the entries of an `XREAD` reply.
+fn entry_ids(v: &redis::Value) -> Vec<String> {
+    use redis::Value;
+    let mut ids = Vec::new();
+    let streams = match v {
+        Value::Array(s) => s.clone(),
+        Value::Map(m) => m
+            .iter()
+            .map(|(k, v)| Value::Array(vec![k.clone(), v.clone()]))
+            .collect(),
+        _ => return ids,
+    };
+    for s in streams {
+        let Value::Array(pair) = s else { continue };
+        let Some(Value::Array(entries)) = pair.get(1) else {
+            continue;
+        };
+        for e in entries {
+            if let Value::Array(e) = e {
+                if let Some(Value::BulkString(id)) = e.first() {
+                    ids.push(String::from_utf8_lossy(id).into_owned());
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn record_from(h: &HashMap<String, Vec<u8>>) -> Option<Record> {
+    let text = |k: &str| h.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    let int = |k: &str| text(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    Some(Record {
+        tenant: text("tenant").unwrap_or_default(),
+        id: text("id")?,
+        event_type: text("type")?,
+        state: State::from_name(&text("state")?).unwrap_or(State::Pending),
+        attempts: u32::try_from(int("attempts")).unwrap_or(0),
+        received_at_ms: int("received_at"),
+        next_attempt_at_ms: int("due_at"),
+        updated_at_ms: int("updated_at"),
+        last_error: text("last_error"),
+        account_id: text("account_id"),
+        occurred_at: text("occurred_at"),
+        body: Bytes::from(h.get("body").cloned().unwrap_or_default()),
+        signature: text("signature").unwrap_or_default(),
+        matched_secret: usize::try_from(int("matched_secret")).unwrap_or(0),
+    })
+}
+
+fn optional(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("+{v}"))
+}
+
+impl Backend for RedisInbox {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        Box::pin(async move {
+            let r = event_ref(&e.tenant, &e.id, &e.event_type);
+            let (ids, secret, account, occurred) = (
+                self.ids_key(&e.id),
+                e.matched_secret.to_string(),
+                optional(e.account_id.as_deref()),
+                optional(e.occurred_at.as_deref()),
+            );
+            let n: i64 = self
+                .run(
+                    "insert",
+                    &self.inner.scripts.insert,
+                    &[
+                        r.as_bytes(),
+                        ids.as_bytes(),
+                        e.tenant.as_bytes(),
+                        e.id.as_bytes(),
+                        e.event_type.as_bytes(),
+                        &e.body,
+                        e.signature.as_bytes(),
+                        secret.as_bytes(),
+                        account.as_bytes(),
+                        occurred.as_bytes(),
+                        e.state.as_str().as_bytes(),
+                    ],
+                )
+                .await?;
+            Ok(match n {
+                0 => Inserted::New,
+                2 => Inserted::Revived,
+                _ => Inserted::Duplicate,
+            })
+        })
+    }
+
+    fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>> {
+        Box::pin(async move {
+            Ok(Box::new(RedisSession {
+                inbox: self.clone(),
+            }) as Box<dyn Session>)
+        })
+    }
+
+    fn wait(&self, max: Duration) -> BoxFuture<'_, ()> {
+        self.listen();
+        let wake = self.inner.wake.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(max, wake.notified()).await;
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<&[u8]> = State::ALL.iter().map(|s| s.as_str().as_bytes()).collect();
+            let v: Vec<i64> = self.run("stats", &self.inner.scripts.stats, &names).await?;
+            let mut stats = Stats::default();
+            for (state, n) in State::ALL.into_iter().zip(&v) {
+                stats.counts.insert(state, u64::try_from(*n).unwrap_or(0));
+            }
+            stats.oldest_due_ms = v.get(State::ALL.len()).copied().unwrap_or(0);
+            Ok(stats)
+        })
+    }
+
+    fn list<'a>(&'a self, q: &'a ListFilter) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            // Walk `all` by received_at, a page at a time, in the order asked.
+            let limit = q.limit() as usize;
+            let all = self.key("all");
+            let (mut low, mut high) = (
+                q.since_ms.map_or("-inf".to_owned(), |s| s.to_string()),
+                "+inf".to_owned(),
+            );
+            if let Some(after) = &q.after {
+                if q.newest_first {
+                    high = after.received_at_ms.to_string();
+                } else {
+                    low = after.received_at_ms.to_string();
+                }
+            }
+            let mut out = Vec::new();
+            let mut offset = 0usize;
+            const PAGE: usize = 500;
+            while out.len() < limit {
+                let mut cmd = redis::cmd(if q.newest_first {
+                    "ZREVRANGEBYSCORE"
+                } else {
+                    "ZRANGEBYSCORE"
+                });
+                cmd.arg(&all);
+                if q.newest_first {
+                    cmd.arg(&high).arg(&low);
+                } else {
+                    cmd.arg(&low).arg(&high);
+                }
+                cmd.arg("LIMIT").arg(offset).arg(PAGE);
+                let refs: Vec<String> = self.cmd("list", &cmd).await?;
+                if refs.is_empty() {
+                    break;
+                }
+                offset += refs.len();
+                let mut page = self.records(&refs).await?;
+                // Ties on received_at come back in member order; the
+                // listing's order is the key's.
+                page.sort_by(|a, b| {
+                    let o = a.cursor().cmp(&b.cursor());
+                    if q.newest_first {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+                out.extend(page.into_iter().filter(|r| q.matches(r)));
+            }
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let mut refs: Vec<String> = self
+                .cmd("get", redis::cmd("SMEMBERS").arg(self.ids_key(id)))
+                .await?;
+            refs.sort();
+            let mut records = self.records(&refs).await?;
+            records.sort_by(|a, b| (&a.tenant, &a.event_type).cmp(&(&b.tenant, &b.event_type)));
+            Ok(records)
+        })
+    }
+
+    fn retry<'a>(&'a self, f: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let ids =
+                f.id.as_deref()
+                    .map(|id| self.ids_key(id))
+                    .unwrap_or_default();
+            let flag = |b: bool| if b { "1" } else { "0" };
+            let tenant = f
+                .tenant
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |t| format!("+{t}"));
+            let n: i64 = self
+                .run(
+                    "retry",
+                    &self.inner.scripts.retry,
+                    &[
+                        ids.as_bytes(),
+                        flag(f.dead).as_bytes(),
+                        flag(f.skipped).as_bytes(),
+                        flag(f.done).as_bytes(),
+                        f.event_type.as_deref().unwrap_or("").as_bytes(),
+                        tenant.as_bytes(),
+                    ],
+                )
+                .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn prune<'a>(&'a self, f: &'a PruneFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let ms = millis(f.older_than).to_string();
+        Box::pin(async move {
+            const BATCH: i64 = 1000;
+            let mut total = 0u64;
+            loop {
+                let n: i64 = self
+                    .run(
+                        "prune",
+                        &self.inner.scripts.prune,
+                        &[
+                            ms.as_bytes(),
+                            BATCH.to_string().as_bytes(),
+                            if f.skipped { b"1" } else { b"0" },
+                        ],
+                    )
+                    .await?;
+                total += u64::try_from(n).unwrap_or(0);
+                if n < BATCH {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+}
+
+/// A worker's session: the shared multiplexed connection.
+struct RedisSession {
+    inbox: RedisInbox,
+}
+
+impl Session for RedisSession {
+    fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
+        Box::pin(async move {
+            let (lease, max) = (p.lease_ms.max(1).to_string(), p.max_attempts.to_string());
+            let v: redis::Value = self
+                .inbox
+                .run(
+                    "claim",
+                    &self.inbox.inner.scripts.claim,
+                    &[p.owner.as_bytes(), lease.as_bytes(), max.as_bytes()],
+                )
+                .await?;
+            claimed_from(&v)
+        })
+    }
+
+    fn transition<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+        mv: &'a Move,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let r = event_ref(&job.tenant, &job.id, &job.event_type);
+            let due = mv.due_in_ms.map(|d| d.to_string()).unwrap_or_default();
+            let n: i64 = self
+                .inbox
+                .run(
+                    "transition",
+                    &self.inbox.inner.scripts.transition,
+                    &[
+                        r.as_bytes(),
+                        owner.as_bytes(),
+                        mv.to().as_str().as_bytes(),
+                        due.as_bytes(),
+                        mv.error.as_deref().unwrap_or("").as_bytes(),
+                        if mv.refund { b"1" } else { b"0" },
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<super::Peeked, StoreError>> {
+        Box::pin(async move {
+            let key = self.inbox.key(&format!(
+                "ev:{}",
+                event_ref(&job.tenant, &job.id, &job.event_type)
+            ));
+            let v: (Option<String>, Option<String>) = self
+                .inbox
+                .cmd(
+                    "peek",
+                    redis::cmd("HMGET").arg(key).arg("state").arg("owner"),
+                )
+                .await?;
+            Ok(v.0.map(|s| (State::from_name(&s).unwrap_or(State::Pending), v.1)))
+        })
+    }
+}
+
+/// A claim script's reply.
+fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
+    use redis::Value;
+    let bad = || StoreError::new("redis inbox claim: an unexpected reply");
+    let Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let int = |i: usize| match items.get(i) {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    let bytes = |i: usize| match items.get(i) {
+        Some(Value::BulkString(b)) => Some(b.clone()),
+        _ => None,
+    };
+    let text = |i: usize| bytes(i).map(|b| String::from_utf8_lossy(&b).into_owned());
+    match int(0) {
+        Some(0) => Ok(Claimed::Idle {
+            due_in_ms: int(1).filter(|d| *d >= 0),
+        }),
+        Some(kind @ (1 | 2)) => {
+            let job = Job {
+                tenant: text(1).unwrap_or_default(),
+                id: text(2).ok_or_else(bad)?,
+                event_type: text(3).ok_or_else(bad)?,
+                body: Bytes::from(bytes(4).unwrap_or_default()),
+                matched_secret: text(5).and_then(|s| s.parse().ok()).unwrap_or(0),
+                attempt: int(6)
+                    .and_then(|a| u32::try_from(a).ok())
+                    .unwrap_or(u32::MAX),
+            };
+            Ok(if kind == 1 {
+                Claimed::Job(job)
+            } else {
+                Claimed::Exhausted(job)
+            })
+        }
+        _ => Err(bad()),
+    }
+}

@@ -1,0 +1,33 @@
+-- The tools' transitions: dead and skipped events (revive), or done ones
+-- (rerun, on purpose), back to pending with their attempts reset.
+-- ARGV: prefix, ids key ('' for all), dead, skipped, done ('1'/'0'), type
+-- ('' any), tenant ('-' any, '+name'). Returns how many moved.
+local ids, only, tenant = ARGV[2], ARGV[6], ARGV[7]
+local want = {dead = ARGV[3] == '1', skipped = ARGV[4] == '1', done = ARGV[5] == '1'}
+local refs = {}
+if ids ~= '' then
+  refs = redis.call('SMEMBERS', ids)
+else
+  for _, s in ipairs({'dead', 'skipped', 'done'}) do
+    if want[s] then
+      for _, r in ipairs(redis.call('ZRANGE', st(s), 0, -1)) do table.insert(refs, r) end
+    end
+  end
+end
+local n = 0
+for _, ref in ipairs(refs) do
+  local h = ev(ref)
+  local cur = redis.call('HMGET', h, 'state', 'type', 'tenant')
+  local s = cur[1]
+  if s and want[s] and (FROM.revive[s] or FROM.rerun[s])
+     and (only == '' or cur[2] == only)
+     and (tenant == '-' or '+' .. (cur[3] or '') == tenant) then
+    redis.call('HSET', h, 'state', 'pending', 'attempts', 0, 'due_at', now, 'updated_at', now, 'owner', '')
+    redis.call('HDEL', h, 'last_error')
+    set_state(ref, s, 'pending')
+    redis.call('ZADD', due, now, ref)
+    n = n + 1
+  end
+end
+if n > 0 then wake() end
+return n

@@ -1,0 +1,349 @@
+//! The inbox's SQL, written once for both dialects: the schema (version 2)
+//! and its upgrade from the first release, and one statement per kind of
+//! transition — the `from` states of each come from the state machine's
+//! table.
+//!
+//! `due_at` is when a row is due: a pending event's next attempt, a running
+//! event's lease expiry. One partial index on it serves every claim, so a
+//! lapsed lease is due in the same order as everything else.
+
+use super::machine::{from_list, owned_from, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING};
+use crate::sql::{Dialect, Schema};
+
+/// The columns a record is read with (`Record`).
+pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at";
+
+/// The columns a claimed job is read with.
+const JOB_COLUMNS: &str = "state, tenant, event_id, event_type, body, matched_secret, attempts";
+
+/// Every statement of one inbox table in one dialect.
+pub(crate) struct InboxSql {
+    pub(crate) schema: Schema,
+    /// `tenant, id, type, body, signature, matched_secret, account_id,
+    /// occurred_at, state` → one row when inserted.
+    pub(crate) insert: String,
+    /// `tenant, id, type` → one row when a dead event was made pending.
+    pub(crate) redeliver: String,
+    /// `owner, lease ms, max attempts` → the claimed row (`JOB_COLUMNS`).
+    pub(crate) claim: String,
+    /// How long until the earliest open event is due, in ms (for an idle
+    /// worker's wait).
+    pub(crate) next_due: String,
+    /// `tenant, id, type, owner, to, due in ms, error, refund` → rows changed.
+    pub(crate) transition: String,
+    /// `tenant, id, type` → `state, lease_owner`.
+    pub(crate) peek: String,
+    /// Inside the transaction: `tenant, id, type, owner` → a row (its
+    /// transaction id on PostgreSQL) when the owner still holds it; locks it.
+    pub(crate) lock: String,
+    /// Inside the transaction: `tenant, id, type, owner, txid` → done.
+    pub(crate) done_in_tx: String,
+    pub(crate) count_by_state: String,
+    pub(crate) oldest_due: String,
+    /// `id` → the records of one id (every tenant and type).
+    pub(crate) get: String,
+    /// `filter` → how many moved.
+    pub(crate) revive: String,
+    /// `cutoff ms, include skipped` → how many deleted.
+    pub(crate) prune: String,
+    pub(crate) table: String,
+}
+
+impl InboxSql {
+    pub(crate) fn new(table: &str, d: Dialect) -> InboxSql {
+        let p = |n| d.p(n);
+        let now = d.now();
+        let t = format!("\"{table}\"");
+        let blob = d.blob();
+        let open = from_list(Transition::Claim);
+        let key = format!(
+            "tenant = {} AND event_id = {} AND event_type = {}",
+            p(1),
+            p(2),
+            p(3)
+        );
+        let columns = format!(
+            "tenant TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                body {blob} NOT NULL,
+                signature TEXT NOT NULL,
+                matched_secret BIGINT NOT NULL,
+                account_id TEXT,
+                occurred_at TEXT,
+                received_at BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                due_at BIGINT NOT NULL,
+                lease_owner TEXT,
+                last_error TEXT,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, event_id, event_type)"
+        );
+        let indexes = format!(
+            "CREATE INDEX IF NOT EXISTS \"{table}_due\" ON {t} (due_at) WHERE state IN ({open});
+             CREATE INDEX IF NOT EXISTS \"{table}_id\" ON {t} (event_id);
+             CREATE INDEX IF NOT EXISTS \"{table}_received\" ON {t} (received_at);
+             CREATE INDEX IF NOT EXISTS \"{table}_state\" ON {t} (state, updated_at);"
+        );
+        // Version 1: keyed on (event_id, event_type), no tenant, a pending
+        // event's time in next_attempt_at and a running one's lease in
+        // lease_until.
+        let upgrade_1_to_2 = match d {
+            Dialect::Postgres => format!(
+                "DROP INDEX IF EXISTS \"{table}_due\";
+                 ALTER TABLE {t} ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE {t} RENAME COLUMN next_attempt_at TO due_at;
+                 UPDATE {t} SET due_at = COALESCE(lease_until, due_at) WHERE state = 'running';
+                 ALTER TABLE {t} DROP COLUMN lease_until;
+                 ALTER TABLE {t} DROP CONSTRAINT \"{table}_pkey\";
+                 ALTER TABLE {t} ADD PRIMARY KEY (tenant, event_id, event_type);
+                 {indexes}"
+            ),
+            Dialect::Sqlite => format!(
+                "DROP INDEX IF EXISTS \"{table}_due\";
+                 ALTER TABLE {t} RENAME TO \"{table}__v1\";
+                 CREATE TABLE {t} ({columns});
+                 INSERT INTO {t} (tenant, event_id, event_type, body, signature, matched_secret,
+                    account_id, occurred_at, received_at, state, attempts, due_at, lease_owner,
+                    last_error, updated_at)
+                 SELECT '', event_id, event_type, body, signature, matched_secret, account_id,
+                    occurred_at, received_at, state, attempts,
+                    CASE WHEN state = 'running' THEN COALESCE(lease_until, next_attempt_at)
+                         ELSE next_attempt_at END,
+                    lease_owner, last_error, updated_at
+                 FROM \"{table}__v1\";
+                 DROP TABLE \"{table}__v1\";
+                 {indexes}"
+            ),
+        };
+        let schema = Schema {
+            table: table.to_owned(),
+            version: 2,
+            create: format!("CREATE TABLE IF NOT EXISTS {t} ({columns}); {indexes}"),
+            upgrades: vec![upgrade_1_to_2],
+        };
+
+        // The claim: the earliest due open row (pending and due, or running
+        // with its lease lapsed), taken under a new lease — or, when its
+        // attempts are exhausted, moved to dead instead (Exhaust).
+        let pick = match d {
+            Dialect::Postgres => format!(
+                "(tenant, event_id, event_type) = (
+                    SELECT tenant, event_id, event_type FROM {t}
+                    WHERE state IN ({open}) AND due_at <= {now}
+                    ORDER BY due_at LIMIT 1
+                    FOR UPDATE SKIP LOCKED)"
+            ),
+            Dialect::Sqlite => format!(
+                "rowid = (SELECT rowid FROM {t} WHERE state IN ({open}) AND due_at <= {now}
+                          ORDER BY due_at LIMIT 1)"
+            ),
+        };
+        let exhausted = format!("attempts >= {}", p(3));
+        debug_assert_eq!(from_list(Transition::Exhaust), open);
+        let claim = format!(
+            "UPDATE {t} SET
+                state = CASE WHEN {exhausted} THEN 'dead' ELSE 'running' END,
+                last_error = CASE WHEN {exhausted} THEN
+                    CASE WHEN state = 'running' THEN '{EXHAUSTED_RUNNING}' ELSE '{EXHAUSTED_PENDING}' END
+                    ELSE last_error END,
+                attempts = CASE WHEN {exhausted} THEN attempts ELSE attempts + 1 END,
+                lease_owner = {owner},
+                due_at = {now} + {lease},
+                updated_at = {now}
+             WHERE {pick}
+             RETURNING {JOB_COLUMNS}",
+            owner = p(1),
+            lease = p(2),
+        );
+
+        // Every owned transition in one statement: the new state, when it is
+        // due next (NULL: unchanged), the error it keeps (NULL: unchanged),
+        // and whether the attempt is given back.
+        let owned = owned_from().as_str();
+        let (to, due, error, refund) = match d {
+            Dialect::Postgres => ("$5::TEXT", "$6::BIGINT", "$7::TEXT", "$8::INTEGER"),
+            Dialect::Sqlite => ("?5", "?6", "?7", "?8"),
+        };
+        let transition = format!(
+            "UPDATE {t} SET state = {to},
+                due_at = CASE WHEN {due} IS NULL THEN due_at ELSE {now} + {due} END,
+                last_error = COALESCE({error}, last_error),
+                attempts = attempts - {refund},
+                updated_at = {now}
+             WHERE {key} AND lease_owner = {} AND state = '{owned}'",
+            p(4)
+        );
+
+        let (lock, done_in_tx) = match d {
+            // The row is locked for the whole transaction: no other worker
+            // can claim it (claims skip locked rows), however long the
+            // handler runs. The transaction id ties the final move to this
+            // very transaction: a handler that ended it itself (COMMIT or
+            // ROLLBACK through the raw client) makes the move find nothing.
+            // A move that finds nothing divides by zero, which aborts the
+            // transaction, so the COMMIT sent with it in the same round trip
+            // rolls back instead of committing the handler's writes alone.
+            Dialect::Postgres => (
+                format!(
+                    "SELECT txid_current() FROM {t}
+                     WHERE {key} AND lease_owner = $4 AND state = '{owned}' FOR UPDATE"
+                ),
+                format!(
+                    "WITH moved AS (
+                        UPDATE {t} SET state = 'done', updated_at = {now}
+                        WHERE {key} AND lease_owner = $4 AND state = '{owned}'
+                          AND txid_current() = $5
+                        RETURNING 1)
+                     SELECT 1 / COUNT(*) FROM moved"
+                ),
+            ),
+            // SQLite: `BEGIN IMMEDIATE` holds the database's write lock.
+            Dialect::Sqlite => (
+                format!("SELECT 0 FROM {t} WHERE {key} AND lease_owner = ?4 AND state = '{owned}'"),
+                format!(
+                    "UPDATE {t} SET state = 'done', updated_at = {now}
+                     WHERE {key} AND lease_owner = ?4 AND state = '{owned}'"
+                ),
+            ),
+        };
+
+        let revive_from = from_list(Transition::Revive);
+        let rerun_from = from_list(Transition::Rerun);
+        let (b, i, tx) = match d {
+            Dialect::Postgres => ("::BOOLEAN", "::TEXT", "::TEXT"),
+            Dialect::Sqlite => ("", "", ""),
+        };
+        // Filter parameters: id, dead, skipped, done, type, tenant.
+        let revive = format!(
+            "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,
+                lease_owner = NULL, updated_at = {now}
+             WHERE ({p1}{i} IS NULL OR event_id = {p1})
+               AND (({p2}{b} AND state = 'dead') OR ({p3}{b} AND state = 'skipped')
+                    OR ({p4}{b} AND state IN ({rerun_from})))
+               AND state IN ({revive_from}, {rerun_from})
+               AND ({p5}{tx} IS NULL OR event_type = {p5})
+               AND ({p6}{tx} IS NULL OR tenant = {p6})",
+            p1 = p(1),
+            p2 = p(2),
+            p3 = p(3),
+            p4 = p(4),
+            p5 = p(5),
+            p6 = p(6),
+        );
+        let prune = format!(
+            "DELETE FROM {t} WHERE (state = 'done' OR ({p2}{b} AND state = 'skipped'))
+               AND state IN ({from}) AND updated_at < {now} - {p1}",
+            from = from_list(Transition::Prune),
+            p1 = p(1),
+            p2 = p(2),
+        );
+        InboxSql {
+            schema,
+            insert: format!(
+                "INSERT INTO {t} (tenant, event_id, event_type, body, signature, matched_secret,
+                    account_id, occurred_at, received_at, state, attempts, due_at, updated_at)
+                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {now}, {}, 0, {now}, {now})
+                 ON CONFLICT (tenant, event_id, event_type) DO NOTHING
+                 RETURNING 1",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9)
+            ),
+            redeliver: format!(
+                "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,
+                    lease_owner = NULL, updated_at = {now}
+                 WHERE {key} AND state IN ({})
+                 RETURNING 1",
+                from_list(Transition::Redeliver)
+            ),
+            claim,
+            next_due: format!("SELECT MIN(due_at) - {now} FROM {t} WHERE state IN ({open})"),
+            transition,
+            peek: format!("SELECT state, lease_owner FROM {t} WHERE {key}"),
+            lock,
+            done_in_tx,
+            count_by_state: format!("SELECT state, COUNT(*) FROM {t} GROUP BY state"),
+            oldest_due: format!(
+                "SELECT COALESCE({now} - MIN(due_at), 0) FROM {t}
+                 WHERE state IN ({open}) AND due_at <= {now}"
+            ),
+            get: format!(
+                "SELECT {RECORD_COLUMNS} FROM {t} WHERE event_id = {} ORDER BY tenant, event_type",
+                p(1)
+            ),
+            revive,
+            prune,
+            table: table.to_owned(),
+        }
+    }
+
+    /// A listing: `WHERE` built from which filters are set, keyset-paged on
+    /// `(received_at, tenant, event_id, event_type)`.
+    pub(crate) fn list(
+        &self,
+        d: Dialect,
+        q: &super::ListFilter,
+    ) -> (String, Vec<super::backend::Param>) {
+        use super::backend::Param;
+        let t = &self.table;
+        let mut conditions = Vec::new();
+        let mut params: Vec<Param> = Vec::new();
+        let mut add = |cond: &dyn Fn(&str) -> String, v: Param| {
+            params.push(v);
+            conditions.push(cond(&d.p(params.len())));
+        };
+        if let Some(s) = q.state {
+            add(
+                &|p| format!("state = {p}"),
+                Param::Text(s.as_str().to_owned()),
+            );
+        }
+        if let Some(ty) = &q.event_type {
+            add(&|p| format!("event_type = {p}"), Param::Text(ty.clone()));
+        }
+        if let Some(tenant) = &q.tenant {
+            add(&|p| format!("tenant = {p}"), Param::Text(tenant.clone()));
+        }
+        if let Some(since) = q.since_ms {
+            add(&|p| format!("received_at >= {p}"), Param::Int(since));
+        }
+        if let Some(after) = &q.after {
+            let op = if q.newest_first { "<" } else { ">" };
+            params.push(Param::Int(after.received_at_ms));
+            let a = d.p(params.len());
+            params.push(Param::Text(after.tenant.clone()));
+            let b = d.p(params.len());
+            params.push(Param::Text(after.id.clone()));
+            let c = d.p(params.len());
+            params.push(Param::Text(after.event_type.clone()));
+            let e = d.p(params.len());
+            conditions.push(format!(
+                "(received_at, tenant, event_id, event_type) {op} ({a}, {b}, {c}, {e})"
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let dir = if q.newest_first { "DESC" } else { "ASC" };
+        params.push(Param::Int(i64::from(q.limit())));
+        let limit = d.p(params.len());
+        (
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM \"{t}\" {filter}
+                 ORDER BY received_at {dir}, tenant {dir}, event_id {dir}, event_type {dir}
+                 LIMIT {limit}"
+            ),
+            params,
+        )
+    }
+}
