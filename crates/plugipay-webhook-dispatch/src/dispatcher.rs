@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::dedup::{Claim, DedupStore, EventKey};
+use crate::error::HandlerError;
 use crate::error::{ConfigError, MAX_DURATION};
-use crate::handlers::{blocking_result, run_async, Handler, HandlerError, Handlers};
+use crate::handlers::{blocking_result, run_async, Handler, Handlers};
 use crate::outcome::Outcome;
 use crate::token::ClaimToken;
 

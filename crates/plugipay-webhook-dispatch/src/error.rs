@@ -9,6 +9,9 @@ use std::time::Duration;
 /// A boxed, sendable future (the store traits are object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a handler returns on failure. Any error type converts into it.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A store — a de-duplication store or an inbox — could not answer:
 /// unreachable, too slow, refusing the statement. The delivery is answered
 /// 503 so Plugipay retries later.

@@ -10,10 +10,7 @@ use std::time::Duration;
 use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
 
-use crate::error::BoxFuture;
-
-/// What a handler returns on failure. Any error type converts into it.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::{BoxFuture, HandlerError};
 
 pub(crate) type AsyncHandler =
     Arc<dyn Fn(WebhookEvent) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;

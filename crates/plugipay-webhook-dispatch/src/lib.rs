@@ -33,8 +33,9 @@ pub use dedup::{SqliteStore, SqliteStoreBuilder};
 pub use dispatcher::{
     Dispatcher, DispatcherBuilder, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_RETENTION,
 };
-pub use error::{BoxFuture, ConfigError, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION};
-pub use handlers::HandlerError;
+pub use error::{
+    BoxFuture, ConfigError, HandlerError, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION,
+};
 pub use outcome::{Outcome, RETRY_AFTER_SECS};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::MAX_TABLE_NAME_LEN;

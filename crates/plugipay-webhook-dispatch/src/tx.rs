@@ -1,6 +1,6 @@
 //! The transaction a transactional inbox handler writes through.
 
-use crate::handlers::HandlerError;
+use crate::error::HandlerError;
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, PartialEq)]

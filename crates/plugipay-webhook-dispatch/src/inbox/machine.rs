@@ -118,6 +118,8 @@ pub(crate) struct Rule {
     pub(crate) to: Option<State>,
     /// Only the lease's owner may make it (checked in the same statement).
     pub(crate) owned: bool,
+    /// Who makes it (for the docs).
+    pub(crate) by: &'static str,
 }
 
 use State::{Dead, Done, Pending, Running, Skipped};
@@ -129,66 +131,77 @@ pub(crate) const RULES: &[Rule] = &[
         from: &[Pending, Running],
         to: Some(Running),
         owned: false,
+        by: "a worker, once the event is due",
     },
     Rule {
         on: Transition::Exhaust,
         from: &[Pending, Running],
         to: Some(Dead),
         owned: false,
+        by: "a worker, once the event is due",
     },
     Rule {
         on: Transition::Extend,
         from: &[Running],
         to: Some(Running),
         owned: true,
+        by: "the lease's owner",
     },
     Rule {
         on: Transition::Done,
         from: &[Running],
         to: Some(Done),
         owned: true,
+        by: "the lease's owner",
     },
     Rule {
         on: Transition::Retry,
         from: &[Running],
         to: Some(Pending),
         owned: true,
+        by: "the lease's owner",
     },
     Rule {
         on: Transition::Fail,
         from: &[Running],
         to: Some(Dead),
         owned: true,
+        by: "the lease's owner",
     },
     Rule {
         on: Transition::Skip,
         from: &[Running],
         to: Some(Skipped),
         owned: true,
+        by: "the lease's owner",
     },
     Rule {
         on: Transition::Redeliver,
         from: &[Dead],
         to: Some(Pending),
         owned: false,
+        by: "a redelivery (`receive`)",
     },
     Rule {
         on: Transition::Revive,
         from: &[Dead, Skipped],
         to: Some(Pending),
         owned: false,
+        by: "`inbox retry --dead / --skipped / ID`",
     },
     Rule {
         on: Transition::Rerun,
         from: &[Done],
         to: Some(Pending),
         owned: false,
+        by: "`inbox retry --done ID --force`",
     },
     Rule {
         on: Transition::Prune,
         from: &[Done, Skipped],
         to: None,
         owned: false,
+        by: "`inbox prune` (skipped: `--skipped`)",
     },
 ];
 
@@ -297,7 +310,6 @@ impl Move {
 pub(crate) const EXHAUSTED_RUNNING: &str =
     "attempts exhausted: the worker did not finish (crash or kill)";
 /// The same, for a pending event (the maximum was lowered since).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const EXHAUSTED_PENDING: &str = "attempts exhausted";
 
 /// The table as Markdown (`docs/inbox.md` holds it; a test keeps them equal).
@@ -310,11 +322,7 @@ pub(crate) fn table_markdown() -> String {
             format!("{:?}", r.on).to_lowercase(),
             from.join(", "),
             r.to.map_or("(deleted)", State::as_str),
-            if r.owned {
-                "the lease's owner"
-            } else {
-                "anyone"
-            },
+            r.by,
         ));
     }
     out

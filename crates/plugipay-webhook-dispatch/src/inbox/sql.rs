@@ -290,7 +290,7 @@ impl InboxSql {
     pub(crate) fn list(
         &self,
         d: Dialect,
-        q: &super::ListFilter,
+        q: &super::types::ListFilter,
     ) -> (String, Vec<super::backend::Param>) {
         use super::backend::Param;
         let t = &self.table;

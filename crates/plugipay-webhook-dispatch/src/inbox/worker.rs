@@ -10,61 +10,13 @@ use plugipay_webhook::WebhookEvent;
 use tracing::Instrument;
 
 use super::backend::{ClaimParams, Claimed, Job, Session};
+use super::backoff;
 use super::machine::{Move, State, EXHAUSTED_RUNNING};
-use super::{backoff, Inner};
+use super::shared::{Inner, Options};
+use super::types::{Processed, ProcessedEvent};
 use crate::error::millis;
 use crate::handlers::{run_async, run_blocking, Handler};
 use crate::token::ClaimToken;
-
-/// What became of a processed event, for an inbox's observer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Processed {
-    /// Done (committed, confirmed).
-    Done,
-    /// Failed; due again after a backoff.
-    Retrying,
-    /// Failed its last attempt, or was claimed with its attempts exhausted.
-    Dead,
-    /// No handler for its type.
-    Skipped,
-}
-
-impl Processed {
-    /// `done`, `retrying`, `dead`, `skipped`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Processed::Done => "done",
-            Processed::Retrying => "retrying",
-            Processed::Dead => "dead",
-            Processed::Skipped => "skipped",
-        }
-    }
-}
-
-/// Everything about one processed event (its state committed), for
-/// [`InboxBuilder::on_processed`](super::InboxBuilder::on_processed).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ProcessedEvent<'a> {
-    /// The event id.
-    pub id: &'a str,
-    /// The event type.
-    pub event_type: &'a str,
-    /// The verified tenant, if any.
-    pub tenant: Option<&'a str>,
-    /// What became of it.
-    pub processed: Processed,
-    /// The attempt that ended so (1 for the first).
-    pub attempt: u32,
-    /// The failure's message (never the body), for `Retrying` and `Dead`.
-    pub error: Option<&'a str>,
-    /// When it is due again, for `Retrying`.
-    pub retry_in: Option<Duration>,
-    /// How long the attempt took.
-    pub took: Duration,
-}
 
 /// Running workers; [`shutdown`](Workers::shutdown) stops them.
 pub struct Workers {
@@ -222,6 +174,7 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
         outcome = tracing::field::Empty,
     );
     async {
+        tracing::debug!(owner = &owner[..8], "plugipay inbox event claimed");
         let started = Instant::now();
         let ended = run(inner, session, owner, &job).await;
         if let Some(processed) = ended.processed {
@@ -329,7 +282,7 @@ async fn transactional(
     owner: &str,
     handler: &crate::handlers::TxHandler,
     event: WebhookEvent,
-    options: &super::Options,
+    options: &Options,
 ) -> Result<Ended, String> {
     use super::txn::{run_transactional, TxEnd};
     let Some(tx) = session.tx() else {
@@ -363,7 +316,7 @@ async fn transactional(
     _owner: &str,
     _handler: &crate::handlers::TxHandler,
     _event: WebhookEvent,
-    _options: &super::Options,
+    _options: &Options,
 ) -> Result<Ended, String> {
     Err("this inbox has no transactions for a transactional handler".to_owned())
 }
@@ -412,7 +365,7 @@ async fn record(
     job: &Job,
     owner: &str,
     result: Result<(), String>,
-    options: &super::Options,
+    options: &Options,
     force_dead: bool,
 ) -> Ended {
     let why = match result {
@@ -461,7 +414,7 @@ async fn retry(
     job: &Job,
     owner: &str,
     why: String,
-    options: &super::Options,
+    options: &Options,
     refund: bool,
 ) -> Ended {
     let retry_in = backoff::full_jitter(options.retry_base, options.retry_max, job.attempt);
@@ -498,7 +451,7 @@ async fn settle_unknown(
     job: &Job,
     owner: &str,
     why: String,
-    options: &super::Options,
+    options: &Options,
     in_transaction: bool,
 ) -> Ended {
     match session.peek(job).await {

@@ -16,6 +16,7 @@
 
 mod bed;
 mod cases;
+mod model;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -176,9 +177,21 @@ pub(crate) async fn invariants(
     broken
 }
 
+/// Logs to stderr when `PLUGIPAY_SUITE_LOG` holds a filter (`warn`,
+/// `plugipay_webhook_dispatch=debug`): to see what a failing case did.
+pub(crate) fn init_logs() {
+    if let Ok(filter) = std::env::var("PLUGIPAY_SUITE_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 /// Runs every case of the table on `kind`, and fails listing the cases
 /// that broke.
 async fn run_suite(kind: Kind) {
+    init_logs();
     let redis = match kind {
         Kind::Redis => {
             if server_url("PLUGIPAY_TEST_REDIS_URL").is_none() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::machine::{Move, State};
-use super::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use super::types::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
 use crate::error::{BoxFuture, StoreError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::tx::Tx;

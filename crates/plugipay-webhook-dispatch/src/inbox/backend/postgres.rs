@@ -19,7 +19,9 @@ use crate::conn::pg::{connect, execute_locked, pipelined, sqlstate, PgClient, Pg
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
-use crate::inbox::{ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE};
+use crate::inbox::types::{
+    ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+};
 use crate::sql::Dialect;
 use crate::tx::Tx;
 

@@ -33,8 +33,10 @@ use redis::Script;
 use super::{Backend, ClaimParams, Claimed, Inserted, Job, NewEvent, Session};
 use crate::conn::redis::{err, event_ref};
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
-use crate::inbox::machine::{owned_from, rule, Move, State, Transition};
-use crate::inbox::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use crate::inbox::machine::{
+    owned_from, rule, Move, State, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
+};
+use crate::inbox::types::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
 
 /// Default key prefix (hash tag) of a Redis inbox.
 pub const DEFAULT_INBOX_PREFIX: &str = "plugipay:webhook:inbox";
@@ -45,7 +47,8 @@ const LAYOUT_VERSION: i64 = 2;
 const PRELUDE: &str = include_str!("../lua/prelude.lua");
 
 /// `local FROM = {…}`: each transition's `from` states, out of the state
-/// machine's table, for the scripts.
+/// machine's table, for the scripts; and `EXHAUSTED`, the error a claim
+/// records per state when it finds the attempts exhausted.
 fn from_table() -> String {
     let set = |on: Transition| {
         let states: Vec<String> = rule(on)
@@ -56,7 +59,8 @@ fn from_table() -> String {
         format!("{{{}}}", states.join(", "))
     };
     format!(
-        "local FROM = {{claim = {}, redeliver = {}, revive = {}, rerun = {}, prune = {}, owned = '{}'}}\n",
+        "local FROM = {{claim = {}, redeliver = {}, revive = {}, rerun = {}, prune = {}, owned = '{}'}}\n\
+         local EXHAUSTED = {{running = '{EXHAUSTED_RUNNING}', pending = '{EXHAUSTED_PENDING}'}}\n",
         set(Transition::Claim),
         set(Transition::Redeliver),
         set(Transition::Revive),
@@ -249,7 +253,7 @@ impl RedisInbox {
                         .await?;
                     return Ok(());
                 }
-                let lease = millis(crate::inbox::DEFAULT_INBOX_LEASE).to_string();
+                let lease = millis(crate::inbox::types::DEFAULT_INBOX_LEASE).to_string();
                 let version = LAYOUT_VERSION.to_string();
                 loop {
                     let left: i64 = self

@@ -18,7 +18,9 @@ use crate::conn::sqlite::{ensure_schema, Setup, SqliteConn};
 use crate::error::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
-use crate::inbox::{ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE};
+use crate::inbox::types::{
+    ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+};
 use crate::sql::Dialect;
 use crate::tx::Tx;
 

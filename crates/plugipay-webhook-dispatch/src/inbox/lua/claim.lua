@@ -14,8 +14,7 @@ for _ = 1, 32 do
   if v[1] and FROM.claim[v[1]] then
     local attempts = tonumber(v[2])
     if attempts >= max then
-      local why = 'attempts exhausted'
-      if v[1] == 'running' then why = 'attempts exhausted: the worker did not finish (crash or kill)' end
+      local why = EXHAUSTED[v[1]]
       redis.call('HSET', h, 'state', 'dead', 'last_error', why, 'owner', me, 'updated_at', now)
       redis.call('ZREM', due, ref)
       set_state(ref, v[1], 'dead')

@@ -1,0 +1,300 @@
+//! What the inbox stores and shows: records, counts, filters, defaults.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::machine::State;
+
+/// Default name of the inbox table.
+pub const DEFAULT_INBOX_TABLE: &str = "plugipay_webhook_inbox";
+/// Default most attempts before an event is dead.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Default first backoff after a failure (doubled after each, full jitter).
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Default longest backoff.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(3600);
+/// Default worker lease on a claimed event.
+pub const DEFAULT_INBOX_LEASE: Duration = Duration::from_secs(60);
+/// Default handler timeout (or half the lease, when that is shorter; on
+/// SQLite, a transactional handler's default is half the store timeout: it
+/// holds the database's write lock).
+pub const DEFAULT_INBOX_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The youngest age [`Inbox::prune_with`] deletes without `force`: the
+/// de-duplication retention. A record pruned younger than this lets a late
+/// redelivery of the same event in as new — and run again.
+pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A stored event as the operations tools show it. `Debug` shows neither
+/// the body nor the signature (payment data, and tamper evidence that
+/// belongs in `inbox show`, not in logs).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// The verified tenant (empty: a single verifier).
+    pub tenant: String,
+    /// Event id.
+    pub id: String,
+    /// Event type.
+    pub event_type: String,
+    /// State.
+    pub state: State,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was first stored (ms since the epoch).
+    pub received_at_ms: i64,
+    /// When it is due next (ms since the epoch): a pending event's next
+    /// attempt, a running event's lease expiry.
+    pub next_attempt_at_ms: i64,
+    /// When its state last changed (ms since the epoch).
+    pub updated_at_ms: i64,
+    /// The last failure's message (never the body).
+    pub last_error: Option<String>,
+    /// The account id, when the envelope had one.
+    pub account_id: Option<String>,
+    /// `occurred_at`, exactly as in the envelope.
+    pub occurred_at: Option<String>,
+    /// The raw body bytes exactly as received.
+    pub body: Bytes,
+    /// The `X-Plugipay-Signature` value as received.
+    pub signature: String,
+    /// Which secret of the tenant's keyring verified it.
+    pub matched_secret: usize,
+}
+
+impl Record {
+    /// The tenant, `None` without one.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        (!self.tenant.is_empty()).then_some(self.tenant.as_str())
+    }
+
+    /// Where a listing continues after this record.
+    #[must_use]
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            received_at_ms: self.received_at_ms,
+            tenant: self.tenant.clone(),
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("tenant", &self.tenant)
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("received_at_ms", &self.received_at_ms)
+            .field("last_error", &self.last_error)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("signature", &format_args!("<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A position in a listing: the key of the last record seen.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// The record's `received_at_ms`.
+    pub received_at_ms: i64,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub event_type: String,
+}
+
+impl Cursor {
+    /// The cursor as one printable token (for `inbox list --after`).
+    #[must_use]
+    pub fn to_token(&self) -> String {
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "{}.{}.{}.{}",
+            self.received_at_ms,
+            hex(&self.tenant),
+            hex(&self.id),
+            hex(&self.event_type)
+        )
+    }
+
+    /// A cursor from [`to_token`](Cursor::to_token)'s text.
+    #[must_use]
+    pub fn from_token(token: &str) -> Option<Cursor> {
+        let unhex = |s: &str| -> Option<String> {
+            if !s.len().is_multiple_of(2) {
+                return None;
+            }
+            let bytes: Option<Vec<u8>> = (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8(bytes?).ok()
+        };
+        let mut parts = token.split('.');
+        let cursor = Cursor {
+            received_at_ms: parts.next()?.parse().ok()?,
+            tenant: unhex(parts.next()?)?,
+            id: unhex(parts.next()?)?,
+            event_type: unhex(parts.next()?)?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+/// Which events a listing shows: filters, order and a keyset page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this state.
+    pub state: Option<State>,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only this tenant (`Some("")`: events without one).
+    pub tenant: Option<String>,
+    /// Only events received at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only events after this one in the listing's order (the next page).
+    pub after: Option<Cursor>,
+    /// Newest first (default: oldest first).
+    pub newest_first: bool,
+    /// At most this many (0: 50).
+    pub limit: u32,
+}
+
+impl ListFilter {
+    /// The page size.
+    pub(crate) fn limit(&self) -> u32 {
+        if self.limit == 0 {
+            50
+        } else {
+            self.limit
+        }
+    }
+
+    /// Whether `r` belongs in the listing (for backends that filter
+    /// themselves).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn matches(&self, r: &Record) -> bool {
+        let after = self.after.as_ref().is_none_or(|a| {
+            let c = r.cursor();
+            if self.newest_first {
+                c < *a
+            } else {
+                c > *a
+            }
+        });
+        after
+            && self.state.is_none_or(|s| r.state == s)
+            && self.event_type.as_deref().is_none_or(|t| r.event_type == t)
+            && self.tenant.as_deref().is_none_or(|t| r.tenant == t)
+            && self.since_ms.is_none_or(|s| r.received_at_ms >= s)
+    }
+}
+
+/// Counts by state, and the age of the oldest due event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events per state.
+    pub counts: HashMap<State, u64>,
+    /// How long the oldest due event (pending past its attempt time, or
+    /// running past its lease) has waited, in ms; 0 when nothing is due.
+    pub oldest_due_ms: i64,
+}
+
+impl Stats {
+    /// The count for `state`.
+    #[must_use]
+    pub fn count(&self, state: State) -> u64 {
+        self.counts.get(&state).copied().unwrap_or(0)
+    }
+}
+
+/// Which events `retry` moves back to pending (attempts reset).
+#[derive(Debug, Clone, Default)]
+pub struct RetryFilter {
+    /// One event id (every tenant and type stored under it), or all that
+    /// match the states below.
+    pub id: Option<String>,
+    /// Dead events.
+    pub dead: bool,
+    /// Skipped events.
+    pub skipped: bool,
+    /// Done events — to run them again on purpose (`retry --done ID
+    /// --force`).
+    pub done: bool,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only this tenant (`Some("")`: events without one).
+    pub tenant: Option<String>,
+}
+
+/// Which events `prune` deletes: `done` ones (and `skipped` ones on
+/// request) last changed more than `older_than` ago — never pending,
+/// running or dead ones.
+#[derive(Debug, Clone)]
+pub struct PruneFilter {
+    /// The age.
+    pub older_than: Duration,
+    /// Skipped events too (they were acknowledged and never processed).
+    pub skipped: bool,
+    /// Allow an age under [`MIN_PRUNE_AGE`].
+    pub force: bool,
+}
+
+/// What became of a processed event, for an inbox's observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Processed {
+    /// Done (committed, confirmed).
+    Done,
+    /// Failed; due again after a backoff.
+    Retrying,
+    /// Failed its last attempt, or was claimed with its attempts exhausted.
+    Dead,
+    /// No handler for its type.
+    Skipped,
+}
+
+impl Processed {
+    /// `done`, `retrying`, `dead`, `skipped`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Processed::Done => "done",
+            Processed::Retrying => "retrying",
+            Processed::Dead => "dead",
+            Processed::Skipped => "skipped",
+        }
+    }
+}
+
+/// Everything about one processed event (its state committed), for
+/// [`InboxBuilder::on_processed`](super::InboxBuilder::on_processed).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProcessedEvent<'a> {
+    /// The event id.
+    pub id: &'a str,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The verified tenant, if any.
+    pub tenant: Option<&'a str>,
+    /// What became of it.
+    pub processed: Processed,
+    /// The attempt that ended so (1 for the first).
+    pub attempt: u32,
+    /// The failure's message (never the body), for `Retrying` and `Dead`.
+    pub error: Option<&'a str>,
+    /// When it is due again, for `Retrying`.
+    pub retry_in: Option<Duration>,
+    /// How long the attempt took.
+    pub took: Duration,
+}
