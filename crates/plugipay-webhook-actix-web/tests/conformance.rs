@@ -19,6 +19,38 @@ impl Adapter for ActixWeb {
         "actix-web"
     }
 
+    fn start_mounted(
+        &self,
+        prefix: &str,
+        source: Source,
+        recorder: Recorder,
+    ) -> Option<SocketAddr> {
+        let Source::Verifiers(verifiers) = source else {
+            unreachable!("the mounted server chooses per tenant")
+        };
+        let (listener, addr) = local_listener();
+        let prefix = prefix.to_owned();
+        std::thread::spawn(move || {
+            let recorder = web::Data::new(recorder);
+            let verifiers = web::Data::new(verifiers);
+            actix_web::rt::System::new().block_on(async move {
+                HttpServer::new(move || {
+                    App::new()
+                        .app_data(recorder.clone())
+                        .app_data(verifiers.clone())
+                        .service(web::scope(&prefix).default_service(web::post().to(hook)))
+                })
+                .workers(1)
+                .listen(listener)
+                .expect("listen")
+                .run()
+                .await
+                .expect("serve");
+            });
+        });
+        Some(addr)
+    }
+
     fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
         let (listener, addr) = local_listener();
         std::thread::spawn(move || {

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use plugipay_webhook::http::{receive, VerifierSource};
+use plugipay_webhook::http::{receive, HttpHead, VerifierSource};
 use plugipay_webhook::{Verifier, WebhookEvent};
 
 plugipay_webhook::__define_adapter_types!(
@@ -26,6 +26,10 @@ plugipay_webhook::__define_adapter_types!(
 /// it, and hands the handler the event. Being a body extractor, it must be
 /// the handler's last argument, and nothing before it may read the body (no
 /// `Json<T>`, `Bytes` or `String`).
+///
+/// Per-route and per-tenant sources see the whole request path, also under
+/// `Router::nest` (axum's `OriginalUri`): write their patterns with the
+/// mount point.
 ///
 /// Dereferences to [`WebhookEvent`]. When a `VerifyWebhookLayer`
 /// (plugipay-webhook-tower) already verified the request, the extractor
@@ -97,7 +101,15 @@ where
             None => {
                 let source = V::from_ref(state);
                 let (parts, body) = req.into_parts();
-                receive(Some(&source), &parts, body.into_data_stream()).await?
+                // Under `Router::nest` the request's URI has lost the mount
+                // point; per-route and per-tenant patterns name the whole
+                // path, which axum keeps as `OriginalUri`.
+                let path = parts
+                    .extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| parts.uri.path(), |original| original.0.path());
+                let head = HttpHead::new(path, &parts.headers);
+                receive(Some(&source), &head, body.into_data_stream()).await?
             }
         };
         Ok(VerifiedEvent {

@@ -54,6 +54,27 @@ impl Adapter for Axum {
         })
     }
 
+    fn start_mounted(
+        &self,
+        prefix: &str,
+        source: Source,
+        recorder: Recorder,
+    ) -> Option<SocketAddr> {
+        let Source::Verifiers(verifiers) = source else {
+            unreachable!("the mounted server chooses per tenant")
+        };
+        let inner = Router::new()
+            .route("/{*path}", post(hook::<Verifiers>))
+            .with_state(Many {
+                verifiers,
+                recorder,
+            });
+        let app = Router::new().nest(prefix, inner);
+        Some(serve_on_thread(|listener| async move {
+            axum::serve(listener, app).await.expect("serve");
+        }))
+    }
+
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
         Some("`V: FromRef<S>` makes a router without a verifier source a compile error")
     }

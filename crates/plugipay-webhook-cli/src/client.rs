@@ -101,6 +101,7 @@ impl TlsArgs {
             let mut roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
+            let mut pinned = Vec::new();
             if let Some(path) = &self.cacert {
                 use rustls::pki_types::pem::PemObject;
                 let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
@@ -110,6 +111,7 @@ impl TlsArgs {
                     let cert = cert.map_err(|e| {
                         Failure::io(format!("{}: not a PEM certificate: {e}", path.display()))
                     })?;
+                    pinned.push(cert.clone());
                     roots.add(cert).map_err(|e| {
                         Failure::io(format!("{}: unusable certificate: {e}", path.display()))
                     })?;
@@ -122,9 +124,114 @@ impl TlsArgs {
                     )));
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| Failure::io(format!("TLS set-up: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { pinned, webpki }))
+                .with_no_client_auth()
         };
         Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    }
+}
+
+/// The usual checks (Mozilla's roots and `--cacert`'s certificates as
+/// trust anchors), except that a server certificate byte-identical to one
+/// given with `--cacert` is the user's explicit trust and accepted as it is —
+/// the self-signed certificate of `openssl req -x509 …`, which marks itself a
+/// CA and so is refused as a server's own by the usual checks — still
+/// checking that it names the server and that the handshake is signed with
+/// its key.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    pinned: Vec<rustls::pki_types::CertificateDer<'static>>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+            })?;
+            cert.verify_is_valid_for_subject_name(server_name)
+                .map_err(|_| {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+                })?;
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// Why the server's certificate was refused, in words, and what to do.
+fn explain_tls(e: &std::io::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    match cert {
+        C::UnknownIssuer => "the server's certificate is not signed by an authority this command \
+             trusts: pass its CA certificate (or the server's own certificate) with --cacert \
+             FILE, or --insecure for a quick local test"
+            .to_owned(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "the server's certificate is not issued for {host}: use the name it was issued for \
+             in the URL (its subjectAltName), or issue one that names {host}"
+        ),
+        C::Expired | C::ExpiredContext { .. } => {
+            "the server's certificate has expired: renew it".to_owned()
+        }
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (is this machine's clock right?)".to_owned()
+        }
+        C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => format!(
+            "the server presents a CA certificate as its own (a self-signed certificate made \
+             with `openssl req -x509` is one): pass that very certificate with --cacert FILE \
+             to trust it explicitly ({other})"
+        ),
+        other => format!("the server's certificate was refused: {other:?}"),
     }
 }
 
@@ -205,11 +312,13 @@ impl Conn {
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(self.target.host.clone())
                     .map_err(|e| format!("{}: {e}", self.target.host))?;
-                Box::new(
-                    tls.connect(name, tcp)
-                        .await
-                        .map_err(|e| format!("TLS with {}: {e}", self.target.authority))?,
-                )
+                Box::new(tls.connect(name, tcp).await.map_err(|e| {
+                    format!(
+                        "TLS with {}: {}",
+                        self.target.authority,
+                        explain_tls(&e, &self.target.host)
+                    )
+                })?)
             }
         };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,9 +55,21 @@ pub(crate) struct ListenArgs {
     forward_to: Option<String>,
 
     /// The secret to sign forwarded deliveries with (default: the secret(s)
-    /// deliveries are verified with).
-    #[arg(long, value_name = "SECRET", requires = "forward_to")]
-    forward_secret: Option<String>,
+    /// deliveries are verified with). Visible to other users in the process
+    /// list: prefer PLUGIPAY_FORWARD_SECRET or --forward-secret-file.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "PLUGIPAY_FORWARD_SECRET",
+        hide_env_values = true,
+        requires = "forward_to",
+        conflicts_with = "forward_secret_file"
+    )]
+    forward_secret: Option<Redacted>,
+
+    /// Read the forward secret from this file (trailing newline ignored).
+    #[arg(long, value_name = "FILE", requires = "forward_to")]
+    forward_secret_file: Option<PathBuf>,
 
     #[command(flatten)]
     tls: TlsArgs,
@@ -85,6 +97,23 @@ pub(crate) struct ListenArgs {
     /// Wait this long before answering a verified delivery.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     delay: u64,
+}
+
+/// A secret from the command line: its `Debug` never shows it.
+#[derive(Clone)]
+pub(crate) struct Redacted(String);
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("REDACTED")
+    }
 }
 
 #[derive(Clone)]
@@ -242,7 +271,49 @@ struct Saver {
 }
 
 impl Saver {
-    fn save(&self, parts: &axum::http::request::Parts, body: &[u8]) -> Result<PathBuf, String> {
+    /// Creates the directory (owner only: captures hold every header —
+    /// `Authorization` too — and the body) and continues its numbering.
+    fn open(dir: &Path) -> Result<Saver, Failure> {
+        let existed = dir.exists();
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| Failure::io(format!("cannot create {}: {e}", dir.display())))?;
+        #[cfg(unix)]
+        if existed {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} can be read by other users ({:o}); captures hold request headers and bodies",
+                    dir.display(),
+                    mode & 0o777
+                );
+            }
+        }
+        // Continue the numbering of an existing capture.
+        let next = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).count() as u64)
+            .unwrap_or(0);
+        Ok(Saver {
+            dir: dir.to_owned(),
+            next: AtomicU64::new(next),
+        })
+    }
+
+    /// Saves one delivery and what `listen` made of it (`verified`, or the
+    /// error code): a new file, readable by its owner only.
+    fn save(
+        &self,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+        verdict: &str,
+    ) -> Result<PathBuf, String> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let received_ms = std::time::SystemTime::now()
@@ -257,9 +328,17 @@ impl Saver {
                 "value_b64": b64.encode(value.as_bytes()),
             })).collect::<Vec<_>>(),
             "body_b64": b64.encode(body),
+            "verdict": verdict,
         });
         let path = self.dir.join(format!("{n:06}-{received_ms}.json"));
-        std::fs::write(&path, format!("{record:#}\n"))
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
+        std::io::Write::write_all(&mut file, format!("{record:#}\n").as_bytes())
             .map_err(|e| format!("cannot save {}: {e}", path.display()))?;
         Ok(path)
     }
@@ -336,7 +415,11 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
     let saved = match (&app.saver, &copy) {
         (Some(saver), Some(copy)) => {
             let bytes = copy.lock().map(|c| c.clone()).unwrap_or_default();
-            match saver.save(&parts, &bytes) {
+            let verdict = match &result {
+                Ok(_) => "verified",
+                Err(rejection) => rejection.code(),
+            };
+            match saver.save(&parts, &bytes, verdict) {
                 Ok(path) => Some(path),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -425,28 +508,31 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             .filter(|s| s.as_u16() >= 200)
             .ok_or_else(|| Failure::usage(format!("--status {code} is not a final HTTP status")))?;
     }
-    let saver = match &args.save {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::io(format!("cannot create {}: {e}", dir.display())))?;
-            // Continue the numbering of an existing capture.
-            let next = std::fs::read_dir(dir)
-                .map(|entries| entries.filter_map(Result::ok).count() as u64)
-                .unwrap_or(0);
-            Some(Saver {
-                dir: dir.clone(),
-                next: AtomicU64::new(next),
-            })
+    let saver = args.save.as_deref().map(Saver::open).transpose()?;
+    let forward_secret = match (&args.forward_secret, &args.forward_secret_file) {
+        (Some(Redacted(s)), _) => Some(s.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::config(format!(
+                    "cannot read forward secret file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+            if secret.is_empty() {
+                return Err(Failure::config(format!(
+                    "{} holds no secret",
+                    path.display()
+                )));
+            }
+            Some(secret)
         }
-        None => None,
+        (None, None) => None,
     };
     let forwarder = match &args.forward_to {
         Some(url) => Some(Forwarder {
             target: Target::parse(url, &args.tls)?,
-            secrets: args
-                .forward_secret
-                .clone()
-                .map_or_else(|| secrets.clone(), |s| vec![s]),
+            secrets: forward_secret.map_or_else(|| secrets.clone(), |s| vec![s]),
             idle: Mutex::new(Vec::new()),
         }),
         None => None,
@@ -502,4 +588,25 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             .map_err(|e| Failure::io(e.to_string()))?;
         Ok(0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn debug_of_listen_arguments_never_shows_the_forward_secret() {
+        let cli = crate::Cli::try_parse_from([
+            "plugipay-webhook",
+            "listen",
+            "--forward-to",
+            "http://127.0.0.1:9/app",
+            "--forward-secret",
+            "whsec_do_not_print",
+        ])
+        .expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("whsec_do_not_print"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
 }

@@ -15,6 +15,12 @@
 //! | 12 | `verify`: `signature_stale` |
 //! | 13 | `verify`: `signature_invalid` |
 
+/// `println!` that ends the command quietly when the reader went away
+/// (`| head -1`): see [`out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::out(&format!($($arg)*)) };
+}
+
 mod client;
 mod inbox;
 mod listen;
@@ -187,12 +193,9 @@ fn main() -> ExitCode {
         Command::Inbox(args) => inbox::run(&cli.secret, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "plugipay-webhook",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plugipay-webhook", &mut script);
+            out(String::from_utf8_lossy(&script).trim_end_matches('\n'));
             Ok(0)
         }
     };

@@ -30,6 +30,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     as_is: bool,
 
+    /// Send the captures `listen` rejected too (a bad signature, a stale
+    /// timestamp, …) — signed afresh they would reach the application as
+    /// valid events, so by default they are left out.
+    #[arg(long)]
+    include_rejected: bool,
+
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30, value_name = "S")]
     timeout: u64,
@@ -42,11 +48,14 @@ pub(crate) struct ReplayArgs {
     tls: TlsArgs,
 }
 
-/// One saved delivery: its body bytes and signature header values.
+/// One saved delivery: its body bytes, signature header values, and what
+/// `listen` made of it (`verified`, an error code; `None` for captures of
+/// an earlier version, which recorded no verdict).
 struct Saved {
     path: PathBuf,
     body: Bytes,
     signatures: Vec<String>,
+    verdict: Option<String>,
 }
 
 fn load(path: &Path) -> Result<Saved, Failure> {
@@ -78,6 +87,7 @@ fn load(path: &Path) -> Result<Saved, Failure> {
         path: path.to_owned(),
         body: Bytes::from(body),
         signatures,
+        verdict: record["verdict"].as_str().map(str::to_owned),
     })
 }
 
@@ -108,10 +118,29 @@ pub(crate) fn run(secret: &SecretArgs, args: ReplayArgs) -> Result<u8, Failure> 
         secret.secrets()?
     };
     let target = Target::parse(&args.to, &args.tls)?;
-    let deliveries = files(&args.paths)?
+    let all = files(&args.paths)?
         .iter()
         .map(|p| load(p))
         .collect::<Result<Vec<_>, _>>()?;
+    // What `listen` rejected is not sent unless asked: signed afresh, a
+    // forged or tampered capture would reach the application as valid.
+    let (deliveries, left_out): (Vec<Saved>, Vec<Saved>) = all
+        .into_iter()
+        .partition(|s| args.include_rejected || s.verdict.as_deref() == Some("verified"));
+    if !left_out.is_empty() {
+        let mut why: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for s in &left_out {
+            *why.entry(s.verdict.as_deref().unwrap_or("no verdict recorded"))
+                .or_default() += 1;
+        }
+        let why: Vec<String> = why.iter().map(|(w, n)| format!("{n} {w}")).collect();
+        eprintln!(
+            "left out {} capture{} that `listen` did not verify ({}): pass --include-rejected to send them",
+            left_out.len(),
+            if left_out.len() == 1 { "" } else { "s" },
+            why.join(", ")
+        );
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -141,16 +170,16 @@ pub(crate) fn run(secret: &SecretArgs, args: ReplayArgs) -> Result<u8, Failure> 
             };
             all_ok &= status.is_some_and(|s| (200..300).contains(&s));
             if args.json {
-                println!(
-                    "{}",
-                    json!({"file": saved.path, "status": status, "latency_ms": latency, "body": answer})
+                crate::out(
+                    &json!({"file": saved.path, "status": status, "latency_ms": latency, "body": answer})
+                        .to_string(),
                 );
             } else {
-                println!(
+                crate::out(&format!(
                     "{}  {}  {latency:.1} ms  {answer}",
                     saved.path.display(),
                     status.map_or_else(|| "no answer".to_owned(), |s| s.to_string())
-                );
+                ));
             }
         }
         all_ok

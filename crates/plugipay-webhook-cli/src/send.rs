@@ -21,7 +21,8 @@ use crate::{read_input, samples, Failure};
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
     /// The receiver, e.g. http://127.0.0.1:3000/webhooks/plugipay (or https://…).
-    url: String,
+    #[arg(required_unless_present = "list_types")]
+    url: Option<String>,
 
     /// Send a sample event of this type (see --list-types).
     #[arg(long = "type", value_name = "TYPE", required_unless_present_any = ["body", "fixture", "list_types"], conflicts_with = "body")]
@@ -189,7 +190,7 @@ pub(crate) const MAX_DELIVERIES: u64 = 10_000_000;
 pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
     if args.list_types {
         for t in samples::EVENT_TYPES {
-            println!("{t}");
+            outln!("{t}");
         }
         return Ok(0);
     }
@@ -201,7 +202,11 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
         )));
     }
     let secrets = Arc::new(secret.secrets()?);
-    let target = Target::parse(&args.url, &args.tls)?;
+    let url = args
+        .url
+        .as_deref()
+        .ok_or_else(|| Failure::usage("the receiver's URL is missing"))?;
+    let target = Target::parse(url, &args.tls)?;
     let fixed_body = match &args.body {
         Some(path) => Some(Bytes::from(read_input(path)?)),
         None => None,
@@ -291,7 +296,7 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
                 let attempts = deliver(&mut conn, &plan, &body).await;
                 for (i, a) in attempts.iter().enumerate() {
                     if args.json {
-                        println!(
+                        outln!(
                             "{}",
                             json!({
                                 "id": id, "attempt": i + 1, "status": a.status,
@@ -299,7 +304,7 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
                             })
                         );
                     } else {
-                        println!(
+                        outln!(
                             "{id}  attempt {}  {}  {:.1} ms  {}",
                             i + 1,
                             status_text(a.status),
@@ -428,7 +433,7 @@ async fn load_run(
         .iter()
         .all(|(k, _)| k.parse::<u16>().is_ok_and(|s| (200..300).contains(&s)));
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "deliveries": deliveries, "concurrency": args.concurrency, "rate": args.rate,
@@ -439,7 +444,7 @@ async fn load_run(
         );
     } else {
         let by_status: Vec<String> = statuses.iter().map(|(k, v)| format!("{v} × {k}")).collect();
-        println!(
+        outln!(
             "{deliveries} deliveries in {:.2} s with concurrency {}: {rps:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {}",
             elapsed.as_secs_f64(),
             args.concurrency,

@@ -13,6 +13,6 @@ pub(crate) fn run(secret: &SecretArgs, args: &SignArgs) -> Result<u8, Failure> {
     });
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     // Several secrets: one v1 each, as Plugipay signs during a rotation.
-    println!("{}", testing::sign_header_multi(&refs, t, &body));
+    outln!("{}", testing::sign_header_multi(&refs, t, &body));
     Ok(0)
 }

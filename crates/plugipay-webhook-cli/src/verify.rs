@@ -34,7 +34,7 @@ pub(crate) fn run(secret: &SecretArgs, args: &VerifyArgs) -> Result<u8, Failure>
     match result {
         Ok(event) => {
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "ok": true,
@@ -47,30 +47,30 @@ pub(crate) fn run(secret: &SecretArgs, args: &VerifyArgs) -> Result<u8, Failure>
                     })
                 );
             } else {
-                println!("ok: {} {}", event.id(), event.event_type());
-                println!("account:        {}", event.account_id().unwrap_or("-"));
-                println!("occurred_at:    {}", event.occurred_at().unwrap_or("-"));
-                println!(
+                outln!("ok: {} {}", event.id(), event.event_type());
+                outln!("account:        {}", event.account_id().unwrap_or("-"));
+                outln!("occurred_at:    {}", event.occurred_at().unwrap_or("-"));
+                outln!(
                     "matched secret: #{} of {}",
                     event.matched_secret(),
                     verifier.secret_count()
                 );
                 for line in &explained {
-                    println!("explain: {line}");
+                    outln!("explain: {line}");
                 }
             }
             Ok(0)
         }
         Err(err) => {
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": false, "error": err.code().as_str(), "message": err.detail(), "explain": explained})
                 );
             } else {
-                println!("{err}");
+                outln!("{err}");
                 for line in &explained {
-                    println!("explain: {line}");
+                    outln!("explain: {line}");
                 }
             }
             Ok(exit_code(err.code()))

@@ -513,3 +513,86 @@ fn listen_escapes_control_characters_from_signed_bodies() {
         }
     }
 }
+
+/// `--forward-secret` from the environment or a file, never in `Debug`.
+#[test]
+fn the_forward_secret_comes_from_the_environment_or_a_file() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-fwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("forward.secret");
+    std::fs::write(&file, "whsec_from_file\n").unwrap();
+    for how in ["env", "file"] {
+        let mut cmd = Command::new(BIN);
+        cmd.env("PLUGIPAY_WEBHOOK_SECRET", "whsec_in")
+            .args([
+                "listen",
+                "--port",
+                "0",
+                "--json",
+                "--forward-to",
+                "http://127.0.0.1:9/app",
+            ])
+            .stderr(std::process::Stdio::null());
+        if how == "env" {
+            cmd.env("PLUGIPAY_FORWARD_SECRET", "whsec_from_env");
+        } else {
+            cmd.arg("--forward-secret-file").arg(&file);
+        }
+        let listener = plugipay_webhook_conformance::plumbing::Process::spawn(cmd);
+        let _addr = listener.listening_addr();
+    }
+    // A file that holds nothing is refused.
+    std::fs::write(&file, "\n").unwrap();
+    let out = Command::new(BIN)
+        .env("PLUGIPAY_WEBHOOK_SECRET", "whsec_in")
+        .args([
+            "listen",
+            "--port",
+            "0",
+            "--forward-to",
+            "http://127.0.0.1:9/app",
+            "--forward-secret-file",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `send --list-types` needs no URL, and a closed pipe ends it quietly.
+#[test]
+fn list_types_needs_no_url_and_a_closed_pipe_ends_quietly() {
+    let out = Command::new(BIN)
+        .args(["send", "--list-types"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("plugipay.invoice.paid.v1"));
+    for args in [&["send", "--list-types"][..], &["completions", "bash"]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -c 1`: the reader goes away at once.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut one).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -166,8 +166,20 @@ fn save_then_replay_byte_exact_and_as_is_reproduces_a_stale_delivery() {
         (Some(true), Some("signature_stale"))
     );
     assert_eq!(saved_bodies(&capture).len(), 2);
+    // Captures hold every header and the body: the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&capture), 0o700, "the capture directory");
+        for f in std::fs::read_dir(&capture).unwrap() {
+            assert_eq!(mode(&f.unwrap().path()), 0o600, "a capture");
+        }
+    }
 
-    // Replayed, signed afresh: the app gets the same bytes, both verify.
+    // Replayed, signed afresh: only what `listen` verified — the stale one
+    // would otherwise reach the app as valid — and the app gets the same
+    // bytes.
     let app_saved = dir.join("app");
     let app = listen("whsec_rx", &["--save", app_saved.to_str().unwrap()]);
     let mut cmd = cli("whsec_rx");
@@ -179,14 +191,34 @@ fn save_then_replay_byte_exact_and_as_is_reproduces_a_stale_delivery() {
     ]);
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("left out 1 capture")
+            && err.contains("1 signature_stale")
+            && err.contains("--include-rejected"),
+        "{err}"
+    );
     assert!(app.lines().iter().all(|l| l["ok"] == true));
-    assert_eq!(saved_bodies(&app_saved), saved_bodies(&capture));
+    assert_eq!(saved_bodies(&app_saved).len(), 1);
+    // --include-rejected sends it too, signed afresh: it verifies now.
+    let mut cmd = cli("whsec_rx");
+    cmd.args([
+        "replay",
+        "--include-rejected",
+        capture.to_str().unwrap(),
+        "--to",
+        &app.url("/hook"),
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(saved_bodies(&app_saved).len(), 3);
 
     // --as-is keeps the original headers: the old capture is stale again.
     let mut cmd = cli("whsec_rx");
     cmd.args([
         "replay",
         "--as-is",
+        "--include-rejected",
         "--json",
         capture.to_str().unwrap(),
         "--to",
@@ -202,8 +234,8 @@ fn save_then_replay_byte_exact_and_as_is_reproduces_a_stale_delivery() {
     assert_eq!(results[1]["body"], r#"{"error":"signature_stale"}"#);
 }
 
-/// A TLS server with a self-signed certificate for `localhost`, answering
-/// 204 and keeping the signature headers it saw.
+/// A TLS server with a self-signed certificate for `localhost` (made by
+/// rcgen), answering 204 and keeping the signature headers it saw.
 fn tls_server(dir: &Path) -> (SocketAddr, PathBuf, Arc<Mutex<Vec<String>>>) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
     let pem = dir.join("cert.pem");
@@ -211,12 +243,22 @@ fn tls_server(dir: &Path) -> (SocketAddr, PathBuf, Arc<Mutex<Vec<String>>>) {
     let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
         cert.signing_key.serialize_der().into(),
     );
+    let (addr, seen) = tls_server_with(cert.cert.der().clone(), key);
+    (addr, pem, seen)
+}
+
+/// A TLS server with `cert` and `key`, answering 204 and keeping the
+/// signature headers it saw.
+fn tls_server_with(
+    cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    key: tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert], key)
         .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -257,7 +299,67 @@ fn tls_server(dir: &Path) -> (SocketAddr, PathBuf, Arc<Mutex<Vec<String>>>) {
                 });
             }
         });
-    (addr, pem, seen)
+    (addr, seen)
+}
+
+/// The certificate everyone makes: `openssl req -x509 … -addext
+/// subjectAltName=IP:127.0.0.1`, which marks itself `CA:TRUE`. Given with
+/// `--cacert` it is trusted as given (curl does the same); without it the
+/// refusal says why and what to do; for another name it is refused.
+#[test]
+fn send_trusts_an_openssl_self_signed_certificate_given_with_cacert() {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let dir = tmp("openssl");
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let (addr, seen) = tls_server_with(
+        tokio_rustls::rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap(),
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap(),
+    );
+    let send = |host: &str, extra: &[&str]| {
+        let mut cmd = cli("whsec_tls");
+        cmd.args(["send", &format!("https://{host}:{}/hook", addr.port())])
+            .args(["--type", "plugipay.invoice.paid.v1", "--timeout", "10"])
+            .args(extra);
+        run(cmd)
+    };
+    let out = send("127.0.0.1", &["--cacert", cert.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "delivered over TLS");
+    // Without it: refused, in words.
+    let out = send("127.0.0.1", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("--cacert") && !said.contains("OtherError"),
+        "{said}"
+    );
+    // It is trusted for the name it carries, not for another.
+    let out = send("localhost", &["--cacert", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stdout);
+    assert!(said.contains("not issued for localhost"), "{said}");
 }
 
 #[test]

@@ -44,7 +44,20 @@ pub(crate) enum Server {
     Tenants,
     /// Tenants in a header, looked up asynchronously; `down` fails.
     TenantLookup,
+    /// The tenants of `Tenants`, unknown ones answered as a failed
+    /// verification.
+    HiddenTenants,
+    /// Tenants in a header whose lookup never answers for `slow`, bounded
+    /// to 300 ms.
+    SlowLookup,
+    /// Tenants and a named route under the mount point `/api`, the
+    /// framework's way (axum's `nest`, actix-web's `scope`, Rocket's
+    /// `mount`, a warp path prefix): the patterns name the whole path.
+    Mounted,
 }
+
+/// Where [`Server::Mounted`] mounts its router.
+pub(crate) const MOUNT: &str = "/api";
 
 impl Server {
     fn of(v: &Vector) -> Server {
@@ -65,6 +78,8 @@ pub(crate) enum Check {
     NoInterim,
     /// The handler saw exactly the vector's event.
     Event(Box<Vector>),
+    /// The handler's event carried this tenant.
+    Tenant(Option<&'static str>),
 }
 
 /// One request, the server it goes to, and the answer it must get. A case
@@ -120,6 +135,34 @@ pub(crate) fn source(server: &Server, base: &Vector) -> Source {
             Verifiers::parse_tenant_secrets(&format!("acme={ACME_NEW},{ACME_OLD};globex={GLOBEX}"))
                 .expect("valid tenant secrets"),
         )),
+        Server::HiddenTenants => match source(&Server::Tenants, base) {
+            Source::Verifiers(v) => Source::Verifiers(v.hide_unknown_tenants()),
+            other => other,
+        },
+        Server::SlowLookup => Source::Verifiers(
+            Verifiers::by_tenant_with(
+                Tenant::in_header("x-plugipay-tenant"),
+                |tenant: String| async move {
+                    if tenant == "slow" {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, std::io::Error>(Some(Verifier::new(ACME_NEW)))
+                },
+            )
+            .lookup_timeout(Duration::from_millis(300)),
+        ),
+        Server::Mounted => Source::Verifiers(
+            Verifiers::by_tenant(
+                Tenant::in_path(&format!("{MOUNT}{TENANT_PATTERN}")),
+                Verifiers::parse_tenant_secrets(&format!("acme={ACME_NEW}"))
+                    .expect("valid tenant secrets"),
+            )
+            .or(Verifiers::by_route().route_for_tenant(
+                &format!("{MOUNT}/routes/a"),
+                "route-a",
+                Verifier::new(ROUTE_A),
+            )),
+        ),
         Server::TenantLookup => Source::Verifiers(Verifiers::by_tenant_with(
             Tenant::in_header("x-plugipay-tenant"),
             |tenant: String| async move {
@@ -510,12 +553,29 @@ fn endpoints(base: &Vector) -> Vec<Case> {
         )
     };
     let unknown = || Expected::ours(404, "endpoint_unknown");
+    let hidden = |name: &str, request: RawRequest, expected: Expected| {
+        Case::new(
+            &format!("hidden tenants: {name}"),
+            &Server::HiddenTenants,
+            request,
+            expected,
+        )
+    };
+    let mounted = |name: &str, request: RawRequest, expected: Expected| {
+        Case::new(
+            &format!("mounted under {MOUNT}: {name}"),
+            &Server::Mounted,
+            request,
+            expected,
+        )
+    };
     vec![
         routes(
-            "a verifies with a's secret",
+            "a verifies with a's secret, and carries no tenant",
             signed("/routes/a", body, ROUTE_A, now),
             Expected::Accepted,
-        ),
+        )
+        .check(Check::Tenant(None)),
         routes(
             "b verifies with b's secret",
             signed("/routes/b", body, ROUTE_B, now),
@@ -541,10 +601,11 @@ fn endpoints(base: &Vector) -> Vec<Case> {
             unknown(),
         ),
         tenants(
-            "acme with its new secret",
+            "acme with its new secret, the event carrying the tenant",
             signed(&tenant("acme"), body, ACME_NEW, now),
             Expected::Accepted,
-        ),
+        )
+        .check(Check::Tenant(Some("acme"))),
         tenants(
             "acme with its old secret during a rotation",
             signed(&tenant("acme"), body, ACME_OLD, now),
@@ -617,6 +678,65 @@ fn endpoints(base: &Vector) -> Vec<Case> {
         lookup(
             "no tenant header is 404",
             signed("/lookup", body, ACME_NEW, now),
+            unknown(),
+        ),
+        Case::new(
+            "tenant lookup that never answers is 503 within its timeout",
+            &Server::SlowLookup,
+            signed("/lookup", body, ACME_NEW, now).header("X-Plugipay-Tenant", "slow"),
+            Expected::ours(503, "verifier_unavailable"),
+        ),
+        Case::new(
+            "tenant lookup bounded still finds a tenant in time",
+            &Server::SlowLookup,
+            signed("/lookup", body, ACME_NEW, now).header("X-Plugipay-Tenant", "acme"),
+            Expected::Accepted,
+        )
+        .check(Check::Tenant(Some("acme"))),
+        hidden(
+            "acme is served as usual",
+            signed(&tenant("acme"), body, ACME_NEW, now),
+            Expected::Accepted,
+        ),
+        hidden(
+            "an unknown tenant signed well is signature_invalid, as a wrong secret is",
+            signed(&tenant("initech"), body, ACME_NEW, now),
+            Expected::ours(400, "signature_invalid"),
+        ),
+        hidden(
+            "an unknown tenant without a signature is signature_missing, as a known one is",
+            RawRequest::post(&tenant("initech"), body.to_vec()),
+            Expected::ours(400, "signature_missing"),
+        ),
+        hidden(
+            "an unknown tenant's oversized body is 413, as a known one's is",
+            head_only(
+                &tenant("initech"),
+                &[("X-Plugipay-Signature", sig(ACME_NEW).as_bytes())],
+                50 << 20,
+            ),
+            Expected::ours(413, "payload_too_large"),
+        ),
+        mounted(
+            "a tenant route sees the whole path",
+            signed(&format!("{MOUNT}{}", tenant("acme")), body, ACME_NEW, now),
+            Expected::Accepted,
+        )
+        .check(Check::Tenant(Some("acme"))),
+        mounted(
+            "a named route sees the whole path",
+            signed(&format!("{MOUNT}/routes/a"), body, ROUTE_A, now),
+            Expected::Accepted,
+        )
+        .check(Check::Tenant(Some("route-a"))),
+        mounted(
+            "an unknown tenant is 404",
+            signed(
+                &format!("{MOUNT}{}", tenant("initech")),
+                body,
+                ACME_NEW,
+                now,
+            ),
             unknown(),
         ),
     ]

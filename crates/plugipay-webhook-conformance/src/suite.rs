@@ -67,6 +67,21 @@ pub trait Adapter {
     /// is `None`.
     fn start(&self, source: Source, recorder: Recorder) -> SocketAddr;
 
+    /// As [`start`](Adapter::start), with the catch-all route mounted under
+    /// `prefix` the framework's way (axum's `nest`, actix-web's `scope`,
+    /// Rocket's `mount`, a warp path prefix) — the adapter must still see
+    /// the whole request path. `None` where the framework has no such thing
+    /// (a bare tower stack sees whatever path it is handed).
+    fn start_mounted(
+        &self,
+        prefix: &str,
+        source: Source,
+        recorder: Recorder,
+    ) -> Option<SocketAddr> {
+        let _ = (prefix, source, recorder);
+        None
+    }
+
     /// `Some(why)` when the framework rules out a missing verifier before
     /// serving (a compile error, a refused launch), so the 500 case cannot
     /// arise and is skipped.
@@ -213,17 +228,23 @@ struct Servers<'a> {
 }
 
 impl Servers<'_> {
-    fn get(&mut self, server: &Server) -> (SocketAddr, Recorder) {
+    /// The server, started on first use; `None` when the adapter cannot
+    /// start it (no mount points).
+    fn get(&mut self, server: &Server) -> Option<(SocketAddr, Recorder)> {
         if let Some(s) = self.started.get(server) {
-            return s.clone();
+            return Some(s.clone());
         }
         let recorder = Recorder::default();
-        let addr = self
-            .adapter
-            .start(cases::source(server, self.base), recorder.clone());
+        let source = cases::source(server, self.base);
+        let addr = if *server == Server::Mounted {
+            self.adapter
+                .start_mounted(cases::MOUNT, source, recorder.clone())?
+        } else {
+            self.adapter.start(source, recorder.clone())
+        };
         self.started
             .insert(server.clone(), (addr, recorder.clone()));
-        (addr, recorder)
+        Some((addr, recorder))
     }
 }
 
@@ -254,14 +275,23 @@ pub fn run(adapter: &dyn Adapter) -> Report {
                 continue;
             }
         }
-        let (addr, recorder) = servers.get(&case.server);
+        let Some((addr, recorder)) = servers.get(&case.server) else {
+            report.skipped.push((
+                case.name,
+                "the framework has no mount points: the adapter sees the path it is handed"
+                    .to_owned(),
+            ));
+            continue;
+        };
         let verdict = run_case(adapter, &case, addr, &recorder, &mut report);
         report.record(case.name, verdict);
     }
 
     // A client trickling its body past the read deadline: 408, and other
     // deliveries are served meanwhile.
-    let (addr, recorder) = servers.get(&Server::ReadTimeout(3000));
+    let (addr, recorder) = servers
+        .get(&Server::ReadTimeout(3000))
+        .expect("every adapter starts a plain server");
     let verdict = trickle_while_others_are_served(adapter, &base, addr, &recorder, &mut report);
     report.record(
         "hostile body trickled past the read deadline".to_owned(),
@@ -315,6 +345,12 @@ fn run_case(
                 }
             }
             Check::Event(vector) => handler_saw(&got, vector)?,
+            Check::Tenant(want) => {
+                let saw: Vec<Option<&str>> = got.iter().map(WebhookEvent::tenant).collect();
+                if saw != [*want] {
+                    return Err(format!("the handler saw tenants {saw:?}, want [{want:?}]"));
+                }
+            }
         }
     }
     let accepted = matches!(

@@ -55,6 +55,29 @@ impl Adapter for RocketAdapter {
         addr
     }
 
+    fn start_mounted(
+        &self,
+        prefix: &str,
+        source: Source,
+        recorder: Recorder,
+    ) -> Option<SocketAddr> {
+        let Source::Verifiers(verifiers) = source else {
+            unreachable!("the mounted server chooses per tenant")
+        };
+        let port = free_port();
+        let rocket = rocket::custom(config(port))
+            .manage(verifiers)
+            .manage(recorder)
+            .mount(prefix, rocket::routes![hook])
+            .register("/", catchers());
+        std::thread::spawn(move || {
+            let _ = rocket::execute(rocket.launch());
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_until_listening(addr);
+        Some(addr)
+    }
+
     fn missing_verifier_ruled_out(&self) -> Option<&'static str> {
         Some("`VerifiedEvent` is a Sentinel: a rocket without a managed Verifier refuses to launch")
     }

@@ -18,6 +18,31 @@ impl Adapter for Warp {
         "warp"
     }
 
+    fn start_mounted(
+        &self,
+        prefix: &str,
+        source: Source,
+        recorder: Recorder,
+    ) -> Option<SocketAddr> {
+        let Source::Verifiers(verifiers) = source else {
+            unreachable!("the mounted server chooses per tenant")
+        };
+        let segment: &'static str =
+            Box::leak(prefix.trim_start_matches('/').to_owned().into_boxed_str());
+        let source: Arc<dyn VerifierSource> = Arc::new(verifiers);
+        let routes = warp::path(segment)
+            .and(warp::post())
+            .and(verified_event(source))
+            .map(move |event: VerifiedEvent| {
+                recorder.record(&event);
+                StatusCode::NO_CONTENT
+            })
+            .recover(recover);
+        Some(serve_on_thread(|listener| async move {
+            warp::serve(routes).incoming(listener).run().await;
+        }))
+    }
+
     fn start(&self, source: Source, recorder: Recorder) -> SocketAddr {
         let source: Arc<dyn VerifierSource> = match source {
             Source::Verifier(v) => Arc::new(v),

@@ -25,4 +25,6 @@ pub use head::{HeaderValues, HttpHead, RequestHead};
 #[cfg(feature = "tokio")]
 pub use receive::{receive, ReaderStream};
 pub use rejection::{Rejection, JSON_CONTENT_TYPE, RETRY_AFTER_SECS};
-pub use source::{BoxFuture, LookupError, Selection, Tenant, VerifierSource, Verifiers};
+pub use source::{
+    BoxFuture, LookupError, Selection, Tenant, VerifierSource, Verifiers, DEFAULT_LOOKUP_TIMEOUT,
+};

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::RequestHead;
 use crate::error::ConfigError;
@@ -18,6 +19,28 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// the delivery is answered `503 verifier_unavailable` and retried. Its
 /// message is logged; it must hold no secret.
 pub type LookupError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a tenant's verifier lookup may take by default
+/// ([`Verifiers::lookup_timeout`]): 5 s. A lookup that takes longer is
+/// answered `503 verifier_unavailable` with `Retry-After`.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a tenant lookup is run.
+#[derive(Debug, Clone, Copy)]
+struct LookupOptions {
+    timeout: Duration,
+    /// An unknown tenant is answered as a delivery that fails verification.
+    hide_unknown: bool,
+}
+
+impl Default for LookupOptions {
+    fn default() -> Self {
+        LookupOptions {
+            timeout: DEFAULT_LOOKUP_TIMEOUT,
+            hide_unknown: false,
+        }
+    }
+}
 
 /// Where the verifier for a request comes from. The adapters take anything
 /// that implements it: a [`Verifier`] (one for every request) or
@@ -39,7 +62,10 @@ pub struct Selection(Choice, Option<Arc<str>>);
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 enum Choice {
     Ready(Option<Verifier>),
-    Lookup(BoxFuture<'static, Result<Option<Verifier>, LookupError>>),
+    Lookup(
+        BoxFuture<'static, Result<Option<Verifier>, LookupError>>,
+        LookupOptions,
+    ),
 }
 
 impl fmt::Debug for Selection {
@@ -47,7 +73,7 @@ impl fmt::Debug for Selection {
         let choice = match self.0 {
             Choice::Ready(Some(_)) => "Ready(Some(..))",
             Choice::Ready(None) => "Ready(None)",
-            Choice::Lookup(_) => "Lookup(..)",
+            Choice::Lookup(..) => "Lookup(..)",
         };
         f.debug_struct("Selection")
             .field("choice", &format_args!("{choice}"))
@@ -69,7 +95,10 @@ impl Selection {
     pub fn lookup(
         lookup: impl Future<Output = Result<Option<Verifier>, LookupError>> + Send + 'static,
     ) -> Selection {
-        Selection(Choice::Lookup(Box::pin(lookup)), None)
+        Selection(
+            Choice::Lookup(Box::pin(lookup), LookupOptions::default()),
+            None,
+        )
     }
 
     /// The same choice, made for the tenant (or route) `name`: an event
@@ -92,10 +121,33 @@ impl Selection {
         let tenant = self.1;
         let found = match self.0 {
             Choice::Ready(found) => found,
-            Choice::Lookup(lookup) => lookup.await.map_err(|e| {
-                tracing::warn!(error = %e, "plugipay webhook: looking up the verifier failed; answering 503 verifier_unavailable");
-                super::Rejection::VerifierUnavailable
-            })?,
+            Choice::Lookup(lookup, options) => {
+                let found = match tokio::time::timeout(options.timeout, lookup).await {
+                    Ok(found) => found.map_err(|e| {
+                        tracing::warn!(error = %e, tenant = tenant.as_deref(), "plugipay webhook: looking up the verifier failed; answering 503 verifier_unavailable");
+                        super::Rejection::VerifierUnavailable
+                    })?,
+                    Err(_) => {
+                        tracing::warn!(
+                            tenant = tenant.as_deref(),
+                            "plugipay webhook: looking up the verifier did not answer within {:?}; answering 503 verifier_unavailable",
+                            options.timeout
+                        );
+                        return Err(super::Rejection::VerifierUnavailable);
+                    }
+                };
+                if found.is_none() && options.hide_unknown {
+                    // Answered exactly as a delivery whose signature does
+                    // not verify: the header rules, the body limit, then
+                    // `signature_invalid` — no tenant name is confirmed.
+                    tracing::debug!(
+                        tenant = tenant.as_deref(),
+                        "plugipay webhook: unknown tenant, answered as a failed verification"
+                    );
+                    return Ok((decoy(), None));
+                }
+                found
+            }
         };
         match found {
             Some(verifier) => Ok((verifier, tenant)),
@@ -108,6 +160,31 @@ impl Selection {
             }
         }
     }
+}
+
+/// A verifier with a random secret of this process's own, which no
+/// delivery can match: what an unknown tenant is verified with when unknown
+/// tenants are hidden.
+#[cfg(feature = "tokio")]
+fn decoy() -> Verifier {
+    static DECOY: std::sync::OnceLock<Verifier> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            let mut key = [0u8; 32];
+            if getrandom::fill(&mut key).is_err() {
+                // Never seen on a supported OS: the SipHash keys the
+                // standard library draws from the OS instead.
+                use std::hash::{BuildHasher, Hasher};
+                for chunk in key.chunks_mut(8) {
+                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                    h.write_usize(chunk.as_ptr() as usize);
+                    chunk.copy_from_slice(&h.finish().to_le_bytes());
+                }
+            }
+            let secret: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            Verifier::new(format!("whsec_decoy_{secret}"))
+        })
+        .clone()
 }
 
 impl VerifierSource for Verifier {
@@ -156,7 +233,7 @@ pub struct Verifiers(Arc<By>);
 enum By {
     /// Path → the verifier, and the tenant it is named for (if any).
     Route(HashMap<String, (Verifier, Option<Arc<str>>)>),
-    Tenant(Tenant, Arc<Lookup>),
+    Tenant(Tenant, Arc<Lookup>, LookupOptions),
     Either(Verifiers, Verifiers),
 }
 
@@ -168,7 +245,12 @@ impl fmt::Debug for Verifiers {
                 paths.sort();
                 f.debug_struct("Verifiers").field("routes", &paths).finish()
             }
-            By::Tenant(tenant, _) => f.debug_struct("Verifiers").field("tenant", tenant).finish(),
+            By::Tenant(tenant, _, options) => f
+                .debug_struct("Verifiers")
+                .field("tenant", tenant)
+                .field("lookup_timeout", &options.timeout)
+                .field("hide_unknown", &options.hide_unknown)
+                .finish(),
             By::Either(first, then) => f.debug_tuple("Verifiers").field(first).field(then).finish(),
         }
     }
@@ -266,7 +348,51 @@ impl Verifiers {
             let fut = lookup(name);
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
-        Verifiers(Arc::new(By::Tenant(tenant, lookup)))
+        Verifiers(Arc::new(By::Tenant(
+            tenant,
+            lookup,
+            LookupOptions::default(),
+        )))
+    }
+
+    /// How long a tenant's lookup may take (default
+    /// [`DEFAULT_LOOKUP_TIMEOUT`], 5 s): a lookup still running then is
+    /// answered `503 verifier_unavailable` with `Retry-After`, so a hung
+    /// database cannot hang every delivery. Applies to every per-tenant
+    /// source in this one.
+    #[must_use]
+    pub fn lookup_timeout(self, timeout: Duration) -> Verifiers {
+        self.map_tenants(&|o| LookupOptions { timeout, ..o })
+    }
+
+    /// Answers a delivery for an unknown tenant exactly as a delivery that
+    /// fails verification is answered — the header rules, the body limit,
+    /// then `400 signature_invalid` — instead of `404 endpoint_unknown`
+    /// before any check, which tells anyone which tenant names exist. The
+    /// default stays `404`: clearer to a tenant that mistyped its URL.
+    /// Applies to every per-tenant source in this one; a path that names no
+    /// tenant at all is still `404`.
+    #[must_use]
+    pub fn hide_unknown_tenants(self) -> Verifiers {
+        self.map_tenants(&|o| LookupOptions {
+            hide_unknown: true,
+            ..o
+        })
+    }
+
+    fn map_tenants(self, change: &dyn Fn(LookupOptions) -> LookupOptions) -> Verifiers {
+        match &*self.0 {
+            By::Route(_) => self,
+            By::Tenant(tenant, lookup, options) => Verifiers(Arc::new(By::Tenant(
+                tenant.clone(),
+                lookup.clone(),
+                change(*options),
+            ))),
+            By::Either(first, then) => Verifiers(Arc::new(By::Either(
+                first.clone().map_tenants(change),
+                then.clone().map_tenants(change),
+            ))),
+        }
     }
 
     /// Parses tenants' secrets written as `acme=whsec_a,whsec_a_old;globex=whsec_b`:
@@ -325,10 +451,10 @@ impl VerifierSource for Verifiers {
                 Some((verifier, None)) => Selection::ready(Some(verifier.clone())),
                 None => Selection::ready(None),
             },
-            By::Tenant(tenant, lookup) => match tenant.find(head) {
+            By::Tenant(tenant, lookup, options) => match tenant.find(head) {
                 Some(name) => {
                     let lookup = lookup(name.clone());
-                    Selection(Choice::Lookup(lookup), Some(name.into()))
+                    Selection(Choice::Lookup(lookup, *options), Some(name.into()))
                 }
                 None => Selection::ready(None),
             },
@@ -444,7 +570,7 @@ mod tests {
             ));
         let ready = |path: &str| match all.select(&HttpHead::new(path, &headers)).0 {
             Choice::Ready(v) => Some(v.is_some()),
-            Choice::Lookup(_) => None,
+            Choice::Lookup(..) => None,
         };
         assert_eq!(ready("/main"), Some(true));
         assert_eq!(ready("/t/acme"), None, "the tenant lookup decides");
