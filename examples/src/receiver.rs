@@ -255,8 +255,15 @@ impl Receiver {
     /// Builds the receiver from the environment.
     pub async fn from_env() -> Result<Receiver, String> {
         let quiet = std::env::var("PLUGIPAY_EXAMPLE_QUIET").is_ok_and(|v| v == "1");
+        // The metrics' tenant labels: the configured tenants (others are
+        // counted as `other`).
+        let tenants: Vec<String> = Verifiers::parse_tenant_secrets(
+            &std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default(),
+        )
+        .map(|t| t.into_keys().collect())
+        .unwrap_or_default();
         if let Ok(url) = std::env::var("PLUGIPAY_INBOX_URL") {
-            return Receiver::inbox_from_env(&url, quiet).await;
+            return Receiver::inbox_from_env(&url, quiet, tenants).await;
         }
         let url = std::env::var("PLUGIPAY_DEDUP_URL").unwrap_or_else(|_| "memory:".into());
         let lease = Duration::from_millis(env_ms("PLUGIPAY_DEDUP_LEASE_MS", 60_000)?.max(2));
@@ -264,7 +271,8 @@ impl Receiver {
         let store = store_from_url(&url).await.map_err(|e| e.to_string())?;
         let mut builder = Dispatcher::builder_shared(store)
             .lease(lease)
-            .handler_timeout(lease / 2);
+            .handler_timeout(lease / 2)
+            .tenants(tenants);
         for (event_type, handler) in CATALOG {
             builder = builder.on(event_type, move |event: WebhookEvent| async move {
                 if !delay.is_zero() {
@@ -282,7 +290,11 @@ impl Receiver {
     }
 
     /// Inbox mode: store, acknowledge, process on workers.
-    async fn inbox_from_env(url: &str, quiet: bool) -> Result<Receiver, String> {
+    async fn inbox_from_env(
+        url: &str,
+        quiet: bool,
+        tenants: Vec<String>,
+    ) -> Result<Receiver, String> {
         let workers = env_ms("PLUGIPAY_INBOX_WORKERS", 4)?;
         let lease = Duration::from_millis(env_ms("PLUGIPAY_INBOX_LEASE_MS", 60_000)?.max(2));
         let max_attempts = env_ms("PLUGIPAY_INBOX_MAX_ATTEMPTS", 10)?;
@@ -315,6 +327,7 @@ impl Receiver {
         // SQLite, a transactional handler's is half the store timeout).
         let mut builder = Inbox::builder(backend)
             .lease(lease)
+            .tenants(tenants)
             .max_attempts(u32::try_from(max_attempts).unwrap_or(u32::MAX))
             .retry_backoff(
                 retry_base,

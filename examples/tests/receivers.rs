@@ -264,9 +264,10 @@ fn receivers_serve_the_tenant_route_with_per_tenant_secrets() {
         assert_eq!(
             rx.drain(),
             [
-                "handled evt_acme_1 plugipay.invoice.paid.v1",
-                "handled evt_acme_2 plugipay.invoice.paid.v1",
-                "handled evt_globex_1 plugipay.payout.paid.v1",
+                // A tenant's delivery names its tenant last.
+                "handled evt_acme_1 plugipay.invoice.paid.v1 tenant=acme",
+                "handled evt_acme_2 plugipay.invoice.paid.v1 tenant=acme",
+                "handled evt_globex_1 plugipay.payout.paid.v1 tenant=globex",
                 format!("handled {} plugipay.invoice.paid.v1", main.event_id()).as_str(),
             ],
             "{name}"

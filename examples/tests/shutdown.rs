@@ -2,8 +2,7 @@
 //! stop — a delivery whose handler is running when SIGTERM arrives is
 //! finished, answered and recorded as done before the process exits.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,30 +10,10 @@ use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook_conformance::{send, RawRequest};
 
 mod common;
-use common::{Running, BINARIES};
+use common::{get, Running, BINARIES};
 
 const SECRET: &str = "whsec_shutdown_tests";
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `GET path`: status and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
-}
 
 fn deliver(addr: SocketAddr, d: &TestDelivery) -> u16 {
     let (body, header) = d.clone().into_parts();

@@ -29,6 +29,7 @@ pub struct DispatcherBuilder {
     lease: Duration,
     handler_timeout: Duration,
     retention: Duration,
+    tenants: Vec<String>,
 }
 
 impl fmt::Debug for DispatcherBuilder {
@@ -158,6 +159,19 @@ impl DispatcherBuilder {
         self
     }
 
+    /// The tenants the metrics name in their `tenant` label (the names of
+    /// `PLUGIPAY_TENANT_SECRETS`, say); any other tenant is counted as
+    /// `other`, a delivery without one with an empty label.
+    #[must_use]
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants = tenants.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks the configuration and builds the dispatcher. Warns (through
     /// `tracing`) when two versions of one event are both registered.
     pub fn build(mut self) -> Result<Dispatcher, ConfigError> {
@@ -182,6 +196,7 @@ impl DispatcherBuilder {
                  emits both for one occurrence, so that occurrence would be processed twice"
             );
         }
+        let labels = crate::labels::Labels::new(self.handlers.types(), self.tenants);
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -191,6 +206,8 @@ impl DispatcherBuilder {
                 retention: self.retention,
                 conflicts,
                 tenancy: crate::tenancy::Tenancy::default(),
+                outage: crate::outage::Outage::new("de-duplication store"),
+                labels,
             }),
         })
     }
@@ -204,6 +221,8 @@ struct Inner {
     retention: Duration,
     conflicts: Vec<(String, String)>,
     tenancy: crate::tenancy::Tenancy,
+    outage: crate::outage::Outage,
+    labels: crate::labels::Labels,
 }
 
 /// Runs the right handler for each verified event, at most once per
@@ -267,6 +286,7 @@ impl Dispatcher {
             lease: DEFAULT_LEASE,
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            tenants: Vec::new(),
         }
     }
 
@@ -296,8 +316,14 @@ impl Dispatcher {
         let span = event.span().clone();
         let outcome = self.dispatch_in_span(event).instrument(span.clone()).await;
         span.record("dispatch", outcome.as_str());
-        metrics::counter!("plugipay_webhook_dispatch_total", "outcome" => outcome.as_str())
-            .increment(1);
+        let labels = &self.inner.labels;
+        metrics::counter!(
+            "plugipay_webhook_dispatch_total",
+            "outcome" => outcome.as_str(),
+            "event_type" => labels.event_type(event.event_type()),
+            "tenant" => labels.tenant(event.tenant())
+        )
+        .increment(1);
         outcome
     }
 
@@ -308,17 +334,23 @@ impl Dispatcher {
             tracing::info!(
                 id = event.id(),
                 event_type = event.event_type(),
-                "plugipay event unhandled"
+                tenant = event.tenant(),
+                "plugipay event unhandled (no handler for its type; acknowledged)"
             );
             return Outcome::Unknown;
         };
         let key = EventKey::of(event);
-        let token = match inner.store.claim(&key, inner.lease).await {
+        let claimed = inner.store.claim(&key, inner.lease).await;
+        if claimed.is_ok() {
+            inner.outage.succeeded();
+        }
+        let token = match claimed {
             Ok(Claim::Acquired(token)) => token,
             Ok(Claim::InProgress) => return Outcome::InProgress,
             Ok(Claim::Done) => return Outcome::Duplicate,
             Err(e) => {
-                tracing::warn!(error = %e, store = inner.store.kind(), "plugipay event not dispatched: store unavailable");
+                tracing::debug!(error = %e, store = inner.store.kind(), id = event.id(), "plugipay event not dispatched: store unavailable");
+                inner.outage.failed(&e, true);
                 return Outcome::StoreUnavailable;
             }
         };

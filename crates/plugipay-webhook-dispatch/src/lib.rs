@@ -10,6 +10,8 @@ mod error;
 mod handlers;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub mod inbox;
+mod labels;
+mod outage;
 mod outcome;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -36,6 +38,7 @@ pub use dispatcher::{
 pub use error::{
     BoxFuture, ConfigError, HandlerError, StoreError, DEFAULT_STORE_TIMEOUT, MAX_DURATION,
 };
+pub use outage::OUTAGE_REPORT_EVERY;
 pub use outcome::{Outcome, RETRY_AFTER_SECS};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::MAX_TABLE_NAME_LEN;

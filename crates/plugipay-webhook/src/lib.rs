@@ -6,6 +6,7 @@ mod event;
 mod header;
 pub mod http;
 mod json;
+mod report;
 pub mod testing;
 mod verifier;
 
@@ -13,9 +14,10 @@ pub use error::{ConfigError, ErrorCode, SignatureError};
 pub use event::WebhookEvent;
 pub use header::{SignatureHeader, MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER};
 pub use json::MAX_DEPTH;
+pub use report::REJECTION_SUMMARY_EVERY;
 pub use verifier::{
     verify_webhook, Limits, RawBody, Verifier, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOLERANCE, REJECTION_SUMMARY_EVERY, SECRET_ENV_VAR, SECRET_FILE_ENV_VAR,
+    DEFAULT_TOLERANCE, SECRET_ENV_VAR, SECRET_FILE_ENV_VAR,
 };
 
 /// Re-exported: the body type adapters hand over.

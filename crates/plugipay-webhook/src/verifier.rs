@@ -1,7 +1,6 @@
 //! The verifier: a keyring of secrets, the tolerance and the body limits.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,7 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConditionallySelectable;
 
-use crate::error::{ConfigError, ErrorCode, Reason, SignatureError};
+use crate::error::{ConfigError, Reason, SignatureError};
 use crate::event::WebhookEvent;
 use crate::header::SignatureHeader;
 use crate::json;
@@ -55,7 +54,6 @@ struct Inner {
     usable: usize,
     limits: Limits,
     clock: Option<Clock>,
-    rejections: Arc<Rejections>,
 }
 
 /// Verifies Plugipay webhook deliveries.
@@ -182,10 +180,6 @@ impl Verifier {
                     read_timeout: DEFAULT_READ_TIMEOUT,
                 },
                 clock: None,
-                rejections: Arc::new(Rejections {
-                    next_summary: AtomicI64::new(i64::MIN),
-                    ..Rejections::default()
-                }),
             }),
         }
     }
@@ -378,13 +372,17 @@ impl Verifier {
         I: IntoIterator<Item = &'a [u8]>,
     {
         if self.inner.usable == 0 {
-            return self.check_parsed(Err(SignatureError::missing(Reason::NoSecret)));
+            return self
+                .check_parsed(Err(SignatureError::missing(Reason::NoSecret)))
+                .inspect_err(|e| crate::report::rejected(e.code().as_str(), None));
         }
         self.check_parsed(SignatureHeader::from_values(values))
+            .inspect_err(|e| crate::report::rejected(e.code().as_str(), None))
     }
 
     /// Check 1 (a secret is configured) before a header parsed ahead of
-    /// knowing the verifier; logs a failure.
+    /// knowing the verifier; logs a failure at `debug` (the caller reports
+    /// it: `http::receive` with its tenant).
     pub(crate) fn check_parsed(
         &self,
         parsed: Result<SignatureHeader, SignatureError>,
@@ -415,8 +413,10 @@ impl Verifier {
         now: i64,
     ) -> Result<WebhookEvent, SignatureError> {
         let body = raw_body.into().0;
-        self.verify_bytes(body, header, now, None)
-            .inspect_err(|e| self.note_failure(e))
+        self.verify_bytes(body, header, now, None).inspect_err(|e| {
+            self.note_failure(e);
+            crate::report::rejected(e.code().as_str(), None);
+        })
     }
 
     /// Checks 3–5 with this verifier's clock for a delivery received over
@@ -517,71 +517,12 @@ fn macs_equal(a: &[u8; 32], b: &[u8; 32]) -> subtle::Choice {
     subtle::Choice::from(((u16::from(diff).wrapping_sub(1) >> 8) as u8) & 1)
 }
 
-/// Rejections counted between two `warn` summaries (shared by clones).
-#[derive(Debug, Default)]
-struct Rejections {
-    by_code: [AtomicU64; 4],
-    /// When the next summary may be written (the verifier's clock, seconds).
-    next_summary: AtomicI64,
-}
-
-/// How often at most a verifier writes its `warn` summary of rejections.
-pub const REJECTION_SUMMARY_EVERY: Duration = Duration::from_secs(60);
-
-fn likely_causes(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::SignatureMissing => {
-            "no X-Plugipay-Signature header (not from Plugipay, or a proxy dropping it), or no secret configured"
-        }
-        ErrorCode::SignatureMalformed => "a header not written by Plugipay, or mangled by a proxy",
-        ErrorCode::SignatureStale => "this server's clock is off, or a replayed delivery",
-        ErrorCode::SignatureInvalid => {
-            "a wrong secret (test vs live, another endpoint's, a rotated one), or the body changed \
-             before verification (middleware re-serialising or decompressing it, a proxy)"
-        }
-    }
-}
-
 impl Verifier {
-    /// Logs one rejection at `debug`, and at most once per
-    /// [`REJECTION_SUMMARY_EVERY`] a `warn` summary of the rejections since
-    /// the last one, by code, with their likely causes: a flood of forged
-    /// requests does not flood the logs, and a wrong secret after a deploy
-    /// does not go unseen.
+    /// Logs one rejection at `debug`, with the rule that failed (never a
+    /// secret, a signature or the body); the process's rejection report
+    /// (`report.rs`) sums them up.
     fn note_failure(&self, err: &SignatureError) {
         tracing::debug!(code = err.code().as_str(), reason = %err, "plugipay webhook rejected");
-        let stats = &self.inner.rejections;
-        let index = ErrorCode::ALL
-            .iter()
-            .position(|c| *c == err.code())
-            .expect("every code is in ErrorCode::ALL");
-        stats.by_code[index].fetch_add(1, Ordering::Relaxed);
-        let now = self.now();
-        let due = stats.next_summary.load(Ordering::Relaxed);
-        let next = now.saturating_add(REJECTION_SUMMARY_EVERY.as_secs() as i64);
-        if now < due
-            || stats
-                .next_summary
-                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let mut total = 0;
-        let mut parts = Vec::new();
-        for (code, count) in ErrorCode::ALL.iter().zip(&stats.by_code) {
-            let n = count.swap(0, Ordering::Relaxed);
-            if n > 0 {
-                total += n;
-                parts.push(format!("{}: {n} ({})", code.as_str(), likely_causes(*code)));
-            }
-        }
-        tracing::warn!(
-            rejected = total,
-            "plugipay webhook: {total} deliveries rejected since the last summary — {}; \
-             each is logged at debug level; see docs/troubleshooting.md",
-            parts.join("; ")
-        );
     }
 }
 

@@ -1,9 +1,7 @@
-//! What an operator sees: one span per delivery, a rate-limited `warn`
-//! summary of rejections, configuration mistakes warned about — never a
-//! secret.
+//! What an operator sees: one span per delivery, configuration mistakes
+//! warned about — never a secret. (The rejection report: `rejection_report.rs`.)
 
 use std::io::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use plugipay_webhook::http::{receive, HttpHead};
@@ -88,56 +86,6 @@ fn every_delivery_has_a_span_with_id_type_secret_and_outcome() {
         assert!(line.contains(field), "{field} missing from {line}");
     }
     assert!(!logs.contains("whsec_"), "a secret in the logs: {logs}");
-}
-
-#[test]
-fn rejections_are_summarised_at_warn_at_most_once_a_minute() {
-    let now = Arc::new(AtomicI64::new(1_767_225_600));
-    let clock = now.clone();
-    let verifier = Verifier::new("whsec_right").clock(move || clock.load(Ordering::SeqCst));
-    let wrong = || TestDelivery::new("whsec_wrong", "t.v1").timestamp(now.load(Ordering::SeqCst));
-    let logs = captured(tracing::Level::WARN, || {
-        // The first rejection is reported at once (a wrong secret after a
-        // deploy is seen), the next ones wait for the minute to pass.
-        for _ in 0..5 {
-            assert_eq!(deliver(&verifier, wrong()), Err("signature_invalid".into()));
-        }
-        now.fetch_add(30, Ordering::SeqCst);
-        assert_eq!(deliver(&verifier, wrong()), Err("signature_invalid".into()));
-        let stale = TestDelivery::new("whsec_right", "t.v1").timestamp(1_767_225_600 - 10_000);
-        assert_eq!(deliver(&verifier, stale), Err("signature_stale".into()));
-        now.fetch_add(31, Ordering::SeqCst);
-        assert_eq!(deliver(&verifier, wrong()), Err("signature_invalid".into()));
-    });
-    let summaries: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(summaries.len(), 2, "{logs}");
-    assert!(
-        summaries[0].contains("1 deliveries rejected"),
-        "{}",
-        summaries[0]
-    );
-    assert!(
-        summaries[0].contains("signature_invalid: 1 (a wrong secret"),
-        "{}",
-        summaries[0]
-    );
-    // The second sums up everything since the first: 4 + 1 + 1 invalid, 1 stale.
-    assert!(
-        summaries[1].contains("7 deliveries rejected"),
-        "{}",
-        summaries[1]
-    );
-    assert!(
-        summaries[1].contains("signature_invalid: 6"),
-        "{}",
-        summaries[1]
-    );
-    assert!(
-        summaries[1].contains("signature_stale: 1 (this server's clock"),
-        "{}",
-        summaries[1]
-    );
-    assert!(!logs.contains("whsec_"), "{logs}");
 }
 
 #[test]

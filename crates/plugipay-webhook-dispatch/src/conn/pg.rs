@@ -293,3 +293,31 @@ pub(crate) async fn pipelined<A: Future, B: Future>(a: A, b: B) -> (A::Output, B
     })
     .await
 }
+
+/// A statement parameter the driver must not log: tokio-postgres writes
+/// every parameter's `Debug` at `debug` level ("executing statement … with
+/// parameters: […]"); this one's is `<redacted>`. For an event's body and
+/// signature header.
+pub(crate) struct Redacted<T>(pub(crate) T);
+
+impl<T> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<T: tokio_postgres::types::ToSql> tokio_postgres::types::ToSql for Redacted<T> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        T::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}

@@ -1,9 +1,9 @@
 //! The durable inbox: store every verified delivery, acknowledge once it is
 //! stored, process it with retries on workers — transactionally on SQL.
 //!
-//! The state machine (one table, [`machine`]) is the same on every backend;
-//! each backend stores one transition at a time, atomically with its owner
-//! check (`docs/inbox.md`).
+//! The state machine (one table of transitions, [`State`]'s) is the same on
+//! every backend; each backend stores one transition at a time, atomically
+//! with its owner check (the table and the faults: `docs/inbox.md`).
 
 mod backend;
 mod backoff;
@@ -93,6 +93,7 @@ pub struct InboxBuilder {
     handler_timeout: Option<Duration>,
     observer: Option<Observer>,
     detailed: Option<DetailedObserver>,
+    tenants: Vec<String>,
 }
 
 impl fmt::Debug for InboxBuilder {
@@ -249,6 +250,20 @@ impl InboxBuilder {
         self
     }
 
+    /// The tenants the metrics name in their `tenant` label (the names of
+    /// `PLUGIPAY_TENANT_SECRETS`, say); any other tenant is counted as
+    /// `other`, a delivery without one with an empty label — so a flood of
+    /// made-up tenant names cannot grow the metrics.
+    #[must_use]
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants = tenants.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks the configuration and builds the inbox.
     pub fn build(mut self) -> Result<Inbox, ConfigError> {
         let tx_type = self.handlers.transactional_type().map(str::to_owned);
@@ -291,6 +306,7 @@ impl InboxBuilder {
                  Plugipay emits both for one occurrence"
             );
         }
+        let labels = crate::labels::Labels::new(self.handlers.types(), self.tenants);
         Ok(Inbox {
             inner: Arc::new(Inner {
                 backend: self.backend,
@@ -300,6 +316,8 @@ impl InboxBuilder {
                 observer: self.observer,
                 detailed: self.detailed,
                 tenancy: crate::tenancy::Tenancy::default(),
+                outage: crate::outage::Outage::new("inbox"),
+                labels,
             }),
         })
     }
@@ -323,6 +341,7 @@ impl Inbox {
             handler_timeout: None,
             observer: None,
             detailed: None,
+            tenants: Vec::new(),
         }
     }
 
@@ -352,29 +371,66 @@ impl Inbox {
             state,
         };
         let started = std::time::Instant::now();
-        let outcome = match self.inner.backend.insert(&new).await {
+        let (id, event_type, tenant) = (event.id(), event.event_type(), event.tenant());
+        // The metric tells a duplicate and a revival from a new event; the
+        // sender is answered 202 for each.
+        let (outcome, received) = match self.inner.backend.insert(&new).await {
             Ok(inserted) => {
+                self.inner.outage.succeeded();
                 if inserted != Inserted::Duplicate && state == State::Pending {
                     // One idle worker is enough for one event (waking them
                     // all would send every one of them to claim it).
                     self.inner.wake.notify_one();
                 }
-                tracing::debug!(
-                    id = event.id(),
-                    event_type = event.event_type(),
-                    tenant = event.tenant(),
-                    ?inserted,
-                    "plugipay event stored"
-                );
-                Outcome::Stored
+                match (inserted, state) {
+                    (Inserted::New, State::Skipped) => {
+                        // Stored and settled at once: no worker will see it.
+                        tracing::info!(id, event_type, tenant, "plugipay event stored");
+                        tracing::info!(
+                            id, event_type, tenant,
+                            "plugipay event skipped (no handler for its type; `inbox retry --skipped` once one is deployed)"
+                        );
+                        metrics::counter!(
+                            "plugipay_webhook_inbox_processed_total",
+                            "outcome" => Processed::Skipped.as_str(),
+                            "event_type" => self.inner.labels.event_type(event_type),
+                            "tenant" => self.inner.labels.tenant(tenant)
+                        )
+                        .increment(1);
+                    }
+                    (Inserted::New, _) => tracing::info!(id, event_type, tenant, "plugipay event stored"),
+                    (Inserted::Duplicate, _) => {
+                        tracing::info!(id, event_type, tenant, "plugipay event duplicate (stored before; nothing changed)");
+                    }
+                    (Inserted::Revived, _) => tracing::info!(
+                        id, event_type, tenant,
+                        "plugipay event revived (a redelivery of a dead event: pending again, attempts reset)"
+                    ),
+                }
+                let received = match inserted {
+                    Inserted::New => "stored",
+                    Inserted::Duplicate => "duplicate",
+                    Inserted::Revived => "revived",
+                };
+                (Outcome::Stored, received)
             }
             Err(e) => {
-                tracing::warn!(error = %e, id = event.id(), "plugipay event not stored: inbox unavailable");
-                Outcome::StoreUnavailable
+                tracing::debug!(error = %e, id, event_type, tenant, "plugipay event not stored: inbox unavailable");
+                self.inner.outage.failed(&e, true);
+                (
+                    Outcome::StoreUnavailable,
+                    Outcome::StoreUnavailable.as_str(),
+                )
             }
         };
-        metrics::counter!("plugipay_webhook_inbox_received_total", "outcome" => outcome.as_str())
-            .increment(1);
+        let labels = &self.inner.labels;
+        metrics::counter!(
+            "plugipay_webhook_inbox_received_total",
+            "outcome" => received,
+            "event_type" => labels.event_type(event_type),
+            "tenant" => labels.tenant(tenant)
+        )
+        .increment(1);
         metrics::histogram!("plugipay_webhook_inbox_ack_seconds")
             .record(started.elapsed().as_secs_f64());
         event.span().record("dispatch", outcome.as_str());

@@ -6,6 +6,8 @@ use std::time::Duration;
 use super::backend::Backend;
 use super::types::{Processed, ProcessedEvent};
 use crate::handlers::Handlers;
+use crate::labels::Labels;
+use crate::outage::Outage;
 
 /// Options of an [`Inbox`].
 #[derive(Debug, Clone)]
@@ -31,4 +33,7 @@ pub(crate) struct Inner {
     pub(crate) observer: Option<Observer>,
     pub(crate) detailed: Option<DetailedObserver>,
     pub(crate) tenancy: crate::tenancy::Tenancy,
+    /// The inbox's availability, as receives and claims see it.
+    pub(crate) outage: Outage,
+    pub(crate) labels: Labels,
 }

@@ -14,7 +14,8 @@ use crate::sql::{Dialect, Schema};
 pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at";
 
 /// The columns a claimed job is read with.
-const JOB_COLUMNS: &str = "state, tenant, event_id, event_type, body, matched_secret, attempts";
+const JOB_COLUMNS: &str =
+    "state, tenant, event_id, event_type, body, matched_secret, attempts, received_at";
 
 /// Every statement of one inbox table in one dialect.
 pub(crate) struct InboxSql {

@@ -22,7 +22,7 @@ pub const DEFAULT_INBOX_LEASE: Duration = Duration::from_secs(60);
 /// SQLite, a transactional handler's default is half the store timeout: it
 /// holds the database's write lock).
 pub const DEFAULT_INBOX_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The youngest age [`Inbox::prune_with`] deletes without `force`: the
+/// The youngest age [`Inbox::prune_with`](super::Inbox::prune_with) deletes without `force`: the
 /// de-duplication retention. A record pruned younger than this lets a late
 /// redelivery of the same event in as new — and run again.
 pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);

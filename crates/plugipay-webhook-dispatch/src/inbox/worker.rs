@@ -70,7 +70,8 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
             None => match inner.backend.session().await {
                 Ok(s) => session.insert(s),
                 Err(e) => {
-                    tracing::warn!(error = %e, "inbox worker cannot reach the inbox; retrying");
+                    tracing::debug!(error = %e, "inbox worker cannot reach the inbox; retrying");
+                    inner.outage.failed(&e, false);
                     tokio::time::sleep(options.poll_interval).await;
                     continue;
                 }
@@ -81,19 +82,18 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
             lease_ms: millis(options.lease),
             max_attempts: options.max_attempts,
         };
-        match s.claim(params).await {
+        let claimed = s.claim(params).await;
+        if claimed.is_ok() {
+            inner.outage.succeeded();
+        }
+        match claimed {
             Ok(Claimed::Job(job)) => process(&inner, s.as_mut(), owner, job).await,
             Ok(Claimed::Exhausted(job)) => {
-                let why = EXHAUSTED_RUNNING;
-                tracing::warn!(
-                    id = %job.id, event_type = %job.event_type, tenant = %job.tenant,
-                    attempts = job.attempt, "{why}: dead"
-                );
                 report(
                     &inner,
                     &job,
                     Processed::Dead,
-                    Some(why),
+                    Some(EXHAUSTED_RUNNING),
                     None,
                     Duration::ZERO,
                 );
@@ -102,10 +102,7 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                 if index == 0 && last_gauges.elapsed() >= Duration::from_secs(5) {
                     last_gauges = Instant::now();
                     if let Ok(stats) = inner.backend.stats().await {
-                        metrics::gauge!("plugipay_webhook_inbox_due")
-                            .set(stats.count(State::Pending) as f64);
-                        metrics::gauge!("plugipay_webhook_inbox_oldest_due_seconds")
-                            .set(stats.oldest_due_ms as f64 / 1000.0);
+                        gauges(&stats);
                     }
                 }
                 // Until the earliest known event is due, a notification
@@ -129,7 +126,8 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                 .await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "inbox claim failed; reconnecting");
+                tracing::debug!(error = %e, "inbox claim failed; reconnecting");
+                inner.outage.failed(&e, false);
                 session = None;
                 tokio::time::sleep(options.poll_interval).await;
             }
@@ -179,8 +177,11 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
         let ended = run(inner, session, owner, &job).await;
         if let Some(processed) = ended.processed {
             tracing::Span::current().record("outcome", processed.as_str());
-            metrics::histogram!("plugipay_webhook_inbox_handler_seconds")
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(
+                "plugipay_webhook_inbox_handler_seconds",
+                "event_type" => inner.labels.event_type(&job.event_type)
+            )
+            .record(started.elapsed().as_secs_f64());
             report(
                 inner,
                 &job,
@@ -195,7 +196,40 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
     .await;
 }
 
-/// Counts, observes.
+/// The inbox's gauges, from its counts.
+fn gauges(stats: &super::types::Stats) {
+    metrics::gauge!("plugipay_webhook_inbox_due").set(stats.count(State::Pending) as f64);
+    metrics::gauge!("plugipay_webhook_inbox_oldest_due_seconds")
+        .set(stats.oldest_due_ms as f64 / 1000.0);
+    for state in State::ALL {
+        metrics::gauge!("plugipay_webhook_inbox_events", "state" => state.as_str())
+            .set(stats.count(state) as f64);
+    }
+}
+
+/// The "stale" milestone: this worker's lease on the event is gone (it
+/// lapsed, or another worker took the event over), so what it did is not
+/// recorded — one line, in the milestones' shape.
+fn stale(job: &Job, why: &str) {
+    let tenant = (!job.tenant.is_empty()).then_some(job.tenant.as_str());
+    tracing::warn!(
+        id = job.id.as_str(),
+        event_type = job.event_type.as_str(),
+        tenant,
+        attempt = job.attempt,
+        "plugipay event stale: {why}"
+    );
+}
+
+/// Milliseconds since the epoch, by this machine's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Logs the milestone (one line, a stable shape: the id, type and tenant
+/// as fields), counts, observes.
 fn report(
     inner: &Inner,
     job: &Job,
@@ -204,19 +238,52 @@ fn report(
     retry_in: Option<Duration>,
     took: Duration,
 ) {
-    metrics::counter!("plugipay_webhook_inbox_processed_total", "outcome" => processed.as_str())
-        .increment(1);
+    let (id, event_type) = (job.id.as_str(), job.event_type.as_str());
+    let tenant = (!job.tenant.is_empty()).then_some(job.tenant.as_str());
+    let attempt = job.attempt;
+    let max = inner.options.max_attempts;
+    let since_received_ms = now_ms().saturating_sub(job.received_at_ms).max(0);
+    let error = error.unwrap_or_default();
+    match processed {
+        Processed::Done => tracing::info!(
+            id, event_type, tenant, attempts = attempt, since_received_ms,
+            "plugipay event done"
+        ),
+        Processed::Retrying => {
+            let retry_in_ms = retry_in.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            tracing::warn!(
+                id, event_type, tenant, attempt, max_attempts = max, retry_in_ms, error,
+                "plugipay event retry: attempt {attempt} of {max} failed; again in {retry_in_ms} ms"
+            );
+        }
+        Processed::Dead => tracing::error!(
+            id, event_type, tenant, attempts = attempt, since_received_ms, error,
+            "plugipay event dead: {error}"
+        ),
+        Processed::Skipped => tracing::info!(
+            id, event_type, tenant,
+            "plugipay event skipped (no handler for its type; `inbox retry --skipped` once one is deployed)"
+        ),
+    }
+    let labels = &inner.labels;
+    metrics::counter!(
+        "plugipay_webhook_inbox_processed_total",
+        "outcome" => processed.as_str(),
+        "event_type" => labels.event_type(event_type),
+        "tenant" => labels.tenant(tenant)
+    )
+    .increment(1);
     if let Some(observe) = &inner.observer {
         observe(&job.id, &job.event_type, processed);
     }
     if let Some(observe) = &inner.detailed {
         observe(&ProcessedEvent {
-            id: &job.id,
-            event_type: &job.event_type,
-            tenant: (!job.tenant.is_empty()).then_some(job.tenant.as_str()),
+            id,
+            event_type,
+            tenant,
             processed,
-            attempt: job.attempt,
-            error,
+            attempt,
+            error: (!error.is_empty()).then_some(error),
             retry_in,
             took,
         });
@@ -237,7 +304,6 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
             }
         };
     let Some(handler) = inner.handlers.get(&job.event_type) else {
-        tracing::info!("no handler for this type: skipped");
         return match session.transition(job, owner, &Move::skip()).await {
             Ok(true) => Ended {
                 processed: Some(Processed::Skipped),
@@ -292,8 +358,9 @@ async fn transactional(
     match run_transactional(tx, job, owner, handler, event, options.handler_timeout).await {
         TxEnd::Done => Ok(Ended::done()),
         TxEnd::LostLease => {
-            tracing::warn!(
-                "the lease was lost before commit: rolled back, another worker has the event"
+            stale(
+                job,
+                "the lease was lost before commit: rolled back, another worker has the event",
             );
             Ok(Ended::none())
         }
@@ -343,14 +410,18 @@ async fn with_lease<F: Future>(
         match session.transition(job, owner, &extend).await {
             Ok(true) => held_until = asked + lease,
             Ok(false) => {
-                tracing::warn!(
-                    "the lease was lost (another worker holds the event): the handler is cancelled"
+                stale(
+                    job,
+                    "the lease was lost (another worker holds the event): the handler is cancelled",
                 );
                 return None;
             }
             Err(e) => {
                 if Instant::now() + lease / 3 >= held_until {
-                    tracing::warn!(error = %e, "the lease could not be renewed before it lapsed: the handler is cancelled");
+                    stale(
+                        job,
+                        &format!("the lease could not be renewed before it lapsed ({e}): the handler is cancelled"),
+                    );
                     return None;
                 }
                 tracing::warn!(error = %e, "could not extend the lease of a running handler; trying again");
@@ -373,8 +444,9 @@ async fn record(
             return match session.transition(job, owner, &Move::done()).await {
                 Ok(true) => Ended::done(),
                 Ok(false) => {
-                    tracing::warn!(
-                        "handled, but the lease was lost: another worker may run it again"
+                    stale(
+                        job,
+                        "handled, but the lease was lost: another worker may run it again",
                     );
                     Ended::none()
                 }
@@ -384,11 +456,6 @@ async fn record(
         Err(why) => why,
     };
     if force_dead || job.attempt >= options.max_attempts {
-        tracing::warn!(
-            "{why}; attempt {} of {}: dead",
-            job.attempt,
-            options.max_attempts
-        );
         return match session
             .transition(job, owner, &Move::fail(why.clone()))
             .await
@@ -418,11 +485,6 @@ async fn retry(
     refund: bool,
 ) -> Ended {
     let retry_in = backoff::full_jitter(options.retry_base, options.retry_max, job.attempt);
-    tracing::warn!(
-        "{why}; attempt {} of {}: again in {retry_in:?}",
-        job.attempt,
-        options.max_attempts
-    );
     let mut mv = Move::retry(millis(retry_in), why.clone());
     if refund {
         mv = mv.refunded();

@@ -83,6 +83,10 @@ pub(crate) fn all() -> Vec<Case> {
         ),
         case("retry moves dead and skipped only", retry_scope),
         case(
+            "a retry runs when it said, not at the next poll",
+            retry_on_time,
+        ),
+        case(
             "transactional: commit with done, roll back",
             tx_commit_and_rollback,
         ),
@@ -428,6 +432,62 @@ async fn skipped_then_retried(bed: Arc<Bed>) -> Result<Ran, String> {
     ensure(records[0].state == State::Done, || {
         format!("{}", records[0].state)
     })?;
+    Ok(Ran::Passed)
+}
+
+/// The delay a retry reports (logged as "again in N ms") is the one that
+/// happens: the worker wakes when the retry is due, not at its next poll
+/// (here 20 s away).
+async fn retry_on_time(bed: Arc<Bed>) -> Result<Ran, String> {
+    const POLL: Duration = Duration::from_secs(20);
+    let seen = Shared::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let told: Arc<Mutex<Vec<(Instant, Duration)>>> = Arc::default();
+    let (s, t) = (starts.clone(), told.clone());
+    let inbox = builder(&bed, &seen)
+        .poll_interval(POLL)
+        .retry_backoff(Duration::from_millis(600), Duration::from_millis(600))
+        .on(PAID, move |_e: WebhookEvent| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(Instant::now());
+                if current_attempt() == Some(1) {
+                    return Err(std::io::Error::other("first attempt fails"));
+                }
+                Ok(())
+            }
+        })
+        .on_processed(move |p| {
+            if let Some(retry_in) = p.retry_in {
+                t.lock().unwrap().push((Instant::now(), retry_in));
+            }
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ev = event(&unique("evt"));
+    let workers = inbox.start_workers(2);
+    // Both workers idle on the poll first, then the delivery wakes one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    deliver(&inbox, &ev, &seen, Duration::from_secs(5)).await;
+    let settled = quiescent(&inbox, &seen, Duration::from_secs(10)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    settled?;
+    let starts = starts.lock().unwrap().clone();
+    let told = told.lock().unwrap().clone();
+    ensure(starts.len() == 2 && told.len() == 1, || {
+        format!("{} attempts, {} retries reported", starts.len(), told.len())
+    })?;
+    let (reported_at, retry_in) = told[0];
+    let waited = starts[1].saturating_duration_since(reported_at);
+    ensure(retry_in <= Duration::from_millis(600), || {
+        format!("reported a retry in {retry_in:?} for a backoff of at most 600 ms")
+    })?;
+    // Not before it said (a millisecond clock's rounding aside), and long
+    // before the next poll.
+    ensure(
+        waited + Duration::from_millis(20) >= retry_in && waited < retry_in + POLL / 4,
+        || format!("said again in {retry_in:?}, ran {waited:?} later"),
+    )?;
     Ok(Ran::Passed)
 }
 

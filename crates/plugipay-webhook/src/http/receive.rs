@@ -78,6 +78,10 @@ where
     D: Buf,
 {
     let selection = source.map(|s| s.select(head));
+    let span_tenant: Option<String> = selection
+        .as_ref()
+        .and_then(|s| s.tenant())
+        .map(str::to_owned);
     let values = head.header_values(SIGNATURE_HEADER);
     let header = SignatureHeader::from_values(values.iter());
     // Kept in the event (a durable inbox stores it): one value, valid text.
@@ -141,7 +145,10 @@ where
                 }
                 "verified"
             }
-            Err(rejection) => rejection.code(),
+            Err(rejection) => {
+                crate::report::rejected(rejection.code(), span_tenant.as_deref());
+                rejection.code()
+            }
         };
         span.record("outcome", outcome);
         metrics::counter!("plugipay_webhook_deliveries_total", "outcome" => outcome).increment(1);

@@ -53,6 +53,8 @@ pub(crate) struct Job {
     pub(crate) body: Bytes,
     pub(crate) matched_secret: usize,
     pub(crate) attempt: u32,
+    /// When it was first stored (ms since the epoch, the store's clock).
+    pub(crate) received_at_ms: i64,
 }
 
 /// What a claim found.

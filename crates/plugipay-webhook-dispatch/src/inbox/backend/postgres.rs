@@ -15,7 +15,7 @@ use super::{
     Backend, Begun, ClaimParams, Claimed, Committed, Inserted, Job, NewEvent, Param, Session,
     TxConn,
 };
-use crate::conn::pg::{connect, execute_locked, pipelined, sqlstate, PgClient, PgConn};
+use crate::conn::pg::{connect, execute_locked, pipelined, sqlstate, PgClient, PgConn, Redacted};
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
@@ -244,6 +244,7 @@ fn job_from(row: &Row) -> (String, Job) {
             body: Bytes::from(row.get::<_, Vec<u8>>(4)),
             matched_secret: usize::try_from(row.get::<_, i64>(5)).unwrap_or(0),
             attempt: u32::try_from(row.get::<_, i32>(6)).unwrap_or(u32::MAX),
+            received_at_ms: row.get(7),
         },
     )
 }
@@ -263,8 +264,8 @@ impl Backend for PostgresInbox {
                         &e.tenant,
                         &e.id,
                         &e.event_type,
-                        &&e.body[..],
-                        &e.signature,
+                        &Redacted(&e.body[..]),
+                        &Redacted(&e.signature),
                         &e.matched_secret,
                         &e.account_id,
                         &e.occurred_at,

@@ -697,6 +697,7 @@ fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
                 attempt: int(6)
                     .and_then(|a| u32::try_from(a).ok())
                     .unwrap_or(u32::MAX),
+                received_at_ms: text(7).and_then(|t| t.parse().ok()).unwrap_or(0),
             };
             Ok(if kind == 1 {
                 Claimed::Job(job)

@@ -322,6 +322,7 @@ fn job_from(row: &rusqlite::Row<'_>) -> Result<(String, Job), rusqlite::Error> {
             body: Bytes::from(row.get::<_, Vec<u8>>(4)?),
             matched_secret: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
             attempt: row.get::<_, i64>(6)?.try_into().unwrap_or(u32::MAX),
+            received_at_ms: row.get(7)?,
         },
     ))
 }
