@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use plugipay_webhook::{testing, Verifier};
 use plugipay_webhook_dispatch::inbox::{
-    existing_inbox_from_url, Cursor, Inbox, ListFilter, PruneFilter, Record, RetryFilter, State,
-    MIN_PRUNE_AGE,
+    existing_inbox_from_url, occurred_at_ms, Cursor, Inbox, ListFilter, PruneFilter, Record,
+    RetryFilter, State, MIN_PRUNE_AGE,
 };
 use serde_json::json;
 
@@ -37,14 +37,14 @@ enum InboxCommand {
     /// Counts by state and the oldest due event's age.
     Stats {
         /// One JSON object: integer fields pending, running, done, dead,
-        /// skipped, oldest_due_ms.
+        /// skipped, stale, oldest_due_ms.
         #[arg(long)]
         json: bool,
     },
     /// Events, oldest first (`--newest` for the most recent first), a page
     /// at a time.
     List {
-        /// Only this state (pending, running, done, dead, skipped).
+        /// Only this state (pending, running, done, dead, skipped, stale).
         #[arg(long, value_parser = parse_state)]
         state: Option<State>,
         /// Only this type.
@@ -56,6 +56,10 @@ enum InboxCommand {
         /// Only events received within this age (`90s`, `30m`, `12h`, `7d`).
         #[arg(long, value_name = "AGE", value_parser = parse_age)]
         since: Option<Duration>,
+        /// One object's timeline: its events (`data.object.id` = ID) in
+        /// `occurred_at` order, each arrived after a later one marked `late`.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["newest", "after"])]
+        object: Option<String>,
         /// Newest first.
         #[arg(long)]
         newest: bool,
@@ -83,11 +87,11 @@ enum InboxCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make dead or skipped events pending again, with their attempts reset
-    /// (`--done ID --force` runs a done event again, on purpose).
+    /// Make dead, skipped or stale events pending again, with their attempts
+    /// reset (`--done ID --force` runs a done event again, on purpose).
     Retry {
-        /// One event (dead or skipped; done with --done --force).
-        #[arg(required_unless_present_any = ["dead", "skipped"], conflicts_with_all = ["dead", "skipped"])]
+        /// One event (dead, skipped or stale; done with --done --force).
+        #[arg(required_unless_present_any = ["dead", "skipped", "stale"], conflicts_with_all = ["dead", "skipped", "stale"])]
         id: Option<String>,
         /// Every dead event.
         #[arg(long)]
@@ -95,6 +99,10 @@ enum InboxCommand {
         /// Every skipped event (after deploying a handler for their type).
         #[arg(long)]
         skipped: bool,
+        /// Every stale event (ordering; they come up stale again unless the
+        /// receiver now delivers stale events).
+        #[arg(long)]
+        stale: bool,
         /// The done event ID too (with --force: its handler runs again).
         #[arg(long, requires_all = ["id", "force"])]
         done: bool,
@@ -140,7 +148,7 @@ enum InboxCommand {
 
 fn parse_state(text: &str) -> Result<State, String> {
     State::from_name(text)
-        .ok_or_else(|| format!("{text:?}: one of pending, running, done, dead, skipped"))
+        .ok_or_else(|| format!("{text:?}: one of pending, running, done, dead, skipped, stale"))
 }
 
 fn parse_cursor(text: &str) -> Result<Cursor, String> {
@@ -235,12 +243,15 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                 event_type,
                 tenant,
                 since,
+                object,
                 newest,
                 after,
                 limit,
                 json,
             } => {
+                let timeline = object.is_some();
                 let filter = ListFilter {
+                    object_id: object,
                     state,
                     event_type,
                     tenant,
@@ -251,6 +262,9 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                     newest_first: newest,
                     limit: limit.max(1),
                 };
+                if timeline {
+                    return timeline_of(&inbox, filter, json).await;
+                }
                 list(&inbox, &filter, json).await
             }
             InboxCommand::Show { id, tenant, json } => {
@@ -260,6 +274,7 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                 id,
                 dead,
                 skipped,
+                stale,
                 done,
                 force: _,
                 event_type,
@@ -268,9 +283,11 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                 retry(
                     &inbox,
                     RetryFilter {
+                        // One event: whichever of those states it is in.
+                        dead: dead || id.is_some(),
+                        skipped: skipped || id.is_some(),
+                        stale: stale || id.is_some(),
                         id,
-                        dead,
-                        skipped,
                         done,
                         event_type,
                         tenant,
@@ -336,6 +353,7 @@ async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
                 "done": stats.count(State::Done),
                 "dead": stats.count(State::Dead),
                 "skipped": stats.count(State::Skipped),
+                "stale": stats.count(State::Stale),
                 "oldest_due_ms": stats.oldest_due_ms,
             })
             .to_string(),
@@ -373,6 +391,62 @@ async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Fail
         if let Some(last) = records.last() {
             eprintln!("more: --after {}", last.cursor().to_token());
         }
+    }
+    Ok(0)
+}
+
+/// `list --object ID`: every event of the object (page after page), in
+/// the order they happened — `occurred_at`, then arrival — each that
+/// arrived after one that happened later marked `late`.
+async fn timeline_of(inbox: &Inbox, mut filter: ListFilter, json: bool) -> Result<u8, Failure> {
+    let wanted = filter.limit as usize;
+    filter.limit = 500;
+    let mut records: Vec<Record> = Vec::new();
+    loop {
+        let page = inbox.list_with(&filter).await.map_err(store)?;
+        let full = page.len() == filter.limit as usize;
+        filter.after = page.last().map(Record::cursor);
+        records.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let at = |r: &Record| r.occurred_at.as_deref().and_then(occurred_at_ms);
+    let order = |r: &Record| (at(r).unwrap_or(r.received_at_ms), r.received_at_ms);
+    records.sort_by_key(|r| (order(r), r.id.clone(), r.event_type.clone()));
+    for (i, r) in records.iter().enumerate().take(wanted) {
+        // Late: an event that happened after it was received before it.
+        let late = records[i + 1..]
+            .iter()
+            .any(|later| order(later).0 > order(r).0 && later.received_at_ms < r.received_at_ms);
+        if json {
+            crate::out(
+                &json!({
+                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                    "occurred_at": r.occurred_at, "received_at_ms": r.received_at_ms,
+                    "attempts": r.attempts, "last_error": r.last_error, "late": late,
+                })
+                .to_string(),
+            );
+        } else {
+            crate::out(&format!(
+                "{}  {}  {}  occurred {}  received {}{}",
+                r.id,
+                r.event_type,
+                r.state,
+                r.occurred_at.as_deref().unwrap_or("-"),
+                crate::time::iso8601(r.received_at_ms / 1000),
+                if late {
+                    "  late (arrived after a later event)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if records.is_empty() {
+        eprintln!("no events about that object");
+        return Ok(5);
     }
     Ok(0)
 }

@@ -22,6 +22,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct StoreError {
     message: String,
+    /// The SQLSTATE of a PostgreSQL error.
+    code: Option<String>,
 }
 
 impl StoreError {
@@ -29,7 +31,21 @@ impl StoreError {
     pub fn new(message: impl Into<String>) -> StoreError {
         StoreError {
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// The same error, with the server's SQLSTATE.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn with_sqlstate(mut self, code: &str) -> StoreError {
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    /// The SQLSTATE of a PostgreSQL error.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn sqlstate(&self) -> Option<&str> {
+        self.code.as_deref()
     }
 
     /// `what: <error and every cause under it>`.

@@ -181,18 +181,19 @@ pub(crate) async fn run_async(
 
 /// Runs a blocking handler on the blocking pool to its end (a thread cannot
 /// be cancelled), with [`current_attempt`](crate::inbox::current_attempt)
-/// answering `attempt` on its thread.
+/// and [`is_stale`](crate::inbox::is_stale) answering `current` on its
+/// thread.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub(crate) async fn run_blocking(
     handler: &BlockingHandler,
     event: WebhookEvent,
-    attempt: Option<u32>,
+    current: Option<crate::attempt::Current>,
 ) -> Result<(), String> {
     let handler = handler.clone();
     blocking_result(
         tokio::task::spawn_blocking(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::attempt::on_thread(attempt, || handler(&event))
+                crate::attempt::on_thread(current, || handler(&event))
             }))
         })
         .await,

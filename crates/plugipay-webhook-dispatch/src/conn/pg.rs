@@ -25,7 +25,7 @@ pub(crate) fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
                 text.push_str(": ");
                 text.push_str(detail);
             }
-            StoreError::new(text)
+            StoreError::new(text).with_sqlstate(db.code().code())
         }
         None => StoreError::caused(what, e),
     }

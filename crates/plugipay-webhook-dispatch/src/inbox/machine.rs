@@ -15,7 +15,9 @@
 //!   │            │ ▲ └── extend (the lease renewed by its owner)
 //!   │            │ └──── claim: the lease lapsed, due again from its expiry
 //!   │            ├────── fail: failed, attempts = max ──► dead ── redeliver / revive ──► pending
-//!   │            └────── exhaust: claimed with attempts = max (the worker crashed) ──► dead
+//!   │            ├────── exhaust: claimed with attempts = max (the worker crashed) ──► dead
+//!   │            └────── outdate: claimed, older than its key's high-water mark ──► stale
+//!   │                            (ordering; stale ── revive ──► pending)
 //!   └── no handler for the type ──► skipped ── revive ──► pending
 //! ```
 
@@ -36,19 +38,25 @@ pub enum State {
     /// No handler for its type when it arrived or was claimed
     /// (acknowledged, kept).
     Skipped,
+    /// With ordering: older than its key's high-water mark (the newest
+    /// `occurred_at` already done for the key) when it came up, so not
+    /// handed to the handler (acknowledged, kept).
+    Stale,
 }
 
 impl State {
     /// Every state.
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 6] = [
         State::Pending,
         State::Running,
         State::Done,
         State::Dead,
         State::Skipped,
+        State::Stale,
     ];
 
-    /// The stored spelling: `pending`, `running`, `done`, `dead`, `skipped`.
+    /// The stored spelling: `pending`, `running`, `done`, `dead`, `skipped`,
+    /// `stale`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +65,7 @@ impl State {
             State::Done => "done",
             State::Dead => "dead",
             State::Skipped => "skipped",
+            State::Stale => "stale",
         }
     }
 
@@ -88,6 +97,10 @@ pub(crate) enum Transition {
     /// A claim finds the attempts exhausted: the previous attempt never
     /// finished (the worker crashed or was killed).
     Exhaust,
+    /// With ordering, a claim finds the event older than its key's
+    /// high-water mark: it is not handed over (unless stale events are
+    /// delivered).
+    Outdate,
     /// The owner renews its lease.
     Extend,
     /// The owner's handler succeeded (with a transactional handler: in the
@@ -101,7 +114,7 @@ pub(crate) enum Transition {
     Skip,
     /// A redelivery of a dead event: due now, attempts reset.
     Redeliver,
-    /// `retry`: a dead or skipped event is due now, attempts reset.
+    /// `retry`: a dead, skipped or stale event is due now, attempts reset.
     Revive,
     /// `retry --done --force`: a done event runs again, on purpose.
     Rerun,
@@ -122,7 +135,7 @@ pub(crate) struct Rule {
     pub(crate) by: &'static str,
 }
 
-use State::{Dead, Done, Pending, Running, Skipped};
+use State::{Dead, Done, Pending, Running, Skipped, Stale};
 
 /// Every transition, once.
 pub(crate) const RULES: &[Rule] = &[
@@ -139,6 +152,13 @@ pub(crate) const RULES: &[Rule] = &[
         to: Some(Dead),
         owned: false,
         by: "a worker, once the event is due",
+    },
+    Rule {
+        on: Transition::Outdate,
+        from: &[Pending, Running],
+        to: Some(Stale),
+        owned: false,
+        by: "a worker, once the event is due (ordering)",
     },
     Rule {
         on: Transition::Extend,
@@ -184,10 +204,10 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         on: Transition::Revive,
-        from: &[Dead, Skipped],
+        from: &[Dead, Skipped, Stale],
         to: Some(Pending),
         owned: false,
-        by: "`inbox retry --dead / --skipped / ID`",
+        by: "`inbox retry --dead / --skipped / --stale / ID`",
     },
     Rule {
         on: Transition::Rerun,

@@ -18,6 +18,14 @@ pub(crate) struct Options {
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) poll_interval: Duration,
+    /// Ordering: the key (`None`: unordered).
+    pub(crate) order: Option<super::order::OrderKey>,
+    /// Ordering: how long a new event waits before it is due.
+    pub(crate) reorder_window: Duration,
+    /// Ordering: what becomes of a stale event.
+    pub(crate) stale: super::order::Stale,
+    /// Ordering: a dead event keeps its key blocked.
+    pub(crate) dead_holds_key: bool,
 }
 
 /// Called with each processed event's id, type and what became of it.

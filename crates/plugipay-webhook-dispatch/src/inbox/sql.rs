@@ -1,19 +1,31 @@
-//! The inbox's SQL, written once for both dialects: the schema (version 2)
-//! and its upgrade from the first release, and one statement per kind of
-//! transition — the `from` states of each come from the state machine's
+//! The inbox's SQL, written once for both dialects: the schema (version 3)
+//! and its upgrades from the earlier releases, and one statement per kind
+//! of transition — the `from` states of each come from the state machine's
 //! table.
 //!
 //! `due_at` is when a row is due: a pending event's next attempt, a running
 //! event's lease expiry. One partial index on it serves every claim, so a
 //! lapsed lease is due in the same order as everything else.
+//!
+//! Ordering (version 3): an ordered row carries its key (`order_key`), when
+//! it happened (`occurred_ms`, NULL when `occurred_at` does not parse) and
+//! its place in the key's order (`order_at`: `occurred_ms`, else the
+//! arrival time). A claim takes an ordered pending row only when its key has
+//! no running row and no pending row before it (`{table}_key_running`,
+//! unique, and `{table}_key_pending` serve those probes; the unique index
+//! also makes a second running row of one key impossible, whatever two
+//! claims race); it moves the row to `stale` instead when its `occurred_ms`
+//! is older than the key's newest done one (`{table}_key_done`).
 
-use super::machine::{from_list, owned_from, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING};
+use super::machine::{
+    from_list, owned_from, State, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
+};
 use crate::sql::{Dialect, Schema};
 
 /// The columns a record is read with (`Record`).
-pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at";
+pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key";
 
-/// The columns a claimed job is read with.
+/// The columns a claimed job is read with (then whether it is stale).
 const JOB_COLUMNS: &str =
     "state, tenant, event_id, event_type, body, matched_secret, attempts, received_at";
 
@@ -21,11 +33,13 @@ const JOB_COLUMNS: &str =
 pub(crate) struct InboxSql {
     pub(crate) schema: Schema,
     /// `tenant, id, type, body, signature, matched_secret, account_id,
-    /// occurred_at, state` → one row when inserted.
+    /// occurred_at, state, object_id, order_key, occurred_ms, due in ms` →
+    /// one row when inserted.
     pub(crate) insert: String,
     /// `tenant, id, type` → one row when a dead event was made pending.
     pub(crate) redeliver: String,
-    /// `owner, lease ms, max attempts` → the claimed row (`JOB_COLUMNS`).
+    /// `owner, lease ms, max attempts, skip stale, dead holds its key` → the
+    /// claimed row (`JOB_COLUMNS`, then 1 when stale).
     pub(crate) claim: String,
     /// How long until the earliest open event is due, in ms (for an idle
     /// worker's wait).
@@ -63,7 +77,7 @@ impl InboxSql {
             p(2),
             p(3)
         );
-        let columns = format!(
+        let fields_v2 = format!(
             "tenant TEXT NOT NULL,
                 event_id TEXT NOT NULL,
                 event_type TEXT NOT NULL,
@@ -78,15 +92,32 @@ impl InboxSql {
                 due_at BIGINT NOT NULL,
                 lease_owner TEXT,
                 last_error TEXT,
-                updated_at BIGINT NOT NULL,
-                PRIMARY KEY (tenant, event_id, event_type)"
+                updated_at BIGINT NOT NULL"
         );
-        let indexes = format!(
+        let pk = "PRIMARY KEY (tenant, event_id, event_type)";
+        let added_v3 = "object_id TEXT, order_key TEXT, occurred_ms BIGINT, order_at BIGINT";
+        let columns_v2 = format!("{fields_v2}, {pk}");
+        let columns = format!("{fields_v2}, {added_v3}, {pk}");
+        let indexes_v2 = format!(
             "CREATE INDEX IF NOT EXISTS \"{table}_due\" ON {t} (due_at) WHERE state IN ({open});
              CREATE INDEX IF NOT EXISTS \"{table}_id\" ON {t} (event_id);
              CREATE INDEX IF NOT EXISTS \"{table}_received\" ON {t} (received_at);
              CREATE INDEX IF NOT EXISTS \"{table}_state\" ON {t} (state, updated_at);"
         );
+        let indexes_v3 = format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"{table}_key_running\" ON {t} (order_key)
+                WHERE state = 'running' AND order_key IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS \"{table}_key_pending\"
+                ON {t} (order_key, order_at, received_at, event_id, event_type)
+                WHERE state = 'pending' AND order_key IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS \"{table}_key_done\" ON {t} (order_key, occurred_ms)
+                WHERE state = 'done' AND order_key IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS \"{table}_key_dead\" ON {t} (order_key)
+                WHERE state = 'dead' AND order_key IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS \"{table}_object\" ON {t} (object_id)
+                WHERE object_id IS NOT NULL;"
+        );
+        let indexes = format!("{indexes_v2}\n{indexes_v3}");
         // Version 1: keyed on (event_id, event_type), no tenant, a pending
         // event's time in next_attempt_at and a running one's lease in
         // lease_until.
@@ -99,12 +130,12 @@ impl InboxSql {
                  ALTER TABLE {t} DROP COLUMN lease_until;
                  ALTER TABLE {t} DROP CONSTRAINT \"{table}_pkey\";
                  ALTER TABLE {t} ADD PRIMARY KEY (tenant, event_id, event_type);
-                 {indexes}"
+                 {indexes_v2}"
             ),
             Dialect::Sqlite => format!(
                 "DROP INDEX IF EXISTS \"{table}_due\";
                  ALTER TABLE {t} RENAME TO \"{table}__v1\";
-                 CREATE TABLE {t} ({columns});
+                 CREATE TABLE {t} ({columns_v2});
                  INSERT INTO {t} (tenant, event_id, event_type, body, signature, matched_secret,
                     account_id, occurred_at, received_at, state, attempts, due_at, lease_owner,
                     last_error, updated_at)
@@ -115,48 +146,94 @@ impl InboxSql {
                     lease_owner, last_error, updated_at
                  FROM \"{table}__v1\";
                  DROP TABLE \"{table}__v1\";
-                 {indexes}"
+                 {indexes_v2}"
             ),
         };
+        // Version 2 → 3: the columns of ordering and the object id (NULL for
+        // the events stored before: they are not ordered).
+        let upgrade_2_to_3 = format!(
+            "ALTER TABLE {t} ADD COLUMN object_id TEXT;
+             ALTER TABLE {t} ADD COLUMN order_key TEXT;
+             ALTER TABLE {t} ADD COLUMN occurred_ms BIGINT;
+             ALTER TABLE {t} ADD COLUMN order_at BIGINT;
+             {indexes_v3}"
+        );
         let schema = Schema {
             table: table.to_owned(),
-            version: 2,
+            version: 3,
             create: format!("CREATE TABLE IF NOT EXISTS {t} ({columns}); {indexes}"),
-            upgrades: vec![upgrade_1_to_2],
+            upgrades: vec![upgrade_1_to_2, upgrade_2_to_3],
         };
 
         // The claim: the earliest due open row (pending and due, or running
-        // with its lease lapsed), taken under a new lease — or, when its
-        // attempts are exhausted, moved to dead instead (Exhaust).
+        // with its lease lapsed) that is the head of its key (an unordered
+        // row always is), taken under a new lease — or, when its attempts
+        // are exhausted, moved to dead instead (Exhaust); or, ordered and
+        // older than its key's newest done event, to stale (Outdate).
+        let (skip_stale, dead_holds) = match d {
+            Dialect::Postgres => ("$4::BOOLEAN", "$5::BOOLEAN"),
+            Dialect::Sqlite => ("?4", "?5"),
+        };
+        let (pending, running, dead, done) = (
+            State::Pending.as_str(),
+            State::Running.as_str(),
+            State::Dead.as_str(),
+            State::Done.as_str(),
+        );
+        let place =
+            |a: &str| format!("({a}.order_at, {a}.received_at, {a}.event_id, {a}.event_type)");
+        let (o, r) = (place("o"), place("r"));
+        // A running row already holds its key (a lapsed lease resumes); a
+        // pending one waits for a running row of its key, for every pending
+        // row before it, and — when dead events hold their key — for every
+        // dead one before it.
+        let head = format!(
+            "(r.order_key IS NULL OR r.state = '{running}' OR (
+                NOT EXISTS (SELECT 1 FROM {t} o
+                            WHERE o.order_key = r.order_key AND o.state = '{running}')
+                AND NOT EXISTS (SELECT 1 FROM {t} o
+                            WHERE o.order_key = r.order_key AND o.state = '{pending}' AND {o} < {r})
+                AND NOT ({dead_holds} AND EXISTS (SELECT 1 FROM {t} o
+                            WHERE o.order_key = r.order_key AND o.state = '{dead}' AND {o} < {r}))))"
+        );
         let pick = match d {
             Dialect::Postgres => format!(
                 "(tenant, event_id, event_type) = (
-                    SELECT tenant, event_id, event_type FROM {t}
-                    WHERE state IN ({open}) AND due_at <= {now}
+                    SELECT tenant, event_id, event_type FROM {t} r
+                    WHERE state IN ({open}) AND due_at <= {now} AND {head}
                     ORDER BY due_at LIMIT 1
                     FOR UPDATE SKIP LOCKED)"
             ),
             Dialect::Sqlite => format!(
-                "rowid = (SELECT rowid FROM {t} WHERE state IN ({open}) AND due_at <= {now}
+                "rowid = (SELECT rowid FROM {t} r WHERE state IN ({open}) AND due_at <= {now} AND {head}
                           ORDER BY due_at LIMIT 1)"
             ),
         };
+        let stale = format!(
+            "(order_key IS NOT NULL AND occurred_ms IS NOT NULL AND occurred_ms < (
+                SELECT MAX(h.occurred_ms) FROM {t} h
+                WHERE h.order_key = {t}.order_key AND h.state = '{done}'))"
+        );
+        let outdate = format!("({skip_stale} AND {stale})");
         let exhausted = format!("attempts >= {}", p(3));
         debug_assert_eq!(from_list(Transition::Exhaust), open);
+        debug_assert_eq!(from_list(Transition::Outdate), open);
         let claim = format!(
             "UPDATE {t} SET
-                state = CASE WHEN {exhausted} THEN 'dead' ELSE 'running' END,
-                last_error = CASE WHEN {exhausted} THEN
-                    CASE WHEN state = 'running' THEN '{EXHAUSTED_RUNNING}' ELSE '{EXHAUSTED_PENDING}' END
+                state = CASE WHEN {outdate} THEN '{stale_state}'
+                             WHEN {exhausted} THEN '{dead}' ELSE '{running}' END,
+                last_error = CASE WHEN {outdate} THEN last_error WHEN {exhausted} THEN
+                    CASE WHEN state = '{running}' THEN '{EXHAUSTED_RUNNING}' ELSE '{EXHAUSTED_PENDING}' END
                     ELSE last_error END,
-                attempts = CASE WHEN {exhausted} THEN attempts ELSE attempts + 1 END,
+                attempts = CASE WHEN {outdate} OR {exhausted} THEN attempts ELSE attempts + 1 END,
                 lease_owner = {owner},
                 due_at = {now} + {lease},
                 updated_at = {now}
              WHERE {pick}
-             RETURNING {JOB_COLUMNS}",
+             RETURNING {JOB_COLUMNS}, CASE WHEN {stale} THEN 1 ELSE 0 END",
             owner = p(1),
             lease = p(2),
+            stale_state = State::Stale.as_str(),
         );
 
         // Every owned transition in one statement: the new state, when it is
@@ -216,13 +293,13 @@ impl InboxSql {
             Dialect::Postgres => ("::BOOLEAN", "::TEXT", "::TEXT"),
             Dialect::Sqlite => ("", "", ""),
         };
-        // Filter parameters: id, dead, skipped, done, type, tenant.
+        // Filter parameters: id, dead, skipped, done, type, tenant, stale.
         let revive = format!(
             "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,
                 lease_owner = NULL, updated_at = {now}
              WHERE ({p1}{i} IS NULL OR event_id = {p1})
                AND (({p2}{b} AND state = 'dead') OR ({p3}{b} AND state = 'skipped')
-                    OR ({p4}{b} AND state IN ({rerun_from})))
+                    OR ({p7}{b} AND state = 'stale') OR ({p4}{b} AND state IN ({rerun_from})))
                AND state IN ({revive_from}, {rerun_from})
                AND ({p5}{tx} IS NULL OR event_type = {p5})
                AND ({p6}{tx} IS NULL OR tenant = {p6})",
@@ -232,10 +309,15 @@ impl InboxSql {
             p4 = p(4),
             p5 = p(5),
             p6 = p(6),
+            p7 = p(7),
         );
+        // A key's newest done event is its high-water mark: pruning keeps it.
         let prune = format!(
             "DELETE FROM {t} WHERE (state = 'done' OR ({p2}{b} AND state = 'skipped'))
-               AND state IN ({from}) AND updated_at < {now} - {p1}",
+               AND state IN ({from}) AND updated_at < {now} - {p1}
+               AND NOT (state = 'done' AND order_key IS NOT NULL AND occurred_ms IS NOT NULL
+                        AND occurred_ms >= (SELECT MAX(h.occurred_ms) FROM {t} h
+                            WHERE h.order_key = {t}.order_key AND h.state = 'done'))",
             from = from_list(Transition::Prune),
             p1 = p(1),
             p2 = p(2),
@@ -244,8 +326,10 @@ impl InboxSql {
             schema,
             insert: format!(
                 "INSERT INTO {t} (tenant, event_id, event_type, body, signature, matched_secret,
-                    account_id, occurred_at, received_at, state, attempts, due_at, updated_at)
-                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {now}, {}, 0, {now}, {now})
+                    account_id, occurred_at, received_at, state, attempts, due_at, updated_at,
+                    object_id, order_key, occurred_ms, order_at)
+                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {now}, {}, 0, {now} + {}, {now},
+                    {}, {}, {}, COALESCE({}, {now}))
                  ON CONFLICT (tenant, event_id, event_type) DO NOTHING
                  RETURNING 1",
                 p(1),
@@ -256,7 +340,12 @@ impl InboxSql {
                 p(6),
                 p(7),
                 p(8),
-                p(9)
+                p(9),
+                p(13),
+                p(10),
+                p(11),
+                p(12),
+                p(12)
             ),
             redeliver: format!(
                 "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,
@@ -315,6 +404,9 @@ impl InboxSql {
         }
         if let Some(since) = q.since_ms {
             add(&|p| format!("received_at >= {p}"), Param::Int(since));
+        }
+        if let Some(object) = &q.object_id {
+            add(&|p| format!("object_id = {p}"), Param::Text(object.clone()));
         }
         if let Some(after) = &q.after {
             let op = if q.newest_first { "<" } else { ">" };

@@ -78,7 +78,7 @@ pub(crate) async fn run_transactional(
     }
     let ran = {
         let mut tx = guard.conn.handle();
-        crate::attempt::scope(job.attempt, run_tx(handler, &mut tx, event, timeout)).await
+        crate::attempt::scope(job.current(), run_tx(handler, &mut tx, event, timeout)).await
     };
     if let Err(why) = ran {
         guard.rollback().await;

@@ -56,6 +56,12 @@ pub struct Record {
     pub account_id: Option<String>,
     /// `occurred_at`, exactly as in the envelope.
     pub occurred_at: Option<String>,
+    /// `data.object.id`, when the envelope's object has a string id
+    /// (events stored before schema version 3: none).
+    pub object_id: Option<String>,
+    /// The ordering key the event was stored with (ordering on), with the
+    /// tenant in front.
+    pub order_key: Option<String>,
     /// The raw body bytes exactly as received.
     pub body: Bytes,
     /// The `X-Plugipay-Signature` value as received.
@@ -93,6 +99,7 @@ impl fmt::Debug for Record {
             .field("attempts", &self.attempts)
             .field("received_at_ms", &self.received_at_ms)
             .field("last_error", &self.last_error)
+            .field("object_id", &self.object_id)
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .field("signature", &format_args!("<redacted>"))
             .finish_non_exhaustive()
@@ -161,6 +168,8 @@ pub struct ListFilter {
     pub tenant: Option<String>,
     /// Only events received at or after this time (ms since the epoch).
     pub since_ms: Option<i64>,
+    /// Only the events about this object (`data.object.id`).
+    pub object_id: Option<String>,
     /// Only events after this one in the listing's order (the next page).
     pub after: Option<Cursor>,
     /// Newest first (default: oldest first).
@@ -196,6 +205,10 @@ impl ListFilter {
             && self.event_type.as_deref().is_none_or(|t| r.event_type == t)
             && self.tenant.as_deref().is_none_or(|t| r.tenant == t)
             && self.since_ms.is_none_or(|s| r.received_at_ms >= s)
+            && self
+                .object_id
+                .as_deref()
+                .is_none_or(|o| r.object_id.as_deref() == Some(o))
     }
 }
 
@@ -227,6 +240,8 @@ pub struct RetryFilter {
     pub dead: bool,
     /// Skipped events.
     pub skipped: bool,
+    /// Stale events (ordering: older than their key's high-water mark).
+    pub stale: bool,
     /// Done events — to run them again on purpose (`retry --done ID
     /// --force`).
     pub done: bool,
@@ -261,10 +276,12 @@ pub enum Processed {
     Dead,
     /// No handler for its type.
     Skipped,
+    /// Ordering: older than its key's high-water mark, not handed over.
+    Stale,
 }
 
 impl Processed {
-    /// `done`, `retrying`, `dead`, `skipped`.
+    /// `done`, `retrying`, `dead`, `skipped`, `stale`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -272,6 +289,7 @@ impl Processed {
             Processed::Retrying => "retrying",
             Processed::Dead => "dead",
             Processed::Skipped => "skipped",
+            Processed::Stale => "stale",
         }
     }
 }

@@ -81,6 +81,8 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
             owner,
             lease_ms: millis(options.lease),
             max_attempts: options.max_attempts,
+            skip_stale: options.stale == super::order::Stale::Skip,
+            dead_holds_key: options.dead_holds_key,
         };
         let claimed = s.claim(params).await;
         if claimed.is_ok() {
@@ -97,6 +99,13 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                     None,
                     Duration::ZERO,
                 );
+            }
+            Ok(Claimed::Stale(job)) => {
+                report(&inner, &job, Processed::Stale, None, None, Duration::ZERO);
+            }
+            Ok(Claimed::Idle { due_in_ms: Some(0) }) => {
+                // A claim lost a race for a key (ordering): claim again.
+                tokio::task::yield_now().await;
             }
             Ok(Claimed::Idle { due_in_ms }) => {
                 if index == 0 && last_gauges.elapsed() >= Duration::from_secs(5) {
@@ -207,17 +216,17 @@ fn gauges(stats: &super::types::Stats) {
     }
 }
 
-/// The "stale" milestone: this worker's lease on the event is gone (it
+/// The "lease lost" milestone: this worker's lease on the event is gone (it
 /// lapsed, or another worker took the event over), so what it did is not
 /// recorded — one line, in the milestones' shape.
-fn stale(job: &Job, why: &str) {
+fn lease_lost(job: &Job, why: &str) {
     let tenant = (!job.tenant.is_empty()).then_some(job.tenant.as_str());
     tracing::warn!(
         id = job.id.as_str(),
         event_type = job.event_type.as_str(),
         tenant,
         attempt = job.attempt,
-        "plugipay event stale: {why}"
+        "plugipay event lease lost: {why}"
     );
 }
 
@@ -263,6 +272,10 @@ fn report(
         Processed::Skipped => tracing::info!(
             id, event_type, tenant,
             "plugipay event skipped (no handler for its type; `inbox retry --skipped` once one is deployed)"
+        ),
+        Processed::Stale => tracing::info!(
+            id, event_type, tenant,
+            "plugipay event stale (its key has done an event that happened later: not handed over)"
         ),
     }
     let labels = &inner.labels;
@@ -315,14 +328,14 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
     let result = match handler {
         Handler::Async(h) => {
             let fut =
-                crate::attempt::scope(job.attempt, run_async(h, event, options.handler_timeout));
+                crate::attempt::scope(job.current(), run_async(h, event, options.handler_timeout));
             match with_lease(session, job, owner, options.lease, fut).await {
                 Some(result) => result,
                 None => return Ended::none(),
             }
         }
         Handler::Blocking(h) => {
-            let fut = run_blocking(h, event, Some(job.attempt));
+            let fut = run_blocking(h, event, Some(job.current()));
             match with_lease(session, job, owner, options.lease, fut).await {
                 Some(result) => result,
                 None => return Ended::none(),
@@ -358,7 +371,7 @@ async fn transactional(
     match run_transactional(tx, job, owner, handler, event, options.handler_timeout).await {
         TxEnd::Done => Ok(Ended::done()),
         TxEnd::LostLease => {
-            stale(
+            lease_lost(
                 job,
                 "the lease was lost before commit: rolled back, another worker has the event",
             );
@@ -410,7 +423,7 @@ async fn with_lease<F: Future>(
         match session.transition(job, owner, &extend).await {
             Ok(true) => held_until = asked + lease,
             Ok(false) => {
-                stale(
+                lease_lost(
                     job,
                     "the lease was lost (another worker holds the event): the handler is cancelled",
                 );
@@ -418,7 +431,7 @@ async fn with_lease<F: Future>(
             }
             Err(e) => {
                 if Instant::now() + lease / 3 >= held_until {
-                    stale(
+                    lease_lost(
                         job,
                         &format!("the lease could not be renewed before it lapsed ({e}): the handler is cancelled"),
                     );
@@ -444,7 +457,7 @@ async fn record(
             return match session.transition(job, owner, &Move::done()).await {
                 Ok(true) => Ended::done(),
                 Ok(false) => {
-                    stale(
+                    lease_lost(
                         job,
                         "handled, but the lease was lost: another worker may run it again",
                     );

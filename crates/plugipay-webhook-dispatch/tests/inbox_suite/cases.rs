@@ -34,7 +34,7 @@ pub(crate) struct Case {
     pub(crate) run: Run,
 }
 
-fn case<F, Fut>(name: impl Into<String>, f: F) -> Case
+pub(crate) fn case<F, Fut>(name: impl Into<String>, f: F) -> Case
 where
     F: Fn(Arc<Bed>) -> Fut + 'static,
     Fut: Future<Output = Result<Ran, String>> + Send + 'static,
@@ -108,6 +108,7 @@ pub(crate) fn all() -> Vec<Case> {
         case("prune: done only, 7-day floor, never dead", prune_scope),
         case("tenants: one id under two tenants is two", tenants_apart),
     ];
+    cases.extend(crate::ordering::cases());
     for fault in [Fault::Error, Fault::Delay, Fault::Drop] {
         for (at, handler) in [
             (At::Claim, Handler::Tx),
@@ -131,7 +132,7 @@ pub(crate) fn all() -> Vec<Case> {
     cases
 }
 
-fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+pub(crate) fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok {
         Ok(())
     } else {

@@ -31,6 +31,14 @@ pub(crate) struct NewEvent {
     pub(crate) matched_secret: i64,
     pub(crate) account_id: Option<String>,
     pub(crate) occurred_at: Option<String>,
+    /// `occurred_at` in ms since the epoch, when it parses.
+    pub(crate) occurred_ms: Option<i64>,
+    /// `data.object.id`, when it is a string.
+    pub(crate) object_id: Option<String>,
+    /// The ordering key (ordering on, and the event has one).
+    pub(crate) order_key: Option<String>,
+    /// When it becomes due, from now (the reorder window; 0 otherwise).
+    pub(crate) due_in_ms: i64,
     /// `pending`, or `skipped` when no handler takes its type.
     pub(crate) state: State,
 }
@@ -55,6 +63,19 @@ pub(crate) struct Job {
     pub(crate) attempt: u32,
     /// When it was first stored (ms since the epoch, the store's clock).
     pub(crate) received_at_ms: i64,
+    /// Older than its key's high-water mark (handed over only when stale
+    /// events are delivered).
+    pub(crate) stale: bool,
+}
+
+impl Job {
+    /// What `current_attempt` and `is_stale` answer in its handler.
+    pub(crate) fn current(&self) -> crate::attempt::Current {
+        crate::attempt::Current {
+            attempt: self.attempt,
+            stale: self.stale,
+        }
+    }
 }
 
 /// What a claim found.
@@ -64,6 +85,9 @@ pub(crate) enum Claimed {
     Job(Job),
     /// The event's attempts were exhausted: it was moved to dead instead.
     Exhausted(Job),
+    /// Ordering: the event is older than its key's high-water mark: it was
+    /// moved to stale instead.
+    Stale(Job),
     /// Nothing due; the earliest open event is due in this many ms (by the
     /// server's clock), if there is one.
     Idle { due_in_ms: Option<i64> },
@@ -75,6 +99,12 @@ pub(crate) struct ClaimParams<'a> {
     pub(crate) owner: &'a str,
     pub(crate) lease_ms: i64,
     pub(crate) max_attempts: u32,
+    /// Ordering: a stale event is moved to `stale` (else handed over,
+    /// flagged).
+    pub(crate) skip_stale: bool,
+    /// Ordering: a dead event keeps holding its key (the later events of
+    /// the key wait until it is retried).
+    pub(crate) dead_holds_key: bool,
 }
 
 /// A job's state and lease owner, as read back.
@@ -109,6 +139,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Runs SQL statements on the inbox's database (SQL backends only).
     fn execute<'a>(&'a self, _sql: &'a str) -> Option<BoxFuture<'a, Result<(), StoreError>>> {
         None
+    }
+    /// Whether it can order events per key (the SQL backends).
+    fn can_order(&self) -> bool {
+        false
     }
     /// On SQLite: the store timeout, which is also its busy timeout — a
     /// transactional handler holds the write lock, so its timeout must be

@@ -231,6 +231,8 @@ fn record_from(row: &Row) -> Record {
         body: Bytes::from(row.get::<_, Vec<u8>>("body")),
         signature: row.get("signature"),
         matched_secret: usize::try_from(row.get::<_, i64>("matched_secret")).unwrap_or(0),
+        object_id: row.get("object_id"),
+        order_key: row.get("order_key"),
     }
 }
 
@@ -245,11 +247,16 @@ fn job_from(row: &Row) -> (String, Job) {
             matched_secret: usize::try_from(row.get::<_, i64>(5)).unwrap_or(0),
             attempt: u32::try_from(row.get::<_, i32>(6)).unwrap_or(u32::MAX),
             received_at_ms: row.get(7),
+            stale: row.get::<_, i32>(8) == 1,
         },
     )
 }
 
 impl Backend for PostgresInbox {
+    fn can_order(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &'static str {
         "postgres"
     }
@@ -270,6 +277,10 @@ impl Backend for PostgresInbox {
                         &e.account_id,
                         &e.occurred_at,
                         &e.state.as_str(),
+                        &e.object_id,
+                        &e.order_key,
+                        &e.occurred_ms,
+                        &e.due_in_ms,
                     ],
                 )
                 .await
@@ -388,6 +399,7 @@ impl Backend for PostgresInbox {
                         &f.done,
                         &f.event_type,
                         &f.tenant,
+                        &f.stale,
                     ],
                 )
                 .await
@@ -480,12 +492,28 @@ impl Session for PgSession {
                 .one(
                     "claim",
                     &sql.claim,
-                    &[&p.owner, &p.lease_ms, &max],
+                    &[
+                        &p.owner,
+                        &p.lease_ms,
+                        &max,
+                        &p.skip_stale,
+                        &p.dead_holds_key,
+                    ],
                     |rows| rows.first().map(job_from),
                 )
-                .await?;
+                .await;
+            let claimed = match claimed {
+                // Two claims raced for two events of one key (ordering):
+                // the key's unique running index let one through. The other
+                // claims again at once (and now sees the key busy).
+                Err(e) if e.sqlstate() == Some("23505") => {
+                    return Ok(Claimed::Idle { due_in_ms: Some(0) })
+                }
+                other => other?,
+            };
             Ok(match claimed {
                 Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
+                Some((state, job)) if state == "stale" => Claimed::Stale(job),
                 Some((_, job)) => Claimed::Job(job),
                 None => Claimed::Idle {
                     due_in_ms: self

@@ -401,6 +401,8 @@ fn record_from(h: &HashMap<String, Vec<u8>>) -> Option<Record> {
         body: Bytes::from(h.get("body").cloned().unwrap_or_default()),
         signature: text("signature").unwrap_or_default(),
         matched_secret: usize::try_from(int("matched_secret")).unwrap_or(0),
+        object_id: text("object_id"),
+        order_key: None,
     })
 }
 
@@ -416,11 +418,12 @@ impl Backend for RedisInbox {
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
             let r = event_ref(&e.tenant, &e.id, &e.event_type);
-            let (ids, secret, account, occurred) = (
+            let (ids, secret, account, occurred, object) = (
                 self.ids_key(&e.id),
                 e.matched_secret.to_string(),
                 optional(e.account_id.as_deref()),
                 optional(e.occurred_at.as_deref()),
+                optional(e.object_id.as_deref()),
             );
             let n: i64 = self
                 .run(
@@ -438,6 +441,7 @@ impl Backend for RedisInbox {
                         account.as_bytes(),
                         occurred.as_bytes(),
                         e.state.as_str().as_bytes(),
+                        object.as_bytes(),
                     ],
                 )
                 .await?;
@@ -567,6 +571,7 @@ impl Backend for RedisInbox {
                         flag(f.done).as_bytes(),
                         f.event_type.as_deref().unwrap_or("").as_bytes(),
                         tenant.as_bytes(),
+                        flag(f.stale).as_bytes(),
                     ],
                 )
                 .await?;
@@ -698,6 +703,7 @@ fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
                     .and_then(|a| u32::try_from(a).ok())
                     .unwrap_or(u32::MAX),
                 received_at_ms: text(7).and_then(|t| t.parse().ok()).unwrap_or(0),
+                stale: false,
             };
             Ok(if kind == 1 {
                 Claimed::Job(job)

@@ -166,6 +166,8 @@ fn record_from(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
         body: Bytes::from(row.get::<_, Vec<u8>>("body")?),
         signature: row.get("signature")?,
         matched_secret: row.get::<_, i64>("matched_secret")?.try_into().unwrap_or(0),
+        object_id: row.get("object_id")?,
+        order_key: row.get("order_key")?,
     })
 }
 
@@ -180,6 +182,10 @@ fn values(params: Vec<Param>) -> Vec<rusqlite::types::Value> {
 }
 
 impl Backend for SqliteInbox {
+    fn can_order(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &'static str {
         "sqlite"
     }
@@ -200,7 +206,11 @@ impl Backend for SqliteInbox {
                         e.matched_secret,
                         e.account_id,
                         e.occurred_at,
-                        e.state.as_str()
+                        e.state.as_str(),
+                        e.object_id,
+                        e.order_key,
+                        e.occurred_ms,
+                        e.due_in_ms
                     ],
                     |_| Ok(()),
                 )
@@ -272,7 +282,15 @@ impl Backend for SqliteInbox {
         Box::pin(self.inner.conn.with("retry", move |conn| {
             let n = conn.execute(
                 &sql.revive,
-                params![f.id, f.dead, f.skipped, f.done, f.event_type, f.tenant],
+                params![
+                    f.id,
+                    f.dead,
+                    f.skipped,
+                    f.done,
+                    f.event_type,
+                    f.tenant,
+                    f.stale
+                ],
             )?;
             Ok(n as u64)
         }))
@@ -323,6 +341,7 @@ fn job_from(row: &rusqlite::Row<'_>) -> Result<(String, Job), rusqlite::Error> {
             matched_secret: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
             attempt: row.get::<_, i64>(6)?.try_into().unwrap_or(u32::MAX),
             received_at_ms: row.get(7)?,
+            stale: row.get::<_, i64>(8)? == 1,
         },
     ))
 }
@@ -334,10 +353,20 @@ fn claim(
 ) -> Result<Claimed, rusqlite::Error> {
     let claimed = conn
         .prepare_cached(&sql.claim)?
-        .query_row(params![p.owner, p.lease_ms, p.max_attempts], job_from)
+        .query_row(
+            params![
+                p.owner,
+                p.lease_ms,
+                p.max_attempts,
+                p.skip_stale,
+                p.dead_holds_key
+            ],
+            job_from,
+        )
         .optional()?;
     Ok(match claimed {
         Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
+        Some((state, job)) if state == "stale" => Claimed::Stale(job),
         Some((_, job)) => Claimed::Job(job),
         None => Claimed::Idle {
             due_in_ms: conn.query_row(&sql.next_due, [], |r| r.get(0))?,
@@ -349,6 +378,7 @@ impl Session for SqliteSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
         let (sql, owner) = (self.sql.clone(), p.owner.to_owned());
         let (lease_ms, max_attempts) = (p.lease_ms, p.max_attempts);
+        let (skip_stale, dead_holds_key) = (p.skip_stale, p.dead_holds_key);
         Box::pin(self.conn.with("claim", move |conn| {
             claim(
                 conn,
@@ -357,6 +387,8 @@ impl Session for SqliteSession {
                     owner: &owner,
                     lease_ms,
                     max_attempts,
+                    skip_stale,
+                    dead_holds_key,
                 },
             )
         }))

@@ -1,14 +1,16 @@
--- The tools' transitions: dead and skipped events (revive), or done ones
--- (rerun, on purpose), back to pending with their attempts reset.
+-- The tools' transitions: dead, skipped and stale events (revive), or done
+-- ones (rerun, on purpose), back to pending with their attempts reset.
 -- ARGV: prefix, ids key ('' for all), dead, skipped, done ('1'/'0'), type
--- ('' any), tenant ('-' any, '+name'). Returns how many moved.
+-- ('' any), tenant ('-' any, '+name'), stale ('1'/'0'). Returns how many
+-- moved.
 local ids, only, tenant = ARGV[2], ARGV[6], ARGV[7]
-local want = {dead = ARGV[3] == '1', skipped = ARGV[4] == '1', done = ARGV[5] == '1'}
+local want = {dead = ARGV[3] == '1', skipped = ARGV[4] == '1', done = ARGV[5] == '1',
+  stale = ARGV[8] == '1'}
 local refs = {}
 if ids ~= '' then
   refs = redis.call('SMEMBERS', ids)
 else
-  for _, s in ipairs({'dead', 'skipped', 'done'}) do
+  for _, s in ipairs({'dead', 'skipped', 'stale', 'done'}) do
     if want[s] then
       for _, r in ipairs(redis.call('ZRANGE', st(s), 0, -1)) do table.insert(refs, r) end
     end
