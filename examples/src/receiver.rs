@@ -7,7 +7,7 @@ use std::time::Duration;
 use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_dispatch::inbox::{
-    current_attempt, inbox_from_url, Inbox, Processed, ProcessedEvent, SqlValue, Workers,
+    current_attempt, inbox_from_url, Inbox, OrderKey, Processed, ProcessedEvent, SqlValue, Workers,
 };
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
@@ -194,17 +194,25 @@ pub fn init_tracing() {
 /// - `PLUGIPAY_INBOX_WORKERS` (default 4), `PLUGIPAY_INBOX_LEASE_MS` (60000),
 ///   `PLUGIPAY_INBOX_MAX_ATTEMPTS` (10), `PLUGIPAY_INBOX_RETRY_BASE_MS`
 ///   (first backoff, 1000);
+/// - `PLUGIPAY_INBOX_ORDERED=1`: events about one object
+///   (`OrderKey::object()`) run one at a time, in `occurred_at` order
+///   (SQL inboxes); `PLUGIPAY_INBOX_REORDER_WINDOW_MS` (0) delays each new
+///   event that long, to sort a burst first;
 /// - `PLUGIPAY_EXAMPLE_FAIL_FIRST=N`: every handler fails the first N
 ///   attempts of each event;
 /// - `PLUGIPAY_EXAMPLE_ABORT_ON=ID`: the handler aborts the whole process
 ///   when it runs event `ID` (a poison event, for the tests);
 /// - stdout: `handled <id> <type>` once "done" is committed, `dead <id>
-///   <type>` when an event goes dead — each with a last field
-///   `tenant=<name>` for deliveries on the tenant route;
-/// - the `plugipay.invoice.paid.v1` handler inserts one row `(event_id,
-///   amount)` — `data.object.total` — into `example_ledger` (created if
-///   missing, no unique constraint) inside the inbox's transaction, on a SQL
-///   inbox (Redis has no transaction to share: there it only prints).
+///   <type>` when an event goes dead, `stale <id> <type>` when an ordered
+///   event comes up older than its object's newest done one — each with a
+///   last field `tenant=<name>` for deliveries on the tenant route;
+/// - on a SQL inbox every handler inserts, inside the inbox's transaction,
+///   one row into `example_applied (object_id, event_id, occurred_at,
+///   started_ms, finished_ms)` — when it began, and just before the insert
+///   (after the delay); the `plugipay.invoice.paid.v1` handler also one row
+///   `(event_id, amount)` — `data.object.total` — into `example_ledger`
+///   (both created if missing, no unique constraint). Redis has no
+///   transaction to share: there the handlers only print.
 #[derive(Debug, Clone)]
 pub struct Receiver {
     mode: Mode,
@@ -345,22 +353,53 @@ impl Receiver {
                     Processed::Dead => {
                         say(&with_tenant(format!("dead {id} {event_type}"), p.tenant))
                     }
+                    Processed::Stale => {
+                        say(&with_tenant(format!("stale {id} {event_type}"), p.tenant))
+                    }
                     _ => {}
                 }
             });
+        if std::env::var("PLUGIPAY_INBOX_ORDERED").is_ok_and(|v| v == "1") {
+            builder = builder
+                .order_by(OrderKey::object())
+                .reorder_window(Duration::from_millis(env_ms(
+                    "PLUGIPAY_INBOX_REORDER_WINDOW_MS",
+                    0,
+                )?));
+        }
         for (event_type, handler) in CATALOG {
             let fails = fails.clone();
-            if event_type == "plugipay.invoice.paid.v1" && transactional {
+            if transactional {
+                // On a SQL inbox every handler records what it applied, in
+                // the inbox's transaction: `example_applied` (and the
+                // invoice's ledger row).
                 builder = builder.on_tx(event_type, move |tx, event| {
                     let fails = fails.clone();
                     Box::pin(async move {
+                        let started_ms = unix_ms();
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
-                        let total = event.object()["total"].as_i64().unwrap_or(0);
+                        if event_type == "plugipay.invoice.paid.v1" {
+                            let total = event.object()["total"].as_i64().unwrap_or(0);
+                            tx.execute(
+                                "INSERT INTO example_ledger (event_id, amount) VALUES ($1, $2)",
+                                &[SqlValue::from(event.id()), SqlValue::from(total)],
+                            )
+                            .await?;
+                        }
+                        let text = |v: Option<&str>| v.map_or(SqlValue::Null, SqlValue::from);
                         tx.execute(
-                            "INSERT INTO example_ledger (event_id, amount) VALUES ($1, $2)",
-                            &[SqlValue::from(event.id()), SqlValue::from(total)],
+                            "INSERT INTO example_applied \
+                             (object_id, event_id, occurred_at, started_ms, finished_ms) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                            &[
+                                text(event.object()["id"].as_str()),
+                                SqlValue::from(event.id()),
+                                text(event.occurred_at()),
+                                SqlValue::from(started_ms),
+                                SqlValue::from(unix_ms()),
+                            ],
                         )
                         .await?;
                         fails(&event)?;
@@ -385,7 +424,11 @@ impl Receiver {
         let inbox = builder.build().map_err(|e| e.to_string())?;
         if transactional {
             inbox
-                .execute("CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT)")
+                .execute(
+                    "CREATE TABLE IF NOT EXISTS example_ledger (event_id TEXT, amount BIGINT);
+                     CREATE TABLE IF NOT EXISTS example_applied (object_id TEXT, event_id TEXT,
+                        occurred_at TEXT, started_ms BIGINT, finished_ms BIGINT)",
+                )
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -452,6 +495,13 @@ impl Receiver {
         }
         outcome
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `line`, with `tenant=<name>` as its last field for a tenant's delivery.

@@ -160,9 +160,10 @@ fn operations(url: &str, tamper: impl Fn() -> usize) {
             stats["running"].as_u64(),
             stats["done"].as_u64(),
             stats["dead"].as_u64(),
-            stats["skipped"].as_u64()
+            stats["skipped"].as_u64(),
+            stats["stale"].as_u64()
         ),
-        (Some(0), Some(0), Some(1), Some(1), Some(1)),
+        (Some(0), Some(0), Some(1), Some(1), Some(1), Some(0)),
         "{stats}"
     );
 
@@ -183,8 +184,12 @@ fn operations(url: &str, tamper: impl Fn() -> usize) {
     assert_eq!(code, Some(13), "{out}");
     assert!(out.contains("DOES NOT VERIFY"), "{out}");
 
-    let (_, out) = inbox_cli(url, &["retry", "--dead"]);
+    // One event by id, whatever terminal state it is in.
+    let (code, out) = inbox_cli(url, &["retry", "evt_dead"]);
     assert!(out.contains("1 event pending again"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = inbox_cli(url, &["retry", "--dead"]);
+    assert!(out.contains("0 events pending again"), "{out}");
     let (_, out) = inbox_cli(
         url,
         &["retry", "--skipped", "--type", "plugipay.brand.new.v1"],
@@ -422,4 +427,65 @@ fn rusqlite_like_update(db: &std::path::Path) -> usize {
         [],
     )
     .unwrap()
+}
+
+/// `list --object ID`: one object's events in the order they happened,
+/// each that arrived after a later one marked late.
+#[test]
+fn an_objects_timeline_marks_late_arrivals() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("inbox.sqlite3").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let inbox = Inbox::builder(inbox_from_url(&url).await.expect("the inbox"))
+            .build()
+            .unwrap();
+        // Arrival order: second 2, then 0, then 1; another object between.
+        for (id, object, second) in [
+            ("evt_t2", "sub_1", 2),
+            ("evt_t0", "sub_1", 0),
+            ("evt_other", "sub_2", 1),
+            ("evt_t1", "sub_1", 1),
+        ] {
+            let verifier = Verifier::new(SECRET);
+            let event = TestDelivery::new(SECRET, "plugipay.subscription.cancelled.v1")
+                .id(id)
+                .occurred_at(Some(&format!("2026-12-04T10:00:0{second}Z")))
+                .object(serde_json::json!({ "id": object }))
+                .verify_with(&verifier)
+                .unwrap();
+            inbox.receive(&event).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let (code, out) = inbox_cli(&url, &["list", "--object", "sub_1", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let got: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["late"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [("evt_t0", true), ("evt_t1", true), ("evt_t2", false)],
+        "{out}"
+    );
+    let (code, out) = inbox_cli(&url, &["list", "--object", "sub_1"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("late (arrived after a later event)"),
+        "{out}"
+    );
+    let (code, _) = inbox_cli(&url, &["list", "--object", "sub_404"]);
+    assert_eq!(code, Some(5), "no events about it");
 }
