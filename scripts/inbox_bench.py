@@ -5,9 +5,12 @@ processes at once. Reports acknowledged deliveries/s with their latency, and
 processed events/s (until every ledger row is written) — next to the inline
 dispatcher (PLUGIPAY_DEDUP_URL) on the same database.
 
-    scripts/inbox-bench [EVENTS_PER_SENDER] [CONCURRENCY] [inline|inbox|steady:RATE …]
+    scripts/inbox-bench [EVENTS_PER_SENDER] [CONCURRENCY] [inline|inbox|ordered|steady:RATE …]
 
 `inline` and `inbox` send as fast as the concurrency allows (a burst);
+`ordered` is `inbox` with per-object ordering on (PLUGIPAY_INBOX_ORDERED=1);
+BENCH_OBJECTS=K makes the events about K objects (`send --objects K`), so
+that ordered and unordered runs of the same load compare;
 `steady:RATE` offers RATE deliveries/s in all (`send --rate`, split over the
 four senders) to the inbox and reports whether processing keeps up: the
 largest backlog (pending + running) seen, and how long after the last
@@ -43,13 +46,16 @@ def start(bin_name, env):
 
 def run(mode, url):
     rate = int(mode.split(":", 1)[1]) if mode.startswith("steady:") else None
-    inbox = mode == "inbox" or rate is not None
+    inbox = mode in ("inbox", "ordered") or rate is not None
     env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": os.environ.get("BENCH_INBOX_WORKERS", "4")} if inbox else {"PLUGIPAY_DEDUP_URL": url}
+    if mode == "ordered":
+        env["PLUGIPAY_INBOX_ORDERED"] = "1"
+    objects = ["--objects", os.environ["BENCH_OBJECTS"]] if os.environ.get("BENCH_OBJECTS") else []
     procs = [start(f, env) for f in FRAMEWORKS]
     t0 = time.time()
     paced = ["--rate", str(max(1, rate // len(FRAMEWORKS)))] if rate else []
     senders = [subprocess.Popen([os.path.join(TARGET, "plugipay-webhook"), "send", f"http://{addr}/webhooks/plugipay",
-                                 "--type", "plugipay.invoice.paid.v1", "--count", str(N), "--concurrency", str(C), "--json"] + paced,
+                                 "--type", "plugipay.invoice.paid.v1", "--count", str(N), "--concurrency", str(C), "--json"] + paced + objects,
                                 env={**os.environ, "PLUGIPAY_WEBHOOK_SECRET": SECRET}, stdout=subprocess.PIPE, text=True)
                for _, addr in procs]
     backlog = 0
@@ -64,7 +70,8 @@ def run(mode, url):
     processed_s = None
     if inbox:
         while True:
-            done = int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state = 'done'") or 0)
+            # Done, or (ordered) stale: settled either way.
+            done = int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state IN ('done', 'stale')") or 0)
             if done >= total:
                 processed_s = time.time() - t0
                 break
@@ -73,6 +80,7 @@ def run(mode, url):
             time.sleep(0.05)
         ledger = int(psql(url, "SELECT COUNT(*) FROM example_ledger"))
         distinct = int(psql(url, "SELECT COUNT(DISTINCT event_id) FROM example_ledger"))
+        stale = int(psql(url, "SELECT COUNT(*) FROM plugipay_webhook_inbox WHERE state = 'stale'"))
     for p, _ in procs:
         p.terminate()
         p.wait()
@@ -95,6 +103,9 @@ def run(mode, url):
         out["processed_per_s"] = round(total / processed_s) if processed_s else None
         out["ledger_rows"] = ledger
         out["ledger_distinct_events"] = distinct
+        out["stale"] = stale
+        if objects:
+            out["objects"] = int(objects[1])
     return out
 
 

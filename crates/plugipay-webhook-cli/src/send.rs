@@ -62,6 +62,11 @@ pub(crate) struct SendArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     count: u64,
 
+    /// The events are about N objects: `data.object.id` cycles through
+    /// `obj_0` … `obj_<N-1>` (with --count: a load for per-object ordering).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "body")]
+    objects: Option<u64>,
+
     /// Deliveries in flight at once (with --count).
     #[arg(long, default_value_t = 1, value_name = "C")]
     concurrency: u64,
@@ -255,6 +260,7 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
     let event_type = args.event_type.clone().unwrap_or_default();
+    let (objects, next_object) = (args.objects, std::sync::atomic::AtomicU64::new(0));
     let make_body = move |id: Option<&str>| -> (String, Bytes) {
         if let Some(b) = &fixed_body {
             let id = serde_json::from_slice::<serde_json::Value>(b)
@@ -265,7 +271,7 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
         }
         let now = crate::time::now();
         let id = id.map_or_else(|| samples::new_id("evt"), str::to_owned);
-        let env = match &fixture {
+        let mut env = match &fixture {
             Some(template) => fill(template, &id, now, &overrides).expect("checked before sending"),
             None => {
                 let mut env =
@@ -276,6 +282,13 @@ pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
                 env
             }
         };
+        if let Some(n) = objects {
+            let k = next_object.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+            let object = serde_json::Value::String(format!("obj_{k}"));
+            let path = ["data".to_owned(), "object".to_owned(), "id".to_owned()];
+            // A fixture whose `data` is not an object keeps its own.
+            let _ = set_path(&mut env, &path, object);
+        }
         let id = env["id"].as_str().map_or(id, str::to_owned);
         (id, Bytes::from(env.to_string()))
     };
