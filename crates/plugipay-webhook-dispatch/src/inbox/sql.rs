@@ -41,8 +41,9 @@ pub(crate) struct InboxSql {
     /// `owner, lease ms, max attempts, skip stale, dead holds its key` → the
     /// claimed row (`JOB_COLUMNS`, then 1 when stale).
     pub(crate) claim: String,
-    /// How long until the earliest open event is due, in ms (for an idle
-    /// worker's wait).
+    /// `dead holds its key` → how long until the earliest open event a claim
+    /// could take is due, in ms (for an idle worker's wait): an ordered
+    /// event behind its key's head does not count — the head does.
     pub(crate) next_due: String,
     /// `tenant, id, type, owner, to, due in ms, error, refund` → rows changed.
     pub(crate) transition: String,
@@ -187,7 +188,8 @@ impl InboxSql {
         // pending one waits for a running row of its key, for every pending
         // row before it, and — when dead events hold their key — for every
         // dead one before it.
-        let head = format!(
+        let head_with = |dead_holds: &str| {
+            format!(
             "(r.order_key IS NULL OR r.state = '{running}' OR (
                 NOT EXISTS (SELECT 1 FROM {t} o
                             WHERE o.order_key = r.order_key AND o.state = '{running}')
@@ -195,7 +197,9 @@ impl InboxSql {
                             WHERE o.order_key = r.order_key AND o.state = '{pending}' AND {o} < {r})
                 AND NOT ({dead_holds} AND EXISTS (SELECT 1 FROM {t} o
                             WHERE o.order_key = r.order_key AND o.state = '{dead}' AND {o} < {r}))))"
-        );
+        )
+        };
+        let head = head_with(dead_holds);
         let pick = match d {
             Dialect::Postgres => format!(
                 "(tenant, event_id, event_type) = (
@@ -355,7 +359,14 @@ impl InboxSql {
                 from_list(Transition::Redeliver)
             ),
             claim,
-            next_due: format!("SELECT MIN(due_at) - {now} FROM {t} WHERE state IN ({open})"),
+            next_due: format!(
+                "SELECT due_at - {now} FROM {t} r WHERE state IN ({open}) AND {next_head}
+                 ORDER BY due_at LIMIT 1",
+                next_head = head_with(match d {
+                    Dialect::Postgres => "$1::BOOLEAN",
+                    Dialect::Sqlite => "?1",
+                })
+            ),
             transition,
             peek: format!("SELECT state, lease_owner FROM {t} WHERE {key}"),
             lock,

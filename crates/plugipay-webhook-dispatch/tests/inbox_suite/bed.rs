@@ -410,6 +410,23 @@ impl Bed {
     }
 
     /// Ledger rows per event id (SQL).
+    /// PostgreSQL: the scans of the inbox table so far (index and
+    /// sequential), from the server's statistics; `None` on other backends.
+    pub(crate) async fn table_scans(&self) -> Option<i64> {
+        let pg = self.pg.as_ref()?;
+        pg.batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .ok()?;
+        pg.query_one(
+            "SELECT COALESCE(idx_scan, 0) + COALESCE(seq_scan, 0) FROM pg_stat_user_tables
+             WHERE relname = $1",
+            &[&self.name],
+        )
+        .await
+        .ok()
+        .map(|r| r.get(0))
+    }
+
     pub(crate) async fn ledger(&self) -> HashMap<String, i64> {
         let l = &self.ledger;
         let sql = format!("SELECT event_id, COUNT(*) FROM \"{l}\" GROUP BY event_id");

@@ -25,6 +25,10 @@ pub(crate) fn cases() -> Vec<Case> {
         case("ordering: a shuffled burst, per object in order", burst),
         case("ordering: stale events skipped or flagged", stale),
         case("ordering: a failing event holds its key only", head_of_line),
+        case(
+            "ordering: idle workers wait, not spin, behind a key",
+            no_spin,
+        ),
     ]
 }
 
@@ -338,6 +342,48 @@ async fn head_of_line(bed: Arc<Bed>) -> Result<Ran, String> {
             .cloned()
             .collect::<Vec<_>>(),
     );
+    ensure(broken.is_empty(), || broken.join("; "))?;
+    Ok(Ran::Passed)
+}
+
+/// A key whose head runs for seconds, with a later event of the key due
+/// behind it: the idle workers wait for the head (its lease, or their poll
+/// interval), they do not claim in a loop.
+async fn no_spin(bed: Arc<Bed>) -> Result<Ran, String> {
+    if bed.table_scans().await.is_none() {
+        return Ok(Ran::NotApplicable("counted from PostgreSQL's statistics"));
+    }
+    let runs: Runs = Arc::default();
+    let seen = Shared::default();
+    let inbox = builder(&bed, true, &runs, Duration::from_millis(4000), |_| false)
+        .lease(Duration::from_secs(20))
+        .poll_interval(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let object = unique("busy");
+    for s in 0..2 {
+        deliver(
+            &inbox,
+            &happened(&object, s, &unique("evt")),
+            &seen,
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    let workers = inbox.start_workers(3);
+    // The head runs (4 s); the second waits behind it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = bed.table_scans().await.unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = bed.table_scans().await.unwrap_or(0);
+    let settled = quiescent(&inbox, &seen, Duration::from_secs(20)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    settled?;
+    let scans = after - before;
+    ensure(scans < 300, || {
+        format!("{scans} table scans in 2.5 s by two idle workers: they claim in a loop")
+    })?;
+    let broken = violations(&runs.lock().unwrap());
     ensure(broken.is_empty(), || broken.join("; "))?;
     Ok(Ran::Passed)
 }

@@ -517,7 +517,7 @@ impl Session for PgSession {
                 Some((_, job)) => Claimed::Job(job),
                 None => Claimed::Idle {
                     due_in_ms: self
-                        .one("claim", &sql.next_due, &[], |rows| {
+                        .one("claim", &sql.next_due, &[&p.dead_holds_key], |rows| {
                             rows.first().and_then(|r| r.get::<_, Option<i64>>(0))
                         })
                         .await?,

@@ -369,7 +369,9 @@ fn claim(
         Some((state, job)) if state == "stale" => Claimed::Stale(job),
         Some((_, job)) => Claimed::Job(job),
         None => Claimed::Idle {
-            due_in_ms: conn.query_row(&sql.next_due, [], |r| r.get(0))?,
+            due_in_ms: conn
+                .query_row(&sql.next_due, params![p.dead_holds_key], |r| r.get(0))
+                .optional()?,
         },
     })
 }
