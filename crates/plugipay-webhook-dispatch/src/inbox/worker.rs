@@ -81,6 +81,7 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
             owner,
             lease_ms: millis(options.lease),
             max_attempts: options.max_attempts,
+            ordered: options.order.is_some(),
             skip_stale: options.stale == super::order::Stale::Skip,
             dead_holds_key: options.dead_holds_key,
         };

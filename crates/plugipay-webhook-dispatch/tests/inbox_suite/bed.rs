@@ -427,6 +427,66 @@ impl Bed {
         .map(|r| r.get(0))
     }
 
+    /// PostgreSQL: the rows and index entries read from the inbox table so
+    /// far (sequential scans' rows, every index's entries), from the
+    /// server's statistics; `None` on other backends.
+    pub(crate) async fn tuples_read(&self) -> Option<i64> {
+        let pg = self.pg.as_ref()?;
+        pg.batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .ok()?;
+        pg.query_one(
+            "SELECT COALESCE(t.seq_tup_read, 0)
+                  + COALESCE((SELECT SUM(i.idx_tup_read) FROM pg_stat_user_indexes i
+                              WHERE i.relid = t.relid), 0)::BIGINT
+             FROM pg_stat_user_tables t WHERE t.relname = $1",
+            &[&self.name],
+        )
+        .await
+        .ok()
+        .map(|r| r.get(0))
+    }
+
+    /// PostgreSQL: each index of the inbox table with its scans and the
+    /// entries they read so far (for a failure's message).
+    pub(crate) async fn index_reads(&self) -> String {
+        let Some(pg) = self.pg.as_ref() else {
+            return String::new();
+        };
+        let rows = pg
+            .query(
+                "SELECT indexrelname::TEXT, idx_scan, idx_tup_read FROM pg_stat_user_indexes
+                 WHERE relname = $1 AND idx_scan > 0 ORDER BY idx_tup_read DESC",
+                &[&self.name],
+            )
+            .await
+            .unwrap_or_default();
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let name = name
+                    .strip_prefix(self.name.as_str())
+                    .unwrap_or(&name)
+                    .to_owned();
+                format!(
+                    "{name}: {} scans, {} read",
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// PostgreSQL: `ANALYZE` the inbox table now (statistics of this moment).
+    pub(crate) async fn analyze(&self) {
+        if let Some(pg) = self.pg.as_ref() {
+            pg.batch_execute(&format!("ANALYZE \"{}\"", self.name))
+                .await
+                .unwrap();
+        }
+    }
+
     pub(crate) async fn ledger(&self) -> HashMap<String, i64> {
         let l = &self.ledger;
         let sql = format!("SELECT event_id, COUNT(*) FROM \"{l}\" GROUP BY event_id");

@@ -95,6 +95,10 @@ pub(crate) fn all() -> Vec<Case> {
             swallowed_statement,
         ),
         case(
+            "a handler's transaction has its session's settings",
+            handler_settings,
+        ),
+        case(
             "a lapsed lease is due from its expiry",
             lapsed_lease_in_due_order,
         ),
@@ -562,6 +566,51 @@ async fn tx_commit_and_rollback(bed: Arc<Bed>) -> Result<Ran, String> {
     })?;
     let broken = invariants(&bed, &records, &seen, true).await;
     ensure(broken.is_empty(), || broken.join("; "))?;
+    Ok(Ran::Passed)
+}
+
+/// PostgreSQL: the worker's connection plans the inbox's own statements
+/// with sorting, bitmap scans and custom plans off; the handler's statements,
+/// on that same connection, see the settings the server gives any session.
+async fn handler_settings(bed: Arc<Bed>) -> Result<Ran, String> {
+    if bed.table_scans().await.is_none() {
+        return Ok(Ran::NotApplicable("PostgreSQL's planner settings"));
+    }
+    let seen = Shared::default();
+    let shown: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sh = shown.clone();
+    let inbox = builder(&bed, &seen)
+        .on_tx(PAID, move |tx, _event| {
+            let sh = sh.clone();
+            Box::pin(async move {
+                let pg = tx.postgres().ok_or("not postgres")?;
+                for setting in ["enable_sort", "enable_bitmapscan", "plan_cache_mode"] {
+                    let row = pg.query_one(&format!("SHOW {setting}"), &[]).await?;
+                    sh.lock()
+                        .unwrap()
+                        .push(format!("{setting}={}", row.get::<_, String>(0)));
+                }
+                Ok(())
+            })
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    deliver(
+        &inbox,
+        &event(&unique("evt")),
+        &seen,
+        Duration::from_secs(5),
+    )
+    .await;
+    let workers = inbox.start_workers(1);
+    let settled = quiescent(&inbox, &seen, Duration::from_secs(10)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    settled?;
+    let shown = shown.lock().unwrap().join(" ");
+    ensure(
+        shown == "enable_sort=on enable_bitmapscan=on plan_cache_mode=auto",
+        || format!("the handler saw {shown}"),
+    )?;
     Ok(Ran::Passed)
 }
 

@@ -29,6 +29,10 @@ pub(crate) fn cases() -> Vec<Case> {
             "ordering: idle workers wait, not spin, behind a key",
             no_spin,
         ),
+        case(
+            "claims read what they take, whatever the statistics say",
+            stale_statistics,
+        ),
     ]
 }
 
@@ -385,5 +389,84 @@ async fn no_spin(bed: Arc<Bed>) -> Result<Ran, String> {
     })?;
     let broken = violations(&runs.lock().unwrap());
     ensure(broken.is_empty(), || broken.join("; "))?;
+    Ok(Ran::Passed)
+}
+
+/// Statistics taken while the table held no open event, then a backlog of
+/// 1,500: an unordered inbox still reads a handful of index entries per
+/// event (6 or 7 here), not the backlog. Without the fixes it read 10 to 65
+/// an event from run to run (lookups by key through the index on every
+/// state, walking the running rows' dead versions), once 756 (the due index
+/// walked whole by each lookup); the claim's own flip to a scan and sort of
+/// the whole backlog showed in `scripts/inbox-bench`, not here.
+async fn stale_statistics(bed: Arc<Bed>) -> Result<Ran, String> {
+    if bed.tuples_read().await.is_none() {
+        return Ok(Ran::NotApplicable("counted from PostgreSQL's statistics"));
+    }
+    const BACKLOG: u32 = 1500;
+    const QUIET: u32 = 20;
+    for ordered in [false, true] {
+        let runs: Runs = Arc::default();
+        let seen = Shared::default();
+        let inbox = builder(&bed, ordered, &runs, Duration::ZERO, |_| false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        // Events, done: the statistics will say "nothing open".
+        for _ in 0..QUIET {
+            deliver(
+                &inbox,
+                &happened(&unique("quiet"), 0, &unique("evt")),
+                &seen,
+                Duration::from_secs(5),
+            )
+            .await;
+        }
+        let workers = inbox.start_workers(4);
+        let settled = quiescent(&inbox, &seen, Duration::from_secs(60)).await;
+        workers.shutdown(Duration::from_secs(5)).await;
+        settled?;
+        bed.analyze().await;
+        for s in 0..BACKLOG {
+            // Ordered: a few objects, so that heads wait behind heads.
+            let object = format!("obj_{}", s % 50);
+            deliver(
+                &inbox,
+                &happened(&object, s, &unique("evt")),
+                &seen,
+                Duration::from_secs(5),
+            )
+            .await;
+        }
+        let before = bed.tuples_read().await.unwrap_or(0);
+        let workers = inbox.start_workers(4);
+        // Waiting on the handler's own count: listing the inbox to see it
+        // drain would read the table too.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while runs.lock().unwrap().len() < (BACKLOG + QUIET) as usize && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        workers.shutdown(Duration::from_secs(5)).await;
+        // The workers' connections are closed: their counts are flushed.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let read = bed.tuples_read().await.unwrap_or(0) - before;
+        quiescent(&inbox, &seen, Duration::from_secs(1)).await?;
+        let per_claim = read / i64::from(BACKLOG);
+        let indexes = bed.index_reads().await;
+        // Ordered, the probes of a key's running and earlier rows are still
+        // the planner's choice (with these statistics it walks the due
+        // index: about 2,600 entries an event here) — docs/inbox.md says so;
+        // what this case holds for them is the order.
+        ensure(ordered || per_claim < 30, || {
+            format!(
+                "{} inbox: {read} rows and index entries read to process {BACKLOG} events \
+                 ({per_claim} an event): claims read the backlog ({indexes})",
+                if ordered { "ordered" } else { "unordered" }
+            )
+        })?;
+        if ordered {
+            let broken = violations(&runs.lock().unwrap());
+            ensure(broken.is_empty(), || broken.join("; "))?;
+        }
+    }
     Ok(Ran::Passed)
 }

@@ -99,6 +99,9 @@ pub(crate) struct ClaimParams<'a> {
     pub(crate) owner: &'a str,
     pub(crate) lease_ms: i64,
     pub(crate) max_attempts: u32,
+    /// The inbox orders events per key (`order_by`): a claim takes only a
+    /// key's head.
+    pub(crate) ordered: bool,
     /// Ordering: a stale event is moved to `stale` (else handed over,
     /// flagged).
     pub(crate) skip_stale: bool,

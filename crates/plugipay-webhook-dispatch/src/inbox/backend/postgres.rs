@@ -429,6 +429,27 @@ impl Backend for PostgresInbox {
     }
 }
 
+/// How a worker's connection plans its own statements: the claim and the
+/// next due time take rows in due order, and without these settings their
+/// plan depends on the table's statistics, which lag behind a burst.
+/// Measured: a table analysed while it held few open rows made every claim
+/// read all 7,000 open rows of the backlog and sort them (a bitmap scan, then
+/// a sort: 18 ms a claim instead of 0.1), and processing fell to a third.
+/// With sorting off, the only plan left walks the due index from its start
+/// and stops at the first row it can take; with generic plans, the claim
+/// (with its ordering parameters) is planned once per connection rather
+/// than on every call (custom plans won on estimated cost and cost 0.7 ms of
+/// server CPU each).
+const WORKER_SETTINGS: &str =
+    "SET enable_sort = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan";
+
+/// A handler's transaction starts with the settings its session would have
+/// had: its own statements are planned as usual (`WORKER_SETTINGS` apply to
+/// the inbox's statements only). No extra round trip: it is one message.
+const BEGIN_AS_USUAL: &str =
+    "BEGIN; SET LOCAL enable_sort TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT;\
+     SET LOCAL plan_cache_mode TO DEFAULT";
+
 /// A worker's own connection (reconnected after any doubt).
 struct PgSession {
     client: Option<PgClient>,
@@ -449,7 +470,15 @@ impl PgSession {
                 connect(&self.url, "postgres inbox"),
             )
             .await?;
-            self.client = Some(PgClient::new(client, "postgres inbox"));
+            let client = PgClient::new(client, "postgres inbox");
+            bounded(self.timeout, "postgres inbox connect", async {
+                client
+                    .batch_execute(WORKER_SETTINGS)
+                    .await
+                    .map_err(|e| client.err("connect", &e))
+            })
+            .await?;
+            self.client = Some(client);
         }
         Ok(self.client.as_ref().expect("just connected"))
     }
@@ -488,8 +517,8 @@ impl Session for PgSession {
         Box::pin(async move {
             let sql = self.sql.clone();
             let max = i32::try_from(p.max_attempts).unwrap_or(i32::MAX);
-            let claimed = self
-                .one(
+            let claimed = if p.ordered {
+                self.one(
                     "claim",
                     &sql.claim,
                     &[
@@ -501,7 +530,16 @@ impl Session for PgSession {
                     ],
                     |rows| rows.first().map(job_from),
                 )
-                .await;
+                .await
+            } else {
+                self.one(
+                    "claim",
+                    &sql.claim_unordered,
+                    &[&p.owner, &p.lease_ms, &max],
+                    |rows| rows.first().map(job_from),
+                )
+                .await
+            };
             let claimed = match claimed {
                 // Two claims raced for two events of one key (ordering):
                 // the key's unique running index let one through. The other
@@ -516,11 +554,17 @@ impl Session for PgSession {
                 Some((state, job)) if state == "stale" => Claimed::Stale(job),
                 Some((_, job)) => Claimed::Job(job),
                 None => Claimed::Idle {
-                    due_in_ms: self
-                        .one("claim", &sql.next_due, &[&p.dead_holds_key], |rows| {
+                    due_in_ms: {
+                        let (next, params): (&str, &[&(dyn ToSql + Sync)]) = if p.ordered {
+                            (&sql.next_due, &[&p.dead_holds_key])
+                        } else {
+                            (&sql.next_due_unordered, &[])
+                        };
+                        self.one("next due", next, params, |rows| {
                             rows.first().and_then(|r| r.get::<_, Option<i64>>(0))
                         })
-                        .await?,
+                        .await?
+                    },
                 },
             })
         })
@@ -605,7 +649,7 @@ impl TxConn for PgSession {
                 let c = self.client().await?;
                 let lock = c.prepared("lock", &sql.lock).await?;
                 let (begun, locked) = pipelined(
-                    c.batch_execute("BEGIN"),
+                    c.batch_execute(BEGIN_AS_USUAL),
                     c.query_opt(&lock, &[&job.tenant, &job.id, &job.event_type, &owner]),
                 )
                 .await;

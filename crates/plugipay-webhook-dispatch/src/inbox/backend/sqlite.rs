@@ -351,9 +351,8 @@ fn claim(
     sql: &InboxSql,
     p: &ClaimParams<'_>,
 ) -> Result<Claimed, rusqlite::Error> {
-    let claimed = conn
-        .prepare_cached(&sql.claim)?
-        .query_row(
+    let claimed = if p.ordered {
+        conn.prepare_cached(&sql.claim)?.query_row(
             params![
                 p.owner,
                 p.lease_ms,
@@ -363,15 +362,22 @@ fn claim(
             ],
             job_from,
         )
-        .optional()?;
+    } else {
+        conn.prepare_cached(&sql.claim_unordered)?
+            .query_row(params![p.owner, p.lease_ms, p.max_attempts], job_from)
+    }
+    .optional()?;
     Ok(match claimed {
         Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
         Some((state, job)) if state == "stale" => Claimed::Stale(job),
         Some((_, job)) => Claimed::Job(job),
         None => Claimed::Idle {
-            due_in_ms: conn
-                .query_row(&sql.next_due, params![p.dead_holds_key], |r| r.get(0))
-                .optional()?,
+            due_in_ms: if p.ordered {
+                conn.query_row(&sql.next_due, params![p.dead_holds_key], |r| r.get(0))
+            } else {
+                conn.query_row(&sql.next_due_unordered, [], |r| r.get(0))
+            }
+            .optional()?,
         },
     })
 }
@@ -379,7 +385,7 @@ fn claim(
 impl Session for SqliteSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
         let (sql, owner) = (self.sql.clone(), p.owner.to_owned());
-        let (lease_ms, max_attempts) = (p.lease_ms, p.max_attempts);
+        let (lease_ms, max_attempts, ordered) = (p.lease_ms, p.max_attempts, p.ordered);
         let (skip_stale, dead_holds_key) = (p.skip_stale, p.dead_holds_key);
         Box::pin(self.conn.with("claim", move |conn| {
             claim(
@@ -389,6 +395,7 @@ impl Session for SqliteSession {
                     owner: &owner,
                     lease_ms,
                     max_attempts,
+                    ordered,
                     skip_stale,
                     dead_holds_key,
                 },
