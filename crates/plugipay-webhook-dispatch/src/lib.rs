@@ -16,6 +16,7 @@ mod outcome;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 mod tenancy;
+mod time;
 mod token;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod tx;
@@ -42,4 +43,5 @@ pub use outage::OUTAGE_REPORT_EVERY;
 pub use outcome::{Outcome, RETRY_AFTER_SECS};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::MAX_TABLE_NAME_LEN;
+pub use time::rfc3339_utc;
 pub use token::ClaimToken;

@@ -96,36 +96,9 @@ impl Outage {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub(crate) fn iso8601(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+fn iso8601(t: SystemTime) -> String {
+    crate::rfc3339_utc(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn iso8601_of_known_instants() {
-        let at = |s| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
-        assert_eq!(super::iso8601(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(super::iso8601(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(super::iso8601(at(1_795_931_142)), "2026-11-29T05:45:42Z");
-    }
 }
