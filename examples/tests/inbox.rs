@@ -15,27 +15,10 @@ use plugipay_webhook_conformance::{send, RawRequest};
 use plugipay_webhook_dispatch::inbox::State;
 
 mod common;
-use common::{server_url, Running, BINARIES};
+use common::{bin, server_url, tag, Running};
 
 const SECRET: &str = "whsec_inbox_tests";
 const PAID: &str = "plugipay.invoice.paid.v1";
-
-fn bin(name: &str) -> &'static str {
-    BINARIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("a binary")
-        .1
-}
-
-fn tag() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    )
-}
 
 /// One delivery of `id` (amount `total`), signed now: the status, or 0
 /// when the receiver did not answer (killed).

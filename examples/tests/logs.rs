@@ -14,20 +14,12 @@ use plugipay_webhook_conformance::plumbing::{through, Mode, Process, Proxy};
 use plugipay_webhook_conformance::{send, RawRequest};
 
 mod common;
-use common::{fresh_schema, server_url, BINARIES};
+use common::{bin, fresh_schema, server_url};
 
 const SECRET: &str = "whsec_logs_tests";
 const PAID: &str = "plugipay.invoice.paid.v1";
 /// In every body: it must never be logged.
 const MARKER: &str = "card_holder_jane_q_public_0xMARK";
-
-fn bin(name: &str) -> &'static str {
-    BINARIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("a binary")
-        .1
-}
 
 /// `POST path` of event `id`, signed now: the status (0: no answer) and the
 /// signature header sent.

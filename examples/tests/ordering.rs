@@ -17,7 +17,7 @@ use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook_conformance::{send, RawRequest};
 
 mod common;
-use common::{server_url, Running, BINARIES};
+use common::{bin, server_url, tag, Running};
 
 const SECRET: &str = "whsec_ordering_tests";
 const TYPES: [&str; 2] = [
@@ -26,23 +26,6 @@ const TYPES: [&str; 2] = [
 ];
 const OBJECTS: u32 = 12;
 const PER_OBJECT: u32 = 5;
-
-fn bin(name: &str) -> &'static str {
-    BINARIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("a binary")
-        .1
-}
-
-fn tag() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    )
-}
 
 /// One applied row.
 #[derive(Debug, Clone)]

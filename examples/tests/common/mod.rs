@@ -20,6 +20,25 @@ pub(crate) const BINARIES: &[(&str, &str)] = &[
     ("warp", env!("CARGO_BIN_EXE_warp")),
 ];
 
+/// The path of the example receiver binary `name`.
+pub(crate) fn bin(name: &str) -> &'static str {
+    BINARIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("a binary")
+        .1
+}
+
+/// A tag unique to this moment (for ids and table names).
+pub(crate) fn tag() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
 /// A running receiver: killed on drop; its stdout lines arrive on `lines`.
 pub(crate) struct Running {
     pub(crate) process: Process,
