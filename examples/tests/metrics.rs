@@ -374,6 +374,9 @@ fn metrics_match_the_documented_table_after_every_outcome() {
             && value(s, "plugipay_webhook_inbox_events", &[("state", "skipped")]) >= 1.0
     });
     proxy.set(Mode::Down);
+    // The proxy's forwarders drop their open connections on their own
+    // threads: a request sent at once could still pass through one.
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(post(addr, ACME_PATH, paid(ACME, "evt_m_down")), 503);
     proxy.set(Mode::Up);
     let text = format!("{text}\n{}", scrape(addr));
@@ -531,6 +534,9 @@ fn metrics_match_the_documented_table_after_every_outcome() {
         204
     );
     proxy.set(Mode::Down);
+    // The proxy's forwarders drop their open connections on their own
+    // threads: a request sent at once could still pass through one.
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(post(addr, ACME_PATH, paid(ACME, "evt_d_down")), 503);
     proxy.set(Mode::Up);
     let text = scrape(addr);

@@ -150,6 +150,19 @@ impl OwnRedis {
         }
     }
 
+    /// Ends any fault: the proxy forwards, writes are allowed.
+    pub(crate) async fn heal(&self) {
+        self.proxy.set(Mode::Up);
+        let mut admin = self.admin().await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg("0")
+            .query_async(&mut admin)
+            .await
+            .expect("redis admin");
+    }
+
     pub(crate) async fn admin(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url.as_str())
             .unwrap()
@@ -204,6 +217,11 @@ impl Bed {
             }
             Kind::Redis => {
                 let own = redis.as_ref()?;
+                // A previous case's fault window may still be open (its
+                // healer resets it later): a fresh bed starts healthy.
+                // Seen: the model's next plan began within the window and
+                // could not even set up ("OOM … maxmemory").
+                own.heal().await;
                 RedisInbox::connect_with(&own.via, &name, STORE_TIMEOUT)
                     .await
                     .expect("redis")
@@ -395,15 +413,7 @@ impl Bed {
                 }
                 tokio::spawn(async move {
                     tokio::time::sleep(WINDOW).await;
-                    own.proxy.set(Mode::Up);
-                    let mut admin = own.admin().await;
-                    let _: () = redis::cmd("CONFIG")
-                        .arg("SET")
-                        .arg("maxmemory")
-                        .arg("0")
-                        .query_async(&mut admin)
-                        .await
-                        .unwrap();
+                    own.heal().await;
                 });
             }
         }
