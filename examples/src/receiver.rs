@@ -8,6 +8,7 @@ use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
 use plugipay_webhook_dispatch::inbox::{
     current_attempt, inbox_from_url, Inbox, OrderKey, Processed, ProcessedEvent, SqlValue, Workers,
+    DEFAULT_HANDLER,
 };
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
 
@@ -198,15 +199,20 @@ pub fn init_tracing() {
 ///   (`OrderKey::object()`) run one at a time, in `occurred_at` order
 ///   (SQL inboxes); `PLUGIPAY_INBOX_REORDER_WINDOW_MS` (0) delays each new
 ///   event that long, to sort a burst first;
+/// - `plugipay.invoice.paid.v1` has two handlers: `ledger` (below) and
+///   `notify`, which prints `notified <id>` when it succeeds; every other
+///   type one (`default`);
 /// - `PLUGIPAY_EXAMPLE_FAIL_FIRST=N`: every handler fails the first N
-///   attempts of each event;
+///   attempts of each event; `PLUGIPAY_EXAMPLE_FAIL_HANDLER=NAME:N`: the
+///   handler `NAME` does;
 /// - `PLUGIPAY_EXAMPLE_ABORT_ON=ID`: the handler aborts the whole process
 ///   when it runs event `ID` (a poison event, for the tests);
-/// - stdout: `handled <id> <type>` once "done" is committed, `dead <id>
-///   <type>` when an event goes dead, `stale <id> <type>` when an ordered
+/// - stdout: `handled <id> <type>` once "done" is committed (every handler
+///   of the event done), `dead <id> <type> <handler>` when a handler of it
+///   goes dead, `stale <id> <type>` when an ordered
 ///   event comes up older than its object's newest done one — each with a
 ///   last field `tenant=<name>` for deliveries on the tenant route;
-/// - on a SQL inbox every handler inserts, inside the inbox's transaction,
+/// - on a SQL inbox every handler but `notify` inserts, inside the inbox's transaction,
 ///   one row into `example_applied (object_id, event_id, occurred_at,
 ///   started_ms, finished_ms)` — when it began, and just before the insert
 ///   (after the delay); the `plugipay.invoice.paid.v1` handler also one row
@@ -310,6 +316,18 @@ impl Receiver {
         let delay = Duration::from_millis(env_ms("PLUGIPAY_EXAMPLE_HANDLER_DELAY_MS", 0)?);
         let fail_first =
             u32::try_from(env_ms("PLUGIPAY_EXAMPLE_FAIL_FIRST", 0)?).unwrap_or(u32::MAX);
+        let fail_handler: Option<(String, u32)> =
+            match std::env::var("PLUGIPAY_EXAMPLE_FAIL_HANDLER") {
+                Ok(v) if !v.is_empty() => {
+                    let parsed = v
+                        .split_once(':')
+                        .and_then(|(name, n)| Some((name.to_owned(), n.trim().parse().ok()?)));
+                    Some(parsed.ok_or_else(|| {
+                        format!("PLUGIPAY_EXAMPLE_FAIL_HANDLER must be NAME:N, not {v:?}")
+                    })?)
+                }
+                _ => None,
+            };
         let abort_on: Option<std::sync::Arc<str>> = std::env::var("PLUGIPAY_EXAMPLE_ABORT_ON")
             .ok()
             .filter(|v| !v.is_empty())
@@ -318,19 +336,28 @@ impl Receiver {
         let transactional = backend.is_transactional();
         // Every handler: the delay, then abort on the poison event, then
         // fail the first N attempts.
-        let fails =
-            std::sync::Arc::new(move |event: &WebhookEvent| -> Result<(), std::io::Error> {
+        let fails = std::sync::Arc::new(
+            move |event: &WebhookEvent, name: &str| -> Result<(), std::io::Error> {
                 if abort_on.as_deref() == Some(event.id()) {
                     eprintln!("PLUGIPAY_EXAMPLE_ABORT_ON: aborting on {}", event.id());
                     std::process::abort();
                 }
-                if current_attempt().unwrap_or(1) <= fail_first {
+                let attempt = current_attempt().unwrap_or(1);
+                if attempt <= fail_first {
                     return Err(std::io::Error::other(format!(
                         "PLUGIPAY_EXAMPLE_FAIL_FIRST={fail_first}"
                     )));
                 }
+                if let Some((only, n)) = &fail_handler {
+                    if only == name && attempt <= *n {
+                        return Err(std::io::Error::other(format!(
+                            "PLUGIPAY_EXAMPLE_FAIL_HANDLER={only}:{n}"
+                        )));
+                    }
+                }
                 Ok(())
-            });
+            },
+        );
         // The handler timeout is the inbox's default: half the lease (on
         // SQLite, a transactional handler's is half the store timeout).
         let mut builder = Inbox::builder(backend)
@@ -350,15 +377,19 @@ impl Receiver {
                     Processed::Done => {
                         say(&with_tenant(format!("handled {id} {event_type}"), p.tenant))
                     }
-                    Processed::Dead => {
-                        say(&with_tenant(format!("dead {id} {event_type}"), p.tenant))
-                    }
                     Processed::Stale => {
                         say(&with_tenant(format!("stale {id} {event_type}"), p.tenant))
                     }
                     _ => {}
                 }
             });
+        builder = builder.on_dead(move |dead| async move {
+            if !quiet {
+                let (id, ty, handler) = (&dead.id, &dead.event_type, &dead.handler);
+                let tenant = (!dead.tenant.is_empty()).then_some(dead.tenant.as_str());
+                say(&with_tenant(format!("dead {id} {ty} {handler}"), tenant));
+            }
+        });
         if std::env::var("PLUGIPAY_INBOX_ORDERED").is_ok_and(|v| v == "1") {
             builder = builder
                 .order_by(OrderKey::object())
@@ -369,11 +400,33 @@ impl Receiver {
         }
         for (event_type, handler) in CATALOG {
             let fails = fails.clone();
+            let paid = event_type == "plugipay.invoice.paid.v1";
+            let name = if paid { "ledger" } else { DEFAULT_HANDLER };
+            // `notify` is registered first: the handlers run in
+            // registration order, and when the last one to run is
+            // transactional its commit also settles the event — one commit
+            // per event, as with `ledger` alone.
+            if paid {
+                let fails = fails.clone();
+                builder = builder.on((event_type, "notify"), move |event: WebhookEvent| {
+                    let fails = fails.clone();
+                    async move {
+                        fails(&event, "notify")?;
+                        if !quiet {
+                            say(&with_tenant(
+                                format!("notified {}", event.id()),
+                                event.tenant(),
+                            ));
+                        }
+                        Ok::<_, std::io::Error>(())
+                    }
+                });
+            }
             if transactional {
                 // On a SQL inbox every handler records what it applied, in
                 // the inbox's transaction: `example_applied` (and the
                 // invoice's ledger row).
-                builder = builder.on_tx(event_type, move |tx, event| {
+                builder = builder.on_tx((event_type, name), move |tx, event| {
                     let fails = fails.clone();
                     Box::pin(async move {
                         let started_ms = unix_ms();
@@ -402,19 +455,19 @@ impl Receiver {
                             ],
                         )
                         .await?;
-                        fails(&event)?;
+                        fails(&event, name)?;
                         handler(&event);
                         Ok(())
                     })
                 });
             } else {
-                builder = builder.on(event_type, move |event: WebhookEvent| {
+                builder = builder.on((event_type, name), move |event: WebhookEvent| {
                     let fails = fails.clone();
                     async move {
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
-                        fails(&event)?;
+                        fails(&event, name)?;
                         handler(&event);
                         Ok::<_, std::io::Error>(())
                     }

@@ -348,29 +348,6 @@ fn failed_attempts_are_rolled_back_and_dead_events_retried_by_a_redelivery() {
     }
 }
 
-/// A Redis database of this test's own (`FLUSHDB` first): the URL.
-fn fresh_redis_db(base: &str, db: u8) -> String {
-    use std::io::{Read, Write};
-    let host = base
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .to_owned();
-    let url = format!("redis://{host}/{db}");
-    let mut s = std::net::TcpStream::connect(&host).expect("redis");
-    s.write_all(format!("SELECT {db}\r\nFLUSHDB\r\n").as_bytes())
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    while got.windows(5).filter(|w| w == b"+OK\r\n").count() < 2 {
-        let n = s.read(&mut buf).expect("redis answers");
-        assert!(n > 0, "redis closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    url
-}
-
 /// Redis Streams: not transactional, so "once" is not promised there (a
 /// handler killed after its work and before `done` runs again) — but
 /// nothing acknowledged is lost: with receivers SIGKILLed throughout, every
@@ -380,7 +357,7 @@ fn redis_inbox_with_receivers_killed_throughout_loses_nothing_acknowledged() {
     let Some(base) = server_url("PLUGIPAY_TEST_REDIS_URL") else {
         return;
     };
-    let url = fresh_redis_db(&base, 11);
+    let url = common::fresh_redis_db(&base, 11);
     let (acknowledged, kills, _survivors) = deliver_while_killing(&killed_env(&url));
     let rt = runtime();
     let inbox = rt.block_on(async {
@@ -617,6 +594,9 @@ fn tenants_events_are_kept_apart_and_named_on_stdout() {
             "handled evt_same plugipay.invoice.paid.v1",
             "handled evt_same plugipay.invoice.paid.v1 tenant=acme",
             "handled evt_same plugipay.invoice.paid.v1 tenant=globex",
+            "notified evt_same",
+            "notified evt_same tenant=acme",
+            "notified evt_same tenant=globex",
         ]
     );
 }

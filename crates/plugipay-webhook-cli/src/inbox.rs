@@ -91,7 +91,7 @@ enum InboxCommand {
     /// reset (`--done ID --force` runs a done event again, on purpose).
     Retry {
         /// One event (dead, skipped or stale; done with --done --force).
-        #[arg(required_unless_present_any = ["dead", "skipped", "stale"], conflicts_with_all = ["dead", "skipped", "stale"])]
+        #[arg(required_unless_present_any = ["dead", "skipped", "stale", "handler"], conflicts_with_all = ["dead", "skipped", "stale"])]
         id: Option<String>,
         /// Every dead event.
         #[arg(long)]
@@ -115,6 +115,15 @@ enum InboxCommand {
         /// Only this tenant's events.
         #[arg(long)]
         tenant: Option<String>,
+        /// Only this handler runs again: of dead events (`--dead`), or —
+        /// alone — of dead and done ones, where it has not succeeded (the
+        /// backfill of a handler deployed later: `--handler NAME --type T
+        /// --since 7d`). Its siblings' successes are never rerun.
+        #[arg(long, value_name = "NAME")]
+        handler: Option<String>,
+        /// Only events received within this age (`90s`, `30m`, `12h`, `7d`).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        since: Option<Duration>,
     },
     /// Send a stored event's exact bytes to URL, signed afresh (a tenant's
     /// event with that tenant's secrets, from PLUGIPAY_TENANT_SECRETS).
@@ -186,14 +195,42 @@ fn now_ms() -> i64 {
     crate::time::now().saturating_mul(1000)
 }
 
+/// The handlers' states in one field: `ledger=done,notify=dead`.
+fn handlers_field(r: &Record) -> String {
+    if r.handlers.is_empty() {
+        return String::new();
+    }
+    let states: Vec<String> = r
+        .handlers
+        .iter()
+        .map(|h| format!("{}={}", h.name, h.state))
+        .collect();
+    format!("  handlers {}", states.join(","))
+}
+
+/// The handlers' states as JSON: name → state and attempts.
+fn handlers_json(r: &Record) -> serde_json::Value {
+    r.handlers
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                json!({"state": h.state.as_str(), "attempts": h.attempts, "last_error": h.last_error}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn line(r: &Record) -> String {
     format!(
-        "{}  {}  {}  attempts {}  received {}{}{}",
+        "{}  {}  {}  attempts {}  received {}{}{}{}",
         r.id,
         r.event_type,
         r.state,
         r.attempts,
         crate::time::iso8601(r.received_at_ms / 1000),
+        handlers_field(r),
         r.tenant()
             .map(|t| format!("  tenant {t}"))
             .unwrap_or_default(),
@@ -279,18 +316,27 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                 force: _,
                 event_type,
                 tenant,
+                handler,
+                since,
             } => {
+                // `--handler` alone: a backfill of dead and done events.
+                let backfill = handler.is_some() && !(dead || skipped || stale);
                 retry(
                     &inbox,
                     RetryFilter {
                         // One event: whichever of those states it is in.
-                        dead: dead || id.is_some(),
+                        dead: dead || id.is_some() || backfill,
                         skipped: skipped || id.is_some(),
                         stale: stale || id.is_some(),
+                        done: done || backfill,
                         id,
-                        done,
                         event_type,
                         tenant,
+                        handler,
+                        since_ms: since.map(|d| {
+                            now_ms()
+                                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                        }),
                     },
                 )
                 .await
@@ -379,7 +425,7 @@ async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Fail
                     "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
                     "attempts": r.attempts, "received_at_ms": r.received_at_ms,
                     "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
-                    "cursor": r.cursor().to_token(),
+                    "handlers": handlers_json(r), "cursor": r.cursor().to_token(),
                 })
                 .to_string(),
             );
@@ -491,6 +537,7 @@ async fn show(
                     "attempts": r.attempts, "received_at_ms": r.received_at_ms,
                     "last_error": r.last_error, "signature": r.signature,
                     "verified": check.as_ref().map(Result::is_ok), "verdict": verdict,
+                    "handlers": r.handlers,
                     "body": String::from_utf8_lossy(&r.body),
                 })
                 .to_string(),
@@ -499,6 +546,30 @@ async fn show(
             crate::out(&line(r));
             crate::out(&format!("  signature: {}", r.signature));
             crate::out(&format!("  {verdict}"));
+            for h in &r.handlers {
+                crate::out(&format!(
+                    "  handler {}: {}, attempts {}{}",
+                    h.name,
+                    h.state,
+                    h.attempts,
+                    h.last_error
+                        .as_deref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                ));
+                for a in &h.history {
+                    crate::out(&format!(
+                        "    {}  {:?}  {} ms{}",
+                        crate::time::iso8601(a.started_at_ms / 1000),
+                        a.outcome,
+                        a.took_ms,
+                        a.error
+                            .as_deref()
+                            .map(|e| format!("  {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
             crate::out(&format!("  {}", String::from_utf8_lossy(&r.body)));
         }
     }

@@ -489,3 +489,101 @@ fn an_objects_timeline_marks_late_arrivals() {
     let (code, _) = inbox_cli(&url, &["list", "--object", "sub_404"]);
     assert_eq!(code, Some(5), "no events about it");
 }
+
+/// Several handlers of one type: `list` and `show` show each handler's
+/// state (and `show` its attempts' history); `retry --handler NAME` — alone,
+/// the backfill form — makes only that handler run again.
+#[test]
+fn each_handlers_state_is_shown_and_retried_alone() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-handlers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("inbox.sqlite3").display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ledger_runs = Arc::new(AtomicUsize::new(0));
+    let healed = Arc::new(AtomicBool::new(false));
+    let run = |want: State| {
+        let (ledger_runs, healed) = (ledger_runs.clone(), healed.clone());
+        rt.block_on(async {
+            let backend = inbox_from_url(&url).await.expect("the inbox");
+            let inbox = Inbox::builder(backend)
+                .max_attempts(2)
+                .retry_backoff(Duration::from_millis(10), Duration::from_millis(20))
+                .poll_interval(Duration::from_millis(20))
+                .on(("plugipay.invoice.paid.v1", "ledger"), move |_e| {
+                    let l = ledger_runs.clone();
+                    async move {
+                        l.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, std::io::Error>(())
+                    }
+                })
+                .on(("plugipay.invoice.paid.v1", "notify"), move |_e| {
+                    let h = healed.clone();
+                    async move {
+                        if h.load(Ordering::SeqCst) {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::other("smtp down"))
+                        }
+                    }
+                })
+                .build()
+                .unwrap();
+            inbox
+                .receive(&received("plugipay.invoice.paid.v1", "evt_two").await)
+                .await;
+            let workers = inbox.start_workers(1);
+            for _ in 0..200 {
+                if inbox.stats().await.unwrap().count(want) == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            workers.shutdown(Duration::from_secs(5)).await;
+        });
+    };
+    run(State::Dead);
+    assert_eq!(ledger_runs.load(Ordering::SeqCst), 1);
+
+    let (_, out) = inbox_cli(&url, &["list", "--state", "dead"]);
+    assert!(
+        out.contains("evt_two") && out.contains("handlers ledger=done,notify=dead"),
+        "{out}"
+    );
+    let (code, out) = inbox_cli(&url, &["show", "evt_two"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("handler ledger: done, attempts 1"), "{out}");
+    assert!(
+        out.contains("handler notify: dead, attempts 2, last error: handler error: smtp down"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Failed").count(),
+        2,
+        "notify's two attempts: {out}"
+    );
+    let (_, out) = inbox_cli(&url, &["show", "evt_two", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(shown["handlers"][1]["name"], "notify", "{shown}");
+    assert_eq!(
+        shown["handlers"][1]["history"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let (code, out) = inbox_cli(&url, &["retry", "--handler", "notify", "--since", "1h"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 event pending again"), "{out}");
+    healed.store(true, Ordering::SeqCst);
+    run(State::Done);
+    assert_eq!(
+        ledger_runs.load(Ordering::SeqCst),
+        1,
+        "the retry of notify ran ledger"
+    );
+    let (_, out) = inbox_cli(&url, &["list", "--state", "done"]);
+    assert!(out.contains("handlers ledger=done,notify=done"), "{out}");
+}

@@ -66,9 +66,7 @@ impl Handler {
         Handler::from_async(move |event: WebhookEvent| {
             let handler = handler.clone();
             async move {
-                let object: T = event
-                    .object_as()
-                    .map_err(|e| -> HandlerError { Box::new(e) })?;
+                let object: T = object_of(&event)?;
                 handler(object, event).await.map_err(Into::into)
             }
         })
@@ -83,6 +81,29 @@ impl Handler {
         Handler::Blocking(Arc::new(move |event| handler(event).map_err(Into::into)))
     }
 
+    /// A transactional handler of `data.object` as `T` (a deserialisation
+    /// failure is a handler failure naming the field's path).
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+    pub(crate) fn from_tx_object<T, F>(handler: F) -> Handler
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: for<'a> Fn(
+                &'a mut crate::tx::Tx<'_>,
+                T,
+                WebhookEvent,
+            ) -> BoxFuture<'a, Result<(), HandlerError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Handler::Transactional(Arc::new(move |tx, event: WebhookEvent| {
+            match object_of::<T>(&event) {
+                Ok(object) => handler(tx, object, event),
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+            }
+        }))
+    }
+
     /// Whether it needs an inbox's transaction.
     pub(crate) fn is_transactional(&self) -> bool {
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
@@ -93,17 +114,67 @@ impl Handler {
     }
 }
 
-/// The handlers by event type.
+/// `data.object` as `T`, straight from the verified bytes; an error names
+/// the field's path (`data.object.lines[0].amount: invalid type: …`).
+pub(crate) fn object_of<T: DeserializeOwned>(event: &WebhookEvent) -> Result<T, HandlerError> {
+    let mut de = serde_json::Deserializer::from_str(event.object_json());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| -> HandlerError {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "data.object".to_owned()
+        } else {
+            format!("data.object.{path}")
+        };
+        format!("{path}: {}", e.inner()).into()
+    })
+}
+
+/// The handler name of the unnamed registrations.
+pub const DEFAULT_HANDLER: &str = "default";
+
+/// The handlers by event type, each type's in registration order with its
+/// name (the dispatcher keeps one per type; the inbox several).
 #[derive(Clone, Default)]
-pub(crate) struct Handlers(HashMap<String, Handler>);
+pub(crate) struct Handlers(HashMap<String, Vec<(String, Handler)>>);
 
 impl Handlers {
+    /// Registers `handler` as the type's only one.
     pub(crate) fn insert(&mut self, event_type: &str, handler: Handler) {
-        self.0.insert(event_type.to_owned(), handler);
+        self.0.insert(
+            event_type.to_owned(),
+            vec![(DEFAULT_HANDLER.to_owned(), handler)],
+        );
     }
 
+    /// Registers `handler` under `name` beside the type's others (a
+    /// handler of the same name is replaced, keeping its place).
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+        allow(dead_code, reason = "used by the inbox")
+    )]
+    pub(crate) fn add(&mut self, event_type: &str, name: &str, handler: Handler) {
+        let list = self.0.entry(event_type.to_owned()).or_default();
+        match list.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = handler,
+            None => list.push((name.to_owned(), handler)),
+        }
+    }
+
+    /// The type's first handler (the dispatcher's one).
     pub(crate) fn get(&self, event_type: &str) -> Option<&Handler> {
-        self.0.get(event_type)
+        self.0
+            .get(event_type)
+            .and_then(|l| l.first())
+            .map(|(_, h)| h)
+    }
+
+    /// The type's handlers with their names, in registration order.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+        allow(dead_code, reason = "used by the inbox")
+    )]
+    pub(crate) fn named(&self, event_type: &str) -> &[(String, Handler)] {
+        self.0.get(event_type).map_or(&[], Vec::as_slice)
     }
 
     #[cfg_attr(
@@ -111,7 +182,7 @@ impl Handlers {
         allow(dead_code, reason = "used by the inbox")
     )]
     pub(crate) fn contains(&self, event_type: &str) -> bool {
-        self.0.contains_key(event_type)
+        self.0.get(event_type).is_some_and(|l| !l.is_empty())
     }
 
     /// The registered types, sorted.
@@ -121,7 +192,7 @@ impl Handlers {
         types
     }
 
-    /// The first type whose handler is transactional.
+    /// The first type with a transactional handler.
     #[cfg_attr(
         not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
         allow(dead_code, reason = "used by the inbox")
@@ -129,7 +200,7 @@ impl Handlers {
     pub(crate) fn transactional_type(&self) -> Option<&str> {
         self.types()
             .into_iter()
-            .find(|t| self.0[*t].is_transactional())
+            .find(|t| self.0[*t].iter().any(|(_, h)| h.is_transactional()))
     }
 
     /// Pairs of registered types that are two versions of one event

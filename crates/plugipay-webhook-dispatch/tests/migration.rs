@@ -189,7 +189,7 @@ async fn a_previous_releases_sqlite_inbox_is_migrated() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     processes_after_migration("sqlite", backend, true).await;
     // Opening it again changes nothing.
     SqliteInbox::open(&path).expect("opens again");

@@ -118,3 +118,26 @@ pub(crate) async fn fresh_schema(base: &str) -> String {
         if base.contains('?') { '&' } else { '?' }
     )
 }
+
+/// A Redis database of this test's own (`FLUSHDB` first): the URL.
+pub(crate) fn fresh_redis_db(base: &str, db: u8) -> String {
+    use std::io::{Read, Write};
+    let host = base
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let url = format!("redis://{host}/{db}");
+    let mut s = std::net::TcpStream::connect(&host).expect("redis");
+    s.write_all(format!("SELECT {db}\r\nFLUSHDB\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.windows(5).filter(|w| w == b"+OK\r\n").count() < 2 {
+        let n = s.read(&mut buf).expect("redis answers");
+        assert!(n > 0, "redis closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    url
+}

@@ -271,6 +271,8 @@ pub(crate) struct Move {
     pub(crate) due_in_ms: Option<i64>,
     pub(crate) error: Option<String>,
     pub(crate) refund: bool,
+    /// The handlers' states to store with it (JSON; `None`: unchanged).
+    pub(crate) progress: Option<String>,
 }
 
 impl Move {
@@ -281,6 +283,7 @@ impl Move {
             due_in_ms: None,
             error: None,
             refund: false,
+            progress: None,
         }
     }
 
@@ -317,6 +320,12 @@ impl Move {
     /// The attempt the claim counted is given back: the handler never ran.
     pub(crate) fn refunded(mut self) -> Move {
         self.refund = true;
+        self
+    }
+
+    /// Stores the handlers' states with it.
+    pub(crate) fn with_progress(mut self, progress: String) -> Move {
+        self.progress = Some(progress);
         self
     }
 

@@ -9,9 +9,12 @@ mod backend;
 mod backoff;
 mod machine;
 mod order;
+mod progress;
 mod shared;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(feature = "otel")]
+mod trace;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod txn;
 mod types;
@@ -26,6 +29,7 @@ use plugipay_webhook::WebhookEvent;
 use serde::de::DeserializeOwned;
 
 use crate::error::{BoxFuture, ConfigError, HandlerError, StoreError, MAX_DURATION};
+pub use crate::handlers::DEFAULT_HANDLER;
 use crate::handlers::{Handler, Handlers};
 use crate::outcome::Outcome;
 use backend::{Backend, Inserted, NewEvent};
@@ -40,14 +44,17 @@ pub use backend::redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
 pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use machine::State;
 pub use order::{occurred_at_ms, OrderKey, Stale};
+pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
+pub use shared::DeadLetter;
 pub use types::{
-    Cursor, ListFilter, Processed, ProcessedEvent, PruneFilter, Record, RetryFilter, Stats,
-    DEFAULT_INBOX_HANDLER_TIMEOUT, DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
+    AttemptOutcome, AttemptRecord, Cursor, HandlerState, HandlerStatus, ListFilter, Processed,
+    ProcessedEvent, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_HANDLER_TIMEOUT,
+    DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE,
+    DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
 };
 pub use worker::Workers;
 
-use shared::{DetailedObserver, Inner, Observer, Options};
+use shared::{DeadAlert, DetailedObserver, Inner, Observer, Options};
 
 /// A durable inbox: [`receive`](Inbox::receive) stores a verified delivery
 /// and answers [`Outcome::Stored`] (202) — or [`Outcome::StoreUnavailable`]
@@ -95,7 +102,43 @@ pub struct InboxBuilder {
     handler_timeout: Option<Duration>,
     observer: Option<Observer>,
     detailed: Option<DetailedObserver>,
+    on_dead: Option<DeadAlert>,
+    limits: std::collections::HashMap<String, usize>,
     tenants: Vec<String>,
+}
+
+/// Which type a handler is registered for, and its name: a type alone
+/// (`"plugipay.invoice.paid.v1"`) is the handler named
+/// [`DEFAULT_HANDLER`]; a pair (`("plugipay.invoice.paid.v1", "ledger")`)
+/// names it. Several named handlers of one type each keep their own
+/// state, attempts and history for every event.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerKey<'a> {
+    /// The event type.
+    pub event_type: &'a str,
+    /// The handler's name.
+    pub name: &'a str,
+}
+
+impl<'a> From<&'a str> for HandlerKey<'a> {
+    fn from(event_type: &'a str) -> Self {
+        HandlerKey {
+            event_type,
+            name: DEFAULT_HANDLER,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for HandlerKey<'a> {
+    fn from(event_type: &'a String) -> Self {
+        HandlerKey::from(event_type.as_str())
+    }
+}
+
+impl<'a> From<(&'a str, &'a str)> for HandlerKey<'a> {
+    fn from((event_type, name): (&'a str, &'a str)) -> Self {
+        HandlerKey { event_type, name }
+    }
 }
 
 impl fmt::Debug for InboxBuilder {
@@ -111,28 +154,26 @@ impl fmt::Debug for InboxBuilder {
 impl InboxBuilder {
     /// Registers an async handler (as [`DispatcherBuilder::on`](crate::DispatcherBuilder::on)).
     #[must_use]
-    pub fn on<F, Fut, E>(mut self, event_type: &str, handler: F) -> Self
+    pub fn on<'k, F, Fut, E>(mut self, key: impl Into<HandlerKey<'k>>, handler: F) -> Self
     where
         F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<HandlerError>,
     {
-        self.handlers
-            .insert(event_type, Handler::from_async(handler));
+        self.add(key.into(), Handler::from_async(handler));
         self
     }
 
     /// Registers an async handler of `data.object` deserialised into `T`.
     #[must_use]
-    pub fn on_object<T, F, Fut, E>(mut self, event_type: &str, handler: F) -> Self
+    pub fn on_object<'k, T, F, Fut, E>(mut self, key: impl Into<HandlerKey<'k>>, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         F: Fn(T, WebhookEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<HandlerError>,
     {
-        self.handlers
-            .insert(event_type, Handler::from_object(handler));
+        self.add(key.into(), Handler::from_object(handler));
         self
     }
 
@@ -140,13 +181,12 @@ impl InboxBuilder {
     /// end: a thread cannot be cancelled; the lease is extended meanwhile,
     /// and its result discarded if the lease was lost).
     #[must_use]
-    pub fn on_blocking<F, E>(mut self, event_type: &str, handler: F) -> Self
+    pub fn on_blocking<'k, F, E>(mut self, key: impl Into<HandlerKey<'k>>, handler: F) -> Self
     where
         F: Fn(&WebhookEvent) -> Result<(), E> + Send + Sync + 'static,
         E: Into<HandlerError> + 'static,
     {
-        self.handlers
-            .insert(event_type, Handler::from_blocking(handler));
+        self.add(key.into(), Handler::from_blocking(handler));
         self
     }
 
@@ -170,15 +210,89 @@ impl InboxBuilder {
     /// # }
     /// ```
     #[must_use]
-    pub fn on_tx<F>(mut self, event_type: &str, handler: F) -> Self
+    pub fn on_tx<'k, F>(mut self, key: impl Into<HandlerKey<'k>>, handler: F) -> Self
     where
         F: for<'a> Fn(&'a mut Tx<'_>, WebhookEvent) -> BoxFuture<'a, Result<(), HandlerError>>
             + Send
             + Sync
             + 'static,
     {
-        self.handlers
-            .insert(event_type, Handler::Transactional(Arc::new(handler)));
+        self.add(key.into(), Handler::Transactional(Arc::new(handler)));
+        self
+    }
+
+    /// Registers a transactional handler (as [`on_tx`](InboxBuilder::on_tx))
+    /// of `data.object` deserialised into `T` from the verified bytes. A
+    /// body that does not fit `T` is a failure of this handler (retried,
+    /// then dead) whose error names the field's path — never a panic.
+    ///
+    /// ```no_run
+    /// # fn f(b: plugipay_webhook_dispatch::inbox::InboxBuilder) -> plugipay_webhook_dispatch::inbox::InboxBuilder {
+    /// use plugipay_webhook_dispatch::inbox::SqlValue;
+    /// #[derive(serde::Deserialize)]
+    /// struct Invoice { id: String, total: i64 }
+    /// b.on_tx_object(("plugipay.invoice.paid.v1", "ledger"), |tx, invoice: Invoice, _event| {
+    ///     Box::pin(async move {
+    ///         tx.execute(
+    ///             "INSERT INTO ledger (invoice, amount) VALUES ($1, $2)",
+    ///             &[SqlValue::from(invoice.id.as_str()), SqlValue::from(invoice.total)],
+    ///         ).await?;
+    ///         Ok(())
+    ///     })
+    /// })
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn on_tx_object<'k, T, F>(mut self, key: impl Into<HandlerKey<'k>>, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: for<'a> Fn(&'a mut Tx<'_>, T, WebhookEvent) -> BoxFuture<'a, Result<(), HandlerError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.add(key.into(), Handler::from_tx_object(handler));
+        self
+    }
+
+    fn add(&mut self, key: HandlerKey<'_>, handler: Handler) {
+        self.handlers.add(key.event_type, key.name, handler);
+    }
+
+    /// Calls `alert` once each time an (event, handler) pair becomes dead —
+    /// its last attempt failed, or its attempts ran out while its worker
+    /// was gone — never on a retry. It runs on the worker after the state
+    /// is stored, under the handler timeout (a panic or a timeout is
+    /// logged); an alert cut short by a crash is not repeated. The metric
+    /// `plugipay_webhook_inbox_dead_total{event_type, handler}` counts the
+    /// same.
+    ///
+    /// ```no_run
+    /// # fn f(b: plugipay_webhook_dispatch::inbox::InboxBuilder) -> plugipay_webhook_dispatch::inbox::InboxBuilder {
+    /// b.on_dead(|dead| async move {
+    ///     eprintln!("page: {} {} {} after {} attempts: {}",
+    ///         dead.id, dead.event_type, dead.handler, dead.attempts, dead.error);
+    /// })
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn on_dead<F, Fut>(mut self, alert: F) -> Self
+    where
+        F: Fn(DeadLetter) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_dead = Some(Arc::new(move |dead| Box::pin(alert(dead))));
+        self
+    }
+
+    /// At most `limit` runs of the handler named `name` (of any type) in
+    /// flight in this process (at least 1). A worker that finds it at its
+    /// limit does not wait for it: it runs the event's other handlers and
+    /// leaves that one due again shortly, without counting an attempt — so
+    /// a slow or capped handler never holds the workers the others need.
+    #[must_use]
+    pub fn concurrency(mut self, name: &str, limit: usize) -> Self {
+        self.limits.insert(name.to_owned(), limit.max(1));
         self
     }
 
@@ -372,6 +486,12 @@ impl InboxBuilder {
                 wake: tokio::sync::Notify::new(),
                 observer: self.observer,
                 detailed: self.detailed,
+                on_dead: self.on_dead,
+                limits: self
+                    .limits
+                    .into_iter()
+                    .map(|(name, n)| (name, Arc::new(tokio::sync::Semaphore::new(n))))
+                    .collect(),
                 tenancy: crate::tenancy::Tenancy::default(),
                 outage: crate::outage::Outage::new("inbox"),
                 labels,
@@ -402,6 +522,8 @@ impl Inbox {
             handler_timeout: None,
             observer: None,
             detailed: None,
+            on_dead: None,
+            limits: std::collections::HashMap::new(),
             tenants: Vec::new(),
         }
     }
@@ -440,6 +562,7 @@ impl Inbox {
             account_id: event.account_id().map(str::to_owned),
             occurred_at: event.occurred_at().map(str::to_owned),
             state,
+            trace: trace_of(event),
         };
         let started = std::time::Instant::now();
         let (id, event_type, tenant) = (event.id(), event.event_type(), event.tenant());
@@ -690,4 +813,17 @@ async fn open_url(url: &str, create: bool) -> Result<InboxBackend, StoreError> {
 #[must_use]
 pub fn transition_table() -> String {
     machine::table_markdown()
+}
+
+/// The receiving request's trace context: the delivery's span (the
+/// adapters open one), else the current span.
+#[cfg(feature = "otel")]
+fn trace_of(event: &WebhookEvent) -> Option<String> {
+    trace::capture(event.span()).or_else(|| trace::capture(&tracing::Span::current()))
+}
+
+/// Without the `otel` feature no trace context is stored.
+#[cfg(not(feature = "otel"))]
+fn trace_of(_event: &WebhookEvent) -> Option<String> {
+    None
 }

@@ -30,6 +30,32 @@ pub(crate) struct Options {
 
 /// Called with each processed event's id, type and what became of it.
 pub(crate) type Observer = Arc<dyn Fn(&str, &str, Processed) + Send + Sync>;
+/// The dead-letter alert.
+pub(crate) type DeadAlert =
+    Arc<dyn Fn(DeadLetter) -> crate::error::BoxFuture<'static, ()> + Send + Sync>;
+
+/// What [`on_dead`](super::InboxBuilder::on_dead) is told: an (event,
+/// handler) pair has just become dead.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The verified event, as stored (`None` when its stored body no
+    /// longer reads as an event).
+    pub event: Option<plugipay_webhook::WebhookEvent>,
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Its tenant (empty: a single verifier).
+    pub tenant: String,
+    /// The handler's name.
+    pub handler: String,
+    /// The event's attempts when it died.
+    pub attempts: u32,
+    /// The last error (never the body).
+    pub error: String,
+}
+
 /// Called with everything about each processed event.
 pub(crate) type DetailedObserver = Arc<dyn Fn(&ProcessedEvent<'_>) + Send + Sync>;
 
@@ -40,6 +66,9 @@ pub(crate) struct Inner {
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) observer: Option<Observer>,
     pub(crate) detailed: Option<DetailedObserver>,
+    pub(crate) on_dead: Option<DeadAlert>,
+    /// Concurrency limits per handler name, in this process.
+    pub(crate) limits: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
     pub(crate) tenancy: crate::tenancy::Tenancy,
     /// The inbox's availability, as receives and claims see it.
     pub(crate) outage: Outage,

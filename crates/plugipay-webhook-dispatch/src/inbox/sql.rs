@@ -23,11 +23,11 @@ use super::machine::{
 use crate::sql::{Dialect, Schema};
 
 /// The columns a record is read with (`Record`).
-pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key";
+pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key, handlers";
 
 /// The columns a claimed job is read with (then whether it is stale).
 const JOB_COLUMNS: &str =
-    "state, tenant, event_id, event_type, body, matched_secret, attempts, received_at";
+    "state, tenant, event_id, event_type, body, matched_secret, attempts, received_at, handlers, rerun, trace";
 
 /// Every statement of one inbox table in one dialect.
 pub(crate) struct InboxSql {
@@ -110,7 +110,11 @@ impl InboxSql {
         let pk = "PRIMARY KEY (tenant, event_id, event_type)";
         let added_v3 = "object_id TEXT, order_key TEXT, occurred_ms BIGINT, order_at BIGINT";
         let columns_v2 = format!("{fields_v2}, {pk}");
-        let columns = format!("{fields_v2}, {added_v3}, {pk}");
+        // Version 5: each handler's state (JSON, `inbox::progress`), which
+        // handlers a tool asked to run again, and the receiving request's
+        // W3C trace context (`traceparent`, a newline, `tracestate`).
+        let added_v5 = "handlers TEXT, rerun TEXT, trace TEXT";
+        let columns = format!("{fields_v2}, {added_v3}, {added_v5}, {pk}");
         let indexes_v2 = format!(
             "CREATE INDEX IF NOT EXISTS \"{table}_due\" ON {t} (due_at) WHERE state IN ({open});
              CREATE INDEX IF NOT EXISTS \"{table}_id\" ON {t} (event_id);
@@ -188,12 +192,17 @@ impl InboxSql {
         );
         let schema = Schema {
             table: table.to_owned(),
-            version: 4,
+            version: 5,
             create: format!("CREATE TABLE IF NOT EXISTS {t} ({columns}); {indexes}"),
             upgrades: vec![
                 upgrade_1_to_2,
                 upgrade_2_to_3,
                 format!("DROP INDEX IF EXISTS \"{table}_state\"; {settled};"),
+                format!(
+                    "ALTER TABLE {t} ADD COLUMN handlers TEXT;
+                     ALTER TABLE {t} ADD COLUMN rerun TEXT;
+                     ALTER TABLE {t} ADD COLUMN trace TEXT;"
+                ),
             ],
         };
 
@@ -305,15 +314,25 @@ impl InboxSql {
         // due next (NULL: unchanged), the error it keeps (NULL: unchanged),
         // and whether the attempt is given back.
         let owned = owned_from().as_str();
-        let (to, due, error, refund) = match d {
-            Dialect::Postgres => ("$5::TEXT", "$6::BIGINT", "$7::TEXT", "$8::INTEGER"),
-            Dialect::Sqlite => ("?5", "?6", "?7", "?8"),
+        // The handlers' states (NULL: unchanged) replace the stored ones and
+        // settle a rerun request.
+        let (to, due, error, refund, progress) = match d {
+            Dialect::Postgres => (
+                "$5::TEXT",
+                "$6::BIGINT",
+                "$7::TEXT",
+                "$8::INTEGER",
+                "$9::TEXT",
+            ),
+            Dialect::Sqlite => ("?5", "?6", "?7", "?8", "?9"),
         };
         let transition = format!(
             "UPDATE {t} SET state = {to},
                 due_at = CASE WHEN {due} IS NULL THEN due_at ELSE {now} + {due} END,
                 last_error = COALESCE({error}, last_error),
                 attempts = attempts - {refund},
+                handlers = COALESCE({progress}, handlers),
+                rerun = CASE WHEN {progress} IS NULL THEN rerun ELSE NULL END,
                 updated_at = {now}
              WHERE {key} AND lease_owner = {} AND {st} = '{owned}'",
             p(4)
@@ -335,7 +354,8 @@ impl InboxSql {
                 ),
                 format!(
                     "WITH moved AS (
-                        UPDATE {t} SET state = 'done', updated_at = {now}
+                        UPDATE {t} SET state = CASE WHEN $7::BOOLEAN THEN 'done' ELSE state END,
+                            handlers = $6::TEXT, rerun = NULL, updated_at = {now}
                         WHERE {key} AND lease_owner = $4 AND {st} = '{owned}'
                           AND txid_current() = $5
                         RETURNING 1)
@@ -346,7 +366,8 @@ impl InboxSql {
             Dialect::Sqlite => (
                 format!("SELECT 0 FROM {t} WHERE {key} AND lease_owner = ?4 AND {st} = '{owned}'"),
                 format!(
-                    "UPDATE {t} SET state = 'done', updated_at = {now}
+                    "UPDATE {t} SET state = CASE WHEN ?6 THEN 'done' ELSE state END,
+                        handlers = ?5, rerun = NULL, updated_at = {now}
                      WHERE {key} AND lease_owner = ?4 AND {st} = '{owned}'"
                 ),
             ),
@@ -358,16 +379,27 @@ impl InboxSql {
             Dialect::Postgres => ("::BOOLEAN", "::TEXT", "::TEXT"),
             Dialect::Sqlite => ("", "", ""),
         };
-        // Filter parameters: id, dead, skipped, done, type, tenant, stale.
+        // Filter parameters: id, dead, skipped, done, type, tenant, stale,
+        // handler, since. A done event reruns every handler (`*`) unless one
+        // is named; a dead one its handlers that are not done.
         let revive = format!(
             "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,
-                lease_owner = NULL, updated_at = {now}
+                lease_owner = NULL, updated_at = {now},
+                rerun = COALESCE({p8}{tx}, CASE WHEN state = 'done' THEN '{all}' ELSE NULL END)
              WHERE ({p1}{i} IS NULL OR event_id = {p1})
                AND (({p2}{b} AND state = 'dead') OR ({p3}{b} AND state = 'skipped')
                     OR ({p7}{b} AND state = 'stale') OR ({p4}{b} AND state IN ({rerun_from})))
                AND state IN ({revive_from}, {rerun_from})
                AND ({p5}{tx} IS NULL OR event_type = {p5})
-               AND ({p6}{tx} IS NULL OR tenant = {p6})",
+               AND ({p6}{tx} IS NULL OR tenant = {p6})
+               AND ({p9}{bi} IS NULL OR received_at >= {p9})",
+            all = super::progress::RERUN_ALL,
+            bi = match d {
+                Dialect::Postgres => "::BIGINT",
+                Dialect::Sqlite => "",
+            },
+            p8 = p(8),
+            p9 = p(9),
             p1 = p(1),
             p2 = p(2),
             p3 = p(3),
@@ -392,9 +424,9 @@ impl InboxSql {
             insert: format!(
                 "INSERT INTO {t} (tenant, event_id, event_type, body, signature, matched_secret,
                     account_id, occurred_at, received_at, state, attempts, due_at, updated_at,
-                    object_id, order_key, occurred_ms, order_at)
+                    object_id, order_key, occurred_ms, order_at, trace)
                  VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {now}, {}, 0, {now} + {}, {now},
-                    {}, {}, {}, COALESCE({}, {now}))
+                    {}, {}, {}, COALESCE({}, {now}), {})
                  ON CONFLICT (tenant, event_id, event_type) DO NOTHING
                  RETURNING 1",
                 p(1),
@@ -410,7 +442,8 @@ impl InboxSql {
                 p(10),
                 p(11),
                 p(12),
-                p(12)
+                p(12),
+                p(14)
             ),
             redeliver: format!(
                 "UPDATE {t} SET state = 'pending', attempts = 0, due_at = {now}, last_error = NULL,

@@ -16,7 +16,8 @@ use crate::handlers::{run_tx, TxHandler};
 /// How a transactional run ended.
 #[derive(Debug)]
 pub(crate) enum TxEnd {
-    /// The handler's writes and "done" committed together (confirmed).
+    /// The handler's writes and its "done" (with the event's move to done
+    /// when it was the last) committed together (confirmed).
     Done,
     /// The handler failed, or the transaction did not commit: rolled back.
     Failed(String),
@@ -56,8 +57,9 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// Runs `handler` for `job` in a transaction on `conn` that also moves the
-/// event to done.
+/// Runs `handler` for `job` in a transaction on `conn` that also stores
+/// the handlers' states `settle` gives once the handler succeeded (and
+/// moves the event to done when `settle` says it was the last).
 pub(crate) async fn run_transactional(
     conn: &mut dyn TxConn,
     job: &Job,
@@ -65,6 +67,7 @@ pub(crate) async fn run_transactional(
     handler: &TxHandler,
     event: WebhookEvent,
     timeout: Duration,
+    settle: &mut (dyn FnMut() -> (String, bool) + Send),
 ) -> TxEnd {
     let mut guard = Guard { conn, open: true };
     match guard.conn.begin(job, owner).await {
@@ -84,7 +87,8 @@ pub(crate) async fn run_transactional(
         guard.rollback().await;
         return TxEnd::Failed(why);
     }
-    let committed = guard.conn.commit_done(job, owner).await;
+    let (progress, last) = settle();
+    let committed = guard.conn.commit_done(job, owner, &progress, last).await;
     // commit_done ends the transaction itself, one way or the other (and
     // throws the connection away when it cannot tell which).
     guard.open = false;

@@ -68,6 +68,10 @@ pub struct Record {
     pub signature: String,
     /// Which secret of the tenant's keyring verified it.
     pub matched_secret: usize,
+    /// Each handler's state, attempts and history, in the order they first
+    /// ran (empty until one has run; events stored before schema version
+    /// 5 have none).
+    pub handlers: Vec<HandlerStatus>,
 }
 
 impl Record {
@@ -100,10 +104,89 @@ impl fmt::Debug for Record {
             .field("received_at_ms", &self.received_at_ms)
             .field("last_error", &self.last_error)
             .field("object_id", &self.object_id)
+            .field("handlers", &self.handlers)
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .field("signature", &format_args!("<redacted>"))
             .finish_non_exhaustive()
     }
+}
+
+/// Where one (event, handler) pair stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HandlerState {
+    /// Not run yet (or run again on request).
+    Pending,
+    /// Succeeded: never run again because a sibling failed.
+    Done,
+    /// Failed, and due again with the event.
+    Failed,
+    /// Failed its last attempt: runs again only after `inbox retry`.
+    Dead,
+}
+
+impl HandlerState {
+    /// The name `inbox show` and the JSON use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerState::Pending => "pending",
+            HandlerState::Done => "done",
+            HandlerState::Failed => "failed",
+            HandlerState::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for HandlerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One named handler's state for one event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct HandlerStatus {
+    /// The handler's name (`default` for the unnamed registrations).
+    pub name: String,
+    /// Where it stands.
+    pub state: HandlerState,
+    /// Its attempts so far (a run cut short by a crash is not counted).
+    pub attempts: u32,
+    /// Its last failure's message (truncated; never the body).
+    pub last_error: Option<String>,
+    /// Its last attempts, oldest first (at most
+    /// [`HISTORY_LEN`](super::HISTORY_LEN)).
+    #[serde(default)]
+    pub history: Vec<AttemptRecord>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The handler succeeded.
+    Done,
+    /// It failed (an error, a panic, a timeout).
+    Failed,
+}
+
+/// One recorded attempt of one handler.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct AttemptRecord {
+    /// When it started (ms since the epoch, this machine's clock).
+    pub started_at_ms: i64,
+    /// How long it ran.
+    pub took_ms: u64,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The error's message, truncated to
+    /// [`HISTORY_ERROR_LEN`](super::HISTORY_ERROR_LEN) characters.
+    pub error: Option<String>,
 }
 
 /// A position in a listing: the key of the last record seen.
@@ -249,6 +332,13 @@ pub struct RetryFilter {
     pub event_type: Option<String>,
     /// Only this tenant (`Some("")`: events without one).
     pub tenant: Option<String>,
+    /// Only this handler runs again (dead or done events; on a done event
+    /// only if it has not succeeded for it — the backfill of a handler
+    /// added later). `None`: a dead event reruns its handlers that are not
+    /// done; a done one (`done`) reruns all of them.
+    pub handler: Option<String>,
+    /// Only events received at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
 }
 
 /// Which events `prune` deletes: `done` ones (and `skipped` ones on

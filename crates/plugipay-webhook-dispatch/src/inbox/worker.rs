@@ -12,7 +12,9 @@ use tracing::Instrument;
 use super::backend::{ClaimParams, Claimed, Job, Session};
 use super::backoff;
 use super::machine::{Move, State, EXHAUSTED_RUNNING};
+use super::progress::Progress;
 use super::shared::{Inner, Options};
+use super::types::HandlerState;
 use super::types::{Processed, ProcessedEvent};
 use crate::error::millis;
 use crate::handlers::{run_async, run_blocking, Handler};
@@ -100,6 +102,16 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                     None,
                     Duration::ZERO,
                 );
+                // Every handler that had not succeeded dies with it.
+                let progress = Progress::parse(job.progress.as_deref());
+                let dead = inner
+                    .handlers
+                    .named(&job.event_type)
+                    .iter()
+                    .filter(|(name, _)| progress.should_run(name, job.rerun.as_deref()))
+                    .map(|(name, _)| (name.clone(), EXHAUSTED_RUNNING.to_owned()))
+                    .collect();
+                alert_dead(&inner, &job, dead).await;
             }
             Ok(Claimed::Stale(job)) => {
                 report(&inner, &job, Processed::Stale, None, None, Duration::ZERO);
@@ -152,6 +164,9 @@ struct Ended {
     processed: Option<Processed>,
     error: Option<String>,
     retry_in: Option<Duration>,
+    /// Handlers that became dead with it (name, last error): alerted once
+    /// the state is stored.
+    dead: Vec<(String, String)>,
 }
 
 impl Ended {
@@ -160,6 +175,7 @@ impl Ended {
             processed: None,
             error: None,
             retry_in: None,
+            dead: Vec::new(),
         }
     }
 
@@ -171,6 +187,9 @@ impl Ended {
     }
 }
 
+/// How soon an event whose handler was deferred is due again.
+const DEFERRED: Duration = Duration::from_millis(50);
+
 /// Runs one claimed event's handler and records the result.
 async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job) {
     let span = tracing::info_span!(
@@ -180,7 +199,13 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
         tenant = %job.tenant,
         attempt = job.attempt,
         outcome = tracing::field::Empty,
+        otel.kind = "consumer",
+        messaging.system = "plugipay_webhook_inbox",
+        messaging.operation.type = "process",
+        messaging.message.id = %job.id,
     );
+    #[cfg(feature = "otel")]
+    super::trace::continue_in(&span, job.trace.as_deref(), job.attempt);
     async {
         tracing::debug!(owner = &owner[..8], "plugipay inbox event claimed");
         let started = Instant::now();
@@ -200,10 +225,73 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
                 ended.retry_in,
                 started.elapsed(),
             );
+            alert_dead(inner, &job, ended.dead).await;
         }
     }
     .instrument(span)
     .await;
+}
+
+/// One (event, handler) pair became dead: a log line, the metric, and the
+/// alert — once, after the state is stored.
+pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<(String, String)>) {
+    for (handler, error) in dead {
+        let tenant = (!job.tenant.is_empty()).then_some(job.tenant.as_str());
+        tracing::error!(
+            id = job.id.as_str(),
+            event_type = job.event_type.as_str(),
+            tenant,
+            handler = handler.as_str(),
+            attempts = job.attempt,
+            error = error.as_str(),
+            "plugipay handler dead: {error}"
+        );
+        metrics::counter!(
+            "plugipay_webhook_inbox_dead_total",
+            "event_type" => inner.labels.event_type(&job.event_type),
+            "handler" => handler.clone()
+        )
+        .increment(1);
+        let Some(alert) = &inner.on_dead else {
+            continue;
+        };
+        let letter = super::shared::DeadLetter {
+            event: WebhookEvent::from_stored(
+                job.body.clone(),
+                job.matched_secret,
+                Some(&job.tenant),
+            )
+            .ok(),
+            id: job.id.clone(),
+            event_type: job.event_type.clone(),
+            tenant: job.tenant.clone(),
+            handler,
+            attempts: job.attempt,
+            error,
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| alert(letter)));
+        let finished = match ran {
+            Ok(fut) => {
+                tokio::time::timeout(
+                    inner.options.handler_timeout,
+                    crate::handlers::CatchUnwind(Box::pin(async move {
+                        fut.await;
+                        Ok::<(), crate::error::HandlerError>(())
+                    })),
+                )
+                .await
+            }
+            Err(_) => Ok(Err("panicked".to_owned())),
+        };
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => tracing::error!(
+                id = job.id.as_str(),
+                "plugipay dead-letter alert failed: {why}"
+            ),
+            Err(_) => tracing::error!(id = job.id.as_str(), "plugipay dead-letter alert timed out"),
+        }
+    }
 }
 
 /// The inbox's gauges, from its counts.
@@ -306,6 +394,13 @@ fn report(
 
 async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -> Ended {
     let options = &inner.options;
+    let handlers = inner.handlers.named(&job.event_type);
+    let mut progress = Progress::parse(job.progress.as_deref());
+    let rerun = job.rerun.as_deref();
+    let due: Vec<&(String, Handler)> = handlers
+        .iter()
+        .filter(|(name, _)| progress.should_run(name, rerun))
+        .collect();
     let event =
         match WebhookEvent::from_stored(job.body.clone(), job.matched_secret, Some(&job.tenant)) {
             Ok(event) => event,
@@ -314,10 +409,24 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                     "the stored body is not a valid event any more: {}",
                     e.code()
                 );
-                return record(session, job, owner, Err(why), options, true).await;
+                let mut dead = Vec::new();
+                for (name, _) in &due {
+                    progress.kill(name, &why);
+                    dead.push((name.clone(), why.clone()));
+                }
+                let mv = Move::fail(why.clone()).with_progress(progress.to_json());
+                return match session.transition(job, owner, &mv).await {
+                    Ok(true) => Ended {
+                        processed: Some(Processed::Dead),
+                        error: Some(why),
+                        dead,
+                        ..Ended::none()
+                    },
+                    _ => Ended::none(),
+                };
             }
         };
-    let Some(handler) = inner.handlers.get(&job.event_type) else {
+    if handlers.is_empty() {
         return match session.transition(job, owner, &Move::skip()).await {
             Ok(true) => Ended {
                 processed: Some(Processed::Skipped),
@@ -325,36 +434,145 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
             },
             _ => Ended::none(),
         };
-    };
-    let result = match handler {
-        Handler::Async(h) => {
-            let fut =
-                crate::attempt::scope(job.current(), run_async(h, event, options.handler_timeout));
-            match with_lease(session, job, owner, options.lease, fut).await {
-                Some(result) => result,
-                None => return Ended::none(),
+    }
+    // This attempt is the last one the event has.
+    let exhausted = job.attempt >= options.max_attempts;
+    let mut failed: Option<String> = None;
+    // A handler that did not run this time (at its concurrency limit, or
+    // its transaction never began): the event is due again, the attempt
+    // not counted unless another handler failed.
+    let mut deferred: Option<Deferred> = None;
+    let mut dead = Vec::new();
+    for (i, (name, handler)) in due.iter().enumerate() {
+        let _permit = match inner.limits.get(name) {
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::debug!(
+                        handler = name.as_str(),
+                        "handler at its concurrency limit: deferred"
+                    );
+                    deferred.get_or_insert(Deferred::AtLimit);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let span = tracing::info_span!("plugipay_webhook.inbox.handler", handler = name.as_str());
+        let started_ms = now_ms();
+        let started = Instant::now();
+        let took_ms =
+            |started: Instant| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let result = match handler {
+            Handler::Async(h) => {
+                let fut = crate::attempt::scope(
+                    job.current(),
+                    run_async(h, event.clone(), options.handler_timeout),
+                );
+                match with_lease(session, job, owner, options.lease, fut.instrument(span)).await {
+                    Some(result) => result,
+                    None => return Ended::none(),
+                }
+            }
+            Handler::Blocking(h) => {
+                let fut = run_blocking(h, event.clone(), Some(job.current()));
+                match with_lease(session, job, owner, options.lease, fut.instrument(span)).await {
+                    Some(result) => result,
+                    None => return Ended::none(),
+                }
+            }
+            Handler::Transactional(h) => {
+                // The last one to run, with every other one done: its
+                // transaction moves the event to done too (one commit).
+                let may_end = i + 1 == due.len() && failed.is_none() && deferred.is_none();
+                let mut committed: Option<(Progress, bool)> = None;
+                let mut settle = || {
+                    let mut after = progress.clone();
+                    after.record(name, started_ms, took_ms(started), Ok(()), false);
+                    let last = may_end && after.outcome() == HandlerState::Done;
+                    let json = after.to_json();
+                    committed = Some((after, last));
+                    (json, last)
+                };
+                let ran =
+                    transactional(session, job, owner, h, event.clone(), options, &mut settle)
+                        .instrument(span)
+                        .await;
+                match ran {
+                    Tx::Committed => match committed.take() {
+                        Some((after, true)) => {
+                            let _ = after;
+                            return Ended::done();
+                        }
+                        Some((after, false)) => {
+                            progress = after;
+                            continue;
+                        }
+                        None => {
+                            Err("the transaction committed without the handler's state".to_owned())
+                        }
+                    },
+                    Tx::Failed(why) => Err(why),
+                    Tx::NotBegun(why) => {
+                        deferred = Some(Deferred::NotBegun(why));
+                        continue;
+                    }
+                    Tx::Ended(ended) => return ended,
+                    Tx::Unknown(why) => {
+                        if matches!(committed, Some((_, true))) {
+                            return settle_unknown(session, job, owner, why, options, true, None)
+                                .await;
+                        }
+                        // Whether its writes and its state committed is
+                        // unknown, but they did together or not at all:
+                        // the next claim reads which.
+                        lease_lost(
+                            job,
+                            &format!(
+                                "the commit's outcome is unknown ({why}): the lease will lapse"
+                            ),
+                        );
+                        return Ended::none();
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(()) => progress.record(name, started_ms, took_ms(started), Ok(()), false),
+            Err(why) => {
+                progress.record(name, started_ms, took_ms(started), Err(&why), exhausted);
+                if exhausted {
+                    dead.push((name.clone(), why.clone()));
+                }
+                failed.get_or_insert(if due.len() > 1 {
+                    format!("{name}: {why}")
+                } else {
+                    why
+                });
             }
         }
-        Handler::Blocking(h) => {
-            let fut = run_blocking(h, event, Some(job.current()));
-            match with_lease(session, job, owner, options.lease, fut).await {
-                Some(result) => result,
-                None => return Ended::none(),
-            }
-        }
-        Handler::Transactional(h) => {
-            match transactional(session, job, owner, h, event, options).await {
-                Ok(ended) => return ended,
-                Err(why) => Err(why),
-            }
-        }
-    };
-    record(session, job, owner, result, options, false).await
+    }
+    finish(
+        session, job, owner, progress, failed, deferred, dead, options,
+    )
+    .await
 }
 
-/// Runs a transactional handler in the inbox's transaction: `Ok` with what
-/// to report when the run settled the event itself, `Err` with why it
-/// failed (rolled back).
+/// How a transactional handler's run ended, for the loop over handlers.
+enum Tx {
+    /// Its writes and its state committed.
+    Committed,
+    /// It failed, rolled back.
+    Failed(String),
+    /// The transaction never began: it did not run.
+    NotBegun(String),
+    /// Nothing more to do this time (the lease was lost).
+    Ended(Ended),
+    /// Whether it committed is unknown.
+    Unknown(String),
+}
+
+/// Runs a transactional handler in the inbox's transaction.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 async fn transactional(
     session: &mut dyn Session,
@@ -363,28 +581,37 @@ async fn transactional(
     handler: &crate::handlers::TxHandler,
     event: WebhookEvent,
     options: &Options,
-) -> Result<Ended, String> {
+    settle: &mut (dyn FnMut() -> (String, bool) + Send),
+) -> Tx {
     use super::txn::{run_transactional, TxEnd};
     let Some(tx) = session.tx() else {
         // `build` refuses transactional handlers on such backends.
-        return Err("this inbox has no transactions for a transactional handler".to_owned());
+        return Tx::Failed("this inbox has no transactions for a transactional handler".to_owned());
     };
-    match run_transactional(tx, job, owner, handler, event, options.handler_timeout).await {
-        TxEnd::Done => Ok(Ended::done()),
+    match run_transactional(
+        tx,
+        job,
+        owner,
+        handler,
+        event,
+        options.handler_timeout,
+        settle,
+    )
+    .await
+    {
+        TxEnd::Done => Tx::Committed,
         TxEnd::LostLease => {
             lease_lost(
                 job,
                 "the lease was lost before commit: rolled back, another worker has the event",
             );
-            Ok(Ended::none())
+            Tx::Ended(Ended::none())
         }
-        TxEnd::Failed(why) => Err(why),
+        TxEnd::Failed(why) => Tx::Failed(why),
         TxEnd::NotBegun(why) => {
-            // The handler never ran: the attempt is given back.
-            let why = format!("the inbox's transaction did not begin: {why}");
-            Ok(retry(session, job, owner, why, options, true).await)
+            Tx::NotBegun(format!("the inbox's transaction did not begin: {why}"))
         }
-        TxEnd::Unknown(why) => Ok(settle_unknown(session, job, owner, why, options, true).await),
+        TxEnd::Unknown(why) => Tx::Unknown(why),
     }
 }
 
@@ -398,8 +625,119 @@ async fn transactional(
     _handler: &crate::handlers::TxHandler,
     _event: WebhookEvent,
     _options: &Options,
-) -> Result<Ended, String> {
-    Err("this inbox has no transactions for a transactional handler".to_owned())
+    _settle: &mut (dyn FnMut() -> (String, bool) + Send),
+) -> Tx {
+    Tx::Failed("this inbox has no transactions for a transactional handler".to_owned())
+}
+
+/// Why a handler did not run this time.
+enum Deferred {
+    /// At its concurrency limit: due again at once, quietly.
+    AtLimit,
+    /// Its transaction never began (the store did not answer): retried
+    /// after a backoff, reported.
+    NotBegun(String),
+}
+
+/// The event's move once its handlers ran: due again while one failed (or
+/// did not run), dead when the failures were the last attempt, else done —
+/// with every handler's state.
+#[allow(clippy::too_many_arguments, reason = "the run's whole outcome")]
+async fn finish(
+    session: &mut dyn Session,
+    job: &Job,
+    owner: &str,
+    progress: Progress,
+    failed: Option<String>,
+    deferred: Option<Deferred>,
+    dead: Vec<(String, String)>,
+    options: &Options,
+) -> Ended {
+    let json = progress.to_json();
+    // Nothing failed: the attempt is given back.
+    match (failed.is_none(), deferred) {
+        (true, Some(Deferred::NotBegun(why))) => {
+            return retry(session, job, owner, why, options, true, Some(json)).await;
+        }
+        (true, Some(Deferred::AtLimit)) => {
+            let mut mv = Move::retry(millis(DEFERRED), String::new())
+                .refunded()
+                .with_progress(json);
+            mv.error = None;
+            // Not an outcome: no milestone, no count (what ran is stored).
+            if let Ok(true) = session.transition(job, owner, &mv).await {
+                tracing::debug!(
+                    id = job.id.as_str(),
+                    "plugipay event deferred: a handler was at its concurrency limit"
+                );
+            }
+            return Ended::none();
+        }
+        _ => {}
+    }
+    match progress.outcome() {
+        HandlerState::Done => {
+            let mv = Move::done().with_progress(json.clone());
+            match session.transition(job, owner, &mv).await {
+                Ok(true) => Ended::done(),
+                Ok(false) => {
+                    lease_lost(
+                        job,
+                        "handled, but the lease was lost: another worker may run it again",
+                    );
+                    Ended::none()
+                }
+                Err(e) => {
+                    settle_unknown(
+                        session,
+                        job,
+                        owner,
+                        e.to_string(),
+                        options,
+                        false,
+                        Some(json),
+                    )
+                    .await
+                }
+            }
+        }
+        HandlerState::Dead => {
+            let why = failed.unwrap_or_else(|| dead_error(&progress));
+            let mv = Move::fail(why.clone()).with_progress(json);
+            match session.transition(job, owner, &mv).await {
+                Ok(true) => Ended {
+                    processed: Some(Processed::Dead),
+                    error: Some(why),
+                    dead,
+                    ..Ended::none()
+                },
+                Ok(false) => Ended::none(),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the failure; the lease will lapse");
+                    Ended::none()
+                }
+            }
+        }
+        _ => {
+            let why = failed.unwrap_or_else(|| "a handler is due again".to_owned());
+            let mut ended = retry(session, job, owner, why, options, false, Some(json)).await;
+            if ended.processed.is_some() {
+                ended.dead = dead;
+            }
+            ended
+        }
+    }
+}
+
+/// The first dead handler's error (for an event that died without a
+/// failure in this run).
+fn dead_error(progress: &Progress) -> String {
+    progress
+        .0
+        .iter()
+        .find(|h| h.state == HandlerState::Dead)
+        .and_then(|h| h.last_error.clone())
+        .unwrap_or_else(|| "a handler is dead".to_owned())
 }
 
 /// Runs `fut`, extending the lease every third of it meanwhile; `None` —
@@ -444,51 +782,6 @@ async fn with_lease<F: Future>(
     }
 }
 
-/// Marks the event done, or failed (due again, or dead).
-async fn record(
-    session: &mut dyn Session,
-    job: &Job,
-    owner: &str,
-    result: Result<(), String>,
-    options: &Options,
-    force_dead: bool,
-) -> Ended {
-    let why = match result {
-        Ok(()) => {
-            return match session.transition(job, owner, &Move::done()).await {
-                Ok(true) => Ended::done(),
-                Ok(false) => {
-                    lease_lost(
-                        job,
-                        "handled, but the lease was lost: another worker may run it again",
-                    );
-                    Ended::none()
-                }
-                Err(e) => settle_unknown(session, job, owner, e.to_string(), options, false).await,
-            };
-        }
-        Err(why) => why,
-    };
-    if force_dead || job.attempt >= options.max_attempts {
-        return match session
-            .transition(job, owner, &Move::fail(why.clone()))
-            .await
-        {
-            Ok(true) => Ended {
-                processed: Some(Processed::Dead),
-                error: Some(why),
-                retry_in: None,
-            },
-            Ok(false) => Ended::none(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the failure; the lease will lapse");
-                Ended::none()
-            }
-        };
-    }
-    retry(session, job, owner, why, options, false).await
-}
-
 /// Due again after a backoff (`refund`: the attempt did not count).
 async fn retry(
     session: &mut dyn Session,
@@ -497,17 +790,20 @@ async fn retry(
     why: String,
     options: &Options,
     refund: bool,
+    progress: Option<String>,
 ) -> Ended {
     let retry_in = backoff::full_jitter(options.retry_base, options.retry_max, job.attempt);
     let mut mv = Move::retry(millis(retry_in), why.clone());
     if refund {
         mv = mv.refunded();
     }
+    mv.progress = progress;
     match session.transition(job, owner, &mv).await {
         Ok(true) => Ended {
             processed: Some(Processed::Retrying),
             error: Some(why),
             retry_in: Some(retry_in),
+            dead: Vec::new(),
         },
         Ok(false) => Ended::none(),
         Err(e) => {
@@ -529,15 +825,18 @@ async fn settle_unknown(
     why: String,
     options: &Options,
     in_transaction: bool,
+    progress: Option<String>,
 ) -> Ended {
     match session.peek(job).await {
         Ok(Some((State::Done, Some(o)))) if o == owner => Ended::done(),
         Ok(Some((State::Running, Some(o)))) if o == owner => {
             if in_transaction {
                 let why = format!("not committed ({why})");
-                return retry(session, job, owner, why, options, false).await;
+                return retry(session, job, owner, why, options, false, None).await;
             }
-            match session.transition(job, owner, &Move::done()).await {
+            let mut mv = Move::done();
+            mv.progress = progress;
+            match session.transition(job, owner, &mv).await {
                 Ok(true) => Ended::done(),
                 _ => Ended::none(),
             }

@@ -113,6 +113,7 @@ pub(crate) fn all() -> Vec<Case> {
         case("tenants: one id under two tenants is two", tenants_apart),
     ];
     cases.extend(crate::ordering::cases());
+    cases.extend(crate::handlers::cases());
     for fault in [Fault::Error, Fault::Delay, Fault::Drop] {
         for (at, handler) in [
             (At::Claim, Handler::Tx),
@@ -146,7 +147,7 @@ pub(crate) fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), Stri
 
 /// The suite's usual options: short leases and backoffs, so that faults
 /// heal within the case.
-fn builder(bed: &Bed, seen: &Shared) -> InboxBuilder {
+pub(crate) fn builder(bed: &Bed, seen: &Shared) -> InboxBuilder {
     let seen = seen.clone();
     Inbox::builder(bed.backend.clone())
         .lease(Duration::from_millis(1500))

@@ -16,6 +16,7 @@
 
 mod bed;
 mod cases;
+mod handlers;
 mod model;
 mod ordering;
 

@@ -41,6 +41,8 @@ pub(crate) struct NewEvent {
     pub(crate) due_in_ms: i64,
     /// `pending`, or `skipped` when no handler takes its type.
     pub(crate) state: State,
+    /// The receiving request's W3C trace context (feature `otel`).
+    pub(crate) trace: Option<String>,
 }
 
 /// What storing a delivery did.
@@ -66,6 +68,12 @@ pub(crate) struct Job {
     /// Older than its key's high-water mark (handed over only when stale
     /// events are delivered).
     pub(crate) stale: bool,
+    /// Its handlers' states as stored (JSON, `inbox::progress`).
+    pub(crate) progress: Option<String>,
+    /// Which handlers a tool asked to run again (a name, or `*`).
+    pub(crate) rerun: Option<String>,
+    /// The receiving request's W3C trace context, as stored.
+    pub(crate) trace: Option<String>,
 }
 
 impl Job {
@@ -220,8 +228,15 @@ pub(crate) trait TxConn: Send {
     ) -> BoxFuture<'a, Result<Begun, StoreError>>;
     /// The handle a handler writes through, inside the transaction.
     fn handle(&self) -> Tx<'_>;
-    /// The owner-checked move to done, and `COMMIT`, confirmed.
-    fn commit_done<'a>(&'a mut self, job: &'a Job, owner: &'a str) -> BoxFuture<'a, Committed>;
+    /// The owner-checked store of the handlers' states (`progress`) — and
+    /// the move to done when `last` — and `COMMIT`, confirmed.
+    fn commit_done<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+        progress: &'a str,
+        last: bool,
+    ) -> BoxFuture<'a, Committed>;
     /// `ROLLBACK`, confirmed (`Err`: the connection must be discarded).
     fn rollback(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Throws the connection away (or leaves it outside any transaction

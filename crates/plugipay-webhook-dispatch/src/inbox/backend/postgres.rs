@@ -18,6 +18,7 @@ use super::{
 use crate::conn::pg::{connect, execute_locked, pipelined, sqlstate, PgClient, PgConn, Redacted};
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
+use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
     ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
@@ -233,6 +234,7 @@ fn record_from(row: &Row) -> Record {
         matched_secret: usize::try_from(row.get::<_, i64>("matched_secret")).unwrap_or(0),
         object_id: row.get("object_id"),
         order_key: row.get("order_key"),
+        handlers: Progress::parse(row.get::<_, Option<&str>>("handlers")).0,
     }
 }
 
@@ -247,7 +249,10 @@ fn job_from(row: &Row) -> (String, Job) {
             matched_secret: usize::try_from(row.get::<_, i64>(5)).unwrap_or(0),
             attempt: u32::try_from(row.get::<_, i32>(6)).unwrap_or(u32::MAX),
             received_at_ms: row.get(7),
-            stale: row.get::<_, i32>(8) == 1,
+            progress: row.get(8),
+            rerun: row.get(9),
+            trace: row.get(10),
+            stale: row.get::<_, i32>(11) == 1,
         },
     )
 }
@@ -281,6 +286,7 @@ impl Backend for PostgresInbox {
                         &e.order_key,
                         &e.occurred_ms,
                         &e.due_in_ms,
+                        &e.trace,
                     ],
                 )
                 .await
@@ -400,6 +406,8 @@ impl Backend for PostgresInbox {
                         &f.event_type,
                         &f.tenant,
                         &f.stale,
+                        &f.handler,
+                        &f.since_ms,
                     ],
                 )
                 .await
@@ -594,6 +602,7 @@ impl Session for PgSession {
                         &mv.due_in_ms,
                         &mv.error,
                         &refund,
+                        &mv.progress,
                     ],
                 )
                 .await
@@ -682,7 +691,13 @@ impl TxConn for PgSession {
         Tx::postgres_on(&c.client, &c.statements)
     }
 
-    fn commit_done<'a>(&'a mut self, job: &'a Job, owner: &'a str) -> BoxFuture<'a, Committed> {
+    fn commit_done<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+        progress: &'a str,
+        last: bool,
+    ) -> BoxFuture<'a, Committed> {
         Box::pin(async move {
             let sql = self.sql.clone();
             let txid = self.txid;
@@ -695,7 +710,15 @@ impl TxConn for PgSession {
                 let (moved, committed) = pipelined(
                     c.query_one(
                         &done,
-                        &[&job.tenant, &job.id, &job.event_type, &owner, &txid],
+                        &[
+                            &job.tenant,
+                            &job.id,
+                            &job.event_type,
+                            &owner,
+                            &txid,
+                            &progress,
+                            &last,
+                        ],
                     ),
                     c.batch_execute("COMMIT"),
                 )

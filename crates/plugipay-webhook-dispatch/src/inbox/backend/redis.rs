@@ -403,6 +403,7 @@ fn record_from(h: &HashMap<String, Vec<u8>>) -> Option<Record> {
         matched_secret: usize::try_from(int("matched_secret")).unwrap_or(0),
         object_id: text("object_id"),
         order_key: None,
+        handlers: crate::inbox::progress::Progress::parse(text("handlers").as_deref()).0,
     })
 }
 
@@ -418,12 +419,13 @@ impl Backend for RedisInbox {
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
             let r = event_ref(&e.tenant, &e.id, &e.event_type);
-            let (ids, secret, account, occurred, object) = (
+            let (ids, secret, account, occurred, object, trace) = (
                 self.ids_key(&e.id),
                 e.matched_secret.to_string(),
                 optional(e.account_id.as_deref()),
                 optional(e.occurred_at.as_deref()),
                 optional(e.object_id.as_deref()),
+                optional(e.trace.as_deref()),
             );
             let n: i64 = self
                 .run(
@@ -442,6 +444,7 @@ impl Backend for RedisInbox {
                         occurred.as_bytes(),
                         e.state.as_str().as_bytes(),
                         object.as_bytes(),
+                        trace.as_bytes(),
                     ],
                 )
                 .await?;
@@ -572,6 +575,11 @@ impl Backend for RedisInbox {
                         f.event_type.as_deref().unwrap_or("").as_bytes(),
                         tenant.as_bytes(),
                         flag(f.stale).as_bytes(),
+                        f.handler.as_deref().unwrap_or("").as_bytes(),
+                        f.since_ms
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                            .as_bytes(),
                     ],
                 )
                 .await?;
@@ -647,6 +655,7 @@ impl Session for RedisSession {
                         due.as_bytes(),
                         mv.error.as_deref().unwrap_or("").as_bytes(),
                         if mv.refund { b"1" } else { b"0" },
+                        mv.progress.as_deref().unwrap_or("").as_bytes(),
                     ],
                 )
                 .await?;
@@ -703,6 +712,9 @@ fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
                     .and_then(|a| u32::try_from(a).ok())
                     .unwrap_or(u32::MAX),
                 received_at_ms: text(7).and_then(|t| t.parse().ok()).unwrap_or(0),
+                progress: text(8),
+                rerun: text(9),
+                trace: text(10),
                 stale: false,
             };
             Ok(if kind == 1 {

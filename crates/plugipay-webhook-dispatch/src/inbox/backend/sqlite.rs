@@ -17,6 +17,7 @@ use super::{
 use crate::conn::sqlite::{ensure_schema, Setup, SqliteConn};
 use crate::error::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
+use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
     ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
@@ -168,6 +169,7 @@ fn record_from(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
         matched_secret: row.get::<_, i64>("matched_secret")?.try_into().unwrap_or(0),
         object_id: row.get("object_id")?,
         order_key: row.get("order_key")?,
+        handlers: Progress::parse(row.get::<_, Option<String>>("handlers")?.as_deref()).0,
     })
 }
 
@@ -210,7 +212,8 @@ impl Backend for SqliteInbox {
                         e.object_id,
                         e.order_key,
                         e.occurred_ms,
-                        e.due_in_ms
+                        e.due_in_ms,
+                        e.trace
                     ],
                     |_| Ok(()),
                 )
@@ -289,7 +292,9 @@ impl Backend for SqliteInbox {
                     f.done,
                     f.event_type,
                     f.tenant,
-                    f.stale
+                    f.stale,
+                    f.handler,
+                    f.since_ms
                 ],
             )?;
             Ok(n as u64)
@@ -341,7 +346,10 @@ fn job_from(row: &rusqlite::Row<'_>) -> Result<(String, Job), rusqlite::Error> {
             matched_secret: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
             attempt: row.get::<_, i64>(6)?.try_into().unwrap_or(u32::MAX),
             received_at_ms: row.get(7)?,
-            stale: row.get::<_, i64>(8)? == 1,
+            progress: row.get(8)?,
+            rerun: row.get(9)?,
+            trace: row.get(10)?,
+            stale: row.get::<_, i64>(11)? == 1,
         },
     ))
 }
@@ -416,16 +424,17 @@ impl Session for SqliteSession {
             job.event_type.clone(),
             owner.to_owned(),
         );
-        let (to, due, error, refund) = (
+        let (to, due, error, refund, progress) = (
             mv.to().as_str(),
             mv.due_in_ms,
             mv.error.clone(),
             i64::from(mv.refund),
+            mv.progress.clone(),
         );
         Box::pin(self.conn.with("transition", move |conn| {
-            let n = conn
-                .prepare_cached(&sql.transition)?
-                .execute(params![tenant, id, ty, owner, to, due, error, refund])?;
+            let n = conn.prepare_cached(&sql.transition)?.execute(params![
+                tenant, id, ty, owner, to, due, error, refund, progress
+            ])?;
             Ok(n == 1)
         }))
     }
@@ -487,8 +496,15 @@ impl TxConn for SqliteSession {
         Tx::sqlite_on(&self.conn)
     }
 
-    fn commit_done<'a>(&'a mut self, job: &'a Job, owner: &'a str) -> BoxFuture<'a, Committed> {
+    fn commit_done<'a>(
+        &'a mut self,
+        job: &'a Job,
+        owner: &'a str,
+        progress: &'a str,
+        last: bool,
+    ) -> BoxFuture<'a, Committed> {
         let sql = self.sql.clone();
+        let progress = progress.to_owned();
         let (tenant, id, ty, owner) = (
             job.tenant.clone(),
             job.id.clone(),
@@ -507,7 +523,7 @@ impl TxConn for SqliteSession {
                         ));
                     }
                     let conn = slot.conn()?;
-                    let moved = conn.execute(&sql.done_in_tx, params![tenant, id, ty, owner]);
+                    let moved = conn.execute(&sql.done_in_tx, params![tenant, id, ty, owner, progress, last]);
                     let end = match moved {
                         Err(e) => Committed::RolledBack(slot.err("move to done", &e).to_string()),
                         Ok(0) => Committed::LostLease,

@@ -1,9 +1,11 @@
 -- The tools' transitions: dead, skipped and stale events (revive), or done
 -- ones (rerun, on purpose), back to pending with their attempts reset.
 -- ARGV: prefix, ids key ('' for all), dead, skipped, done ('1'/'0'), type
--- ('' any), tenant ('-' any, '+name'), stale ('1'/'0'). Returns how many
--- moved.
+-- ('' any), tenant ('-' any, '+name'), stale ('1'/'0'), handler ('' none:
+-- a done event reruns all, a dead one those not done), received since ms
+-- ('' any). Returns how many moved.
 local ids, only, tenant = ARGV[2], ARGV[6], ARGV[7]
+local handler, since = ARGV[9], tonumber(ARGV[10])
 local want = {dead = ARGV[3] == '1', skipped = ARGV[4] == '1', done = ARGV[5] == '1',
   stale = ARGV[8] == '1'}
 local refs = {}
@@ -19,13 +21,21 @@ end
 local n = 0
 for _, ref in ipairs(refs) do
   local h = ev(ref)
-  local cur = redis.call('HMGET', h, 'state', 'type', 'tenant')
+  local cur = redis.call('HMGET', h, 'state', 'type', 'tenant', 'received_at')
   local s = cur[1]
   if s and want[s] and (FROM.revive[s] or FROM.rerun[s])
      and (only == '' or cur[2] == only)
-     and (tenant == '-' or '+' .. (cur[3] or '') == tenant) then
+     and (tenant == '-' or '+' .. (cur[3] or '') == tenant)
+     and (not since or tonumber(cur[4] or 0) >= since) then
     redis.call('HSET', h, 'state', 'pending', 'attempts', 0, 'due_at', now, 'updated_at', now, 'owner', '')
     redis.call('HDEL', h, 'last_error')
+    if handler ~= '' then
+      redis.call('HSET', h, 'rerun', handler)
+    elseif s == 'done' then
+      redis.call('HSET', h, 'rerun', '*')
+    else
+      redis.call('HDEL', h, 'rerun')
+    end
     set_state(ref, s, 'pending')
     redis.call('ZADD', due, now, ref)
     n = n + 1
