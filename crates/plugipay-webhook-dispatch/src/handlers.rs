@@ -130,6 +130,10 @@ pub(crate) fn object_of<T: DeserializeOwned>(event: &WebhookEvent) -> Result<T, 
 }
 
 /// The handler name of the unnamed registrations.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+    allow(unreachable_pub, dead_code)
+)]
 pub const DEFAULT_HANDLER: &str = "default";
 
 /// The handlers by event type, each type's in registration order with its

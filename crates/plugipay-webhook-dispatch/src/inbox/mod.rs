@@ -47,10 +47,10 @@ pub use order::{occurred_at_ms, OrderKey, Stale};
 pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
 pub use shared::DeadLetter;
 pub use types::{
-    AttemptOutcome, AttemptRecord, Cursor, HandlerState, HandlerStatus, ListFilter, Processed,
-    ProcessedEvent, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_HANDLER_TIMEOUT,
-    DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE,
-    DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
+    Activity, AttemptOutcome, AttemptRecord, Cursor, HandlerState, HandlerStatus, ListFilter,
+    Processed, ProcessedEvent, PruneFilter, Record, RetryFilter, Stats,
+    DEFAULT_INBOX_HANDLER_TIMEOUT, DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
 };
 pub use worker::Workers;
 
@@ -656,6 +656,22 @@ impl Inbox {
             ..ListFilter::default()
         })
         .await
+    }
+
+    /// Events received and events done per bucket: `buckets` buckets of
+    /// `bucket` each, the last one ending now (the console's chart). Done
+    /// events count where they became done; pruned ones are not counted.
+    pub async fn activity(&self, bucket: Duration, buckets: usize) -> Result<Activity, StoreError> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let buckets = buckets.clamp(1, 10_000);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        // Buckets aligned on multiples of the bucket length, the last one
+        // holding now.
+        let end = (now / bucket_ms + 1).saturating_mul(bucket_ms);
+        let since = end.saturating_sub(bucket_ms.saturating_mul(buckets as i64));
+        self.inner.backend.activity(since, bucket_ms, buckets).await
     }
 
     /// Events matching `filter`, in its order, a page at a time

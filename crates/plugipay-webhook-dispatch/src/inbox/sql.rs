@@ -60,6 +60,10 @@ pub(crate) struct InboxSql {
     /// Inside the transaction: `tenant, id, type, owner, txid` → done.
     pub(crate) done_in_tx: String,
     pub(crate) count_by_state: String,
+    /// Events received per bucket: $1 since, $2 bucket length.
+    pub(crate) activity_received: String,
+    /// Events done per bucket (by updated_at): $1 since, $2 bucket length.
+    pub(crate) activity_done: String,
     pub(crate) oldest_due: String,
     /// `id` → the records of one id (every tenant and type).
     pub(crate) get: String,
@@ -470,6 +474,18 @@ impl InboxSql {
             lock,
             done_in_tx,
             count_by_state: format!("SELECT state, COUNT(*) FROM {t} GROUP BY state"),
+            activity_received: format!(
+                "SELECT (received_at - {a}) / {b}, COUNT(*) FROM {t}
+                 WHERE received_at >= {a} GROUP BY 1",
+                a = p(1),
+                b = p(2)
+            ),
+            activity_done: format!(
+                "SELECT (updated_at - {a}) / {b}, COUNT(*) FROM {t}
+                 WHERE state = 'done' AND updated_at >= {a} GROUP BY 1",
+                a = p(1),
+                b = p(2)
+            ),
             oldest_due: format!(
                 "SELECT COALESCE({now} - MIN(due_at), 0) FROM {t}
                  WHERE state IN ({open}) AND due_at <= {now}"
@@ -514,8 +530,19 @@ impl InboxSql {
         if let Some(since) = q.since_ms {
             add(&|p| format!("received_at >= {p}"), Param::Int(since));
         }
+        if let Some(until) = q.until_ms {
+            add(&|p| format!("received_at < {p}"), Param::Int(until));
+        }
         if let Some(object) = &q.object_id {
             add(&|p| format!("object_id = {p}"), Param::Text(object.clone()));
+        }
+        if let Some(prefix) = &q.id_prefix {
+            // Not LIKE (no wildcard to escape) and not a range (collations
+            // need not order by code point): the prefix itself, compared.
+            add(
+                &|p| format!("substr(event_id, 1, length({p})) = {p}"),
+                Param::Text(prefix.clone()),
+            );
         }
         if let Some(after) = &q.after {
             let op = if q.newest_first { "<" } else { ">" };

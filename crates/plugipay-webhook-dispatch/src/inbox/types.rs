@@ -251,8 +251,12 @@ pub struct ListFilter {
     pub tenant: Option<String>,
     /// Only events received at or after this time (ms since the epoch).
     pub since_ms: Option<i64>,
+    /// Only events received before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
     /// Only the events about this object (`data.object.id`).
     pub object_id: Option<String>,
+    /// Only events whose id starts with this.
+    pub id_prefix: Option<String>,
     /// Only events after this one in the listing's order (the next page).
     pub after: Option<Cursor>,
     /// Newest first (default: oldest first).
@@ -288,11 +292,31 @@ impl ListFilter {
             && self.event_type.as_deref().is_none_or(|t| r.event_type == t)
             && self.tenant.as_deref().is_none_or(|t| r.tenant == t)
             && self.since_ms.is_none_or(|s| r.received_at_ms >= s)
+            && self.until_ms.is_none_or(|u| r.received_at_ms < u)
+            && self
+                .id_prefix
+                .as_deref()
+                .is_none_or(|p| r.id.starts_with(p))
             && self
                 .object_id
                 .as_deref()
                 .is_none_or(|o| r.object_id.as_deref() == Some(o))
     }
+}
+
+/// Events received and events done per time bucket, oldest bucket first
+/// ([`Inbox::activity`](super::Inbox::activity)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// The first bucket's start (ms since the epoch).
+    pub since_ms: i64,
+    /// Each bucket's length in ms.
+    pub bucket_ms: i64,
+    /// Events received in each bucket (by `received_at`).
+    pub received: Vec<u64>,
+    /// Events that became `done` in each bucket (by their last change;
+    /// events pruned since are not counted).
+    pub processed: Vec<u64>,
 }
 
 /// Counts by state, and the age of the oldest due event.

@@ -114,6 +114,7 @@ pub(crate) fn all() -> Vec<Case> {
     ];
     cases.extend(crate::ordering::cases());
     cases.extend(crate::handlers::cases());
+    cases.extend(crate::listing::cases());
     for fault in [Fault::Error, Fault::Delay, Fault::Drop] {
         for (at, handler) in [
             (At::Claim, Handler::Tx),

@@ -17,6 +17,7 @@
 mod bed;
 mod cases;
 mod handlers;
+mod listing;
 mod model;
 mod ordering;
 

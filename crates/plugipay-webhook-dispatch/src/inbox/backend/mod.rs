@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::machine::{Move, State};
-use super::types::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use super::types::{Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats};
 use crate::error::{BoxFuture, StoreError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::tx::Tx;
@@ -42,6 +42,7 @@ pub(crate) struct NewEvent {
     /// `pending`, or `skipped` when no handler takes its type.
     pub(crate) state: State,
     /// The receiving request's W3C trace context (feature `otel`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) trace: Option<String>,
 }
 
@@ -73,6 +74,7 @@ pub(crate) struct Job {
     /// Which handlers a tool asked to run again (a name, or `*`).
     pub(crate) rerun: Option<String>,
     /// The receiving request's W3C trace context, as stored.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) trace: Option<String>,
 }
 
@@ -141,6 +143,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Resolves when new work may be there (a notification), or after `max`.
     fn wait(&self, max: Duration) -> BoxFuture<'_, ()>;
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
+    /// Events received and done per bucket, `buckets` of `bucket_ms` from
+    /// `since_ms`.
+    fn activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+        buckets: usize,
+    ) -> BoxFuture<'_, Result<Activity, StoreError>>;
     fn list<'a>(&'a self, filter: &'a ListFilter)
         -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
@@ -242,4 +252,16 @@ pub(crate) trait TxConn: Send {
     /// Throws the connection away (or leaves it outside any transaction
     /// before anything else can use it); the next use reconnects.
     fn discard(&mut self);
+}
+
+/// Buckets from `(bucket index, count)` rows of a GROUP BY.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn bucketed(rows: impl IntoIterator<Item = (i64, i64)>, buckets: usize) -> Vec<u64> {
+    let mut out = vec![0u64; buckets];
+    for (i, n) in rows {
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            *slot += u64::try_from(n).unwrap_or(0);
+        }
+    }
+    out
 }

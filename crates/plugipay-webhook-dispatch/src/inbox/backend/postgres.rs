@@ -21,7 +21,7 @@ use crate::inbox::machine::{Move, State};
 use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
-    ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+    Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
 };
 use crate::sql::Dialect;
 use crate::tx::Tx;
@@ -356,6 +356,37 @@ impl Backend for PostgresInbox {
                 .map_err(|e| c.err("stats", &e))?
                 .get(0);
             Ok(stats)
+        }))
+    }
+
+    fn activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+        buckets: usize,
+    ) -> BoxFuture<'_, Result<Activity, StoreError>> {
+        Box::pin(self.inner.conn.call("activity", move |c| async move {
+            let sql = &self.inner.sql;
+            let mut counts = Vec::new();
+            for query in [&sql.activity_received, &sql.activity_done] {
+                let rows = c
+                    .query(query.as_str(), &[&since_ms, &bucket_ms])
+                    .await
+                    .map_err(|e| c.err("activity", &e))?;
+                counts.push(super::bucketed(
+                    rows.iter()
+                        .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))),
+                    buckets,
+                ));
+            }
+            let processed = counts.pop().unwrap_or_default();
+            let received = counts.pop().unwrap_or_default();
+            Ok(Activity {
+                since_ms,
+                bucket_ms,
+                received,
+                processed,
+            })
         }))
     }
 

@@ -36,7 +36,7 @@ use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT
 use crate::inbox::machine::{
     owned_from, rule, Move, State, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
 };
-use crate::inbox::types::{ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use crate::inbox::types::{Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats};
 
 /// Default key prefix (hash tag) of a Redis inbox.
 pub const DEFAULT_INBOX_PREFIX: &str = "plugipay:webhook:inbox";
@@ -268,6 +268,20 @@ impl RedisInbox {
     }
 
     /// Runs one script with the prefix as its first argument.
+    async fn pipe<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        bounded(self.inner.timeout, &format!("redis inbox {what}"), async {
+            let mut conn = self.inner.conn.clone();
+            pipe.query_async(&mut conn)
+                .await
+                .map_err(|e| err(&format!("redis inbox {what}"), &e))
+        })
+        .await
+    }
+
     async fn run<T: redis::FromRedisValue>(
         &self,
         what: &str,
@@ -485,6 +499,36 @@ impl Backend for RedisInbox {
         })
     }
 
+    fn activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+        buckets: usize,
+    ) -> BoxFuture<'_, Result<Activity, StoreError>> {
+        Box::pin(async move {
+            // ZCOUNT per bucket on `all` (by received_at) and on the done
+            // set (by the time of the change): O(log n) each.
+            let mut pipe = redis::pipe();
+            for key in [self.key("all"), self.key("state:done")] {
+                for i in 0..buckets as i64 {
+                    let low = since_ms + i * bucket_ms;
+                    pipe.cmd("ZCOUNT")
+                        .arg(&key)
+                        .arg(low)
+                        .arg(format!("({}", low + bucket_ms));
+                }
+            }
+            let counts: Vec<u64> = self.pipe("activity", &pipe).await?;
+            let (received, processed) = counts.split_at(buckets.min(counts.len()));
+            Ok(Activity {
+                since_ms,
+                bucket_ms,
+                received: received.to_vec(),
+                processed: processed.to_vec(),
+            })
+        })
+    }
+
     fn list<'a>(&'a self, q: &'a ListFilter) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
             // Walk `all` by received_at, a page at a time, in the order asked.
@@ -492,11 +536,14 @@ impl Backend for RedisInbox {
             let all = self.key("all");
             let (mut low, mut high) = (
                 q.since_ms.map_or("-inf".to_owned(), |s| s.to_string()),
-                "+inf".to_owned(),
+                q.until_ms.map_or("+inf".to_owned(), |u| format!("({u}")),
             );
             if let Some(after) = &q.after {
                 if q.newest_first {
-                    high = after.received_at_ms.to_string();
+                    high = after
+                        .received_at_ms
+                        .min(q.until_ms.unwrap_or(i64::MAX))
+                        .to_string();
                 } else {
                     low = after.received_at_ms.to_string();
                 }

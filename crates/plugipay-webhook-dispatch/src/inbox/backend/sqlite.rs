@@ -20,7 +20,7 @@ use crate::inbox::machine::{Move, State};
 use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
-    ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+    Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
 };
 use crate::sql::Dialect;
 use crate::tx::Tx;
@@ -256,6 +256,34 @@ impl Backend for SqliteInbox {
             }
             stats.oldest_due_ms = conn.query_row(&sql.oldest_due, [], |r| r.get(0))?;
             Ok(stats)
+        }))
+    }
+
+    fn activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+        buckets: usize,
+    ) -> BoxFuture<'_, Result<Activity, StoreError>> {
+        let sql = self.sql();
+        Box::pin(self.inner.conn.with("activity", move |conn| {
+            let mut counts = Vec::new();
+            for query in [&sql.activity_received, &sql.activity_done] {
+                let mut q = conn.prepare_cached(query)?;
+                let rows = q.query_map([since_ms, bucket_ms], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                let rows: Vec<(i64, i64)> = rows.collect::<Result<_, _>>()?;
+                counts.push(super::bucketed(rows, buckets));
+            }
+            let processed = counts.pop().unwrap_or_default();
+            let received = counts.pop().unwrap_or_default();
+            Ok(Activity {
+                since_ms,
+                bucket_ms,
+                received,
+                processed,
+            })
         }))
     }
 

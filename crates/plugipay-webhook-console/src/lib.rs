@@ -1,0 +1,475 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Routes
+//!
+//! Routes, under the mount's base (`/console` by default): `GET /` the
+//! overview, `GET /events?state=&type=&tenant=&object=&id=&from=&to=` the
+//! list (newest first, keyset-paginated with `after=`), `GET /events/{id}`
+//! one event (`?type=` and `?tenant=` tell apart events sharing an id),
+//! `POST /events/{id}/retry`, `GET|POST /retry?state=dead|skipped&type=` every
+//! dead or skipped event of a type, `GET /login?token=`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "redis")))]
+compile_error!("plugipay-webhook-console: enable one of the features postgres, sqlite, redis");
+
+mod auth;
+mod chart;
+mod form;
+mod html;
+mod pages;
+mod service;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use plugipay_webhook::Verifier;
+use plugipay_webhook_dispatch::inbox::Inbox;
+
+pub use auth::{Auth, COOKIE};
+pub use service::ConsoleService;
+
+/// The Content-Security-Policy every response carries: nothing but the
+/// console's own stylesheet, no script, no framing, forms posting only to
+/// the console.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The largest request body the console reads (its forms are a few fields).
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The web console: see the [crate documentation](crate). Cheap to clone.
+#[derive(Clone)]
+pub struct Console {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    inbox: Inbox,
+    keys: auth::Keys,
+    base: String,
+    read_only: bool,
+    secure_cookie: bool,
+    verifier: Option<Verifier>,
+    tenants: HashMap<String, Verifier>,
+}
+
+impl fmt::Debug for Console {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Console")
+            .field("base", &self.inner.base)
+            .field("auth", self.inner.keys.auth())
+            .field("read_only", &self.inner.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Console`]: [`Console::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct ConsoleBuilder {
+    inbox: Inbox,
+    auth: Auth,
+    base: String,
+    read_only: bool,
+    secure_cookie: bool,
+    verifier: Option<Verifier>,
+    tenants: HashMap<String, Verifier>,
+}
+
+/// Why a console cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(&'static str);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConsoleBuilder {
+    /// The path the console is mounted at (default `/console`): its links
+    /// and its cookie's `Path` start with it. Requests may arrive with it
+    /// (a service at the root, [`Console::router`]) or without it (a
+    /// framework that strips a scope's prefix).
+    pub fn base(mut self, base: &str) -> Self {
+        self.base = base.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// No retry controls, and every `POST` answered `403`.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Marks the login cookie `Secure` (send it over HTTPS only). Set it
+    /// whenever the console is reached over HTTPS — in production, always.
+    pub fn secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
+        self
+    }
+
+    /// The secrets events without a tenant were verified with: each event's
+    /// page says whether its stored bytes still verify at the time they
+    /// were received (tamper evidence, as `plugipay-webhook inbox show`).
+    pub fn verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// One tenant's secrets, for its events' verification.
+    pub fn tenant_verifier(mut self, tenant: impl Into<String>, verifier: Verifier) -> Self {
+        self.tenants.insert(tenant.into(), verifier);
+        self
+    }
+
+    /// The console, or why not (a bearer token under 16 characters, a basic
+    /// password under 12, a base path that is not absolute).
+    pub fn build(self) -> Result<Console, ConfigError> {
+        if let Some(problem) = self.auth.problem() {
+            return Err(ConfigError(problem));
+        }
+        if !self.base.is_empty() && !self.base.starts_with('/') {
+            return Err(ConfigError("the console's base path must start with '/'"));
+        }
+        if self
+            .base
+            .bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~')))
+        {
+            return Err(ConfigError(
+                "the console's base path may hold only letters, digits, '/', '-', '_', '.', '~'",
+            ));
+        }
+        Ok(Console {
+            inner: Arc::new(Inner {
+                inbox: self.inbox,
+                keys: auth::Keys::new(self.auth),
+                base: self.base,
+                read_only: self.read_only,
+                secure_cookie: self.secure_cookie,
+                verifier: self.verifier,
+                tenants: self.tenants,
+            }),
+        })
+    }
+}
+
+/// A request, as the pages see it.
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    /// The path under the base, starting with `/`.
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Req {
+    pub(crate) fn q(&self, name: &str) -> Option<&str> {
+        form::get(&self.query, name)
+    }
+
+    /// Whether a browser asked for a page (not an API client).
+    fn wants_html(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+    }
+
+    /// Whether a browser says this request comes from another site: its
+    /// Fetch Metadata when it sends them, else its `Origin`.
+    fn cross_site(&self) -> bool {
+        let header =
+            |name: http::header::HeaderName| self.headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(site) = header(http::header::HeaderName::from_static("sec-fetch-site")) {
+            return site != "same-origin" && site != "none";
+        }
+        match (header(header::ORIGIN), header(header::HOST)) {
+            (Some("null"), _) => true,
+            (Some(origin), Some(host)) => origin
+                .split_once("://")
+                .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
+            _ => false,
+        }
+    }
+}
+
+impl Console {
+    /// A builder over `inbox`, authenticating with `auth`.
+    pub fn builder(inbox: Inbox, auth: Auth) -> ConsoleBuilder {
+        ConsoleBuilder {
+            inbox,
+            auth,
+            base: "/console".to_owned(),
+            read_only: false,
+            secure_cookie: false,
+            verifier: None,
+            tenants: HashMap::new(),
+        }
+    }
+
+    /// The base path the console's links start with.
+    pub fn base(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The inbox the console shows.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inner.inbox
+    }
+
+    /// Answers one request. The path may carry the base or not; a body over
+    /// [`MAX_FORM_BYTES`] must be refused before (the [service](Console::service)
+    /// and [router](Console::router) do).
+    pub async fn respond(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = request.into_parts();
+        let full = parts.uri.path();
+        let base = self.inner.base.as_str();
+        let path = match full.strip_prefix(base) {
+            Some(rest) if !base.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest,
+            _ => full,
+        };
+        if path.is_empty() {
+            return redirect(&format!("{base}/"));
+        }
+        let req = Req {
+            method: parts.method,
+            path: path.to_owned(),
+            query: form::pairs(parts.uri.query().unwrap_or("")),
+            headers: parts.headers,
+            body,
+        };
+        secure(self.route(req).await)
+    }
+
+    async fn route(&self, req: Req) -> Response<Bytes> {
+        let i = &self.inner;
+        if req.path == "/static/console.css" && req.method == Method::GET {
+            let mut r = Response::new(Bytes::from_static(include_bytes!("../static/console.css")));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            );
+            return r;
+        }
+        if req.path == "/login" && req.method == Method::GET {
+            return self.login(&req);
+        }
+        if i.keys.check(&req.headers) != auth::Verdict::Ok {
+            return self.challenge(&req);
+        }
+        let segments: Vec<&str> = req.path[1..].split('/').collect();
+        match (&req.method, segments.as_slice()) {
+            (&Method::GET, [""]) => pages::overview(self).await,
+            (&Method::GET, ["events"]) => pages::events(self, &req).await,
+            (&Method::GET, ["events", id]) if !id.is_empty() => {
+                pages::event(self, &req, &form::decode(id)).await
+            }
+            (&Method::GET, ["retry"]) => pages::confirm_retry(self, &req).await,
+            (&Method::POST, rest) => {
+                if i.read_only {
+                    return pages::message(
+                        self,
+                        StatusCode::FORBIDDEN,
+                        "Read-only",
+                        "This console is read-only: it changes nothing.",
+                    );
+                }
+                let form = match self.form(&req) {
+                    Ok(form) => form,
+                    Err(response) => return response,
+                };
+                match rest {
+                    ["events", id, "retry"] if !id.is_empty() => {
+                        pages::retry_one(self, &form::decode(id), &form).await
+                    }
+                    ["retry"] => pages::retry_many(self, &form).await,
+                    _ => pages::not_found(self),
+                }
+            }
+            (&Method::GET | &Method::HEAD, _) => pages::not_found(self),
+            _ => {
+                let mut r = pages::message(
+                    self,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Method not allowed",
+                    "The console answers GET, and POST for its forms.",
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+                r
+            }
+        }
+    }
+
+    /// A POST's form, once its origin, type and CSRF token are checked.
+    #[allow(clippy::result_large_err)]
+    fn form(&self, req: &Req) -> Result<Vec<(String, String)>, Response<Bytes>> {
+        let refuse = |why: &str| pages::message(self, StatusCode::FORBIDDEN, "Refused", why);
+        if req.cross_site() {
+            return Err(refuse(
+                "A request from another site cannot change the inbox.",
+            ));
+        }
+        let urlencoded = req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if !urlencoded || req.body.len() > MAX_FORM_BYTES {
+            return Err(pages::message(
+                self,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Not a form",
+                "The console's forms post application/x-www-form-urlencoded fields.",
+            ));
+        }
+        let form = form::pairs(&String::from_utf8_lossy(&req.body));
+        if !self.inner.keys.csrf_ok(form::get(&form, "csrf")) {
+            return Err(refuse(
+                "The form's CSRF token is missing or wrong: reload the page and try again.",
+            ));
+        }
+        Ok(form)
+    }
+
+    fn login(&self, req: &Req) -> Response<Bytes> {
+        let keys = &self.inner.keys;
+        let base = &self.inner.base;
+        match keys.auth() {
+            Auth::Bearer(_) => {}
+            Auth::LocalOnly => return redirect(&format!("{base}/")),
+            Auth::Basic { .. } => return self.challenge(req),
+        }
+        match req.q("token") {
+            Some(token) if keys.token_ok(token) => {
+                let mut r = redirect(&format!("{base}/"));
+                let cookie = format!(
+                    "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict{}",
+                    keys.session(),
+                    if base.is_empty() { "/" } else { base },
+                    if self.inner.secure_cookie {
+                        "; Secure"
+                    } else {
+                        ""
+                    }
+                );
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    r.headers_mut().insert(header::SET_COOKIE, v);
+                }
+                r
+            }
+            given => pages::login(self, given.is_some()),
+        }
+    }
+
+    /// The answer to an unauthenticated request: a browser's page request
+    /// goes to the login page (bearer) or gets the basic prompt; anything
+    /// else is `401`.
+    fn challenge(&self, req: &Req) -> Response<Bytes> {
+        match self.inner.keys.auth() {
+            Auth::Bearer(_) if req.wants_html() && req.method == Method::GET => {
+                redirect(&format!("{}/login", self.inner.base))
+            }
+            Auth::Bearer(_) => {
+                let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"plugipay console\""),
+                );
+                r
+            }
+            _ => {
+                let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"plugipay console\", charset=\"UTF-8\""),
+                );
+                r
+            }
+        }
+    }
+
+    pub(crate) fn frame<'a>(&'a self, title: &'a str, current: &'a str) -> html::Frame<'a> {
+        html::Frame {
+            base: &self.inner.base,
+            title,
+            read_only: self.inner.read_only,
+            dev: false,
+            current,
+        }
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    pub(crate) fn csrf(&self) -> &str {
+        self.inner.keys.csrf()
+    }
+
+    /// The verifier for a tenant's events (`None`: events without one).
+    pub(crate) fn verifier_for(&self, tenant: Option<&str>) -> Option<&Verifier> {
+        match tenant {
+            None => self.inner.verifier.as_ref(),
+            Some(t) => self.inner.tenants.get(t),
+        }
+    }
+}
+
+pub(crate) fn redirect(to: &str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::new());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(text.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) fn html_response(status: StatusCode, page: String) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(page));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// The headers every answer carries.
+fn secure(mut r: Response<Bytes>) -> Response<Bytes> {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

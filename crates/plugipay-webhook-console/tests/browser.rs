@@ -1,0 +1,394 @@
+//! The console in a real browser: Debian's headless Chromium, driven over
+//! WebDriver by its ChromeDriver (both installed by `scripts/browser`, which
+//! `scripts/test` runs). Signs in with the login link, reads the overview's
+//! counts, filters by type, opens a dead event, clicks Retry and sees it
+//! done; a POST without the CSRF token from the signed-in page is refused; a
+//! body holding `<script>` is shown as text and never runs; every control
+//! is labelled and reachable by keyboard. One screenshot per page is saved
+//! to `target/console-screenshots/` (and to `docs/console/` with
+//! `PLUGIPAY_CONSOLE_SCREENSHOTS=docs`).
+//!
+//! Without Chromium the test fails and says how to install it, unless
+//! `PLUGIPAY_TEST_NO_BROWSER=1` (then it says, loudly, that it skipped).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use plugipay_webhook_dispatch::inbox::State;
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver {
+    child: tokio::process::Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn chromedriver() -> Option<Driver> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        if std::env::var("PLUGIPAY_TEST_NO_BROWSER").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED: no Chromium (PLUGIPAY_TEST_NO_BROWSER=1): the console's browser tests did not run");
+            return None;
+        }
+        panic!("{CHROMIUM} and {CHROMEDRIVER} are needed: run scripts/browser (Debian's chromium and chromium-driver), or set PLUGIPAY_TEST_NO_BROWSER=1 to skip");
+    }
+    let port = free_port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver never listened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = std::env::temp_dir().join(format!("plugipay-chromium-{}", std::process::id()));
+    Some(Driver {
+        child,
+        port,
+        profile,
+    })
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", driver.profile.display()),
+            ],
+        },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+async fn serve(console: plugipay_webhook_console::Console) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().merge(console.router());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn screenshots() -> Vec<PathBuf> {
+    let mut dirs =
+        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")];
+    if std::env::var("PLUGIPAY_CONSOLE_SCREENSHOTS").is_ok_and(|v| v == "docs") {
+        dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/console"));
+    }
+    dirs
+}
+
+async fn shoot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    for dir in screenshots() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+/// The text of the first element matching `css` (found again while a
+/// navigation replaces the page).
+async fn text(c: &Client, css: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last}")
+}
+
+/// Controls without a label, and whether the page has tables without
+/// header cells: the page's accessibility basics.
+async fn accessibility(c: &Client, page: &str) {
+    let unlabelled = c
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(e => !e.labels || e.labels.length === 0).map(e => e.name)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "{page}: unlabelled controls");
+    let headless = c
+        .execute(
+            "return [...document.querySelectorAll('table')].filter(t => !t.querySelector('th')).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(headless, json!(0), "{page}: a table without header cells");
+    let nameless = c
+        .execute(
+            "return [...document.querySelectorAll('button, a')].filter(e => !e.textContent.trim()).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        nameless,
+        json!(0),
+        "{page}: a button or link without a name"
+    );
+}
+
+/// Tabs through the page until the focused element's text is `name`.
+async fn tab_to(c: &Client, name: &str) -> bool {
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    for _ in 0..60 {
+        body.send_keys("\u{E004}").await.unwrap();
+        let focused = c.active_element().await.unwrap();
+        if focused.text().await.unwrap_or_default().trim() == name {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let f = fixture(3).await;
+    let url = serve(f.console(false)).await;
+    let c = browser(&driver).await;
+    let result = run(&c, &f, &url).await;
+    let _ = c.close().await;
+    result.unwrap();
+}
+
+async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
+    // Unauthenticated: to the login page, never an event's data.
+    c.goto(&format!("{url}/console/events/evt_refund_a"))
+        .await
+        .unwrap();
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.path(), "/console/login", "{here}");
+    assert!(!c.source().await.unwrap().contains("evt_refund_a"));
+    accessibility(c, "login").await;
+
+    // The login form: the token, then the overview.
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Sign in']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.path(), "/console/", "{here}");
+    for (state, n) in [
+        ("done", "4"),
+        ("dead", "2"),
+        ("skipped", "1"),
+        ("pending", "0"),
+    ] {
+        assert_eq!(
+            text(c, &format!("[data-state-count='{state}']")).await,
+            n,
+            "{state}"
+        );
+    }
+    // The session cookie is not readable by a script.
+    let cookies = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(cookies, json!(""), "the cookie is HttpOnly");
+    accessibility(c, "overview").await;
+    shoot(c, "overview").await;
+
+    // Events, filtered by type through the form.
+    c.find(Locator::XPath("//nav//a[normalize-space()='Events']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("f-type"))
+        .await
+        .unwrap()
+        .send_keys(REFUND)
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Filter']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = c.find_all(Locator::Css("tr[data-event-id]")).await.unwrap();
+    let mut shown = Vec::new();
+    for r in &rows {
+        shown.push((
+            r.attr("data-event-id").await.unwrap().unwrap(),
+            r.attr("data-state").await.unwrap().unwrap(),
+        ));
+    }
+    assert_eq!(
+        shown,
+        [
+            ("evt_refund_b".to_owned(), "dead".to_owned()),
+            ("evt_refund_a".to_owned(), "dead".to_owned())
+        ]
+    );
+    accessibility(c, "events").await;
+    shoot(c, "events").await;
+
+    // A dead event: Retry, reached by keyboard, then done.
+    c.find(Locator::LinkText("evt_refund_a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(c, "dl [data-state]").await, "dead");
+    assert!(text(c, ".verdict")
+        .await
+        .contains("verify against the stored header"));
+    accessibility(c, "event").await;
+    shoot(c, "event-dead").await;
+    assert!(
+        tab_to(c, "Retry").await,
+        "Retry is not reachable by keyboard"
+    );
+    let retry = c.active_element().await.unwrap();
+    assert_eq!(retry.tag_name().await.unwrap(), "button");
+    assert!(retry.attr("aria-label").await.unwrap().is_none());
+    retry.send_keys("\u{E007}").await.unwrap(); // Enter
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // The form posts, then the console sends the browser back to the event.
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("notice=retried")
+    {
+        if Instant::now() > deadline {
+            panic!(
+                "no redirect after Retry: at {} with {}",
+                c.current_url().await.unwrap(),
+                text(c, "main").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text(c, "[role=status]").await.contains("Pending again"));
+    loop {
+        if text(c, "dl [data-state]").await == "done" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retried event never showed done"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.refresh().await.unwrap();
+    }
+    assert_eq!(f.state_of("evt_refund_a").await, State::Done);
+    shoot(c, "event-done").await;
+
+    // From the signed-in page, a POST without the CSRF token is refused
+    // (the cookie goes with it: same origin). The page's CSP forbids even a
+    // fetch, so the form itself goes, its token field removed.
+    c.goto(&format!("{url}/console/events/evt_refund_b"))
+        .await
+        .unwrap();
+    let blocked = c
+        .execute(
+            "return fetch('/console/').then(() => 'fetched', () => 'blocked')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocked, json!("blocked"), "connect-src is 'none'");
+    c.execute(
+        "document.querySelector('input[name=csrf]').remove()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Retry']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(c, "h1").await, "Refused");
+    assert!(text(c, "main").await.contains("CSRF token"));
+    assert_eq!(f.state_of("evt_refund_b").await, State::Dead);
+    shoot(c, "csrf-refused").await;
+
+    // A body holding <script>: shown as text, never run.
+    c.goto(&format!("{url}/console/events/evt_markup"))
+        .await
+        .unwrap();
+    let title = c.title().await.unwrap();
+    assert_ne!(title, "pwned");
+    let leaf = c
+        .find(Locator::XPath(
+            "//span[contains(., \"<script>document.title='pwned'</script>\")]",
+        ))
+        .await;
+    assert!(leaf.is_ok(), "the note is not shown as text");
+    let injected = c
+        .execute(
+            "return document.querySelectorAll('main script, main img').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(0));
+    shoot(c, "event-body").await;
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! The console over HTTP, through the axum router as an app nests it:
+//! authentication, the login cookie, CSRF and cross-site refusals, the
+//! security headers, escaping, filters, keyset pages and retries.
+
+mod common;
+
+use axum::body::Body;
+use axum::Router;
+use common::*;
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use plugipay_webhook_console::{Console, CONTENT_SECURITY_POLICY};
+use plugipay_webhook_dispatch::inbox::State;
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+fn app(console: &Console) -> Router {
+    Router::new()
+        .route("/", axum::routing::get(|| async { "the app" }))
+        .merge(console.router())
+}
+
+async fn send(console: &Console, req: Request<Body>) -> Answer {
+    let res = app(console).oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap(),
+    }
+}
+
+fn get(path: &str) -> http::request::Builder {
+    Request::get(path).header(header::HOST, "console.test")
+}
+
+fn authed(path: &str) -> Request<Body> {
+    get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn post(path: &str, form: &str) -> http::request::Builder {
+    let _ = form;
+    Request::post(path)
+        .header(header::HOST, "console.test")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_authentication_nothing_is_shown() {
+    let f = fixture(2).await;
+    let console = f.console(false);
+    for path in [
+        "/console/",
+        "/console/events",
+        "/console/events/evt_refund_a",
+        "/console/retry?state=dead&type=plugipay.refund.succeeded.v1",
+        "/console/nothing-here",
+    ] {
+        // An API client: 401 with a challenge, and no event data.
+        let a = send(&console, get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(a.headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        assert!(!a.body.contains("evt_"), "{path}: {}", a.body);
+        // A browser: to the login page.
+        let a = send(
+            &console,
+            get(path)
+                .header(header::ACCEPT, "text/html,application/xhtml+xml")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(a.headers[header::LOCATION], "/console/login");
+        // A wrong token is no token.
+        let a = send(
+            &console,
+            get(path)
+                .header(
+                    header::AUTHORIZATION,
+                    "Bearer console-test-token-012345678X",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let a = send(
+        &console,
+        post("/console/events/evt_refund_a/retry", "")
+            .body(Body::from("csrf=x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.state_of("evt_refund_a").await, State::Dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_link_sets_a_strict_http_only_cookie() {
+    let f = fixture(1).await;
+    let console = f.console(false);
+    let a = send(
+        &console,
+        get("/console/login?token=not-the-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.headers.get(header::SET_COOKIE).is_none());
+
+    let a = send(
+        &console,
+        get(&format!("/console/login?token={TOKEN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.headers[header::LOCATION], "/console/");
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let a = send(
+        &console,
+        get("/console/events")
+            .header(header::COOKIE, &session)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains("data-event-id=\"evt_paid_0000\""),
+        "{}",
+        a.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_is_sent_with_the_security_headers_and_no_script() {
+    let f = fixture(3).await;
+    let console = f.console(false);
+    for path in [
+        "/console/",
+        "/console/events",
+        "/console/events/evt_markup",
+        "/console/events/evt_refund_a",
+        "/console/retry?state=dead&type=plugipay.refund.succeeded.v1",
+        "/console/login",
+    ] {
+        let a = send(&console, authed(path)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+        assert_eq!(
+            a.headers[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(a.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(a.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(a.headers[header::CACHE_CONTROL], "no-store");
+        assert!(!a.body.contains("<script"), "{path}");
+        assert!(!a.body.contains(" style="), "{path}: an inline style");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_holding_markup_is_shown_as_text() {
+    let f = fixture(1).await;
+    let a = send(&f.console(false), authed("/console/events/evt_markup")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        !a.body.contains("<script") && !a.body.contains("<img"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains("&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"),
+        "{}",
+        a.body
+    );
+    // The refund's error holds markup too.
+    let a = send(&f.console(false), authed("/console/events/evt_refund_a")).await;
+    assert!(
+        a.body
+            .contains("ledger: account &lt;locked&gt; &amp; frozen"),
+        "{}",
+        a.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_what_the_inbox_holds() {
+    let f = fixture(4).await;
+    let a = send(&f.console(false), authed("/console/")).await;
+    for (state, n) in [("done", 5), ("dead", 2), ("skipped", 1), ("pending", 0)] {
+        let needle = format!("data-state-count=\"{state}\">{n}<");
+        assert!(a.body.contains(&needle), "{needle}: {}", a.body);
+    }
+    // The chart counts the last hour: 8 received, 5 done.
+    assert!(a.body.contains("8 received, 5 processed"), "{}", a.body);
+    // The failing type, with its last error.
+    assert!(a.body.contains(REFUND) && a.body.contains("account &lt;locked&gt;"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_filters_and_pages_by_key() {
+    let f = fixture(120).await;
+    let console = f.console(false);
+    let rows = |page: &str| -> Vec<String> {
+        page.split("<tr data-event-id=\"")
+            .skip(1)
+            .map(|r| r[..r.find('"').unwrap()].to_owned())
+            .collect()
+    };
+    let a = send(&console, authed(&format!("/console/events?type={REFUND}"))).await;
+    assert_eq!(rows(&a.body), ["evt_refund_b", "evt_refund_a"]);
+    let a = send(&console, authed("/console/events?state=skipped")).await;
+    assert_eq!(rows(&a.body), ["evt_payout"]);
+    let a = send(
+        &console,
+        authed("/console/events?object=inv_2&id=evt_paid_001"),
+    )
+    .await;
+    assert_eq!(
+        rows(&a.body),
+        ["evt_paid_0017", "evt_paid_0014", "evt_paid_0011"]
+    );
+    let a = send(
+        &console,
+        authed("/console/events?from=2000-01-01T00%3A00&to=2000-01-02T00%3A00"),
+    )
+    .await;
+    assert!(rows(&a.body).is_empty());
+
+    // All 124 events, 50 at a time, each once, newest first.
+    let mut seen = Vec::new();
+    let mut path = "/console/events".to_owned();
+    for _ in 0..5 {
+        let a = send(&console, authed(&path)).await;
+        assert_eq!(a.status, StatusCode::OK);
+        seen.extend(rows(&a.body));
+        match a.body.find("rel=\"next\"") {
+            Some(_) => {
+                let at = a.body.find("<a href=\"/console/events?after=").unwrap() + 9;
+                let href = &a.body[at..at + a.body[at..].find('"').unwrap()];
+                path = href.replace("&amp;", "&");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 124, "{seen:?}");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 124);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_needs_the_csrf_token_and_the_same_site() {
+    let f = fixture(1).await;
+    let console = f.console(false);
+    let page = send(&console, authed("/console/events/evt_refund_a"))
+        .await
+        .body;
+    assert!(
+        page.contains("<button type=\"submit\">Retry</button>"),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let bearer = format!("Bearer {TOKEN}");
+    let attempt = |body: String, site: Option<&'static str>| {
+        let mut b =
+            post("/console/events/evt_refund_a/retry", "").header(header::AUTHORIZATION, &bearer);
+        if let Some(site) = site {
+            b = b.header("sec-fetch-site", site);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    for (body, site) in [
+        (format!("type={REFUND}"), None),
+        (format!("type={REFUND}&csrf=0000"), None),
+        (format!("type={REFUND}&csrf={csrf}"), Some("cross-site")),
+    ] {
+        let a = send(&console, attempt(body, site)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+        assert_eq!(f.state_of("evt_refund_a").await, State::Dead);
+    }
+    let a = send(
+        &console,
+        attempt(format!("type={REFUND}&csrf={csrf}"), Some("same-origin")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    f.settle().await;
+    assert_eq!(f.state_of("evt_refund_a").await, State::Done);
+    assert_eq!(f.state_of("evt_refund_b").await, State::Dead);
+    // A GET never writes.
+    let a = send(&console, authed("/console/events/evt_refund_b/retry")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dead_event_of_a_type_after_a_confirmation() {
+    let f = fixture(1).await;
+    let console = f.console(false);
+    let page = send(
+        &console,
+        authed(&format!("/console/retry?state=dead&type={REFUND}")),
+    )
+    .await
+    .body;
+    assert!(page.contains("Retry 2 dead events of type"), "{page}");
+    let csrf = csrf_of(&page);
+    let form = format!("csrf={csrf}&state=dead&type={REFUND}");
+    let bearer = format!("Bearer {TOKEN}");
+    let a = send(
+        &console,
+        post("/console/retry", "")
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::from(form.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "unconfirmed: {}", a.body);
+    let a = send(
+        &console,
+        post("/console/retry", "")
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::from(format!("{form}&confirm=yes")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(a.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .contains("retried=2"));
+    f.settle().await;
+    assert_eq!(f.state_of("evt_refund_a").await, State::Done);
+    assert_eq!(f.state_of("evt_refund_b").await, State::Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_console_changes_nothing() {
+    let f = fixture(1).await;
+    let writable = f.console(false);
+    let csrf = csrf_of(
+        &send(&writable, authed("/console/events/evt_refund_a"))
+            .await
+            .body,
+    );
+    let console = f.console(true);
+    let page = send(&console, authed("/console/events/evt_refund_a"))
+        .await
+        .body;
+    assert!(
+        !page.contains("Retry</button>") && page.contains("Read-only"),
+        "{page}"
+    );
+    let a = send(
+        &console,
+        post("/console/events/evt_refund_a/retry", "")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::from(format!("csrf={csrf}&type={REFUND}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(f.state_of("evt_refund_a").await, State::Dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_page_verifies_its_stored_bytes_and_lists_its_object() {
+    let f = fixture(6).await;
+    let a = send(&f.console(false), authed("/console/events/evt_paid_0003")).await;
+    assert!(
+        a.body
+            .contains("The stored bytes verify against the stored header"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("X-Plugipay-Signature: t="));
+    // inv_0: evt_paid_0000, evt_paid_0003, evt_markup.
+    let section = &a.body[a.body.find("Events of inv_0").expect("the object's events")..];
+    for id in ["evt_paid_0000", "evt_paid_0003", "evt_markup"] {
+        assert!(section.contains(id), "{id}: {section}");
+    }
+    // A console without the secret says so rather than guessing.
+    let blind = Console::builder(
+        f.inbox.clone(),
+        plugipay_webhook_console::Auth::bearer(TOKEN),
+    )
+    .build()
+    .unwrap();
+    let a = send(&blind, authed("/console/events/evt_paid_0003")).await;
+    assert!(a.body.contains("Not re-verified"), "{}", a.body);
+    let a = send(&blind, authed("/console/events/evt_nope")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_form_is_refused_before_it_is_read() {
+    let f = fixture(1).await;
+    let a = send(
+        &f.console(false),
+        post("/console/retry", "")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::from(vec![b'a'; 64 * 1024]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
