@@ -11,8 +11,9 @@ mod receiver;
 
 pub use plugipay_webhook_dispatch::Outcome;
 pub use receiver::{
-    init_metrics, init_tracing, render_metrics, shutdown_signal, Config, Receiver, HEALTH_ROUTE,
-    METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
+    init_metrics, init_tracing, render_metrics, shutdown_signal, Config, Console, Receiver,
+    CONSOLE_ROUTE, HEALTH_ROUTE, METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE,
+    WEBHOOK_ROUTE,
 };
 
 /// The framework guides under `docs/`, compiled and run as doctests so their

@@ -6,11 +6,17 @@ use std::time::Duration;
 
 use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_console::Auth as ConsoleAuth;
+pub use plugipay_webhook_console::Console;
 use plugipay_webhook_dispatch::inbox::{
     current_attempt, inbox_from_url, Inbox, OrderKey, Processed, ProcessedEvent, SqlValue, Workers,
     DEFAULT_HANDLER,
 };
 use plugipay_webhook_dispatch::{store_from_url, Dispatcher, Outcome};
+
+/// Where the example receivers mount the inbox's console
+/// (`PLUGIPAY_CONSOLE_TOKEN`).
+pub const CONSOLE_ROUTE: &str = "/console";
 
 /// The route every example serves.
 pub const WEBHOOK_ROUTE: &str = "/webhooks/plugipay";
@@ -493,6 +499,35 @@ impl Receiver {
             },
             quiet,
         })
+    }
+
+    /// The inbox's web console, mounted at [`CONSOLE_ROUTE`] when
+    /// `PLUGIPAY_CONSOLE_TOKEN` is set (bearer token, or
+    /// `GET /console/login?token=…` for a browser): `None` without it. It
+    /// re-verifies stored events with `config`'s secrets and
+    /// `PLUGIPAY_TENANT_SECRETS`. Exits 2 when the token is set but the
+    /// receiver has no inbox (`PLUGIPAY_INBOX_URL`), or is under 16
+    /// characters.
+    #[must_use]
+    pub fn console_or_exit(&self, config: &Config) -> Option<Console> {
+        let token = std::env::var("PLUGIPAY_CONSOLE_TOKEN").ok()?;
+        let Mode::Inbox { inbox, .. } = &self.mode else {
+            exit_with("PLUGIPAY_CONSOLE_TOKEN: the console shows an inbox: set PLUGIPAY_INBOX_URL");
+        };
+        let mut builder = Console::builder(inbox.clone(), ConsoleAuth::bearer(token))
+            .base(CONSOLE_ROUTE)
+            .verifier(config.verifier.clone());
+        let tenants = Verifiers::parse_tenant_secrets(
+            &std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        for (tenant, verifier) in tenants {
+            builder = builder.tenant_verifier(tenant, verifier);
+        }
+        match builder.build() {
+            Ok(console) => Some(console),
+            Err(e) => exit_with(&format!("PLUGIPAY_CONSOLE_TOKEN: {e}")),
+        }
     }
 
     /// Stops the inbox's workers (letting in-flight events finish within

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use plugipay_webhook::{testing, Verifier};
+use plugipay_webhook_console::{Auth, Console};
 use plugipay_webhook_dispatch::inbox::{
     existing_inbox_from_url, occurred_at_ms, Cursor, Inbox, ListFilter, PruneFilter, Record,
     RetryFilter, State, MIN_PRUNE_AGE,
@@ -138,6 +139,17 @@ enum InboxCommand {
         to: String,
         #[command(flatten)]
         tls: TlsArgs,
+    },
+    /// Serve the web console for this inbox on 127.0.0.1 (a fresh token
+    /// each run, printed as a login URL; Ctrl-C stops it). Stored events are
+    /// re-verified with the secret(s) and PLUGIPAY_TENANT_SECRETS, when set.
+    Ui {
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Show, never retry.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Delete done events older than D (`90s`, `30m`, `12h`, `7d`); never
     /// pending, running or dead ones. Under 7 days only with --force: a
@@ -298,6 +310,7 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                     after,
                     newest_first: newest,
                     limit: limit.max(1),
+                    ..ListFilter::default()
                 };
                 if timeline {
                     return timeline_of(&inbox, filter, json).await;
@@ -347,6 +360,7 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                 to,
                 tls,
             } => replay(secret, &inbox, &id, tenant.as_deref(), &to, &tls).await,
+            InboxCommand::Ui { port, read_only } => ui(secret, inbox, port, read_only).await,
             InboxCommand::Prune {
                 older_than,
                 skipped,
@@ -377,6 +391,44 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
             }
         }
     })
+}
+
+/// `inbox ui`: the console on 127.0.0.1, behind a token made for this run.
+async fn ui(secret: &SecretArgs, inbox: Inbox, port: u16, read_only: bool) -> Result<u8, Failure> {
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw)
+        .map_err(|e| Failure::io(format!("no randomness for a token: {e}")))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut builder = Console::builder(inbox, Auth::bearer(token.clone())).read_only(read_only);
+    if let Ok(secrets) = secret.secrets() {
+        builder = builder.verifier(Verifier::from_secrets(&secrets));
+    }
+    let tenants = std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default();
+    if let Ok(tenants) = plugipay_webhook::http::Verifiers::parse_tenant_secrets(&tenants) {
+        for (name, verifier) in tenants {
+            builder = builder.tenant_verifier(name, verifier);
+        }
+    }
+    let console = builder
+        .build()
+        .map_err(|e| Failure::config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| Failure::io(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::io(e.to_string()))?;
+    crate::out(&format!(
+        "console on http://{addr}/console/login?token={token}"
+    ));
+    let app: axum::Router = axum::Router::new().merge(console.router());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::io(format!("the console stopped: {e}")))?;
+    Ok(0)
 }
 
 fn humantime(d: Duration) -> String {

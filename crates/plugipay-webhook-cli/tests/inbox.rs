@@ -587,3 +587,96 @@ fn each_handlers_state_is_shown_and_retried_alone() {
     let (_, out) = inbox_cli(&url, &["list", "--state", "done"]);
     assert!(out.contains("handlers ledger=done,notify=done"), "{out}");
 }
+
+/// `inbox ui`: a console on 127.0.0.1 behind a token of its own, printed
+/// as a login URL; the URL signs a browser in, the token is a bearer token
+/// too, and nothing is shown without it.
+#[test]
+fn inbox_ui_serves_the_console_behind_a_fresh_token() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-ui-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("inbox.sqlite3").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let backend = inbox_from_url(&url).await.expect("the inbox");
+        let inbox = Inbox::builder(backend).build().unwrap();
+        inbox
+            .receive(&received("plugipay.payout.paid.v1", "evt_ui").await)
+            .await;
+    });
+    let start = || {
+        let mut cmd = Command::new(BIN);
+        cmd.env("PLUGIPAY_WEBHOOK_SECRET", SECRET)
+            .env("PLUGIPAY_INBOX_URL", &url)
+            .args(["inbox", "ui", "--port", "0"])
+            .stderr(Stdio::null());
+        let process = Process::spawn(cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            if let Some(l) = process
+                .drain(Duration::from_millis(200))
+                .into_iter()
+                .find(|l| l.starts_with("console on "))
+            {
+                break l;
+            }
+            assert!(std::time::Instant::now() < deadline, "no login URL");
+        };
+        (process, line["console on ".len()..].trim().to_owned())
+    };
+    let (process, login) = start();
+    let (_second, other) = start();
+    let token = login.split("token=").nth(1).unwrap().to_owned();
+    assert_eq!(token.len(), 48, "{login}");
+    assert_ne!(
+        other.split("token=").nth(1).unwrap(),
+        token,
+        "a fresh token each run"
+    );
+    let rest = login.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    assert!(addr.starts_with("127.0.0.1:"), "{login}");
+    let get = |path: &str, extra: &str| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let answer = get(path, "");
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(answer.contains("HttpOnly") && answer.contains("SameSite=Strict"));
+    let answer = get("/console/events", "");
+    assert!(
+        answer.starts_with("HTTP/1.1 401") && !answer.contains("evt_ui"),
+        "{answer}"
+    );
+    let answer = get(
+        "/console/events",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("data-event-id=\"evt_ui\" data-state=\"skipped\""),
+        "{answer}"
+    );
+    // Re-verified with the configured secret.
+    let answer = get(
+        "/console/events/evt_ui",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert!(
+        answer.contains("verify against the stored header"),
+        "{answer}"
+    );
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,11 +4,11 @@
 //!
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin actix-web
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use plugipay_webhook_actix_web::{Dispatched, VerifiedEvent};
 use plugipay_webhook_examples::{
-    init_tracing, render_metrics, Config, Receiver, HEALTH_ROUTE, METRICS_CONTENT_TYPE,
-    METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
+    init_tracing, render_metrics, Config, Console, Receiver, CONSOLE_ROUTE, HEALTH_ROUTE,
+    METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, TENANT_ROUTE, WEBHOOK_ROUTE,
 };
 
 async fn plugipay_webhook(receiver: web::Data<Receiver>, event: VerifiedEvent) -> Dispatched {
@@ -22,6 +22,28 @@ async fn healthz(receiver: web::Data<Receiver>) -> HttpResponse {
         .body(body)
 }
 
+/// The console under actix-web: its `http` 1 request, from actix-web's own
+/// types (actix-web 4 speaks `http` 0.2), and back.
+async fn console(req: HttpRequest, body: web::Bytes, console: web::Data<Console>) -> HttpResponse {
+    let mut request = http::Request::builder()
+        .method(req.method().as_str())
+        .uri(req.uri().to_string());
+    for (name, value) in req.headers() {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    let Ok(request) = request.body(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let response = console.respond(request).await;
+    let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HttpResponse::build(status);
+    for (name, value) in response.headers() {
+        out.append_header((name.as_str(), value.as_bytes()));
+    }
+    out.body(response.into_body())
+}
+
 /// actix-web stops on SIGTERM and SIGINT by itself: it stops accepting,
 /// lets in-flight requests finish (up to `shutdown_timeout`) and exits.
 fn main() {
@@ -30,6 +52,8 @@ fn main() {
     let addr = config.addr();
     let result = actix_web::rt::System::new().block_on(async move {
         let receiver = web::Data::new(Receiver::from_env_or_exit().await);
+        // The inbox's console under /console, when PLUGIPAY_CONSOLE_TOKEN is set.
+        let console_data = receiver.console_or_exit(&config).map(web::Data::new);
         let workers = receiver.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -51,6 +75,15 @@ fn main() {
                         .app_data(config.tenants.clone())
                         .route(web::post().to(plugipay_webhook)),
                 )
+                .configure(|cfg| {
+                    if let Some(c) = &console_data {
+                        cfg.service(
+                            web::scope(CONSOLE_ROUTE)
+                                .app_data(c.clone())
+                                .default_service(web::to(console)),
+                        );
+                    }
+                })
                 // A baseline for load comparisons: reads the same body, verifies nothing.
                 .route(
                     PLAIN_ROUTE,

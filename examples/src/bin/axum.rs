@@ -44,7 +44,7 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
-    let app = Router::new()
+    let mut app = Router::new()
         .route(WEBHOOK_ROUTE, post(plugipay_webhook::<Verifier>))
         .route(TENANT_ROUTE, post(plugipay_webhook::<Verifiers>))
         .route(HEALTH_ROUTE, axum::routing::get(healthz))
@@ -61,12 +61,16 @@ async fn main() {
         .route(
             PLAIN_ROUTE,
             post(|_body: axum::body::Bytes| async { StatusCode::NO_CONTENT }),
-        )
-        .with_state(AppState {
-            verifier: config.verifier.clone(),
-            tenants: config.tenants.clone(),
-            receiver: receiver.clone(),
-        });
+        );
+    // The inbox's console under /console, when PLUGIPAY_CONSOLE_TOKEN is set.
+    if let Some(console) = receiver.console_or_exit(&config) {
+        app = app.merge(console.router());
+    }
+    let app = app.with_state(AppState {
+        verifier: config.verifier.clone(),
+        tenants: config.tenants.clone(),
+        receiver: receiver.clone(),
+    });
     let listener = config.listen_or_exit().await;
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

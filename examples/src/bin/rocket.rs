@@ -6,7 +6,9 @@
 //! PLUGIPAY_WEBHOOK_SECRET=whsec_… cargo run -p plugipay-webhook-examples --bin rocket
 
 use plugipay_webhook::http::Verifiers;
-use plugipay_webhook_examples::{init_tracing, render_metrics, Config, Receiver, WEBHOOK_ROUTE};
+use plugipay_webhook_examples::{
+    init_tracing, render_metrics, Config, Console, Receiver, CONSOLE_ROUTE, WEBHOOK_ROUTE,
+};
 use plugipay_webhook_rocket::{catchers, Dispatched, VerifiedEvent};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -50,6 +52,59 @@ async fn plain(data: rocket::Data<'_>) -> Status {
     Status::NoContent
 }
 
+/// The console under Rocket: a route handler for every method and path
+/// under its base, turning Rocket's request into an `http` one and back.
+#[derive(Clone)]
+struct ConsoleRoutes(Console);
+
+#[rocket::async_trait]
+impl rocket::route::Handler for ConsoleRoutes {
+    async fn handle<'r>(
+        &self,
+        req: &'r rocket::Request<'_>,
+        data: rocket::Data<'r>,
+    ) -> rocket::route::Outcome<'r> {
+        use rocket::data::ToByteUnit;
+        let body = match data.open(64.kibibytes()).into_bytes().await {
+            Ok(body) if body.is_complete() => body.into_inner(),
+            Ok(_) => return rocket::route::Outcome::Error(Status::PayloadTooLarge),
+            Err(_) => return rocket::route::Outcome::Error(Status::BadRequest),
+        };
+        let mut request = http::Request::builder()
+            .method(req.method().as_str())
+            .uri(req.uri().to_string());
+        for h in req.headers().iter() {
+            request = request.header(h.name().as_str(), h.value());
+        }
+        let Ok(request) = request.body(bytes::Bytes::from(body)) else {
+            return rocket::route::Outcome::Error(Status::BadRequest);
+        };
+        let response = self.0.respond(request).await;
+        let mut out = rocket::Response::build();
+        out.status(Status::new(response.status().as_u16()));
+        for (name, value) in response.headers() {
+            out.raw_header_adjoin(
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or_default().to_owned(),
+            );
+        }
+        let body = response.into_body();
+        out.sized_body(body.len(), std::io::Cursor::new(body));
+        rocket::route::Outcome::Success(out.finalize())
+    }
+}
+
+impl From<ConsoleRoutes> for Vec<rocket::Route> {
+    fn from(routes: ConsoleRoutes) -> Vec<rocket::Route> {
+        use rocket::http::Method;
+        // `<path..>` matches the base itself too.
+        [Method::Get, Method::Head, Method::Post]
+            .into_iter()
+            .map(|m| rocket::Route::new(m, "/<path..>", routes.clone()))
+            .collect()
+    }
+}
+
 fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
@@ -68,11 +123,13 @@ fn main() {
     }
     // Rocket manages one value per type: one source for both routes.
     let verifiers = Verifiers::by_route()
-        .route(WEBHOOK_ROUTE, config.verifier)
-        .or(config.tenants);
+        .route(WEBHOOK_ROUTE, config.verifier.clone())
+        .or(config.tenants.clone());
     let result = rocket::execute(async move {
         let receiver = Receiver::from_env_or_exit().await;
-        let rocket = rocket::custom(figment)
+        // The inbox's console under /console, when PLUGIPAY_CONSOLE_TOKEN is set.
+        let console = receiver.console_or_exit(&config);
+        let mut rocket = rocket::custom(figment)
             .manage(verifiers)
             .manage(receiver.clone())
             .mount(
@@ -88,6 +145,9 @@ fn main() {
                     println!("listening on http://{}:{}", c.address, c.port);
                 })
             }));
+        if let Some(console) = console {
+            rocket = rocket.mount(CONSOLE_ROUTE, ConsoleRoutes(console));
+        }
         let launched = rocket.launch().await;
         receiver.shutdown().await;
         launched

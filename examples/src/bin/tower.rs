@@ -14,7 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use plugipay_webhook::http::Rejection;
 use plugipay_webhook::WebhookEvent;
 use plugipay_webhook_examples::{
-    init_tracing, render_metrics, shutdown_signal, Config, Receiver, HEALTH_ROUTE,
+    init_tracing, render_metrics, shutdown_signal, Config, Receiver, CONSOLE_ROUTE, HEALTH_ROUTE,
     METRICS_CONTENT_TYPE, METRICS_ROUTE, PLAIN_ROUTE, WEBHOOK_ROUTE,
 };
 use plugipay_webhook_tower::{rejection_response, Dispatched, VerifyWebhookLayer};
@@ -38,6 +38,8 @@ async fn main() {
     init_tracing();
     let config = Config::from_env_or_exit();
     let receiver = Receiver::from_env_or_exit().await;
+    // The inbox's console under /console, when PLUGIPAY_CONSOLE_TOKEN is set.
+    let console = receiver.console_or_exit(&config).map(|c| c.service());
     let workers = receiver.clone();
     let health = receiver.clone();
     let handler = service_fn(move |req: Request<Full<Bytes>>| {
@@ -67,13 +69,30 @@ async fn main() {
             },
             () = &mut shutdown => break,
         };
-        let (webhook, tenants, health) = (webhook.clone(), tenants.clone(), health.clone());
+        let (webhook, tenants, health, console) = (
+            webhook.clone(),
+            tenants.clone(),
+            health.clone(),
+            console.clone(),
+        );
         // Routing is the application's: only the webhook routes are verified.
         let app = service_fn(move |req: Request<hyper::body::Incoming>| {
-            let (mut webhook, mut tenants, health) =
-                (webhook.clone(), tenants.clone(), health.clone());
+            let (mut webhook, mut tenants, health, console) = (
+                webhook.clone(),
+                tenants.clone(),
+                health.clone(),
+                console.clone(),
+            );
             async move {
                 let path = req.uri().path();
+                let under = |base: &str| {
+                    path.strip_prefix(base)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                };
+                if let (true, Some(mut console)) = (under(CONSOLE_ROUTE), console) {
+                    let Ok(resp) = console.call(req).await;
+                    return Ok(resp.map(Either::Right));
+                }
                 if path == METRICS_ROUTE && req.method() == Method::GET {
                     let mut resp = Response::new(Full::new(Bytes::from(render_metrics())));
                     resp.headers_mut().insert(
