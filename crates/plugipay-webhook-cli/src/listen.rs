@@ -24,9 +24,14 @@ use clap::Args;
 use plugipay_webhook::http::receive as verify_request;
 use plugipay_webhook::{testing, Verifier, WebhookEvent};
 use plugipay_webhook_axum::WebhookRejection;
+use plugipay_webhook_console::dev::{Delivery, Verdict};
+use plugipay_webhook_console::{Auth, Console};
+use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox};
+use plugipay_webhook_dispatch::Outcome;
 use serde_json::json;
 
 use crate::client::{Conn, Target, TlsArgs};
+use crate::deliveries::{DeliveryLog, Replayer, TempDir};
 use crate::secret::SecretArgs;
 use crate::Failure;
 
@@ -97,6 +102,14 @@ pub(crate) struct ListenArgs {
     /// Wait this long before answering a verified delivery.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     delay: u64,
+
+    /// Also serve the web console at /console on the same port (a login
+    /// URL with a fresh token is printed): every delivery, verified or not,
+    /// with its verdict and the `verify --explain` diagnosis, a JSON diff of
+    /// two, Replay (signed afresh, to --forward-to) and pin. Kept in a
+    /// temporary SQLite database, removed when listen stops.
+    #[arg(long)]
+    ui: bool,
 }
 
 /// A secret from the command line: its `Debug` never shows it.
@@ -380,8 +393,106 @@ struct App {
     verifier: Verifier,
     printer: Printer,
     saver: Option<Saver>,
-    forwarder: Option<Forwarder>,
+    forwarder: Option<Arc<Forwarder>>,
     answer: Answer,
+    ui: Option<Ui>,
+}
+
+/// `--ui`: the record of every delivery, and the inbox of the verified ones.
+struct Ui {
+    log: DeliveryLog,
+    inbox: Inbox,
+    secrets: Vec<String>,
+}
+
+impl Ui {
+    /// Records a delivery: its verdict, the `verify --explain` diagnosis of
+    /// a signature problem (or of a match with a later secret), and what
+    /// it was answered; a verified one also goes into the inbox.
+    async fn record(
+        &self,
+        parts: &axum::http::request::Parts,
+        body: Vec<u8>,
+        result: Result<&WebhookEvent, &WebhookRejection>,
+        after: &After,
+    ) {
+        let header = parts
+            .headers
+            .get(plugipay_webhook::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let received_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let (verdict, signature_problem) = match result {
+            Ok(event) => (
+                Verdict::Verified {
+                    id: event.id().to_owned(),
+                    event_type: event.event_type().to_owned(),
+                    tenant: event.tenant().map(str::to_owned),
+                    matched_secret: event.matched_secret(),
+                },
+                event.matched_secret() > 0,
+            ),
+            Err(r) => (
+                Verdict::Rejected {
+                    status: r.status().as_u16(),
+                    code: r.code().to_owned(),
+                    message: r.to_string(),
+                },
+                r.code().starts_with("signature_"),
+            ),
+        };
+        let explain = match header {
+            Some(header) if signature_problem => {
+                let verifier = Verifier::from_secrets(&self.secrets);
+                let again =
+                    verifier.verify_at(body.as_slice(), Some(header), received_at_ms / 1000);
+                crate::verify::explain(&self.secrets, header, &body, &again)
+            }
+            _ => Vec::new(),
+        };
+        if let Ok(event) = result {
+            if self.inbox.receive(event).await == Outcome::StoreUnavailable {
+                eprintln!(
+                    "error: the console's inbox did not store {}",
+                    printable(event.id())
+                );
+            }
+        }
+        let delivery = Delivery {
+            seq: 0,
+            received_at_ms,
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: Bytes::from(body),
+            verdict,
+            explain,
+            answered: Some(after.answered),
+            forwarded: after.forwarded.as_ref().map(|f| match f {
+                Ok((status, latency)) => format!("{status} in {:.1} ms", crate::send::ms(*latency)),
+                Err(e) => format!("failed: {e}"),
+            }),
+            pinned: false,
+            replays: 0,
+            last_replay: None,
+        };
+        if let Err(e) = self.log.record(delivery).await {
+            eprintln!("error: {e}");
+        }
+    }
 }
 
 /// A body stream that keeps a copy of every chunk (for `--save`).
@@ -406,15 +517,18 @@ impl futures_core::Stream for Tee {
 
 async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let copy = app.saver.as_ref().map(|_| Arc::new(Mutex::new(Vec::new())));
+    let copy = (app.saver.is_some() || app.ui.is_some()).then(|| Arc::new(Mutex::new(Vec::new())));
     let body = Tee {
         inner: body.into_data_stream(),
         copy: copy.clone(),
     };
     let result = verify_request(Some(&app.verifier), &parts, body).await;
-    let saved = match (&app.saver, &copy) {
-        (Some(saver), Some(copy)) => {
-            let bytes = copy.lock().map(|c| c.clone()).unwrap_or_default();
+    let bytes = copy
+        .as_ref()
+        .and_then(|c| c.lock().ok().map(|c| c.clone()))
+        .unwrap_or_default();
+    let saved = match &app.saver {
+        Some(saver) => {
             let verdict = match &result {
                 Ok(_) => "verified",
                 Err(rejection) => rejection.code(),
@@ -434,6 +548,13 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(rejection) => {
             let rejection = WebhookRejection(rejection);
             app.printer.rejection(&rejection, saved.as_ref());
+            if let Some(ui) = &app.ui {
+                let after = After {
+                    answered: rejection.status().as_u16(),
+                    ..After::default()
+                };
+                ui.record(&parts, bytes, Err(&rejection), &after).await;
+            }
             return rejection.into_response();
         }
     };
@@ -486,6 +607,9 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
             .expect("a valid response")
     };
     app.printer.event(&event, &after);
+    if let Some(ui) = &app.ui {
+        ui.record(&parts, bytes, Ok(&event), &after).await;
+    }
     response
 }
 
@@ -530,11 +654,11 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
         (None, None) => None,
     };
     let forwarder = match &args.forward_to {
-        Some(url) => Some(Forwarder {
+        Some(url) => Some(Arc::new(Forwarder {
             target: Target::parse(url, &args.tls)?,
             secrets: forward_secret.map_or_else(|| secrets.clone(), |s| vec![s]),
             idle: Mutex::new(Vec::new()),
-        }),
+        })),
         None => None,
     };
     let printer = Printer {
@@ -544,28 +668,40 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             && std::env::var_os("NO_COLOR").is_none(),
         seen: Arc::default(),
     };
-    let app = Arc::new(App {
-        verifier,
-        printer,
-        saver,
-        forwarder,
-        answer: Answer {
-            status: args.status,
-            fail_first: args.fail_first,
-            delay: Duration::from_millis(args.delay),
-            attempts: Mutex::default(),
-        },
-    });
-    let router = Router::new()
-        .route("/", post(receive))
-        .route("/{*path}", post(receive))
-        .with_state(app);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::io(format!("cannot start the runtime: {e}")))?;
     let host = args.host;
     rt.block_on(async move {
+        // `--ui`: this run's own directory, removed when it ends.
+        let (dir, ui, console) = if args.ui {
+            let (dir, ui, console) = ui(&verifier, &secrets, forwarder.as_ref(), &args)?;
+            (Some(dir), Some(ui), Some(console))
+        } else {
+            (None, None, None)
+        };
+        let app = Arc::new(App {
+            verifier,
+            printer,
+            saver,
+            forwarder,
+            answer: Answer {
+                status: args.status,
+                fail_first: args.fail_first,
+                delay: Duration::from_millis(args.delay),
+                attempts: Mutex::default(),
+            },
+            ui,
+        });
+        let mut router = Router::new();
+        if let Some((console, _)) = &console {
+            router = router.merge(console.router());
+        }
+        let router = router
+            .route("/", post(receive))
+            .route("/{*path}", post(receive))
+            .with_state(app);
         let listener = tokio::net::TcpListener::bind((host, port))
             .await
             .map_err(|e| Failure::io(format!("cannot listen on {host}:{port}: {e}")))?;
@@ -577,17 +713,107 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
             .as_deref()
             .map(|u| format!("; forwarding to {u}"))
             .unwrap_or_default();
+        let console_note = if console.is_some() {
+            "; the console under /console"
+        } else {
+            ""
+        };
         say(&format!(
-            "listening on http://{addr}  (POST any path{forwarding}; Ctrl-C to stop)"
+            "listening on http://{addr}  (POST any path{forwarding}{console_note}; Ctrl-C to stop)"
         ));
+        if let (Some((_, token)), Some(dir)) = (&console, &dir) {
+            // An address a browser can open, even when bound to every interface.
+            let shown = if addr.ip().is_unspecified() {
+                std::net::SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+            } else {
+                addr
+            };
+            say(&format!(
+                "console on http://{shown}/console/login?token={token}"
+            ));
+            say(&format!(
+                "deliveries kept in {} until listen stops",
+                dir.path().display()
+            ));
+        }
         axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(stopped())
             .await
             .map_err(|e| Failure::io(e.to_string()))?;
+        drop(dir);
         Ok(0)
     })
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--ui`: a temporary directory holding a SQLite inbox (the verified
+/// events) and the record of every delivery, and the console over both,
+/// behind a fresh bearer token.
+fn ui(
+    verifier: &Verifier,
+    secrets: &[String],
+    forwarder: Option<&Arc<Forwarder>>,
+    args: &ListenArgs,
+) -> Result<(TempDir, Ui, (Console, String)), Failure> {
+    let dir = TempDir::new("plugipay-listen")
+        .map_err(|e| Failure::io(format!("cannot make a directory for --ui: {e}")))?;
+    let db = dir.path().join("listen.sqlite3");
+    let backend = SqliteInbox::open(&db)
+        .map_err(|e| Failure::io(format!("cannot open the console's inbox: {e}")))?;
+    let inbox = Inbox::builder(backend)
+        .build()
+        .map_err(|e| Failure::config(e.to_string()))?;
+    let replay: Option<(String, Replayer)> = match (forwarder, &args.forward_to) {
+        (Some(forwarder), Some(url)) => {
+            let forwarder = forwarder.clone();
+            let send: Replayer = Arc::new(move |body: Bytes| {
+                let forwarder = forwarder.clone();
+                Box::pin(async move {
+                    let (status, _, latency) = forwarder.forward(body).await?;
+                    Ok(format!(
+                        "{} in {:.1} ms",
+                        status.as_u16(),
+                        crate::send::ms(latency)
+                    ))
+                })
+            });
+            Some((url.clone(), send))
+        }
+        _ => None,
+    };
+    let log = DeliveryLog::open(&db, replay)
+        .map_err(|e| Failure::io(format!("cannot open the console's delivery log: {e}")))?;
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw)
+        .map_err(|e| Failure::io(format!("no randomness for a token: {e}")))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let console = Console::builder(inbox.clone(), Auth::bearer(token.clone()))
+        .verifier(verifier.clone())
+        .retries(false)
+        .deliveries(log.clone())
+        .build()
+        .map_err(|e| Failure::config(e.to_string()))?;
+    let ui = Ui {
+        log,
+        inbox,
+        secrets: secrets.to_vec(),
+    };
+    Ok((dir, ui, (console, token)))
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ macro_rules! outln {
 }
 
 mod client;
+mod deliveries;
 mod inbox;
 mod listen;
 mod replay;

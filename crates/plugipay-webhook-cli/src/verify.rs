@@ -81,7 +81,7 @@ pub(crate) fn run(secret: &SecretArgs, args: &VerifyArgs) -> Result<u8, Failure>
 /// `--explain`: tries the usual mistakes and says which one would have made
 /// the delivery verify — naming secrets by position, never printing a secret
 /// or a MAC.
-fn explain(
+pub(crate) fn explain(
     secrets: &[String],
     header: &str,
     body: &[u8],

@@ -8,6 +8,13 @@
 //! one event (`?type=` and `?tenant=` tell apart events sharing an id),
 //! `POST /events/{id}/retry`, `GET|POST /retry?state=dead|skipped&type=` every
 //! dead or skipped event of a type, `GET /login?token=`.
+//!
+//! With [`ConsoleBuilder::deliveries`] (a development receiver's, as
+//! `plugipay-webhook listen --ui`): `GET /deliveries?verdict=&pinned=` every
+//! delivery, verified or not, `GET /deliveries/{n}` one (verdict, the
+//! `verify --explain` diagnosis, headers, body), `GET /deliveries/diff?a=&b=`
+//! the JSON diff of two, `POST /deliveries/{n}/replay`,
+//! `POST /deliveries/{n}/pin`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "redis")))]
@@ -15,6 +22,9 @@ compile_error!("plugipay-webhook-console: enable one of the features postgres, s
 
 mod auth;
 mod chart;
+pub mod dev;
+mod dev_pages;
+mod diff;
 mod form;
 mod html;
 mod pages;
@@ -55,6 +65,8 @@ struct Inner {
     secure_cookie: bool,
     verifier: Option<Verifier>,
     tenants: HashMap<String, Verifier>,
+    retries: bool,
+    deliveries: Option<Arc<dyn dev::Deliveries>>,
 }
 
 impl fmt::Debug for Console {
@@ -63,12 +75,13 @@ impl fmt::Debug for Console {
             .field("base", &self.inner.base)
             .field("auth", self.inner.keys.auth())
             .field("read_only", &self.inner.read_only)
+            .field("retries", &self.inner.retries)
+            .field("deliveries", &self.inner.deliveries.is_some())
             .finish_non_exhaustive()
     }
 }
 
 /// Builds a [`Console`]: [`Console::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct ConsoleBuilder {
     inbox: Inbox,
@@ -78,6 +91,20 @@ pub struct ConsoleBuilder {
     secure_cookie: bool,
     verifier: Option<Verifier>,
     tenants: HashMap<String, Verifier>,
+    retries: bool,
+    deliveries: Option<Arc<dyn dev::Deliveries>>,
+}
+
+impl fmt::Debug for ConsoleBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleBuilder")
+            .field("base", &self.base)
+            .field("auth", &self.auth)
+            .field("read_only", &self.read_only)
+            .field("retries", &self.retries)
+            .field("deliveries", &self.deliveries.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a console cannot be built.
@@ -129,6 +156,23 @@ impl ConsoleBuilder {
         self
     }
 
+    /// Whether the console offers to retry events (default yes). A console
+    /// over an inbox that no worker drains — a development receiver's
+    /// record of what it verified — turns them off: a retried event would
+    /// only wait.
+    pub fn retries(mut self, retries: bool) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// A development receiver's deliveries: adds the Deliveries pages
+    /// (every request, verified or not, with its verdict and diagnosis; a
+    /// diff of two; Replay; pin). See [`dev`].
+    pub fn deliveries(mut self, deliveries: impl dev::Deliveries) -> Self {
+        self.deliveries = Some(Arc::new(deliveries));
+        self
+    }
+
     /// The console, or why not (a bearer token under 16 characters, a basic
     /// password under 12, a base path that is not absolute).
     pub fn build(self) -> Result<Console, ConfigError> {
@@ -156,6 +200,8 @@ impl ConsoleBuilder {
                 secure_cookie: self.secure_cookie,
                 verifier: self.verifier,
                 tenants: self.tenants,
+                retries: self.retries,
+                deliveries: self.deliveries,
             }),
         })
     }
@@ -213,6 +259,8 @@ impl Console {
             secure_cookie: false,
             verifier: None,
             tenants: HashMap::new(),
+            retries: true,
+            deliveries: None,
         }
     }
 
@@ -267,6 +315,9 @@ impl Console {
             return self.challenge(&req);
         }
         let segments: Vec<&str> = req.path[1..].split('/').collect();
+        if let (Some(dev), ["deliveries", ..]) = (&i.deliveries, segments.as_slice()) {
+            return self.route_deliveries(&**dev, &req, &segments[1..]).await;
+        }
         match (&req.method, segments.as_slice()) {
             (&Method::GET, [""]) => pages::overview(self).await,
             (&Method::GET, ["events"]) => pages::events(self, &req).await,
@@ -283,6 +334,9 @@ impl Console {
                         "This console is read-only: it changes nothing.",
                     );
                 }
+                if !self.can_retry() {
+                    return pages::no_retries(self);
+                }
                 let form = match self.form(&req) {
                     Ok(form) => form,
                     Err(response) => return response,
@@ -296,18 +350,50 @@ impl Console {
                 }
             }
             (&Method::GET | &Method::HEAD, _) => pages::not_found(self),
-            _ => {
-                let mut r = pages::message(
-                    self,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Method not allowed",
-                    "The console answers GET, and POST for its forms.",
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
-                r
-            }
+            _ => self.method_not_allowed(),
         }
+    }
+
+    /// The development receiver's pages, under `/deliveries`.
+    async fn route_deliveries(
+        &self,
+        dev: &dyn dev::Deliveries,
+        req: &Req,
+        rest: &[&str],
+    ) -> Response<Bytes> {
+        match (&req.method, rest) {
+            (&Method::GET, []) => dev_pages::list(self, dev, req).await,
+            (&Method::GET, ["diff"]) => dev_pages::compare(self, dev, req).await,
+            (&Method::GET, [seq]) => dev_pages::one(self, dev, req, seq).await,
+            (&Method::POST, [seq, action @ ("pin" | "replay")]) => {
+                if self.inner.read_only {
+                    return pages::no_retries(self);
+                }
+                let form = match self.form(req) {
+                    Ok(form) => form,
+                    Err(response) => return response,
+                };
+                if *action == "pin" {
+                    dev_pages::pin(self, dev, seq, &form).await
+                } else {
+                    dev_pages::replay(self, dev, seq).await
+                }
+            }
+            (&Method::GET | &Method::HEAD | &Method::POST, _) => pages::not_found(self),
+            _ => self.method_not_allowed(),
+        }
+    }
+
+    fn method_not_allowed(&self) -> Response<Bytes> {
+        let mut r = pages::message(
+            self,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "The console answers GET, and POST for its forms.",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+        r
     }
 
     /// A POST's form, once its origin, type and CSRF token are checked.
@@ -403,13 +489,18 @@ impl Console {
             base: &self.inner.base,
             title,
             read_only: self.inner.read_only,
-            dev: false,
+            dev: self.inner.deliveries.is_some(),
             current,
         }
     }
 
     pub(crate) fn read_only(&self) -> bool {
         self.inner.read_only
+    }
+
+    /// Whether the console shows and takes retries of events.
+    pub(crate) fn can_retry(&self) -> bool {
+        !self.inner.read_only && self.inner.retries
     }
 
     pub(crate) fn csrf(&self) -> &str {

@@ -27,6 +27,25 @@ pub(crate) fn message(c: &Console, status: StatusCode, title: &str, text: &str) 
     html_response(status, c.frame(title, "").render(&body))
 }
 
+/// The answer to a retry a console does not offer.
+pub(crate) fn no_retries(c: &Console) -> Response<Bytes> {
+    if c.read_only() {
+        message(
+            c,
+            StatusCode::FORBIDDEN,
+            "Read-only",
+            "This console is read-only: it changes nothing.",
+        )
+    } else {
+        message(
+            c,
+            StatusCode::FORBIDDEN,
+            "No retries here",
+            "This console does not retry events: no worker drains its inbox.",
+        )
+    }
+}
+
 pub(crate) fn not_found(c: &Console) -> Response<Bytes> {
     message(
         c,
@@ -60,14 +79,14 @@ fn state_badge(state: &str) -> String {
     format!("<span class=\"state {s}\">{s}</span>", s = esc(state))
 }
 
-fn csrf_field(c: &Console) -> String {
+pub(crate) fn csrf_field(c: &Console) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         c.csrf()
     )
 }
 
-fn hidden(name: &str, value: &str) -> String {
+pub(crate) fn hidden(name: &str, value: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
         esc(value)
@@ -109,7 +128,7 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
     };
     let mut rows = String::new();
     for f in &failing {
-        let retry = if c.read_only() || f.dead == 0 {
+        let retry = if !c.can_retry() || f.dead == 0 {
             String::new()
         } else {
             format!(
@@ -311,8 +330,8 @@ pub(crate) async fn events(c: &Console, req: &Req) -> Response<Bytes> {
         );
     }
     let mut actions = String::new();
-    if let (false, Some(s @ (State::Dead | State::Skipped)), Some(ty)) =
-        (c.read_only(), state, req.q("type"))
+    if let (true, Some(s @ (State::Dead | State::Skipped)), Some(ty)) =
+        (c.can_retry(), state, req.q("type"))
     {
         let _ = write!(
             actions,
@@ -402,8 +421,7 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
         ),
         _ => String::new(),
     };
-    let retry = if !c.read_only() && matches!(r.state, State::Dead | State::Skipped | State::Stale)
-    {
+    let retry = if c.can_retry() && matches!(r.state, State::Dead | State::Skipped | State::Stale) {
         format!(
             "<form method=\"post\" action=\"{base}/events/{}/retry\" class=\"action\">{}{}{}\
              <p>Makes this {} event pending again, its attempts reset; handlers that succeeded do not run again.</p>\
@@ -668,13 +686,8 @@ pub(crate) async fn confirm_retry(c: &Console, req: &Req) -> Response<Bytes> {
             "Retry takes state=dead or state=skipped and a type.",
         );
     };
-    if c.read_only() {
-        return message(
-            c,
-            StatusCode::FORBIDDEN,
-            "Read-only",
-            "This console is read-only: it changes nothing.",
-        );
+    if !c.can_retry() {
+        return no_retries(c);
     }
     let found = match c
         .inbox()

@@ -1,0 +1,382 @@
+//! `listen --ui`'s record of every delivery, verified or not: a table in
+//! the temporary SQLite database that also holds its inbox, shown by the
+//! console's development pages.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use plugipay_webhook_console::dev::{
+    BoxFuture, Deliveries, Delivery, DeliveryError, DeliveryQuery, Verdict,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// How many deliveries that are not pinned are kept; older ones go.
+pub(crate) const KEEP: usize = 1000;
+
+/// Sends a body again, signed afresh: what happened, as a sentence.
+pub(crate) type Replayer =
+    Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// A directory of this run's own (owner only), removed when dropped.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(prefix: &str) -> std::io::Result<TempDir> {
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+        let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The deliveries table, and how to replay one.
+#[derive(Clone)]
+pub(crate) struct DeliveryLog {
+    conn: Arc<Mutex<Connection>>,
+    replay: Option<(String, Replayer)>,
+}
+
+impl DeliveryLog {
+    /// Opens (creating) the table in the database at `path`; `replay` is
+    /// the forward target and how to send to it.
+    pub(crate) fn open(path: &Path, replay: Option<(String, Replayer)>) -> Result<Self, String> {
+        let conn = Connection::open(path).map_err(|e| e.to_string())?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS listen_deliveries (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                received_at_ms INTEGER NOT NULL,
+                method TEXT NOT NULL,
+                path TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                body BLOB NOT NULL,
+                ok INTEGER NOT NULL,
+                event_id TEXT,
+                event_type TEXT,
+                tenant TEXT,
+                matched_secret INTEGER,
+                status INTEGER,
+                code TEXT,
+                message TEXT,
+                explain TEXT NOT NULL,
+                answered INTEGER,
+                forwarded TEXT,
+                pinned INTEGER NOT NULL DEFAULT 0,
+                replays INTEGER NOT NULL DEFAULT 0,
+                last_replay TEXT
+            );",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(DeliveryLog {
+            conn: Arc::new(Mutex::new(conn)),
+            replay,
+        })
+    }
+
+    /// Runs `f` on the connection, off the runtime's threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DeliveryError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn
+                .lock()
+                .map_err(|_| DeliveryError("the delivery log is unusable".into()))?;
+            f(&conn).map_err(|e| DeliveryError(format!("the delivery log: {e}")))
+        })
+        .await
+        .map_err(|e| DeliveryError(format!("the delivery log: {e}")))?
+    }
+
+    /// Records one delivery (its `seq` is given by the table) and lets the
+    /// oldest unpinned ones beyond [`KEEP`] go; its number.
+    pub(crate) async fn record(&self, d: Delivery) -> Result<u64, DeliveryError> {
+        self.with(move |conn| {
+            let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+            let explain = serde_json::to_string(&d.explain).unwrap_or_else(|_| "[]".into());
+            let (ok, id, ty, tenant, matched, status, code, message) = match &d.verdict {
+                Verdict::Verified {
+                    id,
+                    event_type,
+                    tenant,
+                    matched_secret,
+                } => (
+                    true,
+                    Some(id.as_str()),
+                    Some(event_type.as_str()),
+                    tenant.as_deref(),
+                    Some(*matched_secret as i64),
+                    None,
+                    None,
+                    None,
+                ),
+                Verdict::Rejected {
+                    status,
+                    code,
+                    message,
+                } => (
+                    false,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(i64::from(*status)),
+                    Some(code.as_str()),
+                    Some(message.as_str()),
+                ),
+            };
+            conn.execute(
+                "INSERT INTO listen_deliveries (received_at_ms, method, path, headers, body, ok,
+                    event_id, event_type, tenant, matched_secret, status, code, message, explain,
+                    answered, forwarded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    d.received_at_ms,
+                    d.method,
+                    d.path,
+                    headers,
+                    &d.body[..],
+                    ok,
+                    id,
+                    ty,
+                    tenant,
+                    matched,
+                    status,
+                    code,
+                    message,
+                    explain,
+                    d.answered,
+                    d.forwarded,
+                ],
+            )?;
+            let seq = conn.last_insert_rowid();
+            conn.execute(
+                "DELETE FROM listen_deliveries WHERE pinned = 0 AND seq <= (
+                    SELECT seq FROM listen_deliveries WHERE pinned = 0
+                    ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                params![KEEP as i64],
+            )?;
+            Ok(seq as u64)
+        })
+        .await
+    }
+}
+
+const COLUMNS: &str = "seq, received_at_ms, method, path, headers, body, ok, event_id, event_type,
+    tenant, matched_secret, status, code, message, explain, answered, forwarded, pinned, replays,
+    last_replay";
+
+fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let headers: String = row.get(4)?;
+    let explain: String = row.get(14)?;
+    let body: Vec<u8> = row.get(5)?;
+    let verdict = if row.get::<_, bool>(6)? {
+        Verdict::Verified {
+            id: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            event_type: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            tenant: row.get(9)?,
+            matched_secret: row.get::<_, Option<i64>>(10)?.unwrap_or(0) as usize,
+        }
+    } else {
+        Verdict::Rejected {
+            status: row.get::<_, Option<i64>>(11)?.unwrap_or(0) as u16,
+            code: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
+            message: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+        }
+    };
+    Ok(Delivery {
+        seq: row.get::<_, i64>(0)? as u64,
+        received_at_ms: row.get(1)?,
+        method: row.get(2)?,
+        path: row.get(3)?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        body: Bytes::from(body),
+        verdict,
+        explain: serde_json::from_str(&explain).unwrap_or_default(),
+        answered: row.get::<_, Option<i64>>(15)?.map(|s| s as u16),
+        forwarded: row.get(16)?,
+        pinned: row.get(17)?,
+        replays: row.get::<_, i64>(18)? as u32,
+        last_replay: row.get(19)?,
+    })
+}
+
+fn get(conn: &Connection, seq: u64) -> rusqlite::Result<Option<Delivery>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM listen_deliveries WHERE seq = ?1"),
+        params![seq as i64],
+        delivery,
+    )
+    .optional()
+}
+
+impl Deliveries for DeliveryLog {
+    fn list(&self, q: DeliveryQuery) -> BoxFuture<'_, Result<Vec<Delivery>, DeliveryError>> {
+        Box::pin(self.with(move |conn| {
+            let before = q.before.map_or(i64::MAX, |b| b as i64);
+            let verified = q.verified.map(i64::from);
+            let mut statement = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM listen_deliveries
+                 WHERE seq < ?1 AND (?2 = 0 OR pinned = 1) AND (?3 IS NULL OR ok = ?3)
+                 ORDER BY seq DESC LIMIT ?4"
+            ))?;
+            let rows = statement.query_map(
+                params![before, q.pinned_only, verified, q.limit as i64],
+                delivery,
+            )?;
+            rows.collect()
+        }))
+    }
+
+    fn get(&self, seq: u64) -> BoxFuture<'_, Result<Option<Delivery>, DeliveryError>> {
+        Box::pin(self.with(move |conn| get(conn, seq)))
+    }
+
+    fn set_pinned(&self, seq: u64, pinned: bool) -> BoxFuture<'_, Result<bool, DeliveryError>> {
+        Box::pin(self.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE listen_deliveries SET pinned = ?2 WHERE seq = ?1",
+                params![seq as i64, pinned],
+            )?;
+            Ok(n == 1)
+        }))
+    }
+
+    fn replay_target(&self) -> Option<String> {
+        self.replay.as_ref().map(|(target, _)| target.clone())
+    }
+
+    fn replay(&self, seq: u64) -> BoxFuture<'_, Result<String, DeliveryError>> {
+        Box::pin(async move {
+            let Some((_, send)) = &self.replay else {
+                return Err(DeliveryError(
+                    "this receiver forwards nowhere: start it with --forward-to URL".into(),
+                ));
+            };
+            let d = self
+                .with(move |conn| get(conn, seq))
+                .await?
+                .ok_or_else(|| DeliveryError(format!("no delivery #{seq}")))?;
+            if !matches!(d.verdict, Verdict::Verified { .. }) {
+                return Err(DeliveryError(format!(
+                    "delivery #{seq} did not verify: only a verified delivery is replayed"
+                )));
+            }
+            let outcome = match send(d.body).await {
+                Ok(outcome) => outcome,
+                Err(e) => format!("failed: {e}"),
+            };
+            let recorded = outcome.clone();
+            self.with(move |conn| {
+                conn.execute(
+                    "UPDATE listen_deliveries SET replays = replays + 1, last_replay = ?2
+                     WHERE seq = ?1",
+                    params![seq as i64, recorded],
+                )
+            })
+            .await?;
+            Ok(outcome)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(body: &str, ok: bool) -> Delivery {
+        Delivery {
+            seq: 0,
+            received_at_ms: 1_700_000_000_000,
+            method: "POST".into(),
+            path: "/hook".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from(body.to_owned()),
+            verdict: if ok {
+                Verdict::Verified {
+                    id: "evt_1".into(),
+                    event_type: "plugipay.invoice.paid.v1".into(),
+                    tenant: None,
+                    matched_secret: 1,
+                }
+            } else {
+                Verdict::Rejected {
+                    status: 400,
+                    code: "signature_invalid".into(),
+                    message: "no signature matched".into(),
+                }
+            },
+            explain: vec!["a line".into()],
+            answered: Some(204),
+            forwarded: None,
+            pinned: false,
+            replays: 0,
+            last_replay: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_lists_pins_and_forgets_the_oldest_unpinned() {
+        let dir = TempDir::new("plugipay-cli-deliveries-test").unwrap();
+        let log = DeliveryLog::open(&dir.path().join("db"), None).unwrap();
+        let first = log.record(delivery("{\"a\":1}", true)).await.unwrap();
+        let second = log.record(delivery("not json", false)).await.unwrap();
+        assert_eq!((first, second), (1, 2));
+        let back = log.get(first).await.unwrap().unwrap();
+        let mut expected = delivery("{\"a\":1}", true);
+        expected.seq = 1;
+        assert_eq!(back, expected, "a delivery comes back as recorded");
+        assert!(log.set_pinned(first, true).await.unwrap());
+        assert!(!log.set_pinned(99, true).await.unwrap());
+        for _ in 0..KEEP {
+            log.record(delivery("{}", true)).await.unwrap();
+        }
+        assert!(log.get(first).await.unwrap().is_some(), "pinned: kept");
+        assert!(
+            log.get(second).await.unwrap().is_none(),
+            "the oldest unpinned went"
+        );
+        let all = log
+            .list(DeliveryQuery {
+                limit: 5000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), KEEP + 1);
+        assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+        let pinned = log
+            .list(DeliveryQuery {
+                pinned_only: true,
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(pinned.iter().map(|d| d.seq).collect::<Vec<_>>(), [first]);
+        let err = log.replay(first).await.unwrap_err();
+        assert!(err.0.contains("--forward-to"), "{err}");
+        let path = dir.path().to_owned();
+        drop(dir);
+        assert!(!path.exists(), "the directory goes with its guard");
+    }
+}
