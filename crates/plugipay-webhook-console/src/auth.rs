@@ -7,7 +7,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// The name of the console's session cookie.
+/// How the name of a console's session cookie starts: the whole name is
+/// `plugipay_console_` and eight hex digits derived from the console's
+/// credentials, so that two consoles on one host — `inbox ui` beside
+/// `listen --ui`; cookies ignore ports — keep their sessions apart.
 pub const COOKIE: &str = "plugipay_console";
 
 /// How the console authenticates requests. There is no default: mounting a
@@ -91,6 +94,8 @@ impl fmt::Debug for Auth {
 pub(crate) struct Keys {
     auth: Auth,
     session: String,
+    /// The session cookie's name.
+    cookie: String,
     csrf: String,
     basic: Option<String>,
 }
@@ -128,6 +133,7 @@ impl Keys {
             _ => None,
         };
         Keys {
+            cookie: format!("{COOKIE}_{}", &hex(&mac(&key, b"cookie name"))[..8]),
             session: hex(&mac(&key, b"session")),
             csrf: hex(&mac(&key, b"csrf")),
             basic,
@@ -137,6 +143,11 @@ impl Keys {
 
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
+    }
+
+    /// The session cookie's name.
+    pub(crate) fn cookie_name(&self) -> &str {
+        &self.cookie
     }
 
     /// The session cookie's value.
@@ -165,7 +176,7 @@ impl Keys {
             Auth::LocalOnly => Verdict::Ok,
             Auth::Bearer(token) => {
                 let bearer = authorization(headers, "Bearer").is_some_and(|t| eq(t, token));
-                if bearer || cookie(headers, COOKIE).is_some_and(|c| eq(c, &self.session)) {
+                if bearer || cookie(headers, &self.cookie).is_some_and(|c| eq(c, &self.session)) {
                     Verdict::Ok
                 } else {
                     Verdict::Denied
@@ -281,11 +292,20 @@ mod tests {
             bearer.check(&headers(&[("authorization", "Bearer t0k3n-t0k3n-t0k3X")])),
             Verdict::Denied
         );
-        let cookie = format!("a=b; {COOKIE}={}", bearer.session());
+        let cookie = format!("a=b; {}={}", bearer.cookie_name(), bearer.session());
+        // Another console's cookie (another token) is not this one's.
+        let other = Keys::new(Auth::bearer("another-token-another-token"));
+        assert_ne!(other.cookie_name(), bearer.cookie_name());
+        assert!(bearer.cookie_name().starts_with("plugipay_console_"));
+        let theirs = format!("{}={}", other.cookie_name(), other.session());
+        assert_eq!(
+            bearer.check(&headers(&[("cookie", &theirs)])),
+            Verdict::Denied
+        );
         assert_eq!(bearer.check(&headers(&[("cookie", &cookie)])), Verdict::Ok);
         // The cookie is not the token, and the token is not a cookie.
         assert_ne!(bearer.session(), "t0k3n-t0k3n-t0k3n");
-        let raw = format!("{COOKIE}=t0k3n-t0k3n-t0k3n");
+        let raw = format!("{}=t0k3n-t0k3n-t0k3n", bearer.cookie_name());
         assert_eq!(bearer.check(&headers(&[("cookie", &raw)])), Verdict::Denied);
         assert_eq!(bearer.check(&headers(&[])), Verdict::Denied);
 

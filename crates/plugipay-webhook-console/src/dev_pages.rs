@@ -50,12 +50,13 @@ fn pin_form(c: &Console, d: &Delivery, back: &str) -> String {
     };
     format!(
         "<form method=\"post\" action=\"{}/deliveries/{}/pin\" class=\"inline\">{}{}{}\
-         <button type=\"submit\">{label}</button></form>",
+         <button type=\"submit\" aria-label=\"{label} delivery #{seq}\">{label}</button></form>",
         c.base(),
         d.seq,
         csrf_field(c),
         hidden("pinned", value),
         hidden("back", back),
+        seq = d.seq,
     )
 }
 

@@ -298,6 +298,31 @@ impl Console {
         secure(self.route(req).await)
     }
 
+    /// Answers one request given as text and bytes, for frameworks that do
+    /// not speak `http` 1.x (actix-web 4 is on `http` 0.2, Rocket has types
+    /// of its own): the method, the path and query, each header's name and
+    /// value. A method, target or header that `http` cannot hold is `400`.
+    /// The body limit is the caller's, as for [`respond`](Console::respond).
+    pub async fn respond_with<'h>(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        body: Bytes,
+    ) -> Response<Bytes> {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        match request.body(body) {
+            Ok(request) => self.respond(request).await,
+            Err(_) => secure(plain(
+                StatusCode::BAD_REQUEST,
+                "not an HTTP request the console can read\n",
+            )),
+        }
+    }
+
     async fn route(&self, req: Req) -> Response<Bytes> {
         let i = &self.inner;
         if req.path == "/static/console.css" && req.method == Method::GET {
@@ -439,7 +464,8 @@ impl Console {
             Some(token) if keys.token_ok(token) => {
                 let mut r = redirect(&format!("{base}/"));
                 let cookie = format!(
-                    "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict{}",
+                    "{}={}; Path={}; HttpOnly; SameSite=Strict{}",
+                    keys.cookie_name(),
                     keys.session(),
                     if base.is_empty() { "/" } else { base },
                     if self.inner.secure_cookie {

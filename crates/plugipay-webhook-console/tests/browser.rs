@@ -70,7 +70,13 @@ async fn chromedriver() -> Option<Driver> {
         assert!(Instant::now() < deadline, "chromedriver never listened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let profile = std::env::temp_dir().join(format!("plugipay-chromium-{}", std::process::id()));
+    // A profile of its own: tests run at once, and cookies ignore ports.
+    static PROFILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "plugipay-chromium-{}-{}",
+        std::process::id(),
+        PROFILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
     Some(Driver {
         child,
         port,
@@ -390,5 +396,173 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .unwrap();
     assert_eq!(injected, json!(0));
     shoot(c, "event-body").await;
+    Ok(())
+}
+
+/// The development receiver's pages (`listen --ui`): deliveries with their
+/// verdicts, a rejected one's diagnosis and a body with markup shown as
+/// text, the diff of two, Pin and Replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_views_in_chromium() {
+    use plugipay_webhook_console::dev::Verdict;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let f = fixture(1).await;
+    let deliveries = MemoryDeliveries::default();
+    {
+        let mut all = deliveries.all.lock().unwrap();
+        for (seq, amount) in [(1, 100), (2, 250)] {
+            all.push(delivery(
+                seq,
+                &format!(
+                    r#"{{"id":"evt_dev_1","type":"{PAID}","data":{{"object":{{"id":"inv_1","amount":{amount}}}}}}}"#
+                ),
+                Verdict::Verified {
+                    id: "evt_dev_1".into(),
+                    event_type: PAID.into(),
+                    tenant: None,
+                    matched_secret: 0,
+                },
+                &[],
+            ));
+        }
+        all.push(delivery(
+            3,
+            &format!(r#"{{"id":"evt_dev_2","note":"{}"}}"#, XSS.replace('"', "\\\"")),
+            Verdict::Rejected {
+                status: 400,
+                code: "signature_invalid".into(),
+                message: "no signature matched <b>any</b> secret".into(),
+            },
+            &["the body was pretty-printed or re-indented after signing: Plugipay signs the compact bytes — the unaltered body verifies with secret #0"],
+        ));
+    }
+    let url = serve(f.dev_console(deliveries.clone())).await;
+    let c = browser(&driver).await;
+    let result = dev_run(&c, &deliveries, &url).await;
+    let _ = c.close().await;
+    result.unwrap();
+}
+
+async fn dev_run(c: &Client, deliveries: &MemoryDeliveries, url: &str) -> Result<(), String> {
+    c.goto(&format!("{url}/console/login?token={TOKEN}"))
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//nav//a[normalize-space()='Deliveries']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = c.find_all(Locator::Css("tr[data-delivery]")).await.unwrap();
+    let mut shown = Vec::new();
+    for r in &rows {
+        shown.push((
+            r.attr("data-delivery").await.unwrap().unwrap(),
+            r.attr("data-verdict").await.unwrap().unwrap(),
+        ));
+    }
+    assert_eq!(
+        shown,
+        [
+            ("3".to_owned(), "signature_invalid".to_owned()),
+            ("2".to_owned(), "verified".to_owned()),
+            ("1".to_owned(), "verified".to_owned()),
+        ]
+    );
+    accessibility(c, "deliveries").await;
+    shoot(c, "deliveries").await;
+
+    // The rejected one: its diagnosis, and its markup as text.
+    c.find(Locator::LinkText("#3"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(c, "dl [data-verdict]").await, "signature_invalid");
+    assert!(text(c, ".explain").await.contains("pretty-printed"));
+    assert!(text(c, "main")
+        .await
+        .contains("no signature matched <b>any</b> secret"));
+    let injected = c
+        .execute(
+            "return document.querySelectorAll('main script, main img, main b').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(0), "markup from a delivery became elements");
+    assert_ne!(c.title().await.unwrap(), "pwned");
+    assert!(
+        c.find(Locator::XPath("//button[normalize-space()='Replay']"))
+            .await
+            .is_err(),
+        "a rejected delivery offers no Replay"
+    );
+    accessibility(c, "delivery").await;
+    shoot(c, "delivery-rejected").await;
+
+    // The diff of 1 and 2, through the compare form.
+    c.goto(&format!("{url}/console/deliveries")).await.unwrap();
+    for (id, value) in [("d-a", "1"), ("d-b", "2")] {
+        let field = c.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::XPath("//button[normalize-space()='Compare']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(c, "h1").await, "Delivery #1 and #2");
+    let changes = c.find_all(Locator::Css("tr[data-change]")).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert!(text(c, "tr[data-change=changed]")
+        .await
+        .starts_with("/data/object/amount"));
+    accessibility(c, "diff").await;
+    shoot(c, "deliveries-diff").await;
+
+    // Pin, then Replay reached by keyboard.
+    c.goto(&format!("{url}/console/deliveries/1"))
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Pin']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(c, "[role=status]").await.contains("Pinned"));
+    assert!(deliveries.all.lock().unwrap()[0].pinned);
+    assert!(
+        tab_to(c, "Replay").await,
+        "Replay is not reachable by keyboard"
+    );
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("notice=replayed")
+    {
+        assert!(Instant::now() < deadline, "no redirect after Replay");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text(c, "[role=status]")
+        .await
+        .contains("Replayed: 204 in 1.2 ms"));
+    assert_eq!(deliveries.all.lock().unwrap()[0].replays, 1);
+    shoot(c, "delivery-replayed").await;
     Ok(())
 }

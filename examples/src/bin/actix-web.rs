@@ -25,16 +25,13 @@ async fn healthz(receiver: web::Data<Receiver>) -> HttpResponse {
 /// The console under actix-web: its `http` 1 request, from actix-web's own
 /// types (actix-web 4 speaks `http` 0.2), and back.
 async fn console(req: HttpRequest, body: web::Bytes, console: web::Data<Console>) -> HttpResponse {
-    let mut request = http::Request::builder()
-        .method(req.method().as_str())
-        .uri(req.uri().to_string());
-    for (name, value) in req.headers() {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    let Ok(request) = request.body(body) else {
-        return HttpResponse::BadRequest().finish();
-    };
-    let response = console.respond(request).await;
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let response = console
+        .respond_with(req.method().as_str(), &req.uri().to_string(), headers, body)
+        .await;
     let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = HttpResponse::build(status);

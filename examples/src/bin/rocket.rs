@@ -70,16 +70,19 @@ impl rocket::route::Handler for ConsoleRoutes {
             Ok(_) => return rocket::route::Outcome::Error(Status::PayloadTooLarge),
             Err(_) => return rocket::route::Outcome::Error(Status::BadRequest),
         };
-        let mut request = http::Request::builder()
-            .method(req.method().as_str())
-            .uri(req.uri().to_string());
-        for h in req.headers().iter() {
-            request = request.header(h.name().as_str(), h.value());
-        }
-        let Ok(request) = request.body(bytes::Bytes::from(body)) else {
-            return rocket::route::Outcome::Error(Status::BadRequest);
-        };
-        let response = self.0.respond(request).await;
+        let headers: Vec<_> = req.headers().iter().collect();
+        let headers = headers
+            .iter()
+            .map(|h| (h.name().as_str(), h.value().as_bytes()));
+        let response = self
+            .0
+            .respond_with(
+                req.method().as_str(),
+                &req.uri().to_string(),
+                headers,
+                bytes::Bytes::from(body),
+            )
+            .await;
         let mut out = rocket::Response::build();
         out.status(Status::new(response.status().as_u16()));
         for (name, value) in response.headers() {

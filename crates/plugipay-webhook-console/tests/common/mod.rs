@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use plugipay_webhook::testing::TestDelivery;
 use plugipay_webhook::{Verifier, WebhookEvent};
-use plugipay_webhook_console::{Auth, Console};
+use plugipay_webhook_console::{dev, Auth, Console};
 use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox, State, Workers};
 use plugipay_webhook_dispatch::Outcome;
 
@@ -158,6 +158,116 @@ impl Fixture {
         Console::builder(self.inbox.clone(), Auth::bearer(TOKEN))
             .verifier(Verifier::new(SECRET))
             .read_only(read_only)
+            .build()
+            .expect("console")
+    }
+}
+
+/// A development receiver's deliveries, in memory: Replay counts and
+/// answers `204`.
+#[derive(Default, Clone)]
+pub struct MemoryDeliveries {
+    pub all: Arc<Mutex<Vec<dev::Delivery>>>,
+}
+
+pub fn delivery(seq: u64, body: &str, verdict: dev::Verdict, explain: &[&str]) -> dev::Delivery {
+    use dev::{Delivery, Verdict};
+    let sig = plugipay_webhook::testing::sign_header(SECRET, 1_796_000_000, body.as_bytes());
+    Delivery {
+        seq,
+        received_at_ms: 1_796_000_000_000 + seq as i64 * 1000,
+        method: "POST".into(),
+        path: "/webhooks/plugipay".into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-plugipay-signature".into(), sig),
+        ],
+        body: bytes::Bytes::from(body.to_owned()),
+        answered: Some(if matches!(verdict, Verdict::Verified { .. }) {
+            204
+        } else {
+            400
+        }),
+        verdict,
+        explain: explain.iter().map(|s| (*s).to_owned()).collect(),
+        forwarded: None,
+        pinned: false,
+        replays: 0,
+        last_replay: None,
+    }
+}
+
+impl dev::Deliveries for MemoryDeliveries {
+    fn list(
+        &self,
+        q: dev::DeliveryQuery,
+    ) -> dev::BoxFuture<'_, Result<Vec<dev::Delivery>, dev::DeliveryError>> {
+        use dev::Verdict;
+        let all = self.all.lock().unwrap();
+        let mut out: Vec<_> = all
+            .iter()
+            .rev()
+            .filter(|d| q.before.is_none_or(|b| d.seq < b))
+            .filter(|d| !q.pinned_only || d.pinned)
+            .filter(|d| {
+                q.verified
+                    .is_none_or(|v| v == matches!(d.verdict, Verdict::Verified { .. }))
+            })
+            .cloned()
+            .collect();
+        out.truncate(q.limit);
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn get(
+        &self,
+        seq: u64,
+    ) -> dev::BoxFuture<'_, Result<Option<dev::Delivery>, dev::DeliveryError>> {
+        let found = self
+            .all
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|d| d.seq == seq)
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn set_pinned(
+        &self,
+        seq: u64,
+        pinned: bool,
+    ) -> dev::BoxFuture<'_, Result<bool, dev::DeliveryError>> {
+        let mut all = self.all.lock().unwrap();
+        let found = all
+            .iter_mut()
+            .find(|d| d.seq == seq)
+            .map(|d| d.pinned = pinned);
+        Box::pin(async move { Ok(found.is_some()) })
+    }
+
+    fn replay_target(&self) -> Option<String> {
+        Some("http://127.0.0.1:4000/webhooks".into())
+    }
+
+    fn replay(&self, seq: u64) -> dev::BoxFuture<'_, Result<String, dev::DeliveryError>> {
+        let mut all = self.all.lock().unwrap();
+        let found = all.iter_mut().find(|d| d.seq == seq).map(|d| {
+            d.replays += 1;
+            d.last_replay = Some("204 in 1.2 ms".into());
+            "204 in 1.2 ms".to_owned()
+        });
+        Box::pin(async move { found.ok_or_else(|| dev::DeliveryError("no such delivery".into())) })
+    }
+}
+
+impl Fixture {
+    /// The console as `listen --ui` builds it: deliveries, no retries.
+    pub fn dev_console(&self, deliveries: MemoryDeliveries) -> Console {
+        Console::builder(self.inbox.clone(), Auth::bearer(TOKEN))
+            .verifier(Verifier::new(SECRET))
+            .retries(false)
+            .deliveries(deliveries)
             .build()
             .expect("console")
     }
