@@ -46,4 +46,6 @@ mod guides {
     struct Operations;
     #[doc = include_str!("../../docs/inbox.md")]
     struct InboxGuide;
+    #[doc = include_str!("../../docs/console.md")]
+    struct ConsoleGuide;
 }
