@@ -1,7 +1,8 @@
 //! PostgreSQL connections, shared by the de-duplication store and the
-//! inbox: one cached client, connected (and its schema created or brought
-//! forward, under an advisory lock) on first use, every call bounded by a
-//! timeout, dropped after a failure so the next call connects afresh.
+//! inbox: a few cached clients (one by default), each connected (and its
+//! schema created or brought forward, under an advisory lock) on first use,
+//! every call bounded by a timeout, a client dropped after a failure so the
+//! next call on it connects afresh.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -204,7 +205,11 @@ pub(crate) async fn execute_locked(
     }
 }
 
-/// The shared, cached connection of a store.
+/// The shared, cached connections of a store: calls go to them in turn.
+/// One server backend commits one transaction at a time, so concurrent
+/// callers' commits on one connection queue behind each other; on several
+/// they reach the server together, which flushes them to the WAL in one
+/// group commit.
 pub(crate) struct PgConn {
     pub(crate) url: String,
     pub(crate) timeout: Duration,
@@ -212,7 +217,8 @@ pub(crate) struct PgConn {
     pub(crate) what: String,
     schema: Schema,
     pub(crate) lock_key: i64,
-    client: Mutex<Option<Arc<PgClient>>>,
+    clients: Vec<Mutex<Option<Arc<PgClient>>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl PgConn {
@@ -229,8 +235,15 @@ impl PgConn {
             what: what.to_owned(),
             schema,
             lock_key,
-            client: Mutex::new(None),
+            clients: vec![Mutex::new(None)],
+            next: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The same with `n` connections (at least one).
+    pub(crate) fn with_connections(mut self, n: usize) -> PgConn {
+        self.clients = (0..n.max(1)).map(|_| Mutex::new(None)).collect();
+        self
     }
 
     /// Runs `f` with a live client, all of it (waiting for the connection,
@@ -241,20 +254,21 @@ impl PgConn {
         F: FnOnce(Arc<PgClient>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + 'a,
     {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.clients.len();
         let result = bounded(self.timeout, &format!("{} {what}", self.what), async {
-            f(self.client().await?).await
+            f(self.client(i).await?).await
         })
         .await;
         if result.is_err() {
-            if let Ok(mut slot) = self.client.try_lock() {
+            if let Ok(mut slot) = self.clients[i].try_lock() {
                 *slot = None;
             }
         }
         result
     }
 
-    async fn client(&self) -> Result<Arc<PgClient>, StoreError> {
-        let mut slot = self.client.lock().await;
+    async fn client(&self, i: usize) -> Result<Arc<PgClient>, StoreError> {
+        let mut slot = self.clients[i].lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }

@@ -37,7 +37,7 @@ use backend::{Backend, Inserted, NewEvent};
 pub use crate::attempt::{current_attempt, is_stale};
 pub use crate::tx::{SqlValue, Tx};
 #[cfg(feature = "postgres")]
-pub use backend::postgres::{PostgresInbox, PostgresInboxBuilder};
+pub use backend::postgres::{PostgresInbox, PostgresInboxBuilder, DEFAULT_POSTGRES_CONNECTIONS};
 #[cfg(feature = "redis")]
 pub use backend::redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
 #[cfg(feature = "sqlite")]

@@ -29,6 +29,10 @@ use crate::tx::Tx;
 /// The advisory lock the inbox's start-up statements run under.
 const LOCK_KEY: i64 = 727_167;
 
+/// How many connections a PostgreSQL inbox receives on, unless
+/// [`PostgresInboxBuilder::connections`] says otherwise.
+pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 1;
+
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
 /// Creates its table on first use (or brings an earlier release's forward);
 /// plain TCP (no TLS). Every call is bounded by the store timeout (default
@@ -65,6 +69,7 @@ pub struct PostgresInboxBuilder {
     url: String,
     table: String,
     timeout: Duration,
+    connections: usize,
 }
 
 impl std::fmt::Debug for PostgresInboxBuilder {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for PostgresInboxBuilder {
         f.debug_struct("PostgresInboxBuilder")
             .field("table", &self.table)
             .field("timeout", &self.timeout)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +95,17 @@ impl PostgresInboxBuilder {
         self
     }
 
+    /// How many connections receiving (and the console's and CLI's
+    /// queries) use, in turn (default [`DEFAULT_POSTGRES_CONNECTIONS`]; at least 1). One
+    /// PostgreSQL backend commits one transaction at a time: concurrent
+    /// deliveries on one connection wait for each other's commits, on
+    /// several they are flushed together. Workers hold connections of
+    /// their own, one each.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+
     /// Connects, creating the table (or bringing an earlier release's
     /// forward) under an advisory lock.
     pub async fn connect(self) -> Result<PostgresInbox, StoreError> {
@@ -102,7 +119,8 @@ impl PostgresInboxBuilder {
                     sql.schema.clone(),
                     LOCK_KEY,
                     "postgres inbox",
-                ),
+                )
+                .with_connections(self.connections),
                 sql,
                 wake: Arc::new(tokio::sync::Notify::new()),
                 listening: AtomicBool::new(false),
@@ -145,6 +163,7 @@ impl PostgresInbox {
             url: url.to_owned(),
             table: DEFAULT_INBOX_TABLE.to_owned(),
             timeout: DEFAULT_STORE_TIMEOUT,
+            connections: DEFAULT_POSTGRES_CONNECTIONS,
         }
     }
 
