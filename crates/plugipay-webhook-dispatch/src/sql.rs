@@ -118,10 +118,12 @@ impl Schema {
         recorded: Option<i64>,
         exists: bool,
     ) -> Result<Vec<&str>, StoreError> {
-        let from = match recorded {
-            Some(v) => v,
-            None if exists => 1,
-            None => return Ok(vec![self.create.as_str()]),
+        let from = match (recorded, exists) {
+            // No table — never made, or dropped, or left out of a restore
+            // while its version stayed recorded — is made anew.
+            (_, false) => return Ok(vec![self.create.as_str()]),
+            (Some(v), true) => v,
+            (None, true) => 1,
         };
         if from > self.version {
             return Err(StoreError::new(format!(
@@ -158,6 +160,10 @@ mod tests {
         assert_eq!(s.plan(None, true).unwrap(), ["1to2", "2to3"]);
         assert_eq!(s.plan(Some(2), true).unwrap(), ["2to3"]);
         assert!(s.plan(Some(3), true).unwrap().is_empty());
+        // A recorded version whose table is gone: made anew, not taken as
+        // current (every statement would fail on the missing table).
+        assert_eq!(s.plan(Some(3), false).unwrap(), ["create"]);
+        assert_eq!(s.plan(Some(1), false).unwrap(), ["create"]);
         assert!(s
             .plan(Some(4), true)
             .unwrap_err()
