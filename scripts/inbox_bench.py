@@ -16,7 +16,9 @@ four senders) to the inbox and reports whether processing keeps up: the
 largest backlog (pending + running) seen, and how long after the last
 acknowledgement the last event was done.
 
-Release builds; PostgreSQL from scripts/services. Not a test: it prints figures.
+Release builds; PostgreSQL from scripts/services (fsync off), or the server
+BENCH_POSTGRES_URL names (`bench/inbox/pg-server start on` makes one with
+fsync on, as production runs). Not a test: it prints figures.
 """
 import json, os, subprocess, sys, time
 
@@ -111,7 +113,8 @@ def run(mode, url):
 
 def main():
     sh("cargo", "build", "--release", "-q", "-p", "plugipay-webhook-examples", "-p", "plugipay-webhook-cli", cwd=ROOT)
-    base = os.environ["PLUGIPAY_TEST_POSTGRES_URL"]
+    # BENCH_POSTGRES_URL: another server (bench/inbox/pg-server start on: fsync on).
+    base = os.environ.get("BENCH_POSTGRES_URL") or os.environ["PLUGIPAY_TEST_POSTGRES_URL"]
     for mode in sys.argv[3:] or ["inline", "inbox"]:
         db = f"bench_{mode.replace(':', '_')}_{int(time.time())}"
         psql(base, f"CREATE DATABASE {db}")

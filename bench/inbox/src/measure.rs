@@ -86,6 +86,15 @@ pub fn server_cpu() -> f64 {
     total as f64 / ticks
 }
 
+/// CPU seconds this process (the client: callers and workers) used so far.
+pub fn client_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// What one run measured.
 #[derive(Default)]
 pub struct Outcome {
@@ -99,6 +108,9 @@ pub struct Outcome {
     pub enqueue_cpu_s: f64,
     pub process_s: f64,
     pub process_cpu_s: f64,
+    /// The client's CPU in each phase.
+    pub client_enqueue_cpu_s: f64,
+    pub client_process_cpu_s: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -126,6 +138,8 @@ impl Outcome {
             "processed_per_s": (n / self.process_s).round(),
             "server_cpu_ms_per_received": (self.enqueue_cpu_s * 1000.0 / n * 1000.0).round() / 1000.0,
             "server_cpu_ms_per_processed": (self.process_cpu_s * 1000.0 / n * 1000.0).round() / 1000.0,
+            "client_cpu_ms_per_received": (self.client_enqueue_cpu_s * 1000.0 / n * 1000.0).round() / 1000.0,
+            "client_cpu_ms_per_processed": (self.client_process_cpu_s * 1000.0 / n * 1000.0).round() / 1000.0,
         })
         .to_string()
     }

@@ -12,8 +12,8 @@ use plugipay_webhook_dispatch::Outcome as Stored;
 use plugipay_webhook::{Verifier, WebhookEvent};
 
 use crate::measure::{
-    body, enqueue_all, fresh_ledger, ledger_count, pg, server_cpu, until_done, Args, Outcome,
-    SECRET, TYPE,
+    body, client_cpu, enqueue_all, fresh_ledger, ledger_count, pg, server_cpu, until_done, Args,
+    Outcome, SECRET, TYPE,
 };
 
 /// `n` verified events as an adapter hands them over (the body of
@@ -80,7 +80,7 @@ async fn run(
     done: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send>>,
 ) -> Outcome {
     let evs = Arc::new(events(args.events).await);
-    let cpu0 = server_cpu();
+    let cpu0 = (server_cpu(), client_cpu());
     let receiver = inbox.clone();
     let list = evs.clone();
     let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
@@ -90,11 +90,11 @@ async fn run(
         }
     })
     .await;
-    let cpu1 = server_cpu();
+    let cpu1 = (server_cpu(), client_cpu());
     let start = Instant::now();
     let workers = inbox.start_workers(args.workers);
     let process_s = until_done(start, args.events, done).await;
-    let cpu2 = server_cpu();
+    let cpu2 = (server_cpu(), client_cpu());
     workers.shutdown(Duration::from_secs(10)).await;
     Outcome {
         system: system.to_owned(),
@@ -104,9 +104,11 @@ async fn run(
         workers: args.workers,
         enqueue_s,
         ack_ms,
-        enqueue_cpu_s: cpu1 - cpu0,
+        enqueue_cpu_s: cpu1.0 - cpu0.0,
+        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
         process_s,
-        process_cpu_s: cpu2 - cpu1,
+        process_cpu_s: cpu2.0 - cpu1.0,
+        client_process_cpu_s: cpu2.1 - cpu1.1,
     }
 }
 

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use measure::{
-    body, enqueue_all, fresh_ledger, ledger_count, pg, server_cpu, until_done, Args, Outcome,
+    body, client_cpu, enqueue_all, fresh_ledger, ledger_count, pg, server_cpu, until_done, Args,
+    Outcome,
 };
 
 fn main() {
@@ -107,7 +108,7 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
             .map(|i| serde_json::from_str(&body(i)).expect("json"))
             .collect(),
     );
-    let cpu0 = server_cpu();
+    let cpu0 = (server_cpu(), client_cpu());
     let (p, b) = (pool.clone(), bodies.clone());
     let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
         let (pool, bodies) = (p.clone(), b.clone());
@@ -122,7 +123,7 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
         }
     })
     .await;
-    let cpu1 = server_cpu();
+    let cpu1 = (server_cpu(), client_cpu());
     let start = Instant::now();
     let registry = sqlxmq::JobRegistry::new(&[ledger_job]);
     let runner = registry
@@ -138,7 +139,7 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
         async move { ledger_count(&c).await }
     })
     .await;
-    let cpu2 = server_cpu();
+    let cpu2 = (server_cpu(), client_cpu());
     drop(runner);
     Outcome {
         system: "sqlxmq".into(),
@@ -152,9 +153,11 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
         workers: args.workers,
         enqueue_s,
         ack_ms,
-        enqueue_cpu_s: cpu1 - cpu0,
+        enqueue_cpu_s: cpu1.0 - cpu0.0,
+        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
         process_s,
-        process_cpu_s: cpu2 - cpu1,
+        process_cpu_s: cpu2.0 - cpu1.0,
+        client_process_cpu_s: cpu2.1 - cpu1.1,
     }
 }
 
@@ -238,7 +241,7 @@ async fn graphile(args: &Args) -> Outcome {
             .collect(),
     );
     let utils = Arc::new(worker.create_utils());
-    let cpu0 = server_cpu();
+    let cpu0 = (server_cpu(), client_cpu());
     let (u, b) = (utils.clone(), bodies.clone());
     let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
         let (utils, bodies) = (u.clone(), b.clone());
@@ -250,7 +253,7 @@ async fn graphile(args: &Args) -> Outcome {
         }
     })
     .await;
-    let cpu1 = server_cpu();
+    let cpu1 = (server_cpu(), client_cpu());
     let start = Instant::now();
     let running = worker.clone();
     let run = tokio::spawn(async move { running.run().await });
@@ -261,7 +264,7 @@ async fn graphile(args: &Args) -> Outcome {
         async move { ledger_count(&c).await }
     })
     .await;
-    let cpu2 = server_cpu();
+    let cpu2 = (server_cpu(), client_cpu());
     run.abort();
     Outcome {
         system: "graphile_worker".into(),
@@ -271,8 +274,10 @@ async fn graphile(args: &Args) -> Outcome {
         workers: args.workers,
         enqueue_s,
         ack_ms,
-        enqueue_cpu_s: cpu1 - cpu0,
+        enqueue_cpu_s: cpu1.0 - cpu0.0,
+        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
         process_s,
-        process_cpu_s: cpu2 - cpu1,
+        process_cpu_s: cpu2.0 - cpu1.0,
+        client_process_cpu_s: cpu2.1 - cpu1.1,
     }
 }

@@ -31,7 +31,7 @@ const LOCK_KEY: i64 = 727_167;
 
 /// How many connections a PostgreSQL inbox receives on, unless
 /// [`PostgresInboxBuilder::connections`] says otherwise.
-pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 1;
+pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 8;
 
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
 /// Creates its table on first use (or brings an earlier release's forward);
