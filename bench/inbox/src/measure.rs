@@ -122,6 +122,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Outcome {
+    /// A run's outcome from its two phases: the enqueue phase's wall time
+    /// and latencies, the processing phase's wall time, and `cpu`, the
+    /// (server, client) CPU seconds at the start, after enqueueing and
+    /// after processing.
+    pub fn of(
+        system: &str,
+        note: String,
+        args: &Args,
+        (enqueue_s, ack_ms): (f64, Vec<f64>),
+        process_s: f64,
+        cpu: [(f64, f64); 3],
+    ) -> Outcome {
+        Outcome {
+            system: system.to_owned(),
+            note,
+            events: args.events,
+            callers: args.callers,
+            workers: args.workers,
+            enqueue_s,
+            ack_ms,
+            enqueue_cpu_s: cpu[1].0 - cpu[0].0,
+            process_s,
+            process_cpu_s: cpu[2].0 - cpu[1].0,
+            client_enqueue_cpu_s: cpu[1].1 - cpu[0].1,
+            client_process_cpu_s: cpu[2].1 - cpu[1].1,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let mut ack = self.ack_ms.clone();
         ack.sort_by(f64::total_cmp);

@@ -83,7 +83,7 @@ async fn run(
     let cpu0 = (server_cpu(), client_cpu());
     let receiver = inbox.clone();
     let list = evs.clone();
-    let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
+    let enqueued = enqueue_all(args.events, args.callers, move |i| {
         let (inbox, list) = (receiver.clone(), list.clone());
         async move {
             assert_eq!(inbox.receive(&list[i]).await, Stored::Stored);
@@ -96,20 +96,7 @@ async fn run(
     let process_s = until_done(start, args.events, done).await;
     let cpu2 = (server_cpu(), client_cpu());
     workers.shutdown(Duration::from_secs(10)).await;
-    Outcome {
-        system: system.to_owned(),
-        note,
-        events: args.events,
-        callers: args.callers,
-        workers: args.workers,
-        enqueue_s,
-        ack_ms,
-        enqueue_cpu_s: cpu1.0 - cpu0.0,
-        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
-        process_s,
-        process_cpu_s: cpu2.0 - cpu1.0,
-        client_process_cpu_s: cpu2.1 - cpu1.1,
-    }
+    Outcome::of(system, note, args, enqueued, process_s, [cpu0, cpu1, cpu2])
 }
 
 pub async fn postgres(args: &Args) -> Outcome {

@@ -12,7 +12,7 @@ use crate::dev::{Deliveries, Delivery, DeliveryError, DeliveryQuery, Verdict};
 use crate::diff::{diff, Change};
 use crate::form::{self, encode, query};
 use crate::html::{cut, esc, json_tree, time};
-use crate::pages::{csrf_field, hidden, message};
+use crate::pages::{csrf_field, event_href, hidden, message};
 use crate::{html_response, redirect, Console, Req};
 
 /// A page of deliveries.
@@ -94,13 +94,11 @@ pub(crate) async fn list(c: &Console, dev: &dyn Deliveries, req: &Req) -> Respon
                 ..
             } => format!(
                 "<a href=\"{}\">{}</a> {}",
-                esc(&format!(
-                    "{base}/events/{}{}",
-                    encode(id),
-                    query(&[
-                        ("type", Some(event_type)),
-                        ("tenant", Some(tenant.as_deref().unwrap_or("")))
-                    ])
+                esc(&event_href(
+                    c,
+                    id,
+                    event_type,
+                    tenant.as_deref().unwrap_or("")
                 )),
                 esc(id),
                 esc(event_type)
@@ -272,13 +270,11 @@ pub(crate) async fn one(
                 "Event",
                 format!(
                     "<a href=\"{}\">{} {}</a>",
-                    esc(&format!(
-                        "{base}/events/{}{}",
-                        encode(id),
-                        query(&[
-                            ("type", Some(event_type)),
-                            ("tenant", Some(tenant.as_deref().unwrap_or("")))
-                        ])
+                    esc(&event_href(
+                        c,
+                        id,
+                        event_type,
+                        tenant.as_deref().unwrap_or("")
                     )),
                     esc(id),
                     esc(event_type)

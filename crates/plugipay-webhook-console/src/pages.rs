@@ -66,7 +66,7 @@ fn unavailable(c: &Console, e: &StoreError) -> Response<Bytes> {
 
 /// The event page's address for `r` (type and tenant tell apart events
 /// sharing an id).
-fn event_href(c: &Console, id: &str, event_type: &str, tenant: &str) -> String {
+pub(crate) fn event_href(c: &Console, id: &str, event_type: &str, tenant: &str) -> String {
     format!(
         "{}/events/{}{}",
         c.base(),

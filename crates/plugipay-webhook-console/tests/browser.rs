@@ -184,6 +184,35 @@ async fn accessibility(c: &Client, page: &str) {
     );
 }
 
+/// Waits (15 s at most) until the browser's address holds `needle`, after
+/// the form `what` posted and the console redirected; the deadline used.
+async fn until_url(c: &Client, needle: &str, what: &str) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !c.current_url().await.unwrap().as_str().contains(needle) {
+        if Instant::now() > deadline {
+            panic!(
+                "no redirect after {what}: at {} with {}",
+                c.current_url().await.unwrap(),
+                text(c, "main").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    deadline
+}
+
+/// The text of `css` once it is `want` (15 s at most), or what it was.
+async fn until_text(c: &Client, css: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = text(c, css).await;
+        if now == want || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Tabs through the page until the focused element's text is `name`.
 async fn tab_to(c: &Client, name: &str) -> bool {
     let body = c.find(Locator::Css("body")).await.unwrap();
@@ -233,6 +262,11 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
+    // Signed in once the login page is left.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.current_url().await.unwrap().path() == "/console/login" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let here = c.current_url().await.unwrap();
     assert_eq!(here.path(), "/console/", "{here}");
     for (state, n) in [
@@ -272,6 +306,7 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
+    until_url(c, "type=", "Filter").await;
     let rows = c.find_all(Locator::Css("tr[data-event-id]")).await.unwrap();
     let mut shown = Vec::new();
     for r in &rows {
@@ -311,24 +346,8 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
     assert_eq!(retry.tag_name().await.unwrap(), "button");
     assert!(retry.attr("aria-label").await.unwrap().is_none());
     retry.send_keys("\u{E007}").await.unwrap(); // Enter
-    let deadline = Instant::now() + Duration::from_secs(15);
-    // The form posts, then the console sends the browser back to the event.
-    while !c
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .contains("notice=retried")
-    {
-        if Instant::now() > deadline {
-            panic!(
-                "no redirect after Retry: at {} with {}",
-                c.current_url().await.unwrap(),
-                text(c, "main").await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+                                                // The form posts, then the console sends the browser back to the event.
+    let deadline = until_url(c, "notice=retried", "Retry").await;
     assert!(text(c, "[role=status]").await.contains("Pending again"));
     loop {
         if text(c, "dl [data-state]").await == "done" {
@@ -370,7 +389,8 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert_eq!(text(c, "h1").await, "Refused");
+    // The old page stays until the answer lands: wait for the new heading.
+    assert_eq!(until_text(c, "h1", "Refused").await, "Refused");
     assert!(text(c, "main").await.contains("CSRF token"));
     assert_eq!(f.state_of("evt_refund_b").await, State::Dead);
     shoot(c, "csrf-refused").await;
@@ -455,6 +475,7 @@ async fn dev_run(c: &Client, deliveries: &MemoryDeliveries, url: &str) -> Result
         .click()
         .await
         .unwrap();
+    until_url(c, "/console/deliveries", "the Deliveries link").await;
     let rows = c.find_all(Locator::Css("tr[data-delivery]")).await.unwrap();
     let mut shown = Vec::new();
     for r in &rows {
@@ -517,7 +538,10 @@ async fn dev_run(c: &Client, deliveries: &MemoryDeliveries, url: &str) -> Result
         .click()
         .await
         .unwrap();
-    assert_eq!(text(c, "h1").await, "Delivery #1 and #2");
+    assert_eq!(
+        until_text(c, "h1", "Delivery #1 and #2").await,
+        "Delivery #1 and #2"
+    );
     let changes = c.find_all(Locator::Css("tr[data-change]")).await.unwrap();
     assert_eq!(changes.len(), 1);
     assert!(text(c, "tr[data-change=changed]")
@@ -548,17 +572,7 @@ async fn dev_run(c: &Client, deliveries: &MemoryDeliveries, url: &str) -> Result
         .send_keys("\u{E007}")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !c
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .contains("notice=replayed")
-    {
-        assert!(Instant::now() < deadline, "no redirect after Replay");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_url(c, "notice=replayed", "Replay").await;
     assert!(text(c, "[role=status]")
         .await
         .contains("Replayed: 204 in 1.2 ms"));

@@ -110,7 +110,7 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
     );
     let cpu0 = (server_cpu(), client_cpu());
     let (p, b) = (pool.clone(), bodies.clone());
-    let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
+    let enqueued = enqueue_all(args.events, args.callers, move |i| {
         let (pool, bodies) = (p.clone(), b.clone());
         async move {
             ledger_job
@@ -141,24 +141,18 @@ async fn sqlxmq_run(args: &Args, migrations: &str) -> Outcome {
     .await;
     let cpu2 = (server_cpu(), client_cpu());
     drop(runner);
-    Outcome {
-        system: "sqlxmq".into(),
-        note: format!(
+    Outcome::of(
+        "sqlxmq",
+        format!(
             "ledger insert and completion in one transaction; set_concurrency({}, {})",
             args.workers / 2,
             args.workers
         ),
-        events: args.events,
-        callers: args.callers,
-        workers: args.workers,
-        enqueue_s,
-        ack_ms,
-        enqueue_cpu_s: cpu1.0 - cpu0.0,
-        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
+        args,
+        enqueued,
         process_s,
-        process_cpu_s: cpu2.0 - cpu1.0,
-        client_process_cpu_s: cpu2.1 - cpu1.1,
-    }
+        [cpu0, cpu1, cpu2],
+    )
 }
 
 /// graphile_worker's poll interval and LocalQueue size (its settings for
@@ -243,7 +237,7 @@ async fn graphile(args: &Args) -> Outcome {
     let utils = Arc::new(worker.create_utils());
     let cpu0 = (server_cpu(), client_cpu());
     let (u, b) = (utils.clone(), bodies.clone());
-    let (enqueue_s, ack_ms) = enqueue_all(args.events, args.callers, move |i| {
+    let enqueued = enqueue_all(args.events, args.callers, move |i| {
         let (utils, bodies) = (u.clone(), b.clone());
         async move {
             utils
@@ -266,18 +260,5 @@ async fn graphile(args: &Args) -> Outcome {
     .await;
     let cpu2 = (server_cpu(), client_cpu());
     run.abort();
-    Outcome {
-        system: "graphile_worker".into(),
-        note: format!("ledger insert on its own connection, then the job completed by the worker (no transaction offered); poll {GRAPHILE_POLL_MS} ms, LocalQueue size {GRAPHILE_BATCH}"),
-        events: args.events,
-        callers: args.callers,
-        workers: args.workers,
-        enqueue_s,
-        ack_ms,
-        enqueue_cpu_s: cpu1.0 - cpu0.0,
-        client_enqueue_cpu_s: cpu1.1 - cpu0.1,
-        process_s,
-        process_cpu_s: cpu2.0 - cpu1.0,
-        client_process_cpu_s: cpu2.1 - cpu1.1,
-    }
+    Outcome::of("graphile_worker", format!("ledger insert on its own connection, then the job completed by the worker (no transaction offered); poll {GRAPHILE_POLL_MS} ms, LocalQueue size {GRAPHILE_BATCH}"), args, enqueued, process_s, [cpu0, cpu1, cpu2])
 }
