@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::dev::{Deliveries, Delivery, DeliveryError, DeliveryQuery, Verdict};
 use crate::diff::{diff, Change};
-use crate::form::{self, encode, query};
+use crate::form::{self, query};
 use crate::html::{cut, esc, json_tree, time};
 use crate::pages::{csrf_field, event_href, hidden, message};
 use crate::{html_response, redirect, Console, Req};
