@@ -50,6 +50,8 @@ def run(mode, url):
     rate = int(mode.split(":", 1)[1]) if mode.startswith("steady:") else None
     inbox = mode in ("inbox", "ordered") or rate is not None
     env = {"PLUGIPAY_INBOX_URL": url, "PLUGIPAY_INBOX_WORKERS": os.environ.get("BENCH_INBOX_WORKERS", "4")} if inbox else {"PLUGIPAY_DEDUP_URL": url}
+    if os.environ.get("BENCH_INBOX_CONNECTIONS"):
+        env["PLUGIPAY_INBOX_CONNECTIONS"] = os.environ["BENCH_INBOX_CONNECTIONS"]
     if mode == "ordered":
         env["PLUGIPAY_INBOX_ORDERED"] = "1"
     objects = ["--objects", os.environ["BENCH_OBJECTS"]] if os.environ.get("BENCH_OBJECTS") else []

@@ -199,6 +199,8 @@ pub fn init_tracing() {
 /// is in inbox mode instead: every verified delivery is stored and answered
 /// `202` before any handler runs, and in-process workers process it:
 /// - `PLUGIPAY_INBOX_WORKERS` (default 4), `PLUGIPAY_INBOX_LEASE_MS` (60000),
+///   `PLUGIPAY_INBOX_CONNECTIONS` (PostgreSQL: the receive path's
+///   connections, default `DEFAULT_POSTGRES_CONNECTIONS`),
 ///   `PLUGIPAY_INBOX_MAX_ATTEMPTS` (10), `PLUGIPAY_INBOX_RETRY_BASE_MS`
 ///   (first backoff, 1000);
 /// - `PLUGIPAY_INBOX_ORDERED=1`: events about one object
@@ -338,7 +340,22 @@ impl Receiver {
             .ok()
             .filter(|v| !v.is_empty())
             .map(Into::into);
-        let backend = inbox_from_url(url).await.map_err(|e| e.to_string())?;
+        let connections = match std::env::var("PLUGIPAY_INBOX_CONNECTIONS") {
+            Ok(v) => v.trim().parse::<u64>().map_err(|_| {
+                format!("PLUGIPAY_INBOX_CONNECTIONS must be a number of connections, got {v:?}")
+            })?,
+            Err(_) => 0,
+        };
+        let backend = if connections > 0 && url.starts_with("postgres") {
+            plugipay_webhook_dispatch::inbox::PostgresInbox::builder(url)
+                .connections(connections as usize)
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?
+                .into()
+        } else {
+            inbox_from_url(url).await.map_err(|e| e.to_string())?
+        };
         let transactional = backend.is_transactional();
         // Every handler: the delay, then abort on the poison event, then
         // fail the first N attempts.
