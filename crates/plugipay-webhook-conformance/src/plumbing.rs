@@ -208,6 +208,11 @@ async fn forward(
     let (mut a, mut b) = ([0u8; 8192], [0u8; 8192]);
     loop {
         tokio::select! {
+            // The mode first: unbiased, select! picks at random among ready
+            // branches, and a request written just after `set(Silent)`
+            // could still be forwarded (seen in a clean-clone CI run: a
+            // Redis dispatch answered Handled with the server "silent").
+            biased;
             changed = mode.changed() => {
                 if changed.is_err() { return; }
                 if *mode.borrow_and_update() == Mode::Silent {
