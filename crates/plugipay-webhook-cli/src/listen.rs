@@ -411,6 +411,7 @@ impl Ui {
     /// it was answered; a verified one also goes into the inbox.
     async fn record(
         &self,
+        verifier: &Verifier,
         parts: &axum::http::request::Parts,
         body: Vec<u8>,
         result: Result<&WebhookEvent, &WebhookRejection>,
@@ -444,7 +445,7 @@ impl Ui {
         };
         let explain = match header {
             Some(header) if signature_problem => {
-                let verifier = Verifier::from_secrets(&self.secrets);
+                // The receiver's own verifier: its --tolerance, its secrets.
                 let again =
                     verifier.verify_at(body.as_slice(), Some(header), received_at_ms / 1000);
                 crate::verify::explain(&self.secrets, header, &body, &again)
@@ -553,7 +554,8 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
                     answered: rejection.status().as_u16(),
                     ..After::default()
                 };
-                ui.record(&parts, bytes, Err(&rejection), &after).await;
+                ui.record(&app.verifier, &parts, bytes, Err(&rejection), &after)
+                    .await;
             }
             return rejection.into_response();
         }
@@ -608,7 +610,8 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     app.printer.event(&event, &after);
     if let Some(ui) = &app.ui {
-        ui.record(&parts, bytes, Ok(&event), &after).await;
+        ui.record(&app.verifier, &parts, bytes, Ok(&event), &after)
+            .await;
     }
     response
 }

@@ -299,3 +299,40 @@ fn listen_ui_keeps_every_delivery_with_its_verdict_diff_replay_and_pin() {
     }
     drop(front);
 }
+
+/// The diagnosis judges a delivery as the receiver did: with its
+/// `--tolerance`, a delivery signed a minute ago is stale, and the page says
+/// so instead of "nothing to explain".
+#[test]
+fn the_diagnosis_uses_the_receivers_own_tolerance() {
+    let (front, addr) = listen(FRONT, &["--ui", "--tolerance", "10"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut printed = Vec::new();
+    while !printed
+        .iter()
+        .any(|l: &String| l.starts_with("deliveries kept in "))
+    {
+        assert!(Instant::now() < deadline, "no console lines: {printed:?}");
+        printed.extend(front.drain(Duration::from_millis(200)));
+    }
+    let token = printed
+        .iter()
+        .find_map(|l| l.split("token=").nth(1))
+        .expect("a token")
+        .to_owned();
+    let a = body(100);
+    let signed = testing::sign_header(FRONT, now() - 60, a.as_bytes());
+    assert_eq!(deliver(addr, a.as_bytes(), Some(signed)), 400);
+    let (status, page) = http(
+        addr,
+        &format!("GET /console/deliveries/1 HTTP/1.1\r\nAuthorization: Bearer {token}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-verdict=\"signature_stale\""), "{page}");
+    assert!(
+        page.contains("the timestamp is outside the tolerance"),
+        "{page}"
+    );
+    assert!(!page.contains("nothing to explain"), "{page}");
+}

@@ -35,6 +35,16 @@ fn verdict_badge(v: &Verdict) -> String {
     format!("<span class=\"state {class}\">{}</span>", esc(v.name()))
 }
 
+/// A verified delivery's event: its id linked to its page, and its type.
+fn event_link(c: &Console, id: &str, event_type: &str, tenant: Option<&str>) -> String {
+    format!(
+        "<a href=\"{}\">{}</a> {}",
+        esc(&event_href(c, id, event_type, tenant.unwrap_or(""))),
+        esc(id),
+        esc(event_type)
+    )
+}
+
 fn seq_of(text: Option<&str>) -> Option<u64> {
     text.and_then(|t| t.trim().parse().ok())
 }
@@ -92,17 +102,7 @@ pub(crate) async fn list(c: &Console, dev: &dyn Deliveries, req: &Req) -> Respon
                 event_type,
                 tenant,
                 ..
-            } => format!(
-                "<a href=\"{}\">{}</a> {}",
-                esc(&event_href(
-                    c,
-                    id,
-                    event_type,
-                    tenant.as_deref().unwrap_or("")
-                )),
-                esc(id),
-                esc(event_type)
-            ),
+            } => event_link(c, id, event_type, tenant.as_deref()),
             Verdict::Rejected { message, .. } => {
                 format!("<span class=\"error\">{}</span>", esc(&cut(message, 120)))
             }
@@ -266,20 +266,7 @@ pub(crate) async fn one(
             tenant,
             matched_secret,
         } => {
-            field(
-                "Event",
-                format!(
-                    "<a href=\"{}\">{} {}</a>",
-                    esc(&event_href(
-                        c,
-                        id,
-                        event_type,
-                        tenant.as_deref().unwrap_or("")
-                    )),
-                    esc(id),
-                    esc(event_type)
-                ),
-            );
+            field("Event", event_link(c, id, event_type, tenant.as_deref()));
             if let Some(t) = tenant {
                 field("Tenant", esc(t));
             }

@@ -1,5 +1,6 @@
 //! PostgreSQL connections, shared by the de-duplication store and the
-//! inbox: a few cached clients (one by default), each connected (and its
+//! inbox: cached clients (the store's one, the inbox's
+//! `DEFAULT_POSTGRES_CONNECTIONS` unless told), each connected (and its
 //! schema created or brought forward, under an advisory lock) on first use,
 //! every call bounded by a timeout, a client dropped after a failure so the
 //! next call on it connects afresh.
