@@ -45,3 +45,11 @@ pub use outcome::{Outcome, RETRY_AFTER_SECS};
 pub use sql::MAX_TABLE_NAME_LEN;
 pub use time::rfc3339_utc;
 pub use token::ClaimToken;
+pub use url::redact_url;
+/// The SQL toolkit the SQL backends run on, re-exported: pools for
+/// [`PostgresInbox::from_pool`](inbox::PostgresInbox::from_pool) and the
+/// connection a transactional handler reaches with
+/// [`Tx::pg`](inbox::Tx::pg) are its types, so an application uses the same
+/// version as the inbox.
+#[cfg(feature = "postgres")]
+pub use sqlx;

@@ -61,8 +61,10 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 ///
 /// Statements use `$1`, `$2`, … placeholders on every backend (on
 /// PostgreSQL each is prepared once per worker connection). For anything
-/// more, reach the driver's own connection, inside the transaction, with
-/// [`postgres`](Tx::postgres) or [`with_sqlite`](Tx::with_sqlite). The inbox
+/// more — the application's own sqlx queries and repository functions —
+/// reach the connection inside the transaction with [`pg`](Tx::pg)
+/// (a `&mut sqlx::PgConnection`; `sqlx::Error` converts to
+/// [`HandlerError`] with `?`) or [`with_sqlite`](Tx::with_sqlite). The inbox
 /// begins, commits and rolls back the transaction: never `COMMIT` or
 /// `ROLLBACK` it yourself (`SAVEPOINT`s are yours to use). On PostgreSQL a
 /// statement that fails aborts the whole transaction, even when the handler
@@ -71,10 +73,7 @@ pub struct Tx<'t>(Backend<'t>);
 
 enum Backend<'t> {
     #[cfg(feature = "postgres")]
-    Postgres {
-        client: &'t tokio_postgres::Client,
-        statements: &'t crate::conn::pg::Statements,
-    },
+    Postgres(&'t mut sqlx::PgConnection),
     #[cfg(feature = "sqlite")]
     Sqlite(&'t crate::conn::sqlite::SqliteConn),
     /// Built without a SQL backend: never constructed.
@@ -97,14 +96,11 @@ impl std::fmt::Debug for Tx<'_> {
 }
 
 impl<'t> Tx<'t> {
-    /// On PostgreSQL: `client`, inside the transaction the inbox began on
-    /// it, with `statements` prepared on it.
+    /// On PostgreSQL: the worker's connection, inside the transaction the
+    /// inbox began on it.
     #[cfg(feature = "postgres")]
-    pub(crate) fn postgres_on(
-        client: &'t tokio_postgres::Client,
-        statements: &'t crate::conn::pg::Statements,
-    ) -> Tx<'t> {
-        Tx(Backend::Postgres { client, statements })
+    pub(crate) fn postgres_on(conn: &'t mut sqlx::PgConnection) -> Tx<'t> {
+        Tx(Backend::Postgres(conn))
     }
 
     /// On SQLite: the worker's connection, inside its transaction.
@@ -117,15 +113,14 @@ impl<'t> Tx<'t> {
 impl Tx<'_> {
     /// Runs one statement in the transaction; the number of rows changed.
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, HandlerError> {
-        match &self.0 {
+        match &mut self.0 {
             #[cfg(feature = "postgres")]
-            Backend::Postgres { client, statements } => {
-                let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> =
-                    params.iter().map(pg_param).collect();
-                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                    boxed.iter().map(|b| &**b as _).collect();
-                let statement = statements.get(*client, sql).await?;
-                Ok(client.execute(&statement, &refs).await?)
+            Backend::Postgres(conn) => {
+                let mut query = sqlx::query(sql);
+                for p in params {
+                    query = pg_bind(query, p);
+                }
+                Ok(query.execute(&mut **conn).await?.rows_affected())
             }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(conn) => {
@@ -148,14 +143,38 @@ impl Tx<'_> {
         }
     }
 
-    /// The PostgreSQL connection, on PostgreSQL: inside the inbox's open
-    /// transaction (the inbox began it and commits or rolls it back — do not
-    /// `COMMIT` or `ROLLBACK` yourself; `SAVEPOINT`s are yours to use).
+    /// The PostgreSQL connection, inside the inbox's open transaction, for
+    /// the application's own sqlx code; `None` on another backend. The
+    /// inbox began the transaction and commits or rolls it back with the
+    /// event's move to done: never `COMMIT` or `ROLLBACK` yourself
+    /// (`SAVEPOINT`s are yours to use). A statement that fails aborts the
+    /// whole transaction, even when the handler ignores its error: the
+    /// event is then not done, and runs again.
+    ///
+    /// ```no_run
+    /// use plugipay_webhook_dispatch::inbox::Tx;
+    /// use plugipay_webhook_dispatch::sqlx::{self, PgConnection};
+    /// use plugipay_webhook_dispatch::HandlerError;
+    ///
+    /// // The application's repository function, as it already is.
+    /// async fn mark_paid(conn: &mut PgConnection, invoice: &str) -> Result<(), sqlx::Error> {
+    ///     sqlx::query("UPDATE invoices SET paid = true WHERE id = $1")
+    ///         .bind(invoice)
+    ///         .execute(conn)
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// async fn on_paid(tx: &mut Tx<'_>, invoice: &str) -> Result<(), HandlerError> {
+    ///     mark_paid(tx.pg().expect("a PostgreSQL inbox"), invoice).await?;
+    ///     Ok(())
+    /// }
+    /// ```
     #[cfg(feature = "postgres")]
     #[must_use]
-    pub fn postgres(&self) -> Option<&tokio_postgres::Client> {
-        match &self.0 {
-            Backend::Postgres { client, .. } => Some(client),
+    pub fn pg(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.0 {
+            Backend::Postgres(conn) => Some(&mut **conn),
             #[allow(unreachable_patterns)]
             _ => None,
         }
@@ -195,15 +214,21 @@ impl Tx<'_> {
     }
 }
 
+/// `v` bound to `query`'s next parameter. A NULL's type is left to the
+/// server to infer (it fits a column of any type); the others bind as
+/// their SQL type (an `Int` into an `INTEGER` column is cast on assignment).
 #[cfg(feature = "postgres")]
-fn pg_param(v: &SqlValue) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+fn pg_bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    v: &SqlValue,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     match v.clone() {
-        SqlValue::Null => Box::new(Option::<String>::None),
-        SqlValue::Int(i) => Box::new(i),
-        SqlValue::Float(f) => Box::new(f),
-        SqlValue::Text(t) => Box::new(t),
-        SqlValue::Bytes(b) => Box::new(b),
-        SqlValue::Bool(b) => Box::new(b),
+        SqlValue::Null => query.bind(crate::conn::pg::UntypedNull),
+        SqlValue::Int(i) => query.bind(i),
+        SqlValue::Float(f) => query.bind(f),
+        SqlValue::Text(t) => query.bind(t),
+        SqlValue::Bytes(b) => query.bind(b),
+        SqlValue::Bool(b) => query.bind(b),
     }
 }
 

@@ -54,3 +54,54 @@ impl<'a> Target<'a> {
         ))
     }
 }
+
+/// The password in a `scheme://user:password@host…` URL, if it has one
+/// (percent-encoded as written).
+pub(crate) fn password(url: &str) -> Option<&str> {
+    let rest = url.trim().split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    userinfo.split_once(':').map(|(_, p)| p)
+}
+
+/// `url` with its password replaced by `***` (`postgres://app:***@db/app`),
+/// for logs, errors and listings: a store URL is never shown with its
+/// password.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match password(url) {
+        Some(p) if !p.is_empty() => {
+            let rest = url.trim().split_once("://").map_or("", |(_, r)| r);
+            let at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(at);
+            let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let scheme = url.trim().split_once("://").map_or("", |(s, _)| s);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{password, redact_url};
+
+    #[test]
+    fn passwords_are_found_and_redacted_and_nothing_else_is() {
+        let url = "postgres://app:s3cr%40t@db.example:5432/app?sslmode=require";
+        assert_eq!(password(url), Some("s3cr%40t"));
+        assert_eq!(
+            redact_url(url),
+            "postgres://app:***@db.example:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("rediss://default:pw@cache:6380"),
+            "rediss://default:***@cache:6380"
+        );
+        assert_eq!(password("postgres://app@db/app"), None);
+        assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(password("postgres://db/app?user=a@b"), None);
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

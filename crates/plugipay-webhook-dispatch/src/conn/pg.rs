@@ -1,182 +1,191 @@
-//! PostgreSQL connections, shared by the de-duplication store and the
-//! inbox: cached clients (the store's one, the inbox's
-//! `DEFAULT_POSTGRES_CONNECTIONS` unless told), each connected (and its
-//! schema created or brought forward, under an advisory lock) on first use,
-//! every call bounded by a timeout, a client dropped after a failure so the
-//! next call on it connects afresh.
+//! PostgreSQL through sqlx, shared by the de-duplication store and the
+//! inbox: a pool (the application's, or one built from a URL) for the
+//! shared calls, connections of their own for the inbox's workers (made
+//! with the pool's own options: the same TLS and credentials), the schema
+//! created or brought forward under a transaction-level advisory lock, every
+//! call bounded by a timeout.
+//!
+//! Nothing here keeps state in a server session — no session `SET`, no
+//! session advisory lock, no reliance on `LISTEN` — so the same code runs
+//! through PgBouncer in transaction pooling mode (with sqlx's
+//! `statement-cache-capacity=0` in the URL, since PgBouncer before 1.21
+//! does not carry named prepared statements across server connections).
 
-use std::collections::HashMap;
-use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio_postgres::{Client, GenericClient, NoTls, Statement};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::{ConnectOptions, Postgres};
 
-use crate::error::{bounded, StoreError};
+use crate::error::{bounded, BoxFuture, StoreError};
 use crate::sql::{Dialect, Schema};
 
 /// The error of `what`, with the server's own reason: its message and
 /// SQLSTATE for a database error (`database "x" does not exist (3D000)`),
-/// the cause for a connection error (`connection refused`).
-pub(crate) fn err(what: &str, e: &tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut text = format!("{what}: {} ({})", db.message(), db.code().code());
-            if let Some(detail) = db.detail() {
+/// the cause for a connection or TLS error (`connection refused`,
+/// `invalid peer certificate: UnknownIssuer`). Never the URL or a password.
+pub(crate) fn err(what: &str, e: &sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let mut text = format!("{what}: {} ({code})", db.message());
+            if let Some(detail) = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|d| d.detail())
+            {
                 text.push_str(": ");
                 text.push_str(detail);
             }
-            StoreError::new(text).with_sqlstate(db.code().code())
+            StoreError::new(text).with_sqlstate(&code)
         }
-        None => StoreError::caused(what, e),
+        sqlx::Error::PoolTimedOut => StoreError::new(format!(
+            "{what}: no connection of the pool was free within its acquire timeout"
+        )),
+        _ => StoreError::caused(what, e),
     }
 }
 
 /// The SQLSTATE of a database error.
-pub(crate) fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.as_db_error().map(|d| d.code().code())
+pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
 }
 
-/// Connects to `url`; the connection is driven on a task of its own.
-/// `what` names the store in errors (`postgres inbox`).
-pub(crate) async fn connect(url: &str, what: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+/// Connection options from a libpq-style URL (`postgres://user:pass@host/db
+/// ?sslmode=verify-full&sslrootcert=ca.pem`); what the URL leaves out comes
+/// from the `PG*` environment variables, as with libpq. Like libpq,
+/// `sslmode=require` verifies the server's chain when a root certificate is
+/// given (`sslrootcert` or `PGSSLROOTCERT`), and only encrypts without one.
+pub(crate) fn options(url: &str, what: &str) -> Result<PgConnectOptions, StoreError> {
+    let opts: PgConnectOptions = url.trim().parse().map_err(|e: sqlx::Error| {
+        // sqlx's parse errors quote the URL, password included: not shown.
+        let why = match &e {
+            sqlx::Error::Configuration(c) => redact_url(&c.to_string(), url),
+            other => redact_url(&other.to_string(), url),
+        };
+        StoreError::new(format!("{what}: invalid connection URL: {why}"))
+    })?;
+    let rooted = query_param(url, "sslrootcert").is_some()
+        || std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty());
+    let opts = if rooted && matches!(opts.get_ssl_mode(), PgSslMode::Require) {
+        opts.ssl_mode(PgSslMode::VerifyCa)
+    } else {
+        opts
+    };
+    // Statements are logged at debug level (their text, never their
+    // parameters): not at info, where a receiver's logs would fill with them.
+    Ok(opts
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
+}
+
+/// The value of `name` in the URL's query, if present.
+fn query_param<'u>(url: &'u str, name: &str) -> Option<&'u str> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `text` with the URL's password (if any) replaced.
+fn redact_url(text: &str, url: &str) -> String {
+    match crate::url::password(url) {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_owned(),
+    }
+}
+
+/// A pool for a store or inbox opened from a URL: `max` connections, none
+/// kept open before use, none tested on acquire (a call that fails closes
+/// its connection instead; testing would cost a round trip per call).
+pub(crate) fn pool(opts: PgConnectOptions, max: usize, timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(u32::try_from(max.max(1)).unwrap_or(u32::MAX))
+        .min_connections(0)
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .connect_lazy_with(opts)
+}
+
+/// Connects a connection of its own (a worker's) with `opts`.
+pub(crate) async fn connect(
+    opts: &PgConnectOptions,
+    what: &str,
+) -> Result<PgConnection, StoreError> {
+    opts.connect()
         .await
-        .map_err(|e| err(&format!("{what} connect"), &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %crate::error::chain(&e), "postgres connection closed");
-        }
-    });
-    Ok(client)
+        .map_err(|e| err(&format!("{what} connect"), &e))
 }
 
-/// Statements prepared on one connection, by their SQL: the hot
-/// statements are parsed and planned once per connection, not once per call
-/// (one round trip and PostgreSQL's parse/plan work saved each time).
-/// Prepared statements belong to the session, so one prepared inside a
-/// transaction stays after it ends, committed or not.
-#[derive(Default)]
-pub(crate) struct Statements(std::sync::Mutex<HashMap<String, Statement>>);
-
-impl Statements {
-    /// `sql` prepared on `on`'s connection (once).
-    pub(crate) async fn get<C: GenericClient + Sync>(
-        &self,
-        on: &C,
-        sql: &str,
-    ) -> Result<Statement, tokio_postgres::Error> {
-        if let Some(s) = self.0.lock().ok().and_then(|m| m.get(sql).cloned()) {
-            return Ok(s);
-        }
-        let prepared = on.prepare(sql).await?;
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(sql.to_owned(), prepared.clone());
-        }
-        Ok(prepared)
-    }
-}
-
-/// A client and the statements prepared on it.
-pub(crate) struct PgClient {
-    pub(crate) client: Client,
-    pub(crate) statements: Statements,
-    what: String,
-}
-
-impl PgClient {
-    pub(crate) fn new(client: Client, what: &str) -> PgClient {
-        PgClient {
-            client,
-            statements: Statements::default(),
-            what: what.to_owned(),
-        }
-    }
-
-    /// `sql` prepared on this connection (once); a failure as a store error.
-    pub(crate) async fn prepared(&self, what: &str, sql: &str) -> Result<Statement, StoreError> {
-        self.statements
-            .get(&self.client, sql)
-            .await
-            .map_err(|e| self.err(what, &e))
-    }
-
-    /// `what`'s error, named after this connection's store.
-    pub(crate) fn err(&self, what: &str, e: &tokio_postgres::Error) -> StoreError {
-        err(&format!("{} {what}", self.what), e)
-    }
-
-    /// Asks the server to cancel whatever this connection is running (the
-    /// connection itself is left to its owner to drop).
-    pub(crate) fn cancel(&self) {
-        let token = self.client.cancel_token();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), token.cancel_query(NoTls)).await;
-            });
-        }
-    }
-}
-
-impl std::ops::Deref for PgClient {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-/// Brings `schema` to its current version on `client`, inside a transaction
+/// Brings `schema` to its current version on `conn`, inside a transaction
 /// that holds the advisory lock `lock_key` (replicas starting together wait
-/// for each other instead of colliding).
-pub(crate) async fn ensure_schema(
-    client: &Client,
+/// for each other instead of colliding; a transaction-level lock, so it
+/// holds through a transaction pooler).
+pub(crate) fn ensure_schema<'a>(
+    conn: &'a mut PgConnection,
+    schema: &'a Schema,
+    lock_key: i64,
+    what: &'a str,
+) -> BoxFuture<'a, Result<(), StoreError>> {
+    Box::pin(ensure_schema_now(conn, schema, lock_key, what))
+}
+
+async fn ensure_schema_now(
+    conn: &mut PgConnection,
     schema: &Schema,
     lock_key: i64,
     what: &str,
 ) -> Result<(), StoreError> {
     let e = |step: &str| {
         let what = format!("{what} {step}");
-        move |err_: tokio_postgres::Error| err(&what, &err_)
+        move |err_: sqlx::Error| err(&what, &err_)
     };
     let (bookkeeping, read, record) = Schema::bookkeeping(Dialect::Postgres);
-    client
-        .batch_execute(&format!(
-            "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock({lock_key}); {bookkeeping}"
-        ))
-        .await
-        .map_err(e("schema"))?;
+    sqlx::Executor::execute(&mut *conn, &*format!(
+        "BEGIN; SET LOCAL client_min_messages = warning; \
+         SELECT pg_advisory_xact_lock({lock_key}); {bookkeeping}"
+    ))
+    .await
+    .map_err(e("schema"))?;
     let result = async {
-        let recorded: Option<i64> = client
-            .query_opt(&read, &[&schema.table])
+        let recorded: Option<i64> = sqlx::query_scalar(&read)
+            .bind(&schema.table)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(e("schema"))?
-            .map(|r| r.get(0));
-        let exists: i64 = client
-            .query_one(Dialect::Postgres.table_exists(), &[&schema.table])
+            .map_err(e("schema"))?;
+        let exists: i64 = sqlx::query_scalar(Dialect::Postgres.table_exists())
+            .bind(&schema.table)
+            .fetch_one(&mut *conn)
             .await
-            .map_err(e("schema"))?
-            .get(0);
+            .map_err(e("schema"))?;
         let plan = schema.plan(recorded, exists > 0)?;
         if plan.is_empty() && recorded.is_some() {
             return Ok(());
         }
         for statements in plan {
-            client
-                .batch_execute(statements)
+            sqlx::Executor::execute(&mut *conn, statements)
                 .await
                 .map_err(e("schema upgrade"))?;
         }
-        client
-            .execute(&record, &[&schema.table, &schema.version])
+        sqlx::query(&record)
+            .bind(&schema.table)
+            .bind(schema.version)
+            .execute(&mut *conn)
             .await
             .map_err(e("schema"))?;
         Ok(())
     }
     .await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    client.batch_execute(end).await.map_err(e("schema"))?;
+    sqlx::Executor::execute(&mut *conn, end)
+        .await
+        .map_err(e("schema"))?;
     result
 }
 
@@ -185,154 +194,158 @@ pub(crate) async fn ensure_schema(
 /// after the other instead of colliding (`CREATE TABLE IF NOT EXISTS` is not
 /// safe against itself).
 pub(crate) async fn execute_locked(
-    client: &Client,
+    conn: &mut PgConnection,
     sql: &str,
     lock_key: i64,
     what: &str,
 ) -> Result<(), StoreError> {
-    client
-        .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key});"))
+    sqlx::Executor::execute(&mut *conn, &*format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key});"))
         .await
         .map_err(|e| err(what, &e))?;
-    match client.batch_execute(sql).await {
-        Ok(()) => client
-            .batch_execute("COMMIT")
+    match sqlx::Executor::execute(&mut *conn, sql).await {
+        Ok(_) => sqlx::Executor::execute(&mut *conn, "COMMIT")
             .await
+            .map(drop)
             .map_err(|e| err(what, &e)),
         Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
+            let _ = sqlx::Executor::execute(&mut *conn, "ROLLBACK").await;
             Err(err(what, &e))
         }
     }
 }
 
-/// The shared, cached connections of a store: calls go to them in turn.
-/// One server backend commits one transaction at a time, so concurrent
-/// callers' commits on one connection queue behind each other; on several
-/// they reach the server together, which flushes them to the WAL in one
-/// group commit.
+/// The shared connections of a store or inbox: a pool, the schema brought
+/// to its version on first use (and again after any failure: a table
+/// dropped behind our back is made anew).
 pub(crate) struct PgConn {
-    pub(crate) url: String,
+    pub(crate) pool: PgPool,
     pub(crate) timeout: Duration,
     /// `postgres inbox`, `postgres store`: how errors name it.
     pub(crate) what: String,
     schema: Schema,
     pub(crate) lock_key: i64,
-    clients: Vec<Mutex<Option<Arc<PgClient>>>>,
-    next: std::sync::atomic::AtomicUsize,
+    ready: AtomicBool,
 }
 
 impl PgConn {
     pub(crate) fn new(
-        url: &str,
+        pool: PgPool,
         timeout: Duration,
         schema: Schema,
         lock_key: i64,
         what: &str,
     ) -> PgConn {
         PgConn {
-            url: url.to_owned(),
+            pool,
             timeout,
             what: what.to_owned(),
             schema,
             lock_key,
-            clients: vec![Mutex::new(None)],
-            next: std::sync::atomic::AtomicUsize::new(0),
+            ready: AtomicBool::new(false),
         }
     }
 
-    /// The same with `n` connections (at least one).
-    pub(crate) fn with_connections(mut self, n: usize) -> PgConn {
-        self.clients = (0..n.max(1)).map(|_| Mutex::new(None)).collect();
-        self
+    /// `what`'s error, named after this store.
+    pub(crate) fn err(&self, what: &str, e: &sqlx::Error) -> StoreError {
+        err(&format!("{} {what}", self.what), e)
     }
 
-    /// Runs `f` with a live client, all of it (waiting for the connection,
-    /// connecting, the statements) under the timeout. A failure drops the
-    /// cached connection, which may be the one that stopped answering.
-    pub(crate) async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Arc<PgClient>) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>> + 'a,
-    {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.clients.len();
-        let result = bounded(self.timeout, &format!("{} {what}", self.what), async {
-            f(self.client(i).await?).await
-        })
-        .await;
-        if result.is_err() {
-            if let Ok(mut slot) = self.clients[i].try_lock() {
-                *slot = None;
-            }
-        }
-        result
-    }
-
-    async fn client(&self, i: usize) -> Result<Arc<PgClient>, StoreError> {
-        let mut slot = self.clients[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let client = connect(&self.url, &self.what).await?;
-        ensure_schema(&client, &self.schema, self.lock_key, &self.what).await?;
-        let client = Arc::new(PgClient::new(client, &self.what));
-        *slot = Some(client.clone());
-        Ok(client)
-    }
-}
-
-/// Both futures to their ends, `a` polled first: on one connection, their
-/// requests go out in that order in one write, and the answers come back in
-/// one round trip (tokio-postgres pipelines requests polled together).
-pub(crate) async fn pipelined<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
-        }
-        if rb.is_none() {
-            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        match (ra.take(), rb.take()) {
-            (Some(x), Some(y)) => std::task::Poll::Ready((x, y)),
-            (x, y) => {
-                (ra, rb) = (x, y);
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
-}
-
-/// A statement parameter the driver must not log: tokio-postgres writes
-/// every parameter's `Debug` at `debug` level ("executing statement … with
-/// parameters: […]"); this one's is `<redacted>`. For an event's body and
-/// signature header.
-pub(crate) struct Redacted<T>(pub(crate) T);
-
-impl<T> std::fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<T: tokio_postgres::types::ToSql> tokio_postgres::types::ToSql for Redacted<T> {
-    fn to_sql(
+    /// `f` under the timeout, named after this store.
+    pub(crate) async fn bounded<T>(
         &self,
-        ty: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.0.to_sql(ty, out)
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        bounded(self.timeout, &format!("{} {what}", self.what), f).await
     }
 
-    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        T::accepts(ty)
+    /// A connection of the pool, the schema current. Give it back with
+    /// [`Lease::release`] once its call succeeded: dropped otherwise (an
+    /// error, a timeout, a cancelled future), it is closed, never returned
+    /// to the pool in the middle of a statement or a transaction.
+    pub(crate) async fn lease(&self) -> Result<Lease<'_>, StoreError> {
+        let conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.err("connect", &e))?;
+        let mut lease = Lease {
+            conn: Some(conn),
+            owner: self,
+        };
+        if !self.ready.load(Ordering::Acquire) {
+            ensure_schema(&mut lease, &self.schema, self.lock_key, &self.what).await?;
+            self.ready.store(true, Ordering::Release);
+        }
+        Ok(lease)
     }
+}
 
-    tokio_postgres::types::to_sql_checked!();
+/// A pooled connection in use: closed on drop unless released.
+pub(crate) struct Lease<'p> {
+    conn: Option<PoolConnection<Postgres>>,
+    owner: &'p PgConn,
+}
+
+impl Lease<'_> {
+    /// The call succeeded: back to the pool.
+    pub(crate) fn release(mut self) {
+        drop(self.conn.take());
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("a lease holds its connection")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("a lease holds its connection")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Taken out of the pool and dropped: the socket is closed and
+            // the server rolls back whatever was open. The next call checks
+            // the schema again (the failure may have been a missing table).
+            drop(conn.detach());
+            self.owner.ready.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The options a pool connects with, for connections of one's own.
+pub(crate) fn pool_options(pool: &PgPool) -> Arc<PgConnectOptions> {
+    pool.connect_options()
+}
+
+/// A parameter whose type the server infers from the statement (as libpq
+/// and tokio-postgres leave it): a NULL bound through [`SqlValue`] fits a
+/// column of any type.
+///
+/// [`SqlValue`]: crate::tx::SqlValue
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+    fn compatible(_: &sqlx::postgres::PgTypeInfo) -> bool {
+        true
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use super::{Claim, DedupStore, EventKey};
-use crate::conn::pg::{PgClient, PgConn};
+use sqlx::postgres::PgPool;
+
+use crate::conn::pg::{self, PgConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::sql::Dialect;
 use crate::token::ClaimToken;
@@ -14,7 +16,10 @@ use crate::token::ClaimToken;
 /// A store in PostgreSQL, for receivers running as several replicas: the
 /// claim is one `INSERT … ON CONFLICT … DO UPDATE … WHERE expired RETURNING`,
 /// atomic across processes, and times are the server's clock. Creates its
-/// table on first use; reconnects after a lost connection. Plain TCP (no TLS).
+/// table on first use; reconnects after a lost connection. Opened from a URL
+/// with libpq's conventions (`sslmode`, `sslrootcert`, `PG*` variables;
+/// rustls with the system's trust store), or on the application's own sqlx
+/// pool ([`from_pool`](PostgresStore::from_pool)).
 ///
 /// Every call — connecting included — is bounded by a timeout (default
 /// [`DEFAULT_STORE_TIMEOUT`], 5 s; [`PostgresStoreBuilder::timeout`]): a
@@ -75,23 +80,9 @@ impl PostgresStoreBuilder {
 
     /// Connects (and creates the table if needed).
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
-        crate::sql::check_table(&self.table)?;
-        let sql = sql::statements(&self.table, Dialect::Postgres);
-        let store = PostgresStore {
-            inner: Arc::new(Inner {
-                conn: PgConn::new(
-                    &self.url,
-                    self.timeout,
-                    sql.schema.clone(),
-                    727_166,
-                    "postgres store",
-                ),
-                sql,
-                claims: AtomicU64::new(0),
-            }),
-        };
-        store.call("connect", |_| async { Ok(()) }).await?;
-        Ok(store)
+        let options = pg::options(&self.url, "postgres store")?;
+        let pool = pg::pool(options, 1, self.timeout);
+        PostgresStore::open(pool, &self.table, self.timeout).await
     }
 }
 
@@ -116,27 +107,45 @@ impl PostgresStore {
         }
     }
 
-    async fn call<'a, T, F, Fut>(&'a self, what: &str, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Arc<PgClient>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
-    {
-        self.inner.conn.call(what, f).await
+    /// The store in table `name` on the application's own pool (each
+    /// call takes a connection and gives it back once it succeeded; one
+    /// that failed or timed out is closed, never returned mid-statement).
+    /// Creates the table if needed.
+    pub async fn from_pool(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open(pool, name, DEFAULT_STORE_TIMEOUT).await
+    }
+
+    async fn open(pool: PgPool, table: &str, timeout: Duration) -> Result<PostgresStore, StoreError> {
+        crate::sql::check_table(table)?;
+        let sql = sql::statements(table, Dialect::Postgres);
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                conn: PgConn::new(pool, timeout, sql.schema.clone(), 727_166, "postgres store"),
+                sql,
+                claims: AtomicU64::new(0),
+            }),
+        };
+        let conn = &store.inner.conn;
+        conn.bounded("connect", async { conn.lease().await.map(pg::Lease::release) })
+            .await?;
+        Ok(store)
     }
 
     /// One statement changing one claimed row; `Ok(true)` when it did.
     async fn owned_update(
         &self,
         what: &'static str,
-        statement: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<bool, StoreError> {
-        self.call(what, |c| async move {
-            let statement = c.prepared(what, statement).await?;
-            let n = c
-                .execute(&statement, params)
+        let conn = &self.inner.conn;
+        conn.bounded(what, async {
+            let mut c = conn.lease().await?;
+            let n = query
+                .execute(&mut *c)
                 .await
-                .map_err(|e| c.err(what, &e))?;
+                .map_err(|e| conn.err(what, &e))?
+                .rows_affected();
+            c.release();
             Ok(n == 1)
         })
         .await
@@ -149,42 +158,43 @@ impl DedupStore for PostgresStore {
         key: &'a EventKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(self.call("claim", move |c| async move {
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("claim", async move {
+            let sql = &self.inner.sql;
+            let mut c = conn.lease().await?;
             if self
                 .inner
                 .claims
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(PURGE_EVERY)
             {
-                c.execute(&c.prepared("purge", &self.inner.sql.purge).await?, &[])
+                sqlx::query(&sql.purge)
+                    .execute(&mut *c)
                     .await
-                    .map_err(|e| c.err("purge", &e))?;
+                    .map_err(|e| conn.err("purge", &e))?;
             }
             let token = ClaimToken::new();
-            let row = c
-                .query_opt(
-                    &c.prepared("claim", &self.inner.sql.claim).await?,
-                    &[
-                        &key.tenant,
-                        &key.id,
-                        &key.event_type,
-                        &token.as_str(),
-                        &millis(lease),
-                    ],
-                )
+            let holder: Option<Option<String>> = sqlx::query_scalar(&sql.claim)
+                .bind(&key.tenant)
+                .bind(&key.id)
+                .bind(&key.event_type)
+                .bind(token.as_str())
+                .bind(millis(lease))
+                .fetch_optional(&mut *c)
                 .await
-                .map_err(|e| c.err("claim", &e))?;
-            if row.and_then(|r| r.get::<_, Option<String>>(0)).as_deref() == Some(token.as_str()) {
+                .map_err(|e| conn.err("claim", &e))?;
+            if holder.flatten().as_deref() == Some(token.as_str()) {
+                c.release();
                 return Ok(Claim::Acquired(token));
             }
-            let state = c
-                .query_opt(
-                    &c.prepared("state", &self.inner.sql.state).await?,
-                    &[&key.tenant, &key.id, &key.event_type],
-                )
+            let state: Option<String> = sqlx::query_scalar(&sql.state)
+                .bind(&key.tenant)
+                .bind(&key.id)
+                .bind(&key.event_type)
+                .fetch_optional(&mut *c)
                 .await
-                .map_err(|e| c.err("state", &e))?
-                .map(|r| r.get::<_, String>(0));
+                .map_err(|e| conn.err("state", &e))?;
+            c.release();
             Ok(match state.as_deref() {
                 Some("done") => Claim::Done,
                 _ => Claim::InProgress,
@@ -200,12 +210,13 @@ impl DedupStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let ms = millis(retention);
-            self.owned_update(
-                "complete",
-                &self.inner.sql.complete,
-                &[&key.tenant, &key.id, &key.event_type, &token.as_str(), &ms],
-            )
-            .await
+            let q = sqlx::query(&self.inner.sql.complete)
+                .bind(&key.tenant)
+                .bind(&key.id)
+                .bind(&key.event_type)
+                .bind(token.as_str())
+                .bind(ms);
+            self.owned_update("complete", q).await
         })
     }
 
@@ -215,12 +226,12 @@ impl DedupStore for PostgresStore {
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            self.owned_update(
-                "release",
-                &self.inner.sql.release,
-                &[&key.tenant, &key.id, &key.event_type, &token.as_str()],
-            )
-            .await
+            let q = sqlx::query(&self.inner.sql.release)
+                .bind(&key.tenant)
+                .bind(&key.id)
+                .bind(&key.event_type)
+                .bind(token.as_str());
+            self.owned_update("release", q).await
         })
     }
 
@@ -232,21 +243,25 @@ impl DedupStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let ms = millis(lease);
-            self.owned_update(
-                "extend",
-                &self.inner.sql.extend,
-                &[&key.tenant, &key.id, &key.event_type, &token.as_str(), &ms],
-            )
-            .await
+            let q = sqlx::query(&self.inner.sql.extend)
+                .bind(&key.tenant)
+                .bind(&key.id)
+                .bind(&key.event_type)
+                .bind(token.as_str())
+                .bind(ms);
+            self.owned_update("extend", q).await
         })
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.call("health check", |c| async move {
-            c.simple_query("SELECT 1")
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("health check", async {
+            let mut c = conn.lease().await?;
+            sqlx::Executor::execute(&mut *c, "SELECT 1")
                 .await
-                .map(drop)
-                .map_err(|e| c.err("health check", &e))
+                .map_err(|e| conn.err("health check", &e))?;
+            c.release();
+            Ok(())
         }))
     }
 

@@ -585,12 +585,16 @@ async fn handler_settings(bed: Arc<Bed>) -> Result<Ran, String> {
         .on_tx(PAID, move |tx, _event| {
             let sh = sh.clone();
             Box::pin(async move {
-                let pg = tx.postgres().ok_or("not postgres")?;
+                // The application's own sqlx code, on the connection inside
+                // the inbox's transaction.
+                let pg = tx.pg().ok_or("not postgres")?;
                 for setting in ["enable_sort", "enable_bitmapscan", "plan_cache_mode"] {
-                    let row = pg.query_one(&format!("SHOW {setting}"), &[]).await?;
-                    sh.lock()
-                        .unwrap()
-                        .push(format!("{setting}={}", row.get::<_, String>(0)));
+                    let value: String = plugipay_webhook_dispatch::sqlx::query_scalar(&format!(
+                        "SHOW {setting}"
+                    ))
+                    .fetch_one(&mut *pg)
+                    .await?;
+                    sh.lock().unwrap().push(format!("{setting}={value}"));
                 }
                 Ok(())
             })

@@ -237,7 +237,7 @@ pub(crate) trait TxConn: Send {
         owner: &'a str,
     ) -> BoxFuture<'a, Result<Begun, StoreError>>;
     /// The handle a handler writes through, inside the transaction.
-    fn handle(&self) -> Tx<'_>;
+    fn handle(&mut self) -> Tx<'_>;
     /// The owner-checked store of the handlers' states (`progress`) — and
     /// the move to done when `last` — and `COMMIT`, confirmed.
     fn commit_done<'a>(

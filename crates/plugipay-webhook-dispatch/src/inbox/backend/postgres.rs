@@ -1,21 +1,22 @@
-//! The PostgreSQL inbox: replicas share it; workers claim with `FOR UPDATE
-//! SKIP LOCKED` and are woken by `LISTEN/NOTIFY`; transactional handlers
-//! commit with the event's move to `done`.
+//! The PostgreSQL inbox on sqlx: replicas share it; workers claim with
+//! `FOR UPDATE SKIP LOCKED` and are woken by `LISTEN/NOTIFY` where the
+//! connection allows it (polling otherwise); transactional handlers commit
+//! with the event's move to `done`.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::{Postgres, Row};
 
 use super::{
     Backend, Begun, ClaimParams, Claimed, Committed, Inserted, Job, NewEvent, Param, Session,
     TxConn,
 };
-use crate::conn::pg::{connect, execute_locked, pipelined, sqlstate, PgClient, PgConn, Redacted};
+use crate::conn::pg::{self, execute_locked, sqlstate, PgConn};
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::progress::Progress;
@@ -29,14 +30,21 @@ use crate::tx::Tx;
 /// The advisory lock the inbox's start-up statements run under.
 const LOCK_KEY: i64 = 727_167;
 
-/// How many connections a PostgreSQL inbox receives on, unless
-/// [`PostgresInboxBuilder::connections`] says otherwise.
+/// How many connections a PostgreSQL inbox opened from a URL receives on,
+/// unless [`PostgresInboxBuilder::connections`] says otherwise.
 pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 8;
 
 /// An inbox in PostgreSQL, for receivers and workers on several machines.
-/// Creates its table on first use (or brings an earlier release's forward);
-/// plain TCP (no TLS). Every call is bounded by the store timeout (default
-/// 5 s).
+/// Creates its table on first use (or brings an earlier release's forward).
+///
+/// Opened from a URL ([`connect`](PostgresInbox::connect),
+/// [`connect_with`](PostgresInbox::connect_with), [`builder`](PostgresInbox::builder)),
+/// libpq's conventions hold: `sslmode` (`disable`, `prefer` — the default
+/// —, `require`, `verify-ca`, `verify-full`) and `sslrootcert` in the URL,
+/// the `PG*` environment variables for what it leaves out, SCRAM passwords;
+/// TLS is rustls with the system's trust store (and `SSL_CERT_FILE`). Or
+/// on the application's own sqlx pool: [`from_pool`](PostgresInbox::from_pool).
+/// Every call is bounded by the store timeout (default 5 s).
 #[derive(Clone)]
 pub struct PostgresInbox {
     inner: Arc<Shared>,
@@ -44,6 +52,8 @@ pub struct PostgresInbox {
 
 struct Shared {
     conn: PgConn,
+    /// What a worker's own connection is made with: the pool's options.
+    options: Arc<PgConnectOptions>,
     sql: Arc<InboxSql>,
     wake: Arc<tokio::sync::Notify>,
     listening: AtomicBool,
@@ -96,7 +106,8 @@ impl PostgresInboxBuilder {
     }
 
     /// How many connections receiving (and the console's and CLI's
-    /// queries) use, in turn (default [`DEFAULT_POSTGRES_CONNECTIONS`]; at least 1). One
+    /// queries) use at most: the size of the pool built from the URL
+    /// (default [`DEFAULT_POSTGRES_CONNECTIONS`]; at least 1). One
     /// PostgreSQL backend commits one transaction at a time: concurrent
     /// deliveries on one connection wait for each other's commits, on
     /// several they are flushed together. Workers hold connections of
@@ -109,37 +120,15 @@ impl PostgresInboxBuilder {
     /// Connects, creating the table (or bringing an earlier release's
     /// forward) under an advisory lock.
     pub async fn connect(self) -> Result<PostgresInbox, StoreError> {
-        crate::sql::check_table(&self.table)?;
-        let sql = Arc::new(InboxSql::new(&self.table, Dialect::Postgres));
-        let inbox = PostgresInbox {
-            inner: Arc::new(Shared {
-                conn: PgConn::new(
-                    &self.url,
-                    self.timeout,
-                    sql.schema.clone(),
-                    LOCK_KEY,
-                    "postgres inbox",
-                )
-                .with_connections(self.connections),
-                sql,
-                wake: Arc::new(tokio::sync::Notify::new()),
-                listening: AtomicBool::new(false),
-                last_notify_ms: AtomicU64::new(0),
-                started: std::time::Instant::now(),
-            }),
-        };
-        inbox
-            .inner
-            .conn
-            .call("connect", |_| async { Ok(()) })
-            .await?;
-        Ok(inbox)
+        let options = pg::options(&self.url, "postgres inbox")?;
+        let pool = pg::pool(options, self.connections, self.timeout);
+        PostgresInbox::open(pool, &self.table, self.timeout).await
     }
 }
 
 impl PostgresInbox {
-    /// Connects to `url` (`postgres://user:pass@host:port/db`) and creates
-    /// the table if needed.
+    /// Connects to `url` (`postgres://user:pass@host:port/db?sslmode=…`)
+    /// and creates the table if needed.
     pub async fn connect(url: &str) -> Result<PostgresInbox, StoreError> {
         PostgresInbox::builder(url).connect().await
     }
@@ -157,7 +146,7 @@ impl PostgresInbox {
             .await
     }
 
-    /// Options: table and timeout.
+    /// Options: table, timeout, connections.
     pub fn builder(url: &str) -> PostgresInboxBuilder {
         PostgresInboxBuilder {
             url: url.to_owned(),
@@ -167,49 +156,77 @@ impl PostgresInbox {
         }
     }
 
-    /// Starts (once) the task that LISTENs for new events and wakes workers.
+    /// The inbox in table `name` on the application's own pool: receiving
+    /// and the tools' queries take connections from it (each returned once
+    /// its call succeeded, closed when it failed or timed out — never
+    /// handed back mid-statement); workers hold connections of their own,
+    /// made with the pool's connect options (the same TLS and credentials),
+    /// so they never wait for the application's connections nor take them.
+    /// Creates the table, or brings an earlier release's forward.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use plugipay_webhook_dispatch::inbox::PostgresInbox;
+    /// use plugipay_webhook_dispatch::sqlx::postgres::PgPoolOptions;
+    ///
+    /// let pool = PgPoolOptions::new()
+    ///     .max_connections(20)
+    ///     .connect("postgres://app:pw@db/app?sslmode=verify-full")
+    ///     .await?;
+    /// let inbox = PostgresInbox::from_pool(pool.clone(), "plugipay_webhook_inbox").await?;
+    /// # let _ = inbox; Ok(()) }
+    /// ```
+    pub async fn from_pool(pool: PgPool, name: &str) -> Result<PostgresInbox, StoreError> {
+        PostgresInbox::open(pool, name, DEFAULT_STORE_TIMEOUT).await
+    }
+
+    async fn open(pool: PgPool, table: &str, timeout: Duration) -> Result<PostgresInbox, StoreError> {
+        crate::sql::check_table(table)?;
+        let sql = Arc::new(InboxSql::new(table, Dialect::Postgres));
+        let options = pg::pool_options(&pool);
+        let inbox = PostgresInbox {
+            inner: Arc::new(Shared {
+                conn: PgConn::new(pool, timeout, sql.schema.clone(), LOCK_KEY, "postgres inbox"),
+                options,
+                sql,
+                wake: Arc::new(tokio::sync::Notify::new()),
+                listening: AtomicBool::new(false),
+                last_notify_ms: AtomicU64::new(0),
+                started: std::time::Instant::now(),
+            }),
+        };
+        let conn = &inbox.inner.conn;
+        conn.bounded("connect", async { conn.lease().await.map(pg::Lease::release) })
+            .await?;
+        Ok(inbox)
+    }
+
+    /// Starts (once) the task that LISTENs for new events and wakes
+    /// workers. Through a transaction pooler notifications may never come:
+    /// workers then find new events by polling, as they always also do.
     fn listen(&self) {
         if self.inner.listening.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (url, channel, wake) = (
-            self.inner.conn.url.clone(),
+        let (pool, channel, wake) = (
+            self.inner.conn.pool.clone(),
             self.inner.sql.table.clone(),
             self.inner.wake.clone(),
         );
         tokio::spawn(async move {
             loop {
-                if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
-                    let sql = format!("LISTEN \"{channel}\"");
-                    let listen = client.batch_execute(&sql);
-                    let messages = async {
-                        loop {
-                            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
-                                    wake.notify_one();
-                                }
-                                Some(Ok(_)) => {}
-                                Some(Err(_)) | None => return,
-                            }
-                        }
-                    };
-                    tokio::pin!(listen, messages);
-                    // Drive the connection while LISTEN is sent, then keep
-                    // reading notifications until the connection ends.
-                    let mut listened = false;
-                    std::future::poll_fn(|cx| {
-                        use std::task::Poll;
-                        if !listened {
-                            if let Poll::Ready(r) = listen.as_mut().poll(cx) {
-                                if r.is_err() {
-                                    return Poll::Ready(());
-                                }
-                                listened = true;
-                            }
-                        }
-                        messages.as_mut().poll(cx)
-                    })
-                    .await;
+                // A connection of the pool, taken out of it for good.
+                let listener = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(&channel).await?;
+                    Ok::<_, sqlx::Error>(listener)
+                };
+                if let Ok(Ok(mut listener)) =
+                    tokio::time::timeout(Duration::from_secs(10), listener).await
+                {
+                    while listener.recv().await.is_ok() {
+                        wake.notify_one();
+                    }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -228,52 +245,66 @@ impl PostgresInbox {
                 .is_ok()
     }
 
-    async fn notify(&self, c: &PgClient) {
-        let _ = c
-            .execute("SELECT pg_notify($1, '')", &[&self.inner.sql.table])
+    async fn notify(&self, c: &mut PgConnection) {
+        let _ = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&self.inner.sql.table)
+            .execute(c)
             .await;
     }
 }
 
-fn record_from(row: &Row) -> Record {
-    Record {
-        tenant: row.get("tenant"),
-        id: row.get("event_id"),
-        event_type: row.get("event_type"),
-        state: State::from_name(row.get("state")).unwrap_or(State::Pending),
-        attempts: u32::try_from(row.get::<_, i32>("attempts")).unwrap_or(0),
-        received_at_ms: row.get("received_at"),
-        next_attempt_at_ms: row.get("due_at"),
-        updated_at_ms: row.get("updated_at"),
-        last_error: row.get("last_error"),
-        account_id: row.get("account_id"),
-        occurred_at: row.get("occurred_at"),
-        body: Bytes::from(row.get::<_, Vec<u8>>("body")),
-        signature: row.get("signature"),
-        matched_secret: usize::try_from(row.get::<_, i64>("matched_secret")).unwrap_or(0),
-        object_id: row.get("object_id"),
-        order_key: row.get("order_key"),
-        handlers: Progress::parse(row.get::<_, Option<&str>>("handlers")).0,
-    }
+/// A record, from a row of `RECORD_COLUMNS`.
+fn record_from(row: &PgRow) -> Result<Record, sqlx::Error> {
+    Ok(Record {
+        tenant: row.try_get("tenant")?,
+        id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        state: State::from_name(row.try_get("state")?).unwrap_or(State::Pending),
+        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        received_at_ms: row.try_get("received_at")?,
+        next_attempt_at_ms: row.try_get("due_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+        last_error: row.try_get("last_error")?,
+        account_id: row.try_get("account_id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
+        signature: row.try_get("signature")?,
+        matched_secret: usize::try_from(row.try_get::<i64, _>("matched_secret")?).unwrap_or(0),
+        object_id: row.try_get("object_id")?,
+        order_key: row.try_get("order_key")?,
+        handlers: Progress::parse(row.try_get::<Option<&str>, _>("handlers")?).0,
+    })
 }
 
-fn job_from(row: &Row) -> (String, Job) {
-    (
-        row.get(0),
+/// The claimed row's state and job, from a row of `JOB_COLUMNS`, stale.
+fn job_from(row: &PgRow) -> Result<(String, Job), sqlx::Error> {
+    Ok((
+        row.try_get(0)?,
         Job {
-            tenant: row.get(1),
-            id: row.get(2),
-            event_type: row.get(3),
-            body: Bytes::from(row.get::<_, Vec<u8>>(4)),
-            matched_secret: usize::try_from(row.get::<_, i64>(5)).unwrap_or(0),
-            attempt: u32::try_from(row.get::<_, i32>(6)).unwrap_or(u32::MAX),
-            received_at_ms: row.get(7),
-            progress: row.get(8),
-            rerun: row.get(9),
-            trace: row.get(10),
-            stale: row.get::<_, i32>(11) == 1,
+            tenant: row.try_get(1)?,
+            id: row.try_get(2)?,
+            event_type: row.try_get(3)?,
+            body: Bytes::from(row.try_get::<Vec<u8>, _>(4)?),
+            matched_secret: usize::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
+            attempt: u32::try_from(row.try_get::<i32, _>(6)?).unwrap_or(u32::MAX),
+            received_at_ms: row.try_get(7)?,
+            progress: row.try_get(8)?,
+            rerun: row.try_get(9)?,
+            trace: row.try_get(10)?,
+            stale: row.try_get::<i32, _>(11)? == 1,
         },
-    )
+    ))
+}
+
+/// A statement's `$n` parameters from a built query's values.
+fn bind_params(mut q: Query<'_, Postgres, PgArguments>, params: Vec<Param>) -> Query<'_, Postgres, PgArguments> {
+    for p in params {
+        q = match p {
+            Param::Text(t) => q.bind(t),
+            Param::Int(i) => q.bind(i),
+        };
+    }
+    q
 }
 
 impl Backend for PostgresInbox {
@@ -286,61 +317,64 @@ impl Backend for PostgresInbox {
     }
 
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
-        Box::pin(self.inner.conn.call("insert", move |c| async move {
-            let insert = c.prepared("insert", &self.inner.sql.insert).await?;
-            let inserted = c
-                .query_opt(
-                    &insert,
-                    &[
-                        &e.tenant,
-                        &e.id,
-                        &e.event_type,
-                        &Redacted(&e.body[..]),
-                        &Redacted(&e.signature),
-                        &e.matched_secret,
-                        &e.account_id,
-                        &e.occurred_at,
-                        &e.state.as_str(),
-                        &e.object_id,
-                        &e.order_key,
-                        &e.occurred_ms,
-                        &e.due_in_ms,
-                        &e.trace,
-                    ],
-                )
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("insert", async move {
+            let sql = &self.inner.sql;
+            let mut c = conn.lease().await?;
+            let inserted = sqlx::query(&sql.insert)
+                .bind(&e.tenant)
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(&e.body[..])
+                .bind(&e.signature)
+                .bind(e.matched_secret)
+                .bind(&e.account_id)
+                .bind(&e.occurred_at)
+                .bind(e.state.as_str())
+                .bind(&e.object_id)
+                .bind(&e.order_key)
+                .bind(e.occurred_ms)
+                .bind(e.due_in_ms)
+                .bind(&e.trace)
+                .fetch_optional(&mut *c)
                 .await
-                .map_err(|err| c.err("insert", &err))?;
-            if inserted.is_some() {
+                .map_err(|err| conn.err("insert", &err))?;
+            let outcome = if inserted.is_some() {
                 if e.state == State::Pending && self.notify_now() {
-                    self.notify(&c).await;
+                    self.notify(&mut c).await;
                 }
-                return Ok(Inserted::New);
-            }
-            let redeliver = c.prepared("redeliver", &self.inner.sql.redeliver).await?;
-            let revived = c
-                .query_opt(&redeliver, &[&e.tenant, &e.id, &e.event_type])
-                .await
-                .map_err(|err| c.err("redeliver", &err))?;
-            if revived.is_some() {
-                self.notify(&c).await;
-                return Ok(Inserted::Revived);
-            }
-            Ok(Inserted::Duplicate)
+                Inserted::New
+            } else {
+                let revived = sqlx::query(&sql.redeliver)
+                    .bind(&e.tenant)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|err| conn.err("redeliver", &err))?;
+                if revived.is_some() {
+                    self.notify(&mut c).await;
+                    Inserted::Revived
+                } else {
+                    Inserted::Duplicate
+                }
+            };
+            c.release();
+            Ok(outcome)
         }))
     }
 
     fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>> {
         Box::pin(async move {
-            // The table exists once the shared client connected.
-            self.inner
-                .conn
-                .call("session", |_| async { Ok(()) })
+            // The table exists once a shared connection checked it.
+            let conn = &self.inner.conn;
+            conn.bounded("session", async { conn.lease().await.map(pg::Lease::release) })
                 .await?;
             Ok(Box::new(PgSession {
-                client: None,
-                url: self.inner.conn.url.clone(),
+                conn: None,
+                options: self.inner.options.clone(),
                 sql: self.inner.sql.clone(),
-                timeout: self.inner.conn.timeout,
+                timeout: conn.timeout,
                 txid: 0,
             }) as Box<dyn Session>)
         })
@@ -355,25 +389,27 @@ impl Backend for PostgresInbox {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        Box::pin(self.inner.conn.call("stats", move |c| async move {
-            let mut stats = Stats::default();
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("stats", async move {
             let sql = &self.inner.sql;
-            for row in c
-                .query(&sql.count_by_state, &[])
+            let mut c = conn.lease().await?;
+            let e = |err: sqlx::Error| conn.err("stats", &err);
+            let mut stats = Stats::default();
+            for row in sqlx::query(&sql.count_by_state)
+                .fetch_all(&mut *c)
                 .await
-                .map_err(|e| c.err("stats", &e))?
+                .map_err(e)?
             {
-                if let Some(state) = State::from_name(row.get(0)) {
-                    stats
-                        .counts
-                        .insert(state, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
+                if let Some(state) = State::from_name(row.try_get(0).map_err(e)?) {
+                    let n: i64 = row.try_get(1).map_err(e)?;
+                    stats.counts.insert(state, u64::try_from(n).unwrap_or(0));
                 }
             }
-            stats.oldest_due_ms = c
-                .query_one(&sql.oldest_due, &[])
+            stats.oldest_due_ms = sqlx::query_scalar(&sql.oldest_due)
+                .fetch_one(&mut *c)
                 .await
-                .map_err(|e| c.err("stats", &e))?
-                .get(0);
+                .map_err(e)?;
+            c.release();
             Ok(stats)
         }))
     }
@@ -384,20 +420,21 @@ impl Backend for PostgresInbox {
         bucket_ms: i64,
         buckets: usize,
     ) -> BoxFuture<'_, Result<Activity, StoreError>> {
-        Box::pin(self.inner.conn.call("activity", move |c| async move {
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("activity", async move {
             let sql = &self.inner.sql;
+            let mut c = conn.lease().await?;
             let mut counts = Vec::new();
             for query in [&sql.activity_received, &sql.activity_done] {
-                let rows = c
-                    .query(query.as_str(), &[&since_ms, &bucket_ms])
+                let rows: Vec<(i64, i64)> = sqlx::query_as(query)
+                    .bind(since_ms)
+                    .bind(bucket_ms)
+                    .fetch_all(&mut *c)
                     .await
-                    .map_err(|e| c.err("activity", &e))?;
-                counts.push(super::bucketed(
-                    rows.iter()
-                        .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))),
-                    buckets,
-                ));
+                    .map_err(|e| conn.err("activity", &e))?;
+                counts.push(super::bucketed(rows, buckets));
             }
+            c.release();
             let processed = counts.pop().unwrap_or_default();
             let received = counts.pop().unwrap_or_default();
             Ok(Activity {
@@ -413,217 +450,228 @@ impl Backend for PostgresInbox {
         &'a self,
         filter: &'a ListFilter,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        Box::pin(self.inner.conn.call("list", move |c| async move {
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("list", async move {
             let (query, params) = self.inner.sql.list(Dialect::Postgres, filter);
-            let boxed: Vec<Box<dyn ToSql + Sync + Send>> = params
-                .into_iter()
-                .map(|p| -> Box<dyn ToSql + Sync + Send> {
-                    match p {
-                        Param::Text(t) => Box::new(t),
-                        Param::Int(i) => Box::new(i),
-                    }
-                })
-                .collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| &**b as _).collect();
-            let rows = c
-                .query(&query, &refs)
+            let mut c = conn.lease().await?;
+            let e = |err: sqlx::Error| conn.err("list", &err);
+            let rows = bind_params(sqlx::query(&query), params)
+                .fetch_all(&mut *c)
                 .await
-                .map_err(|e| c.err("list", &e))?;
-            Ok(rows.iter().map(record_from).collect())
+                .map_err(e)?;
+            let records = rows.iter().map(record_from).collect::<Result<_, _>>().map_err(e)?;
+            c.release();
+            Ok(records)
         }))
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        Box::pin(self.inner.conn.call("get", move |c| async move {
-            let rows = c
-                .query(&self.inner.sql.get, &[&id])
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("get", async move {
+            let mut c = conn.lease().await?;
+            let e = |err: sqlx::Error| conn.err("get", &err);
+            let rows = sqlx::query(&self.inner.sql.get)
+                .bind(id)
+                .fetch_all(&mut *c)
                 .await
-                .map_err(|e| c.err("get", &e))?;
-            Ok(rows.iter().map(record_from).collect())
+                .map_err(e)?;
+            let records = rows.iter().map(record_from).collect::<Result<_, _>>().map_err(e)?;
+            c.release();
+            Ok(records)
         }))
     }
 
     fn retry<'a>(&'a self, f: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.inner.conn.call("retry", move |c| async move {
-            let n = c
-                .execute(
-                    &self.inner.sql.revive,
-                    &[
-                        &f.id,
-                        &f.dead,
-                        &f.skipped,
-                        &f.done,
-                        &f.event_type,
-                        &f.tenant,
-                        &f.stale,
-                        &f.handler,
-                        &f.since_ms,
-                    ],
-                )
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("retry", async move {
+            let mut c = conn.lease().await?;
+            let n = sqlx::query(&self.inner.sql.revive)
+                .bind(&f.id)
+                .bind(f.dead)
+                .bind(f.skipped)
+                .bind(f.done)
+                .bind(&f.event_type)
+                .bind(&f.tenant)
+                .bind(f.stale)
+                .bind(&f.handler)
+                .bind(f.since_ms)
+                .execute(&mut *c)
                 .await
-                .map_err(|e| c.err("retry", &e))?;
+                .map_err(|e| conn.err("retry", &e))?
+                .rows_affected();
             if n > 0 {
-                self.notify(&c).await;
+                self.notify(&mut c).await;
             }
+            c.release();
             Ok(n)
         }))
     }
 
     fn prune<'a>(&'a self, f: &'a PruneFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
         let ms = millis(f.older_than);
-        Box::pin(self.inner.conn.call("prune", move |c| async move {
-            c.execute(&self.inner.sql.prune, &[&ms, &f.skipped])
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("prune", async move {
+            let mut c = conn.lease().await?;
+            let n = sqlx::query(&self.inner.sql.prune)
+                .bind(ms)
+                .bind(f.skipped)
+                .execute(&mut *c)
                 .await
-                .map_err(|e| c.err("prune", &e))
+                .map_err(|e| conn.err("prune", &e))?
+                .rows_affected();
+            c.release();
+            Ok(n)
         }))
     }
 
     fn execute<'a>(&'a self, sql: &'a str) -> Option<BoxFuture<'a, Result<(), StoreError>>> {
-        Some(Box::pin(
-            self.inner.conn.call("execute", move |c| async move {
-                execute_locked(&c, sql, LOCK_KEY, "postgres inbox execute").await
-            }),
-        ))
+        let conn = &self.inner.conn;
+        Some(Box::pin(conn.bounded("execute", async move {
+            let mut c = conn.lease().await?;
+            execute_locked(&mut c, sql, LOCK_KEY, "postgres inbox execute").await?;
+            c.release();
+            Ok(())
+        })))
     }
 }
 
-/// How a worker's connection plans its own statements: the claim and the
-/// next due time take rows in due order, and without these settings their
-/// plan depends on the table's statistics, which lag behind a burst.
-/// Measured: a table analysed while it held few open rows made every claim
-/// read all 7,000 open rows of the backlog and sort them (a bitmap scan, then
-/// a sort: 18 ms a claim instead of 0.1), and processing fell to a third.
-/// With sorting off, the only plan left walks the due index from its start
-/// and stops at the first row it can take; with generic plans, the claim
-/// (with its ordering parameters) is planned once per connection rather
-/// than on every call (custom plans won on estimated cost and cost 0.7 ms of
-/// server CPU each).
-const WORKER_SETTINGS: &str =
-    "SET enable_sort = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan";
+/// How a worker plans the inbox's statements: the claim and the next due
+/// time take rows in due order, and without these settings their plan
+/// depends on the table's statistics, which lag behind a burst. Measured: a
+/// table analysed while it held few open rows made every claim read all
+/// 7,000 open rows of the backlog and sort them (a bitmap scan, then a sort:
+/// 18 ms a claim instead of 0.1), and processing fell to a third. With
+/// sorting off, the only plan left walks the due index from its start and
+/// stops at the first row it can take; with generic plans, the claim is
+/// planned once per connection rather than on every call. `SET LOCAL`, in
+/// the claim's own transaction: nothing stays in the session (a transaction
+/// pooler hands it to others), and a handler's statements are planned as
+/// usual.
+const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; \
+     SET LOCAL plan_cache_mode = force_generic_plan";
 
-/// A handler's transaction starts with the settings its session would have
-/// had: its own statements are planned as usual (`WORKER_SETTINGS` apply to
-/// the inbox's statements only). No extra round trip: it is one message.
-const BEGIN_AS_USUAL: &str =
-    "BEGIN; SET LOCAL enable_sort TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT;\
-     SET LOCAL plan_cache_mode TO DEFAULT";
-
-/// A worker's own connection (reconnected after any doubt).
+/// A worker's own connection (made afresh after any doubt).
 struct PgSession {
-    client: Option<PgClient>,
-    url: String,
+    conn: Option<PgConnection>,
+    options: Arc<PgConnectOptions>,
     sql: Arc<InboxSql>,
     timeout: Duration,
     /// The open transaction's id (see `InboxSql::lock`).
     txid: i64,
 }
 
+/// `what`'s error, named after the inbox.
+fn inbox_err(what: &str, e: &sqlx::Error) -> StoreError {
+    pg::err(&format!("postgres inbox {what}"), e)
+}
+
 impl PgSession {
     /// The connection, connecting if the last one was thrown away.
-    async fn client(&mut self) -> Result<&PgClient, StoreError> {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            let client = bounded(
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if self.conn.is_none() {
+            let conn = bounded(
                 self.timeout,
                 "postgres inbox connect",
-                connect(&self.url, "postgres inbox"),
+                pg::connect(&self.options, "postgres inbox"),
             )
             .await?;
-            let client = PgClient::new(client, "postgres inbox");
-            bounded(self.timeout, "postgres inbox connect", async {
-                client
-                    .batch_execute(WORKER_SETTINGS)
-                    .await
-                    .map_err(|e| client.err("connect", &e))
-            })
-            .await?;
-            self.client = Some(client);
+            self.conn = Some(conn);
         }
-        Ok(self.client.as_ref().expect("just connected"))
+        Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// Runs one statement under the timeout; any failure throws the
-    /// connection away (it may be the one that stopped answering, or be
-    /// inside something half done).
-    async fn one<T>(
+    /// The claim, in a transaction of its own with the worker's planner
+    /// settings: the claimed row, or the time until the next is due.
+    async fn claim_in_tx(
         &mut self,
-        what: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        read: impl FnOnce(Vec<Row>) -> T,
-    ) -> Result<T, StoreError> {
-        let timeout = self.timeout;
-        let result = bounded(timeout, &format!("postgres inbox {what}"), async {
-            let c = self.client().await?;
-            let statement = c.prepared(what, sql).await?;
-            c.query(&statement, params)
+        p: &ClaimParams<'_>,
+    ) -> Result<Result<Option<(String, Job)>, Option<i64>>, sqlx::Error> {
+        let sql = self.sql.clone();
+        let c = self.conn.as_mut().expect("connected");
+        sqlx::Executor::execute(&mut *c, CLAIM_BEGIN).await?;
+        let max = i32::try_from(p.max_attempts).unwrap_or(i32::MAX);
+        let claimed = if p.ordered {
+            sqlx::query(&sql.claim)
+                .bind(p.owner)
+                .bind(p.lease_ms)
+                .bind(max)
+                .bind(p.skip_stale)
+                .bind(p.dead_holds_key)
+                .fetch_optional(&mut *c)
                 .await
-                .map_err(|e| c.err(what, &e))
-        })
-        .await;
-        match result {
-            Ok(rows) => Ok(read(rows)),
+        } else {
+            sqlx::query(&sql.claim_unordered)
+                .bind(p.owner)
+                .bind(p.lease_ms)
+                .bind(max)
+                .fetch_optional(&mut *c)
+                .await
+        };
+        let claimed = match claimed {
+            Ok(row) => row,
             Err(e) => {
-                self.discard();
-                Err(e)
+                sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                return Err(e);
             }
-        }
+        };
+        let out = match claimed.as_ref().map(job_from).transpose() {
+            Ok(Some(job)) => Ok(Some(job)),
+            Ok(None) => {
+                // No row (nothing open) or a NULL: nothing is due.
+                let next: Option<Option<i64>> = if p.ordered {
+                    sqlx::query_scalar(&sql.next_due)
+                        .bind(p.dead_holds_key)
+                        .fetch_optional(&mut *c)
+                        .await?
+                } else {
+                    sqlx::query_scalar(&sql.next_due_unordered)
+                        .fetch_optional(&mut *c)
+                        .await?
+                };
+                Err(next.flatten())
+            }
+            // The row was claimed but cannot be read: its lease lapses.
+            Err(e) => {
+                sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                return Err(e);
+            }
+        };
+        sqlx::Executor::execute(&mut *c, "COMMIT").await?;
+        Ok(out)
     }
 }
 
 impl Session for PgSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
         Box::pin(async move {
-            let sql = self.sql.clone();
-            let max = i32::try_from(p.max_attempts).unwrap_or(i32::MAX);
-            let claimed = if p.ordered {
-                self.one(
-                    "claim",
-                    &sql.claim,
-                    &[
-                        &p.owner,
-                        &p.lease_ms,
-                        &max,
-                        &p.skip_stale,
-                        &p.dead_holds_key,
-                    ],
-                    |rows| rows.first().map(job_from),
-                )
-                .await
-            } else {
-                self.one(
-                    "claim",
-                    &sql.claim_unordered,
-                    &[&p.owner, &p.lease_ms, &max],
-                    |rows| rows.first().map(job_from),
-                )
-                .await
-            };
-            let claimed = match claimed {
+            let timeout = self.timeout;
+            let result = bounded(timeout, "postgres inbox claim", async {
+                self.connection().await?;
+                self.claim_in_tx(&p)
+                    .await
+                    .map_err(|e| inbox_err("claim", &e))
+            })
+            .await;
+            let claimed = match result {
+                Ok(claimed) => claimed,
                 // Two claims raced for two events of one key (ordering):
                 // the key's unique running index let one through. The other
-                // claims again at once (and now sees the key busy).
+                // (rolled back, its connection intact) claims again at once
+                // and now sees the key busy.
                 Err(e) if e.sqlstate() == Some("23505") => {
                     return Ok(Claimed::Idle { due_in_ms: Some(0) })
                 }
-                other => other?,
+                Err(e) => {
+                    self.discard();
+                    return Err(e);
+                }
             };
             Ok(match claimed {
-                Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
-                Some((state, job)) if state == "stale" => Claimed::Stale(job),
-                Some((_, job)) => Claimed::Job(job),
-                None => Claimed::Idle {
-                    due_in_ms: {
-                        let (next, params): (&str, &[&(dyn ToSql + Sync)]) = if p.ordered {
-                            (&sql.next_due, &[&p.dead_holds_key])
-                        } else {
-                            (&sql.next_due_unordered, &[])
-                        };
-                        self.one("next due", next, params, |rows| {
-                            rows.first().and_then(|r| r.get::<_, Option<i64>>(0))
-                        })
-                        .await?
-                    },
-                },
+                Ok(Some((state, job))) if state == "dead" => Claimed::Exhausted(job),
+                Ok(Some((state, job))) if state == "stale" => Claimed::Stale(job),
+                Ok(Some((_, job))) => Claimed::Job(job),
+                Ok(None) => Claimed::Idle { due_in_ms: None },
+                Err(due_in_ms) => Claimed::Idle { due_in_ms },
             })
         })
     }
@@ -639,28 +687,24 @@ impl Session for PgSession {
             let to = mv.to().as_str();
             let refund = i32::from(mv.refund);
             let result = bounded(self.timeout, "postgres inbox transition", async {
-                let c = self.client().await?;
-                let statement = c.prepared("transition", &sql.transition).await?;
-                c.execute(
-                    &statement,
-                    &[
-                        &job.tenant,
-                        &job.id,
-                        &job.event_type,
-                        &owner,
-                        &to,
-                        &mv.due_in_ms,
-                        &mv.error,
-                        &refund,
-                        &mv.progress,
-                    ],
-                )
-                .await
-                .map_err(|e| c.err("transition", &e))
+                let c = self.connection().await?;
+                sqlx::query(&sql.transition)
+                    .bind(&job.tenant)
+                    .bind(&job.id)
+                    .bind(&job.event_type)
+                    .bind(owner)
+                    .bind(to)
+                    .bind(mv.due_in_ms)
+                    .bind(&mv.error)
+                    .bind(refund)
+                    .bind(&mv.progress)
+                    .execute(c)
+                    .await
+                    .map_err(|e| inbox_err("transition", &e))
             })
             .await;
             match result {
-                Ok(n) => Ok(n == 1),
+                Ok(done) => Ok(done.rows_affected() == 1),
                 Err(e) => {
                     self.discard();
                     Err(e)
@@ -672,20 +716,24 @@ impl Session for PgSession {
     fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<super::Peeked, StoreError>> {
         Box::pin(async move {
             let sql = self.sql.clone();
-            self.one(
-                "peek",
-                &sql.peek,
-                &[&job.tenant, &job.id, &job.event_type],
-                |rows| {
-                    rows.first().map(|r| {
-                        (
-                            State::from_name(r.get(0)).unwrap_or(State::Pending),
-                            r.get::<_, Option<String>>(1),
-                        )
-                    })
-                },
-            )
-            .await
+            let result = bounded(self.timeout, "postgres inbox peek", async {
+                let c = self.connection().await?;
+                let row: Option<(String, Option<String>)> = sqlx::query_as(&sql.peek)
+                    .bind(&job.tenant)
+                    .bind(&job.id)
+                    .bind(&job.event_type)
+                    .fetch_optional(c)
+                    .await
+                    .map_err(|e| inbox_err("peek", &e))?;
+                Ok(row.map(|(state, owner)| {
+                    (State::from_name(&state).unwrap_or(State::Pending), owner)
+                }))
+            })
+            .await;
+            if result.is_err() {
+                self.discard();
+            }
+            result
         })
     }
 
@@ -703,22 +751,24 @@ impl TxConn for PgSession {
         Box::pin(async move {
             let sql = self.sql.clone();
             let timeout = self.timeout;
-            // BEGIN and the owner-checked lock in one round trip.
             let result = bounded(timeout, "postgres inbox begin", async {
-                let c = self.client().await?;
-                let lock = c.prepared("lock", &sql.lock).await?;
-                let (begun, locked) = pipelined(
-                    c.batch_execute(BEGIN_AS_USUAL),
-                    c.query_opt(&lock, &[&job.tenant, &job.id, &job.event_type, &owner]),
-                )
-                .await;
-                begun.map_err(|e| c.err("begin", &e))?;
-                locked.map_err(|e| c.err("begin", &e))
+                let c = self.connection().await?;
+                sqlx::Executor::execute(&mut *c, "BEGIN")
+                    .await
+                    .map_err(|e| inbox_err("begin", &e))?;
+                sqlx::query_scalar::<_, i64>(&sql.lock)
+                    .bind(&job.tenant)
+                    .bind(&job.id)
+                    .bind(&job.event_type)
+                    .bind(owner)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| inbox_err("begin", &e))
             })
             .await;
             match result {
-                Ok(Some(row)) => {
-                    self.txid = row.get(0);
+                Ok(Some(txid)) => {
+                    self.txid = txid;
                     Ok(Begun::Locked)
                 }
                 Ok(None) => {
@@ -733,12 +783,12 @@ impl TxConn for PgSession {
         })
     }
 
-    fn handle(&self) -> Tx<'_> {
+    fn handle(&mut self) -> Tx<'_> {
         let c = self
-            .client
-            .as_ref()
+            .conn
+            .as_mut()
             .expect("a transaction is open on this connection");
-        Tx::postgres_on(&c.client, &c.statements)
+        Tx::postgres_on(c)
     }
 
     fn commit_done<'a>(
@@ -751,28 +801,26 @@ impl TxConn for PgSession {
         Box::pin(async move {
             let sql = self.sql.clone();
             let txid = self.txid;
-            // The move to done and COMMIT in one round trip: when the move
-            // fails (an aborted transaction, a lost lease) the COMMIT finds
+            // The move to done, then COMMIT whatever it did: when the move
+            // failed (an aborted transaction, a lost lease) the COMMIT finds
             // the transaction aborted and rolls it back.
             let result = bounded(self.timeout, "postgres inbox commit", async {
-                let c = self.client().await?;
-                let done = c.prepared("done", &sql.done_in_tx).await?;
-                let (moved, committed) = pipelined(
-                    c.query_one(
-                        &done,
-                        &[
-                            &job.tenant,
-                            &job.id,
-                            &job.event_type,
-                            &owner,
-                            &txid,
-                            &progress,
-                            &last,
-                        ],
-                    ),
-                    c.batch_execute("COMMIT"),
-                )
-                .await;
+                let c = self.connection().await?;
+                let moved = sqlx::query(&sql.done_in_tx)
+                    .bind(&job.tenant)
+                    .bind(&job.id)
+                    .bind(&job.event_type)
+                    .bind(owner)
+                    .bind(txid)
+                    .bind(progress)
+                    .bind(last)
+                    .fetch_one(&mut *c)
+                    .await;
+                if matches!(&moved, Err(e) if sqlstate(e).is_none()) {
+                    // The connection itself failed: no COMMIT to send.
+                    return Ok((moved, Ok(())));
+                }
+                let committed = sqlx::Executor::execute(&mut *c, "COMMIT").await.map(drop);
                 Ok((moved, committed))
             })
             .await;
@@ -783,10 +831,9 @@ impl TxConn for PgSession {
                     return Committed::Unknown(e.to_string());
                 }
             };
-            let c = self.client.as_ref().expect("connected");
             match (moved, committed) {
                 (Ok(_), Ok(())) => Committed::Done,
-                (Err(e), Ok(())) => match sqlstate(&e) {
+                (Err(e), Ok(())) => match sqlstate(&e).as_deref() {
                     // Nothing to move: the lease is someone else's, or the
                     // handler ended the transaction itself.
                     Some("22012") => Committed::LostLease,
@@ -795,20 +842,20 @@ impl TxConn for PgSession {
                          the transaction: rolled back"
                             .to_owned(),
                     ),
-                    Some(_) => Committed::RolledBack(c.err("move to done", &e).to_string()),
+                    Some(_) => Committed::RolledBack(inbox_err("move to done", &e).to_string()),
                     None => {
-                        let why = c.err("move to done", &e).to_string();
+                        let why = inbox_err("move to done", &e).to_string();
                         self.discard();
                         Committed::Unknown(why)
                     }
                 },
-                (_, Err(e)) if e.as_db_error().is_some() => {
+                (_, Err(e)) if sqlstate(&e).is_some() => {
                     // The server refused the COMMIT (a deferred constraint,
                     // a serialization failure): the transaction is gone.
-                    Committed::RolledBack(c.err("commit", &e).to_string())
+                    Committed::RolledBack(inbox_err("commit", &e).to_string())
                 }
                 (_, Err(e)) => {
-                    let why = c.err("commit", &e).to_string();
+                    let why = inbox_err("commit", &e).to_string();
                     self.discard();
                     Committed::Unknown(why)
                 }
@@ -819,23 +866,22 @@ impl TxConn for PgSession {
     fn rollback(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let timeout = self.timeout;
-            let Some(c) = self.client.as_ref() else {
+            let Some(c) = self.conn.as_mut() else {
                 return Ok(());
             };
             bounded(timeout, "postgres inbox rollback", async {
-                c.batch_execute("ROLLBACK")
+                sqlx::Executor::execute(c, "ROLLBACK")
                     .await
-                    .map_err(|e| c.err("rollback", &e))
+                    .map(drop)
+                    .map_err(|e| inbox_err("rollback", &e))
             })
             .await
         })
     }
 
     fn discard(&mut self) {
-        if let Some(c) = self.client.take() {
-            // Whatever it was running is cancelled; dropping the client
-            // closes the connection, and the server rolls back.
-            c.cancel();
-        }
+        // Dropping the connection closes its socket; the server rolls back
+        // whatever was open there.
+        self.conn = None;
     }
 }

@@ -520,7 +520,7 @@ impl TxConn for SqliteSession {
         }))
     }
 
-    fn handle(&self) -> Tx<'_> {
+    fn handle(&mut self) -> Tx<'_> {
         Tx::sqlite_on(&self.conn)
     }
 
