@@ -43,9 +43,6 @@ pub use outage::OUTAGE_REPORT_EVERY;
 pub use outcome::{Outcome, RETRY_AFTER_SECS};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::MAX_TABLE_NAME_LEN;
-pub use time::rfc3339_utc;
-pub use token::ClaimToken;
-pub use url::redact_url;
 /// The SQL toolkit the SQL backends run on, re-exported: pools for
 /// [`PostgresInbox::from_pool`](inbox::PostgresInbox::from_pool) and the
 /// connection a transactional handler reaches with
@@ -53,3 +50,6 @@ pub use url::redact_url;
 /// version as the inbox.
 #[cfg(feature = "postgres")]
 pub use sqlx;
+pub use time::rfc3339_utc;
+pub use token::ClaimToken;
+pub use url::redact_url;

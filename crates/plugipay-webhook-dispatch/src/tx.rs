@@ -73,7 +73,12 @@ pub struct Tx<'t>(Backend<'t>);
 
 enum Backend<'t> {
     #[cfg(feature = "postgres")]
-    Postgres(&'t mut sqlx::PgConnection),
+    Postgres {
+        conn: &'t mut sqlx::PgConnection,
+        /// Statements named and kept on the connection (not through a
+        /// transaction pooler).
+        persistent: bool,
+    },
     #[cfg(feature = "sqlite")]
     Sqlite(&'t crate::conn::sqlite::SqliteConn),
     /// Built without a SQL backend: never constructed.
@@ -99,8 +104,8 @@ impl<'t> Tx<'t> {
     /// On PostgreSQL: the worker's connection, inside the transaction the
     /// inbox began on it.
     #[cfg(feature = "postgres")]
-    pub(crate) fn postgres_on(conn: &'t mut sqlx::PgConnection) -> Tx<'t> {
-        Tx(Backend::Postgres(conn))
+    pub(crate) fn postgres_on(conn: &'t mut sqlx::PgConnection, persistent: bool) -> Tx<'t> {
+        Tx(Backend::Postgres { conn, persistent })
     }
 
     /// On SQLite: the worker's connection, inside its transaction.
@@ -115,8 +120,8 @@ impl Tx<'_> {
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, HandlerError> {
         match &mut self.0 {
             #[cfg(feature = "postgres")]
-            Backend::Postgres(conn) => {
-                let mut query = sqlx::query(sql);
+            Backend::Postgres { conn, persistent } => {
+                let mut query = sqlx::query(sql).persistent(*persistent);
                 for p in params {
                     query = pg_bind(query, p);
                 }
@@ -174,7 +179,7 @@ impl Tx<'_> {
     #[must_use]
     pub fn pg(&mut self) -> Option<&mut sqlx::PgConnection> {
         match &mut self.0 {
-            Backend::Postgres(conn) => Some(&mut **conn),
+            Backend::Postgres { conn, .. } => Some(&mut **conn),
             #[allow(unreachable_patterns)]
             _ => None,
         }

@@ -76,9 +76,13 @@ pub(crate) fn options(url: &str, what: &str) -> Result<PgConnectOptions, StoreEr
     } else {
         opts
     };
+    // No `extra_float_digits` startup parameter: PgBouncer refuses a
+    // connection that sends one unless told to ignore it ("unsupported
+    // startup parameter"), and the inbox reads no float as text.
     // Statements are logged at debug level (their text, never their
     // parameters): not at info, where a receiver's logs would fill with them.
     Ok(opts
+        .extra_float_digits(None)
         .log_statements(tracing::log::LevelFilter::Debug)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
 }
@@ -132,8 +136,9 @@ pub(crate) fn ensure_schema<'a>(
     schema: &'a Schema,
     lock_key: i64,
     what: &'a str,
+    persistent: bool,
 ) -> BoxFuture<'a, Result<(), StoreError>> {
-    Box::pin(ensure_schema_now(conn, schema, lock_key, what))
+    Box::pin(ensure_schema_now(conn, schema, lock_key, what, persistent))
 }
 
 async fn ensure_schema_now(
@@ -141,25 +146,31 @@ async fn ensure_schema_now(
     schema: &Schema,
     lock_key: i64,
     what: &str,
+    persistent: bool,
 ) -> Result<(), StoreError> {
     let e = |step: &str| {
         let what = format!("{what} {step}");
         move |err_: sqlx::Error| err(&what, &err_)
     };
     let (bookkeeping, read, record) = Schema::bookkeeping(Dialect::Postgres);
-    sqlx::Executor::execute(&mut *conn, &*format!(
-        "BEGIN; SET LOCAL client_min_messages = warning; \
+    sqlx::Executor::execute(
+        &mut *conn,
+        &*format!(
+            "BEGIN; SET LOCAL client_min_messages = warning; \
          SELECT pg_advisory_xact_lock({lock_key}); {bookkeeping}"
-    ))
+        ),
+    )
     .await
     .map_err(e("schema"))?;
     let result = async {
         let recorded: Option<i64> = sqlx::query_scalar(&read)
+            .persistent(persistent)
             .bind(&schema.table)
             .fetch_optional(&mut *conn)
             .await
             .map_err(e("schema"))?;
         let exists: i64 = sqlx::query_scalar(Dialect::Postgres.table_exists())
+            .persistent(persistent)
             .bind(&schema.table)
             .fetch_one(&mut *conn)
             .await
@@ -174,6 +185,7 @@ async fn ensure_schema_now(
                 .map_err(e("schema upgrade"))?;
         }
         sqlx::query(&record)
+            .persistent(persistent)
             .bind(&schema.table)
             .bind(schema.version)
             .execute(&mut *conn)
@@ -199,9 +211,12 @@ pub(crate) async fn execute_locked(
     lock_key: i64,
     what: &str,
 ) -> Result<(), StoreError> {
-    sqlx::Executor::execute(&mut *conn, &*format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key});"))
-        .await
-        .map_err(|e| err(what, &e))?;
+    sqlx::Executor::execute(
+        &mut *conn,
+        &*format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key});"),
+    )
+    .await
+    .map_err(|e| err(what, &e))?;
     match sqlx::Executor::execute(&mut *conn, sql).await {
         Ok(_) => sqlx::Executor::execute(&mut *conn, "COMMIT")
             .await
@@ -225,6 +240,8 @@ pub(crate) struct PgConn {
     schema: Schema,
     pub(crate) lock_key: i64,
     ready: AtomicBool,
+    /// Statements named and kept per connection (see [`named_statements`]).
+    pub(crate) persistent: bool,
 }
 
 impl PgConn {
@@ -235,9 +252,11 @@ impl PgConn {
         lock_key: i64,
         what: &str,
     ) -> PgConn {
+        let persistent = named_statements(&pool.connect_options());
         PgConn {
             pool,
             timeout,
+            persistent,
             what: what.to_owned(),
             schema,
             lock_key,
@@ -260,7 +279,7 @@ impl PgConn {
     }
 
     /// A connection of the pool, the schema current. Give it back with
-    /// [`Lease::release`] once its call succeeded: dropped otherwise (an
+    /// [`Lease::finish`] once its call succeeded: dropped otherwise (an
     /// error, a timeout, a cancelled future), it is closed, never returned
     /// to the pool in the middle of a statement or a transaction.
     pub(crate) async fn lease(&self) -> Result<Lease<'_>, StoreError> {
@@ -272,25 +291,54 @@ impl PgConn {
         let mut lease = Lease {
             conn: Some(conn),
             owner: self,
+            in_tx: false,
         };
         if !self.ready.load(Ordering::Acquire) {
-            ensure_schema(&mut lease, &self.schema, self.lock_key, &self.what).await?;
+            ensure_schema(
+                &mut lease,
+                &self.schema,
+                self.lock_key,
+                &self.what,
+                self.persistent,
+            )
+            .await?;
             self.ready.store(true, Ordering::Release);
+        }
+        if !self.persistent {
+            // Through a transaction pooler every call is a transaction of
+            // its own: sqlx sends an unnamed statement's Parse and its Bind
+            // in two exchanges, and between them the pooler may hand the
+            // client another server connection ("unnamed prepared statement
+            // does not exist"). Inside a transaction it keeps the one.
+            sqlx::Executor::execute(&mut *lease, "BEGIN")
+                .await
+                .map_err(|e| self.err("begin", &e))?;
+            lease.in_tx = true;
         }
         Ok(lease)
     }
 }
 
-/// A pooled connection in use: closed on drop unless released.
+/// A pooled connection in use: closed on drop unless finished.
 pub(crate) struct Lease<'p> {
     conn: Option<PoolConnection<Postgres>>,
     owner: &'p PgConn,
+    /// In the call's own transaction (through a transaction pooler).
+    in_tx: bool,
 }
 
 impl Lease<'_> {
-    /// The call succeeded: back to the pool.
-    pub(crate) fn release(mut self) {
+    /// The call succeeded: committed (when it runs in a transaction of its
+    /// own — what it wrote is durable before the caller answers), and the
+    /// connection back to the pool.
+    pub(crate) async fn finish(mut self) -> Result<(), StoreError> {
+        if self.in_tx {
+            sqlx::Executor::execute(&mut *self, "COMMIT")
+                .await
+                .map_err(|e| self.owner.err("commit", &e))?;
+        }
         drop(self.conn.take());
+        Ok(())
     }
 }
 
@@ -322,6 +370,20 @@ impl Drop for Lease<'_> {
 /// The options a pool connects with, for connections of one's own.
 pub(crate) fn pool_options(pool: &PgPool) -> Arc<PgConnectOptions> {
     pool.connect_options()
+}
+
+/// Whether statements may be named and kept on the connection: not when
+/// the options turn sqlx's statement cache off (`statement-cache-capacity=0`,
+/// how a transaction pooler is named). sqlx 0.8 still prepares a query it
+/// runs as persistent under a name — `sqlx_s_1`, counted per client
+/// connection — and never closes it when nothing is cached; through
+/// PgBouncer two clients' `sqlx_s_1` meet on one server connection ("prepared
+/// statement already exists"). Unnamed statements do not outlive their
+/// transaction's round trip.
+pub(crate) fn named_statements(opts: &PgConnectOptions) -> bool {
+    let url = opts.to_url_lossy();
+    !url.query_pairs()
+        .any(|(k, v)| k == "statement-cache-capacity" && v == "0")
 }
 
 /// A parameter whose type the server infers from the statement (as libpq

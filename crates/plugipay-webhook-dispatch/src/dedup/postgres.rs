@@ -115,7 +115,11 @@ impl PostgresStore {
         PostgresStore::open(pool, name, DEFAULT_STORE_TIMEOUT).await
     }
 
-    async fn open(pool: PgPool, table: &str, timeout: Duration) -> Result<PostgresStore, StoreError> {
+    async fn open(
+        pool: PgPool,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<PostgresStore, StoreError> {
         crate::sql::check_table(table)?;
         let sql = sql::statements(table, Dialect::Postgres);
         let store = PostgresStore {
@@ -126,7 +130,7 @@ impl PostgresStore {
             }),
         };
         let conn = &store.inner.conn;
-        conn.bounded("connect", async { conn.lease().await.map(pg::Lease::release) })
+        conn.bounded("connect", async { conn.lease().await?.finish().await })
             .await?;
         Ok(store)
     }
@@ -145,7 +149,7 @@ impl PostgresStore {
                 .await
                 .map_err(|e| conn.err(what, &e))?
                 .rows_affected();
-            c.release();
+            c.finish().await?;
             Ok(n == 1)
         })
         .await
@@ -169,12 +173,14 @@ impl DedupStore for PostgresStore {
                 .is_multiple_of(PURGE_EVERY)
             {
                 sqlx::query(&sql.purge)
+                    .persistent(self.inner.conn.persistent)
                     .execute(&mut *c)
                     .await
                     .map_err(|e| conn.err("purge", &e))?;
             }
             let token = ClaimToken::new();
             let holder: Option<Option<String>> = sqlx::query_scalar(&sql.claim)
+                .persistent(self.inner.conn.persistent)
                 .bind(&key.tenant)
                 .bind(&key.id)
                 .bind(&key.event_type)
@@ -184,17 +190,18 @@ impl DedupStore for PostgresStore {
                 .await
                 .map_err(|e| conn.err("claim", &e))?;
             if holder.flatten().as_deref() == Some(token.as_str()) {
-                c.release();
+                c.finish().await?;
                 return Ok(Claim::Acquired(token));
             }
             let state: Option<String> = sqlx::query_scalar(&sql.state)
+                .persistent(self.inner.conn.persistent)
                 .bind(&key.tenant)
                 .bind(&key.id)
                 .bind(&key.event_type)
                 .fetch_optional(&mut *c)
                 .await
                 .map_err(|e| conn.err("state", &e))?;
-            c.release();
+            c.finish().await?;
             Ok(match state.as_deref() {
                 Some("done") => Claim::Done,
                 _ => Claim::InProgress,
@@ -211,6 +218,7 @@ impl DedupStore for PostgresStore {
         Box::pin(async move {
             let ms = millis(retention);
             let q = sqlx::query(&self.inner.sql.complete)
+                .persistent(self.inner.conn.persistent)
                 .bind(&key.tenant)
                 .bind(&key.id)
                 .bind(&key.event_type)
@@ -227,6 +235,7 @@ impl DedupStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let q = sqlx::query(&self.inner.sql.release)
+                .persistent(self.inner.conn.persistent)
                 .bind(&key.tenant)
                 .bind(&key.id)
                 .bind(&key.event_type)
@@ -244,6 +253,7 @@ impl DedupStore for PostgresStore {
         Box::pin(async move {
             let ms = millis(lease);
             let q = sqlx::query(&self.inner.sql.extend)
+                .persistent(self.inner.conn.persistent)
                 .bind(&key.tenant)
                 .bind(&key.id)
                 .bind(&key.event_type)
@@ -260,7 +270,7 @@ impl DedupStore for PostgresStore {
             sqlx::Executor::execute(&mut *c, "SELECT 1")
                 .await
                 .map_err(|e| conn.err("health check", &e))?;
-            c.release();
+            c.finish().await?;
             Ok(())
         }))
     }

@@ -589,11 +589,10 @@ async fn handler_settings(bed: Arc<Bed>) -> Result<Ran, String> {
                 // the inbox's transaction.
                 let pg = tx.pg().ok_or("not postgres")?;
                 for setting in ["enable_sort", "enable_bitmapscan", "plan_cache_mode"] {
-                    let value: String = plugipay_webhook_dispatch::sqlx::query_scalar(&format!(
-                        "SHOW {setting}"
-                    ))
-                    .fetch_one(&mut *pg)
-                    .await?;
+                    let value: String =
+                        plugipay_webhook_dispatch::sqlx::query_scalar(&format!("SHOW {setting}"))
+                            .fetch_one(&mut *pg)
+                            .await?;
                     sh.lock().unwrap().push(format!("{setting}={value}"));
                 }
                 Ok(())

@@ -180,13 +180,23 @@ impl PostgresInbox {
         PostgresInbox::open(pool, name, DEFAULT_STORE_TIMEOUT).await
     }
 
-    async fn open(pool: PgPool, table: &str, timeout: Duration) -> Result<PostgresInbox, StoreError> {
+    async fn open(
+        pool: PgPool,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<PostgresInbox, StoreError> {
         crate::sql::check_table(table)?;
         let sql = Arc::new(InboxSql::new(table, Dialect::Postgres));
         let options = pg::pool_options(&pool);
         let inbox = PostgresInbox {
             inner: Arc::new(Shared {
-                conn: PgConn::new(pool, timeout, sql.schema.clone(), LOCK_KEY, "postgres inbox"),
+                conn: PgConn::new(
+                    pool,
+                    timeout,
+                    sql.schema.clone(),
+                    LOCK_KEY,
+                    "postgres inbox",
+                ),
                 options,
                 sql,
                 wake: Arc::new(tokio::sync::Notify::new()),
@@ -196,7 +206,7 @@ impl PostgresInbox {
             }),
         };
         let conn = &inbox.inner.conn;
-        conn.bounded("connect", async { conn.lease().await.map(pg::Lease::release) })
+        conn.bounded("connect", async { conn.lease().await?.finish().await })
             .await?;
         Ok(inbox)
     }
@@ -247,6 +257,7 @@ impl PostgresInbox {
 
     async fn notify(&self, c: &mut PgConnection) {
         let _ = sqlx::query("SELECT pg_notify($1, '')")
+            .persistent(self.inner.conn.persistent)
             .bind(&self.inner.sql.table)
             .execute(c)
             .await;
@@ -297,7 +308,10 @@ fn job_from(row: &PgRow) -> Result<(String, Job), sqlx::Error> {
 }
 
 /// A statement's `$n` parameters from a built query's values.
-fn bind_params(mut q: Query<'_, Postgres, PgArguments>, params: Vec<Param>) -> Query<'_, Postgres, PgArguments> {
+fn bind_params(
+    mut q: Query<'_, Postgres, PgArguments>,
+    params: Vec<Param>,
+) -> Query<'_, Postgres, PgArguments> {
     for p in params {
         q = match p {
             Param::Text(t) => q.bind(t),
@@ -322,6 +336,7 @@ impl Backend for PostgresInbox {
             let sql = &self.inner.sql;
             let mut c = conn.lease().await?;
             let inserted = sqlx::query(&sql.insert)
+                .persistent(self.inner.conn.persistent)
                 .bind(&e.tenant)
                 .bind(&e.id)
                 .bind(&e.event_type)
@@ -346,6 +361,7 @@ impl Backend for PostgresInbox {
                 Inserted::New
             } else {
                 let revived = sqlx::query(&sql.redeliver)
+                    .persistent(self.inner.conn.persistent)
                     .bind(&e.tenant)
                     .bind(&e.id)
                     .bind(&e.event_type)
@@ -359,7 +375,7 @@ impl Backend for PostgresInbox {
                     Inserted::Duplicate
                 }
             };
-            c.release();
+            c.finish().await?;
             Ok(outcome)
         }))
     }
@@ -368,7 +384,7 @@ impl Backend for PostgresInbox {
         Box::pin(async move {
             // The table exists once a shared connection checked it.
             let conn = &self.inner.conn;
-            conn.bounded("session", async { conn.lease().await.map(pg::Lease::release) })
+            conn.bounded("session", async { conn.lease().await?.finish().await })
                 .await?;
             Ok(Box::new(PgSession {
                 conn: None,
@@ -376,6 +392,7 @@ impl Backend for PostgresInbox {
                 sql: self.inner.sql.clone(),
                 timeout: conn.timeout,
                 txid: 0,
+                persistent: conn.persistent,
             }) as Box<dyn Session>)
         })
     }
@@ -396,6 +413,7 @@ impl Backend for PostgresInbox {
             let e = |err: sqlx::Error| conn.err("stats", &err);
             let mut stats = Stats::default();
             for row in sqlx::query(&sql.count_by_state)
+                .persistent(self.inner.conn.persistent)
                 .fetch_all(&mut *c)
                 .await
                 .map_err(e)?
@@ -406,10 +424,11 @@ impl Backend for PostgresInbox {
                 }
             }
             stats.oldest_due_ms = sqlx::query_scalar(&sql.oldest_due)
+                .persistent(self.inner.conn.persistent)
                 .fetch_one(&mut *c)
                 .await
                 .map_err(e)?;
-            c.release();
+            c.finish().await?;
             Ok(stats)
         }))
     }
@@ -427,6 +446,7 @@ impl Backend for PostgresInbox {
             let mut counts = Vec::new();
             for query in [&sql.activity_received, &sql.activity_done] {
                 let rows: Vec<(i64, i64)> = sqlx::query_as(query)
+                    .persistent(self.inner.conn.persistent)
                     .bind(since_ms)
                     .bind(bucket_ms)
                     .fetch_all(&mut *c)
@@ -434,7 +454,7 @@ impl Backend for PostgresInbox {
                     .map_err(|e| conn.err("activity", &e))?;
                 counts.push(super::bucketed(rows, buckets));
             }
-            c.release();
+            c.finish().await?;
             let processed = counts.pop().unwrap_or_default();
             let received = counts.pop().unwrap_or_default();
             Ok(Activity {
@@ -455,12 +475,19 @@ impl Backend for PostgresInbox {
             let (query, params) = self.inner.sql.list(Dialect::Postgres, filter);
             let mut c = conn.lease().await?;
             let e = |err: sqlx::Error| conn.err("list", &err);
-            let rows = bind_params(sqlx::query(&query), params)
-                .fetch_all(&mut *c)
-                .await
+            let rows = bind_params(
+                sqlx::query(&query).persistent(self.inner.conn.persistent),
+                params,
+            )
+            .fetch_all(&mut *c)
+            .await
+            .map_err(e)?;
+            let records = rows
+                .iter()
+                .map(record_from)
+                .collect::<Result<_, _>>()
                 .map_err(e)?;
-            let records = rows.iter().map(record_from).collect::<Result<_, _>>().map_err(e)?;
-            c.release();
+            c.finish().await?;
             Ok(records)
         }))
     }
@@ -471,12 +498,17 @@ impl Backend for PostgresInbox {
             let mut c = conn.lease().await?;
             let e = |err: sqlx::Error| conn.err("get", &err);
             let rows = sqlx::query(&self.inner.sql.get)
+                .persistent(self.inner.conn.persistent)
                 .bind(id)
                 .fetch_all(&mut *c)
                 .await
                 .map_err(e)?;
-            let records = rows.iter().map(record_from).collect::<Result<_, _>>().map_err(e)?;
-            c.release();
+            let records = rows
+                .iter()
+                .map(record_from)
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            c.finish().await?;
             Ok(records)
         }))
     }
@@ -486,6 +518,7 @@ impl Backend for PostgresInbox {
         Box::pin(conn.bounded("retry", async move {
             let mut c = conn.lease().await?;
             let n = sqlx::query(&self.inner.sql.revive)
+                .persistent(self.inner.conn.persistent)
                 .bind(&f.id)
                 .bind(f.dead)
                 .bind(f.skipped)
@@ -502,7 +535,7 @@ impl Backend for PostgresInbox {
             if n > 0 {
                 self.notify(&mut c).await;
             }
-            c.release();
+            c.finish().await?;
             Ok(n)
         }))
     }
@@ -513,13 +546,14 @@ impl Backend for PostgresInbox {
         Box::pin(conn.bounded("prune", async move {
             let mut c = conn.lease().await?;
             let n = sqlx::query(&self.inner.sql.prune)
+                .persistent(self.inner.conn.persistent)
                 .bind(ms)
                 .bind(f.skipped)
                 .execute(&mut *c)
                 .await
                 .map_err(|e| conn.err("prune", &e))?
                 .rows_affected();
-            c.release();
+            c.finish().await?;
             Ok(n)
         }))
     }
@@ -529,7 +563,7 @@ impl Backend for PostgresInbox {
         Some(Box::pin(conn.bounded("execute", async move {
             let mut c = conn.lease().await?;
             execute_locked(&mut c, sql, LOCK_KEY, "postgres inbox execute").await?;
-            c.release();
+            c.finish().await?;
             Ok(())
         })))
     }
@@ -558,6 +592,9 @@ struct PgSession {
     timeout: Duration,
     /// The open transaction's id (see `InboxSql::lock`).
     txid: i64,
+    /// Statements named and kept on the connection (not through a
+    /// transaction pooler: `conn::pg::named_statements`).
+    persistent: bool,
 }
 
 /// `what`'s error, named after the inbox.
@@ -587,11 +624,13 @@ impl PgSession {
         p: &ClaimParams<'_>,
     ) -> Result<Result<Option<(String, Job)>, Option<i64>>, sqlx::Error> {
         let sql = self.sql.clone();
+        let persistent = self.persistent;
         let c = self.conn.as_mut().expect("connected");
         sqlx::Executor::execute(&mut *c, CLAIM_BEGIN).await?;
         let max = i32::try_from(p.max_attempts).unwrap_or(i32::MAX);
         let claimed = if p.ordered {
             sqlx::query(&sql.claim)
+                .persistent(persistent)
                 .bind(p.owner)
                 .bind(p.lease_ms)
                 .bind(max)
@@ -601,6 +640,7 @@ impl PgSession {
                 .await
         } else {
             sqlx::query(&sql.claim_unordered)
+                .persistent(persistent)
                 .bind(p.owner)
                 .bind(p.lease_ms)
                 .bind(max)
@@ -620,11 +660,13 @@ impl PgSession {
                 // No row (nothing open) or a NULL: nothing is due.
                 let next: Option<Option<i64>> = if p.ordered {
                     sqlx::query_scalar(&sql.next_due)
+                        .persistent(persistent)
                         .bind(p.dead_holds_key)
                         .fetch_optional(&mut *c)
                         .await?
                 } else {
                     sqlx::query_scalar(&sql.next_due_unordered)
+                        .persistent(persistent)
                         .fetch_optional(&mut *c)
                         .await?
                 };
@@ -684,11 +726,20 @@ impl Session for PgSession {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let sql = self.sql.clone();
+            let persistent = self.persistent;
             let to = mv.to().as_str();
             let refund = i32::from(mv.refund);
             let result = bounded(self.timeout, "postgres inbox transition", async {
                 let c = self.connection().await?;
-                sqlx::query(&sql.transition)
+                // Through a transaction pooler, a transaction of its own
+                // (see `PgConn::lease`).
+                if !persistent {
+                    sqlx::Executor::execute(&mut *c, "BEGIN")
+                        .await
+                        .map_err(|e| inbox_err("transition", &e))?;
+                }
+                let moved = sqlx::query(&sql.transition)
+                    .persistent(persistent)
                     .bind(&job.tenant)
                     .bind(&job.id)
                     .bind(&job.event_type)
@@ -698,9 +749,15 @@ impl Session for PgSession {
                     .bind(&mv.error)
                     .bind(refund)
                     .bind(&mv.progress)
-                    .execute(c)
+                    .execute(&mut *c)
                     .await
-                    .map_err(|e| inbox_err("transition", &e))
+                    .map_err(|e| inbox_err("transition", &e))?;
+                if !persistent {
+                    sqlx::Executor::execute(&mut *c, "COMMIT")
+                        .await
+                        .map_err(|e| inbox_err("transition", &e))?;
+                }
+                Ok(moved)
             })
             .await;
             match result {
@@ -716,15 +773,27 @@ impl Session for PgSession {
     fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<super::Peeked, StoreError>> {
         Box::pin(async move {
             let sql = self.sql.clone();
+            let persistent = self.persistent;
             let result = bounded(self.timeout, "postgres inbox peek", async {
                 let c = self.connection().await?;
+                if !persistent {
+                    sqlx::Executor::execute(&mut *c, "BEGIN")
+                        .await
+                        .map_err(|e| inbox_err("peek", &e))?;
+                }
                 let row: Option<(String, Option<String>)> = sqlx::query_as(&sql.peek)
+                    .persistent(persistent)
                     .bind(&job.tenant)
                     .bind(&job.id)
                     .bind(&job.event_type)
-                    .fetch_optional(c)
+                    .fetch_optional(&mut *c)
                     .await
                     .map_err(|e| inbox_err("peek", &e))?;
+                if !persistent {
+                    sqlx::Executor::execute(&mut *c, "COMMIT")
+                        .await
+                        .map_err(|e| inbox_err("peek", &e))?;
+                }
                 Ok(row.map(|(state, owner)| {
                     (State::from_name(&state).unwrap_or(State::Pending), owner)
                 }))
@@ -750,6 +819,7 @@ impl TxConn for PgSession {
     ) -> BoxFuture<'a, Result<Begun, StoreError>> {
         Box::pin(async move {
             let sql = self.sql.clone();
+            let persistent = self.persistent;
             let timeout = self.timeout;
             let result = bounded(timeout, "postgres inbox begin", async {
                 let c = self.connection().await?;
@@ -757,6 +827,7 @@ impl TxConn for PgSession {
                     .await
                     .map_err(|e| inbox_err("begin", &e))?;
                 sqlx::query_scalar::<_, i64>(&sql.lock)
+                    .persistent(persistent)
                     .bind(&job.tenant)
                     .bind(&job.id)
                     .bind(&job.event_type)
@@ -788,7 +859,7 @@ impl TxConn for PgSession {
             .conn
             .as_mut()
             .expect("a transaction is open on this connection");
-        Tx::postgres_on(c)
+        Tx::postgres_on(c, self.persistent)
     }
 
     fn commit_done<'a>(
@@ -800,6 +871,7 @@ impl TxConn for PgSession {
     ) -> BoxFuture<'a, Committed> {
         Box::pin(async move {
             let sql = self.sql.clone();
+            let persistent = self.persistent;
             let txid = self.txid;
             // The move to done, then COMMIT whatever it did: when the move
             // failed (an aborted transaction, a lost lease) the COMMIT finds
@@ -807,6 +879,7 @@ impl TxConn for PgSession {
             let result = bounded(self.timeout, "postgres inbox commit", async {
                 let c = self.connection().await?;
                 let moved = sqlx::query(&sql.done_in_tx)
+                    .persistent(persistent)
                     .bind(&job.tenant)
                     .bind(&job.id)
                     .bind(&job.event_type)
