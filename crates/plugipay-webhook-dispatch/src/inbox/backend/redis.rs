@@ -180,7 +180,10 @@ impl RedisInboxBuilder {
 }
 
 impl RedisInbox {
-    /// Connects to `url` (`redis://host:port/db`), key prefix
+    /// Connects to `url` — `redis://host:port/db`, or `rediss://` for TLS
+    /// (rustls, the system's trust store, or the file `SSL_CERT_FILE`
+    /// names instead), with `user:password@` for ACL credentials
+    /// (`default:password@` for `requirepass`) — key prefix
     /// `plugipay:webhook:inbox`, 5 s timeout.
     pub async fn connect(url: &str) -> Result<RedisInbox, StoreError> {
         RedisInbox::builder(url).connect().await
