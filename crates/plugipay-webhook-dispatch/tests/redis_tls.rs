@@ -93,7 +93,10 @@ fn rediss_with_a_password_trusting_ssl_cert_file() {
             assert!(said.contains("authentication failed"), "{said}");
             assert!(took < Duration::from_secs(5), "{took:?}");
             let (said, took) = refused(&url.replace("rediss://", "redis://")).await;
-            assert!(took < Duration::from_secs(5), "plaintext: {said} after {took:?}");
+            assert!(
+                took < Duration::from_secs(5),
+                "plaintext: {said} after {took:?}"
+            );
             // A hostname the certificate is not for.
             let (said, took) = refused(&url.replace("@localhost:", "@127.0.0.1:")).await;
             assert!(said.contains("certificate"), "{said}");

@@ -206,17 +206,27 @@ async fn ensure_schema_now(
 /// after the other instead of colliding (`CREATE TABLE IF NOT EXISTS` is not
 /// safe against itself).
 pub(crate) async fn execute_locked(
-    conn: &mut PgConnection,
+    lease: &mut Lease<'_>,
     sql: &str,
     lock_key: i64,
     what: &str,
 ) -> Result<(), StoreError> {
-    sqlx::Executor::execute(
-        &mut *conn,
-        &*format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key});"),
-    )
-    .await
-    .map_err(|e| err(what, &e))?;
+    let lock = format!("SELECT pg_advisory_xact_lock({lock_key})");
+    if lease.in_tx {
+        // Already in the call's own transaction (through a pooler):
+        // `Lease::finish` commits it.
+        sqlx::Executor::execute(&mut **lease, &*lock)
+            .await
+            .map_err(|e| err(what, &e))?;
+        return sqlx::Executor::execute(&mut **lease, sql)
+            .await
+            .map(drop)
+            .map_err(|e| err(what, &e));
+    }
+    let conn: &mut PgConnection = lease;
+    sqlx::Executor::execute(&mut *conn, &*format!("BEGIN; {lock}"))
+        .await
+        .map_err(|e| err(what, &e))?;
     match sqlx::Executor::execute(&mut *conn, sql).await {
         Ok(_) => sqlx::Executor::execute(&mut *conn, "COMMIT")
             .await

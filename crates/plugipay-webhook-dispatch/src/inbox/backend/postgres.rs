@@ -212,10 +212,13 @@ impl PostgresInbox {
     }
 
     /// Starts (once) the task that LISTENs for new events and wakes
-    /// workers. Through a transaction pooler notifications may never come:
-    /// workers then find new events by polling, as they always also do.
+    /// workers. Never through a transaction pooler: a `LISTEN` there stays
+    /// on whichever server connection took it, and that connection's
+    /// notifications then reach other clients' statements (sqlx fails them:
+    /// "unexpected message: NotificationResponse"). Workers then find other
+    /// processes' events by polling (and this process's at once).
     fn listen(&self) {
-        if self.inner.listening.swap(true, Ordering::SeqCst) {
+        if !self.inner.conn.persistent || self.inner.listening.swap(true, Ordering::SeqCst) {
             return;
         }
         let (pool, channel, wake) = (
@@ -256,6 +259,10 @@ impl PostgresInbox {
     }
 
     async fn notify(&self, c: &mut PgConnection) {
+        if !self.inner.conn.persistent {
+            // Through a transaction pooler nobody listens (see `listen`).
+            return;
+        }
         let _ = sqlx::query("SELECT pg_notify($1, '')")
             .persistent(self.inner.conn.persistent)
             .bind(&self.inner.sql.table)
