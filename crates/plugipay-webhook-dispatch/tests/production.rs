@@ -371,3 +371,29 @@ async fn each_refusal_names_its_cause_within_the_timeout_without_the_password() 
         .await
         .expect("prefer upgrades to TLS");
 }
+
+/// A stopped server is `connection refused` at once — not a wait for the
+/// pool's acquire timeout (sqlx retries a refused connection until then),
+/// nor "no connection was free" — the first time and while it stays down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_is_refused_at_once_with_its_reason() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://app:{PASSWORD}@127.0.0.1:{port}/app");
+    let started = Instant::now();
+    let err = PostgresStore::builder(&url)
+        .timeout(Duration::from_secs(4))
+        .connect()
+        .await
+        .expect_err("nothing listens")
+        .to_string();
+    assert!(err.contains("refused"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

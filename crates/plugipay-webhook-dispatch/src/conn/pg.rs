@@ -252,6 +252,9 @@ pub(crate) struct PgConn {
     ready: AtomicBool,
     /// Statements named and kept per connection (see [`named_statements`]).
     pub(crate) persistent: bool,
+    /// The last attempt to get a connection did not succeed (or has not
+    /// been made): the next one connects directly first (see `lease`).
+    down: AtomicBool,
 }
 
 impl PgConn {
@@ -267,6 +270,7 @@ impl PgConn {
             pool,
             timeout,
             persistent,
+            down: AtomicBool::new(true),
             what: what.to_owned(),
             schema,
             lock_key,
@@ -293,11 +297,24 @@ impl PgConn {
     /// error, a timeout, a cancelled future), it is closed, never returned
     /// to the pool in the middle of a statement or a transaction.
     pub(crate) async fn lease(&self) -> Result<Lease<'_>, StoreError> {
+        if self.down.load(Ordering::Acquire) {
+            // sqlx's pool retries a refused connection with backoff until
+            // its acquire timeout and then says only that no connection was
+            // free. While the server may be away, one direct attempt first:
+            // a stopped server is `connection refused` at once, a wrong
+            // password is the server's own words.
+            let probe = self.pool.connect_options().connect().await;
+            drop(probe.map_err(|e| self.err("connect", &e))?);
+        }
+        // Until this succeeds, the next call probes again (also when this
+        // future is dropped by the timeout).
+        self.down.store(true, Ordering::Release);
         let conn = self
             .pool
             .acquire()
             .await
             .map_err(|e| self.err("connect", &e))?;
+        self.down.store(false, Ordering::Release);
         let mut lease = Lease {
             conn: Some(conn),
             owner: self,
