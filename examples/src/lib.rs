@@ -48,4 +48,6 @@ mod guides {
     struct InboxGuide;
     #[doc = include_str!("../../docs/console.md")]
     struct ConsoleGuide;
+    #[doc = include_str!("../../docs/production-databases.md")]
+    struct ProductionDatabases;
 }

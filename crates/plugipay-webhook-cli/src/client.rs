@@ -52,21 +52,24 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// Parses `http://…` or `https://…`.
     pub(crate) fn parse(url: &str, tls: &TlsArgs) -> Result<Target, Failure> {
+        // Errors name the URL without its password (a database URL given
+        // here by mistake is the usual way one would carry one).
+        let shown = plugipay_webhook_dispatch::redact_url(url);
         let uri: Uri = url
             .parse()
-            .map_err(|e| Failure::io(format!("not a URL: {url}: {e}")))?;
+            .map_err(|e| Failure::io(format!("not a URL: {shown}: {e}")))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
             _ => {
                 return Err(Failure::io(format!(
-                    "the URL must start with http:// or https:// (got {url})"
+                    "the URL must start with http:// or https:// (got {shown})"
                 )))
             }
         };
         let host = uri
             .host()
-            .ok_or_else(|| Failure::io(format!("no host in {url}")))?
+            .ok_or_else(|| Failure::io(format!("no host in {shown}")))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();

@@ -184,7 +184,7 @@ async fn tls_only_server_url_with_sslmode_and_the_applications_pool() {
 
     // Opened from the URL (sslmode=verify-full, sslrootcert, SCRAM).
     let (table, ledger) = (unique("inbox_tls"), unique("ledger_tls"));
-    repo::create(&mut *app.acquire().await.unwrap(), &ledger)
+    repo::create(&mut app.acquire().await.unwrap(), &ledger)
         .await
         .unwrap();
     let backend = PostgresInbox::builder(&url)
@@ -201,7 +201,7 @@ async fn tls_only_server_url_with_sslmode_and_the_applications_pool() {
     // On the application's own pool: the same, and the application's pool
     // is given back every connection the inbox borrowed.
     let (table, ledger) = (unique("inbox_pool"), unique("ledger_pool"));
-    repo::create(&mut *app.acquire().await.unwrap(), &ledger)
+    repo::create(&mut app.acquire().await.unwrap(), &ledger)
         .await
         .unwrap();
     let backend = PostgresInbox::from_pool(app.clone(), &table)
@@ -263,7 +263,7 @@ async fn through_pgbouncer_in_transaction_mode() {
         .map(|i| format!("{}_{i}", unique("bouncer")))
         .collect();
     let (table, ledger) = (unique("inbox_bouncer"), unique("ledger_bouncer"));
-    repo::create(&mut *app.acquire().await.unwrap(), &ledger)
+    repo::create(&mut app.acquire().await.unwrap(), &ledger)
         .await
         .unwrap();
     // Two inboxes on one table start together: the schema is made once
