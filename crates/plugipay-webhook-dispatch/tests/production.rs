@@ -397,3 +397,53 @@ async fn a_stopped_server_is_refused_at_once_with_its_reason() {
         started.elapsed()
     );
 }
+
+/// A call that times out inside a stalled statement (a trigger that
+/// sleeps) closes its connection: the pool's slot is free at once, and the
+/// next delivery is stored without waiting for the stalled statement — a
+/// connection returned to the pool mid-statement would hold the slot until
+/// the statement ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_frees_its_pool_slot_at_once() {
+    let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let table = unique("inbox_stall");
+    let inbox = Inbox::builder(
+        PostgresInbox::builder(&url)
+            .table(&table)
+            .connections(1)
+            .timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .expect("inbox"),
+    )
+    .build()
+    .expect("inbox");
+    let mut admin = <PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut admin,
+        &*format!(
+            "CREATE FUNCTION \"{table}_stall\"() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.event_id LIKE 'stall%' THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END $$;
+             CREATE TRIGGER stall BEFORE INSERT ON \"{table}\" FOR EACH ROW EXECUTE FUNCTION \"{table}_stall\"()"
+        ),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        inbox.receive(&event("stall_1")).await,
+        Outcome::StoreUnavailable
+    );
+    assert!(started.elapsed() < Duration::from_millis(1800));
+    let next = Instant::now();
+    assert_eq!(inbox.receive(&event("after_stall")).await, Outcome::Stored);
+    assert!(
+        next.elapsed() < Duration::from_millis(900),
+        "the next delivery waited {:?} for the stalled connection's slot",
+        next.elapsed()
+    );
+}

@@ -95,6 +95,10 @@ pub(crate) fn all() -> Vec<Case> {
             swallowed_statement,
         ),
         case(
+            "a handler that ends the transaction itself is no Done",
+            handler_ends_transaction,
+        ),
+        case(
             "a handler's transaction has its session's settings",
             handler_settings,
         ),
@@ -658,6 +662,56 @@ async fn swallowed_statement(bed: Arc<Bed>) -> Result<Ran, String> {
     ensure(records[0].state == State::Done, || {
         format!("{}", records[0].state)
     })?;
+    Ok(Ran::Passed)
+}
+
+/// PostgreSQL: a handler that sends `ROLLBACK` itself (against the rule)
+/// and returns `Ok`: its write is gone, and the move to done — now outside
+/// the transaction the inbox began — is refused (the transaction id no
+/// longer matches), so the event is not reported done; it runs again once
+/// its lease lapses, and its write lands once.
+async fn handler_ends_transaction(bed: Arc<Bed>) -> Result<Ran, String> {
+    if bed.table_scans().await.is_none() {
+        return Ok(Ran::NotApplicable("PostgreSQL's transaction ids"));
+    }
+    let seen = Shared::default();
+    let insert = format!("INSERT INTO \"{}\" (event_id) VALUES ($1)", bed.ledger);
+    let s = seen.clone();
+    let inbox = builder(&bed, &seen)
+        .max_attempts(4)
+        .lease(Duration::from_millis(800))
+        .handler_timeout(Duration::from_millis(600))
+        .on_tx(PAID, move |tx, event| {
+            let (insert, s) = (insert.clone(), s.clone());
+            Box::pin(async move {
+                ran(&s, event.id(), false);
+                tx.execute(&insert, &[SqlValue::from(event.id())]).await?;
+                if current_attempt() == Some(1) {
+                    tx.execute("ROLLBACK", &[]).await?;
+                }
+                ran(&s, event.id(), true);
+                Ok(())
+            })
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ev = event(&unique("evt"));
+    deliver(&inbox, &ev, &seen, Duration::from_secs(5)).await;
+    let workers = inbox.start_workers(1);
+    let settled = quiescent(&inbox, &seen, Duration::from_secs(10)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let records = settled?;
+    let broken = invariants(&bed, &records, &seen, true).await;
+    ensure(broken.is_empty(), || broken.join("; "))?;
+    ensure(
+        records[0].state == State::Done && records[0].attempts == 2,
+        || {
+            format!(
+                "{} after {} attempts",
+                records[0].state, records[0].attempts
+            )
+        },
+    )?;
     Ok(Ran::Passed)
 }
 
