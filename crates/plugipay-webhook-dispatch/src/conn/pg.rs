@@ -11,7 +11,7 @@
 //! `statement-cache-capacity=0` in the URL, since PgBouncer before 1.21
 //! does not carry named prepared statements across server connections).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,11 +239,15 @@ pub(crate) async fn execute_locked(
     }
 }
 
-/// The shared connections of a store or inbox: a pool, the schema brought
-/// to its version on first use (and again after any failure: a table
-/// dropped behind our back is made anew).
+/// The shared connections of a store or inbox, the schema brought to its
+/// version on first use (and again after any failure: a table dropped
+/// behind our back is made anew): the application's pool, or — opened from
+/// a URL — connections of our own, taken in turn.
 pub(crate) struct PgConn {
+    /// The application's pool; from a URL, a pool that only makes the
+    /// listener's connection (and holds the options).
     pub(crate) pool: PgPool,
+    source: Source,
     pub(crate) timeout: Duration,
     /// `postgres inbox`, `postgres store`: how errors name it.
     pub(crate) what: String,
@@ -252,22 +256,53 @@ pub(crate) struct PgConn {
     ready: AtomicBool,
     /// Statements named and kept per connection (see [`named_statements`]).
     pub(crate) persistent: bool,
-    /// The last attempt to get a connection did not succeed (or has not
-    /// been made): the next one connects directly first (see `lease`).
+    /// The last attempt to get a pooled connection did not succeed (or has
+    /// not been made): the next one connects directly first (see `lease`).
     down: AtomicBool,
 }
 
+/// Where a call's connection comes from.
+enum Source {
+    /// Borrowed from the application's pool for the call.
+    Pool,
+    /// Connections of our own, taken in turn, each kept while it works:
+    /// sqlx 0.8's pool pings every connection given back to it (a round
+    /// trip and a task per call, the connection unusable meanwhile — it
+    /// halved the receive rate), and one connection per slot is what an
+    /// inbox opened from a URL needs.
+    Slots {
+        slots: Vec<tokio::sync::Mutex<Option<PgConnection>>>,
+        next: AtomicUsize,
+        options: Arc<PgConnectOptions>,
+    },
+}
+
 impl PgConn {
+    /// On `pool`; with `slots`, on that many connections of its own made
+    /// with the pool's options instead of the pool's.
     pub(crate) fn new(
         pool: PgPool,
+        slots: Option<usize>,
         timeout: Duration,
         schema: Schema,
         lock_key: i64,
         what: &str,
     ) -> PgConn {
-        let persistent = named_statements(&pool.connect_options());
+        let options = pool.connect_options();
+        let persistent = named_statements(&options);
+        let source = match slots {
+            None => Source::Pool,
+            Some(n) => Source::Slots {
+                slots: (0..n.max(1))
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                next: AtomicUsize::new(0),
+                options,
+            },
+        };
         PgConn {
             pool,
+            source,
             timeout,
             persistent,
             down: AtomicBool::new(true),
@@ -292,33 +327,31 @@ impl PgConn {
         bounded(self.timeout, &format!("{} {what}", self.what), f).await
     }
 
-    /// A connection of the pool, the schema current. Give it back with
+    /// A connection, the schema current. Give it back with
     /// [`Lease::finish`] once its call succeeded: dropped otherwise (an
-    /// error, a timeout, a cancelled future), it is closed, never returned
-    /// to the pool in the middle of a statement or a transaction.
+    /// error, a timeout, a cancelled future), it is closed, never used
+    /// again in the middle of a statement or a transaction.
     pub(crate) async fn lease(&self) -> Result<Lease<'_>, StoreError> {
-        if self.down.load(Ordering::Acquire) {
-            // sqlx's pool retries a refused connection with backoff until
-            // its acquire timeout and then says only that no connection was
-            // free. While the server may be away, one direct attempt first:
-            // a stopped server is `connection refused` at once, a wrong
-            // password is the server's own words.
-            let probe = self.pool.connect_options().connect().await;
-            drop(probe.map_err(|e| self.err("connect", &e))?);
-        }
-        // Until this succeeds, the next call probes again (also when this
-        // future is dropped by the timeout).
-        self.down.store(true, Ordering::Release);
-        let conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| self.err("connect", &e))?;
-        self.down.store(false, Ordering::Release);
+        let held = match &self.source {
+            Source::Pool => Held::Pooled(Some(self.pooled().await?)),
+            Source::Slots {
+                slots,
+                next,
+                options,
+            } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % slots.len();
+                let mut slot = slots[i].lock().await;
+                if slot.is_none() {
+                    *slot = Some(connect(options, &self.what).await?);
+                }
+                Held::Slot(slot)
+            }
+        };
         let mut lease = Lease {
-            conn: Some(conn),
+            held,
             owner: self,
             in_tx: false,
+            finished: false,
         };
         if !self.ready.load(Ordering::Acquire) {
             ensure_schema(
@@ -344,27 +377,57 @@ impl PgConn {
         }
         Ok(lease)
     }
+
+    /// A connection of the application's pool.
+    async fn pooled(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        if self.down.load(Ordering::Acquire) {
+            // sqlx's pool retries a refused connection with backoff until
+            // its acquire timeout and then says only that no connection was
+            // free. While the server may be away, one direct attempt first:
+            // a stopped server is `connection refused` at once, a wrong
+            // password is the server's own words.
+            let probe = self.pool.connect_options().connect().await;
+            drop(probe.map_err(|e| self.err("connect", &e))?);
+        }
+        // Until this succeeds, the next call probes again (also when this
+        // future is dropped by the timeout).
+        self.down.store(true, Ordering::Release);
+        let conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.err("connect", &e))?;
+        self.down.store(false, Ordering::Release);
+        Ok(conn)
+    }
 }
 
-/// A pooled connection in use: closed on drop unless finished.
+/// A call's connection.
+enum Held<'p> {
+    Pooled(Option<PoolConnection<Postgres>>),
+    Slot(tokio::sync::MutexGuard<'p, Option<PgConnection>>),
+}
+
+/// A connection in use by one call: closed on drop unless finished.
 pub(crate) struct Lease<'p> {
-    conn: Option<PoolConnection<Postgres>>,
+    held: Held<'p>,
     owner: &'p PgConn,
     /// In the call's own transaction (through a transaction pooler).
     in_tx: bool,
+    finished: bool,
 }
 
 impl Lease<'_> {
     /// The call succeeded: committed (when it runs in a transaction of its
     /// own — what it wrote is durable before the caller answers), and the
-    /// connection back to the pool.
+    /// connection given back (to the pool, or kept in its slot).
     pub(crate) async fn finish(mut self) -> Result<(), StoreError> {
         if self.in_tx {
             sqlx::Executor::execute(&mut *self, "COMMIT")
                 .await
                 .map_err(|e| self.owner.err("commit", &e))?;
         }
-        drop(self.conn.take());
+        self.finished = true;
         Ok(())
     }
 }
@@ -372,25 +435,39 @@ impl Lease<'_> {
 impl std::ops::Deref for Lease<'_> {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        self.conn.as_ref().expect("a lease holds its connection")
+        match &self.held {
+            Held::Pooled(c) => c.as_ref().expect("a lease holds its connection"),
+            Held::Slot(s) => s.as_ref().expect("a lease holds its connection"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn.as_mut().expect("a lease holds its connection")
+        match &mut self.held {
+            Held::Pooled(c) => c.as_mut().expect("a lease holds its connection"),
+            Held::Slot(s) => s.as_mut().expect("a lease holds its connection"),
+        }
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Taken out of the pool and dropped: the socket is closed and
-            // the server rolls back whatever was open. The next call checks
-            // the schema again (the failure may have been a missing table).
-            drop(conn.detach());
-            self.owner.ready.store(false, Ordering::Release);
+        if self.finished {
+            return;
         }
+        // Closed: a pooled one is taken out of the pool first. The server
+        // rolls back whatever was open. The next call checks the schema
+        // again (the failure may have been a missing table).
+        match &mut self.held {
+            Held::Pooled(c) => {
+                if let Some(c) = c.take() {
+                    drop(c.detach());
+                }
+            }
+            Held::Slot(s) => drop(s.take()),
+        }
+        self.owner.ready.store(false, Ordering::Release);
     }
 }
 

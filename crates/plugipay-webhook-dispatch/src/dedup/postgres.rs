@@ -82,7 +82,7 @@ impl PostgresStoreBuilder {
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let options = pg::options(&self.url, "postgres store")?;
         let pool = pg::pool(options, 1, self.timeout);
-        PostgresStore::open(pool, &self.table, self.timeout).await
+        PostgresStore::open(pool, Some(1), &self.table, self.timeout).await
     }
 }
 
@@ -112,11 +112,12 @@ impl PostgresStore {
     /// that failed or timed out is closed, never returned mid-statement).
     /// Creates the table if needed.
     pub async fn from_pool(pool: PgPool, name: &str) -> Result<PostgresStore, StoreError> {
-        PostgresStore::open(pool, name, DEFAULT_STORE_TIMEOUT).await
+        PostgresStore::open(pool, None, name, DEFAULT_STORE_TIMEOUT).await
     }
 
     async fn open(
         pool: PgPool,
+        slots: Option<usize>,
         table: &str,
         timeout: Duration,
     ) -> Result<PostgresStore, StoreError> {
@@ -124,7 +125,14 @@ impl PostgresStore {
         let sql = sql::statements(table, Dialect::Postgres);
         let store = PostgresStore {
             inner: Arc::new(Inner {
-                conn: PgConn::new(pool, timeout, sql.schema.clone(), 727_166, "postgres store"),
+                conn: PgConn::new(
+                    pool,
+                    slots,
+                    timeout,
+                    sql.schema.clone(),
+                    727_166,
+                    "postgres store",
+                ),
                 sql,
                 claims: AtomicU64::new(0),
             }),

@@ -121,8 +121,10 @@ impl PostgresInboxBuilder {
     /// forward) under an advisory lock.
     pub async fn connect(self) -> Result<PostgresInbox, StoreError> {
         let options = pg::options(&self.url, "postgres inbox")?;
-        let pool = pg::pool(options, self.connections, self.timeout);
-        PostgresInbox::open(pool, &self.table, self.timeout).await
+        // The pool makes only the listener's connection: receiving runs on
+        // connections of the inbox's own (`conn::pg::Source`).
+        let pool = pg::pool(options, 1, self.timeout);
+        PostgresInbox::open(pool, Some(self.connections), &self.table, self.timeout).await
     }
 }
 
@@ -177,11 +179,12 @@ impl PostgresInbox {
     /// # let _ = inbox; Ok(()) }
     /// ```
     pub async fn from_pool(pool: PgPool, name: &str) -> Result<PostgresInbox, StoreError> {
-        PostgresInbox::open(pool, name, DEFAULT_STORE_TIMEOUT).await
+        PostgresInbox::open(pool, None, name, DEFAULT_STORE_TIMEOUT).await
     }
 
     async fn open(
         pool: PgPool,
+        slots: Option<usize>,
         table: &str,
         timeout: Duration,
     ) -> Result<PostgresInbox, StoreError> {
@@ -192,6 +195,7 @@ impl PostgresInbox {
             inner: Arc::new(Shared {
                 conn: PgConn::new(
                     pool,
+                    slots,
                     timeout,
                     sql.schema.clone(),
                     LOCK_KEY,
@@ -584,10 +588,24 @@ impl Backend for PostgresInbox {
 /// 18 ms a claim instead of 0.1), and processing fell to a third. With
 /// sorting off, the only plan left walks the due index from its start and
 /// stops at the first row it can take; with generic plans, the claim is
-/// planned once per connection rather than on every call. `SET LOCAL`, in
-/// the claim's own transaction: nothing stays in the session (a transaction
-/// pooler hands it to others), and a handler's statements are planned as
-/// usual.
+/// planned once per connection rather than on every call.
+///
+/// On a direct connection (the worker's own) they are the session's, set
+/// once; a handler's transaction starts with them reset to the server's
+/// defaults in the same message as its BEGIN ([`BEGIN_AS_USUAL`]). Through
+/// a transaction pooler nothing may stay in a session: the claim then runs
+/// in a transaction of its own that sets them `LOCAL` ([`CLAIM_BEGIN`]).
+const WORKER_SETTINGS: &str =
+    "SET enable_sort = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan";
+
+/// A handler's transaction on a direct connection starts with the settings
+/// its session would have had (`WORKER_SETTINGS` apply to the inbox's
+/// statements only). No extra round trip: it is one message.
+const BEGIN_AS_USUAL: &str =
+    "BEGIN; SET LOCAL enable_sort TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; \
+     SET LOCAL plan_cache_mode TO DEFAULT";
+
+/// The claim's own transaction through a transaction pooler.
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; \
      SET LOCAL plan_cache_mode = force_generic_plan";
 
@@ -613,27 +631,37 @@ impl PgSession {
     /// The connection, connecting if the last one was thrown away.
     async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
         if self.conn.is_none() {
-            let conn = bounded(
-                self.timeout,
-                "postgres inbox connect",
-                pg::connect(&self.options, "postgres inbox"),
-            )
+            let persistent = self.persistent;
+            let conn = bounded(self.timeout, "postgres inbox connect", async {
+                let mut conn = pg::connect(&self.options, "postgres inbox").await?;
+                if persistent {
+                    sqlx::Executor::execute(&mut conn, WORKER_SETTINGS)
+                        .await
+                        .map_err(|e| inbox_err("connect", &e))?;
+                }
+                Ok(conn)
+            })
             .await?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// The claim, in a transaction of its own with the worker's planner
-    /// settings: the claimed row, or the time until the next is due.
-    async fn claim_in_tx(
+    /// The claim under the worker's planner settings (the session's on a
+    /// direct connection; through a pooler, in a transaction of its own that
+    /// sets them): the claimed row, or the time until the next is due.
+    async fn claim_now(
         &mut self,
         p: &ClaimParams<'_>,
     ) -> Result<Result<Option<(String, Job)>, Option<i64>>, sqlx::Error> {
         let sql = self.sql.clone();
         let persistent = self.persistent;
         let c = self.conn.as_mut().expect("connected");
-        sqlx::Executor::execute(&mut *c, CLAIM_BEGIN).await?;
+        // Direct: one autocommit statement under the session's settings.
+        let in_tx = !persistent;
+        if in_tx {
+            sqlx::Executor::execute(&mut *c, CLAIM_BEGIN).await?;
+        }
         let max = i32::try_from(p.max_attempts).unwrap_or(i32::MAX);
         let claimed = if p.ordered {
             sqlx::query(&sql.claim)
@@ -657,7 +685,9 @@ impl PgSession {
         let claimed = match claimed {
             Ok(row) => row,
             Err(e) => {
-                sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                if in_tx {
+                    sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                }
                 return Err(e);
             }
         };
@@ -681,11 +711,15 @@ impl PgSession {
             }
             // The row was claimed but cannot be read: its lease lapses.
             Err(e) => {
-                sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                if in_tx {
+                    sqlx::Executor::execute(&mut *c, "ROLLBACK").await?;
+                }
                 return Err(e);
             }
         };
-        sqlx::Executor::execute(&mut *c, "COMMIT").await?;
+        if in_tx {
+            sqlx::Executor::execute(&mut *c, "COMMIT").await?;
+        }
         Ok(out)
     }
 }
@@ -696,9 +730,7 @@ impl Session for PgSession {
             let timeout = self.timeout;
             let result = bounded(timeout, "postgres inbox claim", async {
                 self.connection().await?;
-                self.claim_in_tx(&p)
-                    .await
-                    .map_err(|e| inbox_err("claim", &e))
+                self.claim_now(&p).await.map_err(|e| inbox_err("claim", &e))
             })
             .await;
             let claimed = match result {
@@ -830,7 +862,8 @@ impl TxConn for PgSession {
             let timeout = self.timeout;
             let result = bounded(timeout, "postgres inbox begin", async {
                 let c = self.connection().await?;
-                sqlx::Executor::execute(&mut *c, "BEGIN")
+                let begin = if persistent { BEGIN_AS_USUAL } else { "BEGIN" };
+                sqlx::Executor::execute(&mut *c, begin)
                     .await
                     .map_err(|e| inbox_err("begin", &e))?;
                 sqlx::query_scalar::<_, i64>(&sql.lock)
