@@ -258,15 +258,21 @@ pub(crate) async fn run_async(
 /// be cancelled), with [`current_attempt`](crate::inbox::current_attempt)
 /// and [`is_stale`](crate::inbox::is_stale) answering `current` on its
 /// thread.
+///
+/// `permit` (a handler's concurrency slot) moves into the thread and is
+/// released when the thread ends — not when this future is dropped (a lost
+/// lease drops it while the thread, which cannot be stopped, still runs).
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub(crate) async fn run_blocking(
     handler: &BlockingHandler,
     event: WebhookEvent,
     current: Option<crate::attempt::Current>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), String> {
     let handler = handler.clone();
     blocking_result(
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 crate::attempt::on_thread(current, || handler(&event))
             }))

@@ -37,9 +37,15 @@ impl std::fmt::Debug for Workers {
 
 impl Workers {
     pub(crate) fn start(inner: Arc<Inner>, n: usize) -> Workers {
+        // At zero from the start, so that an alert on them has a series.
+        for which in ["observe", "on_processed"] {
+            metrics::counter!("plugipay_webhook_inbox_observer_panics_total", "observer" => which)
+                .increment(0);
+        }
+        metrics::counter!("plugipay_webhook_inbox_worker_restarts_total").increment(0);
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..n)
-            .map(|i| tokio::spawn(work(inner.clone(), stop.clone(), i)))
+            .map(|i| tokio::spawn(supervise(inner.clone(), stop.clone(), i)))
             .collect();
         Workers { stop, inner, tasks }
     }
@@ -56,6 +62,35 @@ impl Workers {
             if tokio::time::timeout_at(until, task).await.is_err() {
                 abort.abort();
             }
+        }
+    }
+}
+
+/// Aborts its task when dropped (the supervisor aborted by `shutdown`
+/// takes its worker with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs worker `index`, and runs it again when it ends in a panic (a bug of
+/// ours, or of code we call): a panicking worker would otherwise be gone
+/// for good while receivers keep answering 202. Each restart is one error
+/// line and a count (`plugipay_webhook_inbox_worker_restarts_total`); the
+/// event it held is taken again when its lease lapses.
+async fn supervise(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
+    loop {
+        let mut task = AbortOnDrop(tokio::spawn(work(inner.clone(), stop.clone(), index)));
+        match (&mut task.0).await {
+            Err(e) if e.is_panic() && !stop.load(Ordering::SeqCst) => {
+                tracing::error!(worker = index, "an inbox worker panicked: started again");
+                metrics::counter!("plugipay_webhook_inbox_worker_restarts_total").increment(1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return,
         }
     }
 }
@@ -375,21 +410,46 @@ fn report(
         "tenant" => labels.tenant(tenant)
     )
     .increment(1);
+    // The application's observers: a panic in one is logged and counted,
+    // never allowed to end the worker that called it.
     if let Some(observe) = &inner.observer {
-        observe(&job.id, &job.event_type, processed);
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            observe(&job.id, &job.event_type, processed);
+        }));
+        if called.is_err() {
+            observer_panicked(id, event_type, "observe");
+        }
     }
     if let Some(observe) = &inner.detailed {
-        observe(&ProcessedEvent {
-            id,
-            event_type,
-            tenant,
-            processed,
-            attempt,
-            error: (!error.is_empty()).then_some(error),
-            retry_in,
-            took,
-        });
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            observe(&ProcessedEvent {
+                id,
+                event_type,
+                tenant,
+                processed,
+                attempt,
+                error: (!error.is_empty()).then_some(error),
+                retry_in,
+                took,
+            });
+        }));
+        if called.is_err() {
+            observer_panicked(id, event_type, "on_processed");
+        }
     }
+}
+
+/// An observer's panic: one error line and a count
+/// (`plugipay_webhook_inbox_observer_panics_total`).
+fn observer_panicked(id: &str, event_type: &str, which: &'static str) {
+    tracing::error!(
+        id,
+        event_type,
+        observer = which,
+        "the inbox's {which} observer panicked (the event's outcome is stored; the worker goes on)"
+    );
+    metrics::counter!("plugipay_webhook_inbox_observer_panics_total", "observer" => which)
+        .increment(1);
 }
 
 async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -> Ended {
@@ -444,7 +504,7 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
     let mut deferred: Option<Deferred> = None;
     let mut dead = Vec::new();
     for (i, (name, handler)) in due.iter().enumerate() {
-        let _permit = match inner.limits.get(name) {
+        let mut permit = match inner.limits.get(name) {
             Some(limit) => match limit.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
@@ -475,7 +535,8 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                 }
             }
             Handler::Blocking(h) => {
-                let fut = run_blocking(h, event.clone(), Some(job.current()));
+                // The permit goes with the thread (see `run_blocking`).
+                let fut = run_blocking(h, event.clone(), Some(job.current()), permit.take());
                 match with_lease(session, job, owner, options.lease, fut.instrument(span)).await {
                     Some(result) => result,
                     None => return Ended::none(),
