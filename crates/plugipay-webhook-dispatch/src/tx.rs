@@ -62,9 +62,9 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 /// Statements use `$1`, `$2`, … placeholders on every backend (on
 /// PostgreSQL each is prepared once per worker connection). For anything
 /// more — the application's own sqlx queries and repository functions —
-/// reach the connection inside the transaction with [`pg`](Tx::pg)
-/// (a `&mut sqlx::PgConnection`; `sqlx::Error` converts to
-/// [`HandlerError`] with `?`) or [`with_sqlite`](Tx::with_sqlite). The inbox
+/// reach the connection inside the transaction with `Tx::pg` (feature
+/// `postgres`: a `&mut sqlx::PgConnection`; `sqlx::Error` converts to
+/// [`HandlerError`] with `?`) or `Tx::with_sqlite` (feature `sqlite`). The inbox
 /// begins, commits and rolls back the transaction: never `COMMIT` or
 /// `ROLLBACK` it yourself (`SAVEPOINT`s are yours to use). On PostgreSQL a
 /// statement that fails aborts the whole transaction, even when the handler

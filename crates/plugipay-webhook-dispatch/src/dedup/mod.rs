@@ -164,7 +164,7 @@ pub trait DedupStore: Send + Sync + 'static {
 ///
 /// | URL | store | feature |
 /// |---|---|---|
-/// | `memory:` (or empty) | [`MemoryStore`] | `memory` |
+/// | `memory:` (or empty) | `MemoryStore` | `memory` |
 /// | `sqlite://PATH` (`sqlite:///abs/path`, `sqlite://relative/path`) | `SqliteStore` | `sqlite` |
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `redis://…`, `rediss://…` | `RedisStore` | `redis` |

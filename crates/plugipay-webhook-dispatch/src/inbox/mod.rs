@@ -43,7 +43,7 @@ pub use backend::redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
 #[cfg(feature = "sqlite")]
 pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use machine::State;
-pub use order::{occurred_at_ms, OrderKey, Stale};
+pub use order::{occurred_at_ms, OrderKey, Stale, OCCURRED_AT_SLACK};
 pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
 pub use shared::DeadLetter;
 pub use types::{
@@ -501,7 +501,7 @@ impl InboxBuilder {
 }
 
 impl Inbox {
-    /// A builder over `backend` ([`SqliteInbox`], [`PostgresInbox`], `RedisInbox`, or
+    /// A builder over `backend` (`SqliteInbox`, `PostgresInbox`, `RedisInbox`, or
     /// [`inbox_from_url`]'s).
     pub fn builder(backend: impl Into<InboxBackend>) -> InboxBuilder {
         InboxBuilder {
@@ -549,7 +549,10 @@ impl Inbox {
             0
         };
         let new = NewEvent {
-            occurred_ms: event.occurred_at().and_then(order::occurred_at_ms),
+            occurred_ms: event
+                .occurred_at()
+                .and_then(order::occurred_at_ms)
+                .map(order::clamp_occurred_ms),
             object_id: order::object_id(event),
             order_key,
             due_in_ms,
@@ -744,7 +747,7 @@ impl Inbox {
     }
 }
 
-/// The storage behind an [`Inbox`]: a [`SqliteInbox`], a [`PostgresInbox`] or a `RedisInbox`
+/// The storage behind an [`Inbox`]: a `SqliteInbox`, a `PostgresInbox` or a `RedisInbox`
 /// (`Into<InboxBackend>`), or one named by a URL ([`inbox_from_url`]).
 #[derive(Clone)]
 pub struct InboxBackend(Arc<dyn Backend>);

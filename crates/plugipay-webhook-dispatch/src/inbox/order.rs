@@ -74,10 +74,30 @@ pub enum Stale {
     Deliver,
 }
 
+/// How far in the future an event's `occurred_at` may be, for ordering:
+/// the signature's default tolerance (the clock skew the contract already
+/// accepts between Plugipay and a receiver).
+pub const OCCURRED_AT_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `occurred_ms` no later than now plus [`OCCURRED_AT_SLACK`]: an event
+/// that claims to have happened further in the future (a wrong clock, a
+/// bug) would otherwise become its key's newest for good — every later
+/// event of the key stale, and prune keeps the high-water mark. Clamped, it
+/// is the newest for at most the slack.
+pub(crate) fn clamp_occurred_ms(ms: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    ms.min(now.saturating_add(crate::error::millis(OCCURRED_AT_SLACK)))
+}
+
 /// Milliseconds since the epoch of an RFC 3339 / ISO 8601 timestamp with a
 /// date, a time and an offset (`2026-12-04T16:55:42Z`,
 /// `2026-12-04T17:55:42.123+01:00`, a space for the `T`); `None` for
 /// anything else — such an event is ordered by arrival and never stale.
+///
+/// For ordering, the inbox takes it no later than its receipt plus
+/// [`OCCURRED_AT_SLACK`].
 pub fn occurred_at_ms(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {

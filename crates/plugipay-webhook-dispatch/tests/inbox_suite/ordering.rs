@@ -33,6 +33,10 @@ pub(crate) fn cases() -> Vec<Case> {
             "claims read what they take, whatever the statistics say",
             stale_statistics,
         ),
+        case(
+            "ordering: a far-future occurred_at does not poison its key",
+            far_future,
+        ),
     ]
 }
 
@@ -69,6 +73,57 @@ fn seq_of(event: &WebhookEvent) -> u32 {
         .as_u64()
         .and_then(|s| u32::try_from(s).ok())
         .unwrap_or(u32::MAX)
+}
+
+/// An event of `object` that says it happened at `when`.
+fn happened_at(object: &str, when: &str, id: &str) -> WebhookEvent {
+    TestDelivery::new(SECRET, PAID)
+        .id(id)
+        .occurred_at(Some(when))
+        .object(serde_json::json!({"id": object, "seq": 0}))
+        .verify_with(&Verifier::new(SECRET))
+        .expect("verifies")
+}
+
+/// An event dated year 2999 is done; an event of its key dated ten
+/// minutes from now comes next. Its `occurred_at` is clamped to its
+/// receipt plus `OCCURRED_AT_SLACK` as the first one's was, so it is the
+/// newer and runs — unclamped, the first would be the key's newest until
+/// 2999 and every later event stale.
+async fn far_future(bed: Arc<Bed>) -> Result<Ran, String> {
+    if refused_on_redis(&bed).is_some() {
+        return Ok(Ran::NotApplicable("ordering needs a SQL inbox"));
+    }
+    let runs: Runs = Arc::default();
+    let seen = Shared::default();
+    let inbox = builder(&bed, true, &runs, Duration::ZERO, |_| false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let object = unique("sub");
+    let workers = inbox.start_workers(1);
+    let poison = happened_at(&object, "2999-01-01T00:00:00Z", &unique("evt"));
+    deliver(&inbox, &poison, &seen, Duration::from_secs(5)).await;
+    quiescent(&inbox, &seen, Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let soon = plugipay_webhook_dispatch::rfc3339_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+            + 600,
+    );
+    let next = happened_at(&object, &soon, &unique("evt"));
+    deliver(&inbox, &next, &seen, Duration::from_secs(5)).await;
+    let settled = quiescent(&inbox, &seen, Duration::from_secs(10)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let records = settled?;
+    let state = |id: &str| records.iter().find(|r| r.id == id).map(|r| r.state);
+    ensure(state(next.id()) == Some(State::Done), || {
+        format!(
+            "after an event dated 2999, one dated {soon} is {:?}",
+            state(next.id())
+        )
+    })?;
+    Ok(Ran::Passed)
 }
 
 /// The suite's options, ordered or not, with a handler that logs its runs,
