@@ -617,10 +617,13 @@ fn with_tenant(line: String, tenant: Option<&str>) -> String {
     }
 }
 
-/// One line on stdout, flushed, written whole.
+/// One line on stdout, flushed, written whole; ids, types and tenants come
+/// from signed bodies, so anything in them that could steer a terminal or
+/// start a new line is escaped (a signed id with `\n` cannot forge a
+/// `handled …` line).
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", plugipay_webhook_dispatch::printable(line));
     let _ = out.flush();
 }
 

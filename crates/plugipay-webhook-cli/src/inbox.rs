@@ -383,7 +383,7 @@ pub(crate) fn run(secret: &SecretArgs, args: InboxArgs) -> Result<u8, Failure> {
                     .await
                     .map_err(store)?;
                 let what = if skipped { "done or skipped" } else { "done" };
-                crate::out(&format!(
+                say(&format!(
                     "{n} {what} event{} deleted",
                     if n == 1 { "" } else { "s" }
                 ));
@@ -418,7 +418,7 @@ async fn ui(secret: &SecretArgs, inbox: Inbox, port: u16, read_only: bool) -> Re
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::io(e.to_string()))?;
-    crate::out(&format!(
+    say(&format!(
         "console on http://{addr}/console/login?token={token}"
     ));
     let app: axum::Router = axum::Router::new().merge(console.router());
@@ -444,23 +444,20 @@ fn humantime(d: Duration) -> String {
 async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
     let stats = inbox.stats().await.map_err(store)?;
     if json {
-        crate::out(
-            &json!({
-                "pending": stats.count(State::Pending),
-                "running": stats.count(State::Running),
-                "done": stats.count(State::Done),
-                "dead": stats.count(State::Dead),
-                "skipped": stats.count(State::Skipped),
-                "stale": stats.count(State::Stale),
-                "oldest_due_ms": stats.oldest_due_ms,
-            })
-            .to_string(),
-        );
+        json_out(&json!({
+            "pending": stats.count(State::Pending),
+            "running": stats.count(State::Running),
+            "done": stats.count(State::Done),
+            "dead": stats.count(State::Dead),
+            "skipped": stats.count(State::Skipped),
+            "stale": stats.count(State::Stale),
+            "oldest_due_ms": stats.oldest_due_ms,
+        }));
     } else {
         for state in State::ALL {
-            crate::out(&format!("{:8} {}", state.as_str(), stats.count(state)));
+            say(&format!("{:8} {}", state.as_str(), stats.count(state)));
         }
-        crate::out(&format!(
+        say(&format!(
             "oldest due: {:.1} s",
             stats.oldest_due_ms as f64 / 1000.0
         ));
@@ -472,17 +469,14 @@ async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Fail
     let records = inbox.list_with(filter).await.map_err(store)?;
     for r in &records {
         if json {
-            crate::out(
-                &json!({
-                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
-                    "attempts": r.attempts, "received_at_ms": r.received_at_ms,
-                    "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
-                    "handlers": handlers_json(r), "cursor": r.cursor().to_token(),
-                })
-                .to_string(),
-            );
+            json_out(&json!({
+                "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                "attempts": r.attempts, "received_at_ms": r.received_at_ms,
+                "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
+                "handlers": handlers_json(r), "cursor": r.cursor().to_token(),
+            }));
         } else {
-            crate::out(&line(r));
+            say(&line(r));
         }
     }
     if !json && records.len() == filter.limit as usize {
@@ -518,16 +512,13 @@ async fn timeline_of(inbox: &Inbox, mut filter: ListFilter, json: bool) -> Resul
             .iter()
             .any(|later| order(later).0 > order(r).0 && later.received_at_ms < r.received_at_ms);
         if json {
-            crate::out(
-                &json!({
-                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
-                    "occurred_at": r.occurred_at, "received_at_ms": r.received_at_ms,
-                    "attempts": r.attempts, "last_error": r.last_error, "late": late,
-                })
-                .to_string(),
-            );
+            json_out(&json!({
+                "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                "occurred_at": r.occurred_at, "received_at_ms": r.received_at_ms,
+                "attempts": r.attempts, "last_error": r.last_error, "late": late,
+            }));
         } else {
-            crate::out(&format!(
+            say(&format!(
                 "{}  {}  {}  occurred {}  received {}{}",
                 r.id,
                 r.event_type,
@@ -583,23 +574,20 @@ async fn show(
             }
         };
         if json {
-            crate::out(
-                &json!({
-                    "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
-                    "attempts": r.attempts, "received_at_ms": r.received_at_ms,
-                    "last_error": r.last_error, "signature": r.signature,
-                    "verified": check.as_ref().map(Result::is_ok), "verdict": verdict,
-                    "handlers": r.handlers,
-                    "body": String::from_utf8_lossy(&r.body),
-                })
-                .to_string(),
-            );
+            json_out(&json!({
+                "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
+                "attempts": r.attempts, "received_at_ms": r.received_at_ms,
+                "last_error": r.last_error, "signature": r.signature,
+                "verified": check.as_ref().map(Result::is_ok), "verdict": verdict,
+                "handlers": r.handlers,
+                "body": String::from_utf8_lossy(&r.body),
+            }));
         } else {
-            crate::out(&line(r));
-            crate::out(&format!("  signature: {}", r.signature));
-            crate::out(&format!("  {verdict}"));
+            say(&line(r));
+            say(&format!("  signature: {}", r.signature));
+            say(&format!("  {verdict}"));
             for h in &r.handlers {
-                crate::out(&format!(
+                say(&format!(
                     "  handler {}: {}, attempts {}{}",
                     h.name,
                     h.state,
@@ -610,7 +598,7 @@ async fn show(
                         .unwrap_or_default()
                 ));
                 for a in &h.history {
-                    crate::out(&format!(
+                    say(&format!(
                         "    {}  {:?}  {} ms{}",
                         crate::time::iso8601(a.started_at_ms / 1000),
                         a.outcome,
@@ -622,7 +610,7 @@ async fn show(
                     ));
                 }
             }
-            crate::out(&format!("  {}", String::from_utf8_lossy(&r.body)));
+            say(&format!("  {}", String::from_utf8_lossy(&r.body)));
         }
     }
     Ok(if all_valid { 0 } else { 13 })
@@ -635,7 +623,7 @@ async fn retry(inbox: &Inbox, filter: RetryFilter) -> Result<u8, Failure> {
         None => None,
     };
     let n = inbox.retry(&filter).await.map_err(store)?;
-    crate::out(&format!(
+    say(&format!(
         "{n} event{} pending again",
         if n == 1 { "" } else { "s" }
     ));
@@ -651,7 +639,7 @@ async fn retry(inbox: &Inbox, filter: RetryFilter) -> Result<u8, Failure> {
                 }
                 other => format!("{} is {other}", r.id),
             };
-            crate::out(&format!("  {why}"));
+            say(&format!("  {why}"));
         }
         return Ok(1);
     }
@@ -689,7 +677,7 @@ async fn replay(
         .await
     {
         Ok((status, body)) => {
-            crate::out(&format!(
+            say(&format!(
                 "{id}  {}  {:.1} ms  {}",
                 status.as_u16(),
                 crate::send::ms(started.elapsed()),
@@ -698,10 +686,24 @@ async fn replay(
             Ok(if status.is_success() { 0 } else { 1 })
         }
         Err(e) => {
-            crate::out(&format!("{id}  no answer  {e}"));
+            say(&format!("{id}  no answer  {e}"));
             Ok(1)
         }
     }
+}
+
+/// One line of a listing, with every character from a signed field that
+/// could steer the terminal escaped (`printable`): an event's id, type,
+/// tenant, handler names, errors and body come from the sender.
+fn say(line: &str) {
+    crate::out(&plugipay_webhook_dispatch::printable(line));
+}
+
+/// One JSON line, the same JSON with any such character as `\uXXXX`.
+fn json_out(value: &serde_json::Value) {
+    crate::out(&plugipay_webhook_dispatch::printable_json(
+        &value.to_string(),
+    ));
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! verifies and prints every delivery, and can save them byte-exact, forward
 //! them to the application under development, or answer like a failing one.
 
+use plugipay_webhook_dispatch::printable;
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
@@ -236,39 +237,10 @@ impl Printer {
     }
 }
 
-/// Whether a character could steer a terminal or reorder what it shows:
-/// C0 and C1 controls, DEL, and the bidirectional overrides and isolates.
-fn steers_terminal(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Text from a signed body, made safe to print: a signature proves who sent
-/// it, not that it holds no escape sequences. Controls are shown as
-/// `\u{1b}`; newlines and tabs too, so a field stays on its line.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    escape(text, |c| format!("\\u{{{c:x}}}"))
-}
-
 /// A JSON line with every character that could steer a terminal escaped as
-/// `\uXXXX` (serde_json escapes only C0 controls); still the same JSON.
+/// `\uXXXX`; still the same JSON.
 fn json_line(value: &serde_json::Value) -> String {
-    escape(&value.to_string(), |c| format!("\\u{c:04x}")).into_owned()
-}
-
-/// `text` with every character that steers a terminal written by `spell`.
-fn escape(text: &str, spell: fn(u32) -> String) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(steers_terminal) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if steers_terminal(c) {
-            out.push_str(&spell(u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    plugipay_webhook_dispatch::printable_json(&value.to_string()).into_owned()
 }
 
 fn say(line: &str) {

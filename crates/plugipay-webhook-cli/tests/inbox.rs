@@ -680,3 +680,70 @@ fn inbox_ui_serves_the_console_behind_a_fresh_token() {
     drop(process);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A signed id (and type, and a handler's error) holding an escape sequence
+/// and a newline reaches the terminal escaped: `inbox list` and `inbox
+/// show` print one line per record with `\u{1b}` and `\u{a}` instead, and
+/// `--json` stays valid JSON with no raw control character.
+#[test]
+fn signed_fields_cannot_steer_the_terminal_or_forge_lines() {
+    let dir = std::env::temp_dir().join(format!("plugipay-cli-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("inbox.sqlite3");
+    let _ = std::fs::remove_file(&db);
+    let url = format!("sqlite://{}", db.display());
+    let hostile = "evt_\u{1b}[2J\nevt_forged  plugipay.invoice.paid.v1  done";
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let inbox = Inbox::builder(inbox_from_url(&url).await.expect("inbox"))
+                .max_attempts(1)
+                .on("plugipay.invoice.paid.v1", |_e: WebhookEvent| async {
+                    Err::<(), _>(std::io::Error::other("bad\u{1b}]0;title\u{7}\nline"))
+                })
+                .build()
+                .expect("inbox");
+            let ev = received("plugipay.invoice.paid.v1", hostile).await;
+            assert_eq!(
+                inbox.receive(&ev).await,
+                plugipay_webhook_dispatch::Outcome::Stored
+            );
+            let workers = inbox.start_workers(1);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while inbox.stats().await.unwrap().count(State::Dead) < 1 {
+                assert!(std::time::Instant::now() < deadline, "never dead");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            workers.shutdown(Duration::from_secs(5)).await;
+        });
+    let (code, list) = inbox_cli(&url, &["list"]);
+    assert_eq!(code, Some(0), "{list}");
+    assert!(
+        !list.contains('\u{1b}') && !list.contains('\u{7}'),
+        "{list:?}"
+    );
+    assert_eq!(list.lines().count(), 1, "one record, one line: {list:?}");
+    assert!(list.contains("evt_\\u{1b}[2J\\u{a}evt_forged"), "{list:?}");
+    let (_, show) = inbox_cli(&url, &["show", hostile]);
+    assert!(
+        !show.contains('\u{1b}') && !show.contains('\u{7}'),
+        "{show:?}"
+    );
+    assert!(
+        show.contains("bad\\u{1b}]0;title\\u{7}\\u{a}line"),
+        "{show:?}"
+    );
+    let (_, json) = inbox_cli(&url, &["list", "--json"]);
+    assert!(
+        !json.chars().any(|c| c.is_control() && c != '\n'),
+        "{json:?}"
+    );
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+        if let Some(id) = v.get("id").and_then(|i| i.as_str()) {
+            assert_eq!(id, hostile, "the same JSON value");
+        }
+    }
+}

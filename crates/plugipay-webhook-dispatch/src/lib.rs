@@ -16,6 +16,7 @@ mod outcome;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 mod tenancy;
+mod text;
 mod time;
 mod token;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
@@ -50,6 +51,7 @@ pub use sql::MAX_TABLE_NAME_LEN;
 /// version as the inbox.
 #[cfg(feature = "postgres")]
 pub use sqlx;
+pub use text::{printable, printable_json};
 pub use time::rfc3339_utc;
 pub use token::ClaimToken;
 pub use url::redact_url;

@@ -279,7 +279,10 @@ pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<(String, Stri
             handler = handler.as_str(),
             attempts = job.attempt,
             error = error.as_str(),
-            "plugipay handler dead: {error}"
+            // The message interpolates the handler's error, which may carry
+            // signed data: escaped, so it cannot start a line of its own.
+            "plugipay handler dead: {}",
+            crate::printable(&error)
         );
         metrics::counter!(
             "plugipay_webhook_inbox_dead_total",
@@ -391,7 +394,7 @@ fn report(
         }
         Processed::Dead => tracing::error!(
             id, event_type, tenant, attempts = attempt, since_received_ms, error,
-            "plugipay event dead: {error}"
+            "plugipay event dead: {}", crate::printable(error)
         ),
         Processed::Skipped => tracing::info!(
             id, event_type, tenant,
