@@ -143,6 +143,22 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// `sql` bound to one claim: its key's tenant, id and type, then the
+    /// owner's token (`$1`–`$4`).
+    fn keyed<'q>(
+        &self,
+        sql: &'q str,
+        key: &'q EventKey,
+        token: &'q ClaimToken,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(sql)
+            .persistent(self.inner.conn.persistent)
+            .bind(&key.tenant)
+            .bind(&key.id)
+            .bind(&key.event_type)
+            .bind(token.as_str())
+    }
+
     /// One statement changing one claimed row; `Ok(true)` when it did.
     async fn owned_update(
         &self,
@@ -225,13 +241,7 @@ impl DedupStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let ms = millis(retention);
-            let q = sqlx::query(&self.inner.sql.complete)
-                .persistent(self.inner.conn.persistent)
-                .bind(&key.tenant)
-                .bind(&key.id)
-                .bind(&key.event_type)
-                .bind(token.as_str())
-                .bind(ms);
+            let q = self.keyed(&self.inner.sql.complete, key, token).bind(ms);
             self.owned_update("complete", q).await
         })
     }
@@ -242,12 +252,7 @@ impl DedupStore for PostgresStore {
         token: &'a ClaimToken,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let q = sqlx::query(&self.inner.sql.release)
-                .persistent(self.inner.conn.persistent)
-                .bind(&key.tenant)
-                .bind(&key.id)
-                .bind(&key.event_type)
-                .bind(token.as_str());
+            let q = self.keyed(&self.inner.sql.release, key, token);
             self.owned_update("release", q).await
         })
     }
@@ -260,13 +265,7 @@ impl DedupStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let ms = millis(lease);
-            let q = sqlx::query(&self.inner.sql.extend)
-                .persistent(self.inner.conn.persistent)
-                .bind(&key.tenant)
-                .bind(&key.id)
-                .bind(&key.event_type)
-                .bind(token.as_str())
-                .bind(ms);
+            let q = self.keyed(&self.inner.sql.extend, key, token).bind(ms);
             self.owned_update("extend", q).await
         })
     }

@@ -262,6 +262,28 @@ impl PostgresInbox {
                 .is_ok()
     }
 
+    /// The records `query` selects (`RECORD_COLUMNS`).
+    async fn records(
+        &self,
+        what: &str,
+        query: Query<'_, Postgres, PgArguments>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let conn = &self.inner.conn;
+        conn.bounded(what, async {
+            let mut c = conn.lease().await?;
+            let e = |err: sqlx::Error| conn.err(what, &err);
+            let rows = query.fetch_all(&mut *c).await.map_err(e)?;
+            let records = rows
+                .iter()
+                .map(record_from)
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            c.finish().await?;
+            Ok(records)
+        })
+        .await
+    }
+
     async fn notify(&self, c: &mut PgConnection) {
         if !self.inner.conn.persistent {
             // Through a transaction pooler nobody listens (see `listen`).
@@ -481,47 +503,20 @@ impl Backend for PostgresInbox {
         &'a self,
         filter: &'a ListFilter,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        let conn = &self.inner.conn;
-        Box::pin(conn.bounded("list", async move {
+        Box::pin(async move {
             let (query, params) = self.inner.sql.list(Dialect::Postgres, filter);
-            let mut c = conn.lease().await?;
-            let e = |err: sqlx::Error| conn.err("list", &err);
-            let rows = bind_params(
-                sqlx::query(&query).persistent(self.inner.conn.persistent),
-                params,
-            )
-            .fetch_all(&mut *c)
-            .await
-            .map_err(e)?;
-            let records = rows
-                .iter()
-                .map(record_from)
-                .collect::<Result<_, _>>()
-                .map_err(e)?;
-            c.finish().await?;
-            Ok(records)
-        }))
+            let q = sqlx::query(&query).persistent(self.inner.conn.persistent);
+            self.records("list", bind_params(q, params)).await
+        })
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        let conn = &self.inner.conn;
-        Box::pin(conn.bounded("get", async move {
-            let mut c = conn.lease().await?;
-            let e = |err: sqlx::Error| conn.err("get", &err);
-            let rows = sqlx::query(&self.inner.sql.get)
+        Box::pin(async move {
+            let q = sqlx::query(&self.inner.sql.get)
                 .persistent(self.inner.conn.persistent)
-                .bind(id)
-                .fetch_all(&mut *c)
-                .await
-                .map_err(e)?;
-            let records = rows
-                .iter()
-                .map(record_from)
-                .collect::<Result<_, _>>()
-                .map_err(e)?;
-            c.finish().await?;
-            Ok(records)
-        }))
+                .bind(id);
+            self.records("get", q).await
+        })
     }
 
     fn retry<'a>(&'a self, f: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
