@@ -282,7 +282,7 @@ pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<(String, Stri
             // The message interpolates the handler's error, which may carry
             // signed data: escaped, so it cannot start a line of its own.
             "plugipay handler dead: {}",
-            crate::printable(&error)
+            crate::text::printable(&error)
         );
         metrics::counter!(
             "plugipay_webhook_inbox_dead_total",
@@ -394,7 +394,7 @@ fn report(
         }
         Processed::Dead => tracing::error!(
             id, event_type, tenant, attempts = attempt, since_received_ms, error,
-            "plugipay event dead: {}", crate::printable(error)
+            "plugipay event dead: {}", crate::text::printable(error)
         ),
         Processed::Skipped => tracing::info!(
             id, event_type, tenant,
