@@ -1,9 +1,9 @@
 //! PostgreSQL through sqlx, shared by the de-duplication store and the
-//! inbox: a pool (the application's, or one built from a URL) for the
-//! shared calls, connections of their own for the inbox's workers (made
-//! with the pool's own options: the same TLS and credentials), the schema
-//! created or brought forward under a transaction-level advisory lock, every
-//! call bounded by a timeout.
+//! inbox: for the shared calls the application's pool (`from_pool`), or —
+//! opened from a URL — connections of their own taken in turn; for the
+//! inbox's workers, a connection each, made with the pool's options (the
+//! same TLS and credentials); the schema created or brought forward under a
+//! transaction-level advisory lock; every call bounded by a timeout.
 //!
 //! Nothing here keeps state in a server session — no session `SET`, no
 //! session advisory lock, no reliance on `LISTEN` — so the same code runs
@@ -105,9 +105,10 @@ fn redact_url(text: &str, url: &str) -> String {
     }
 }
 
-/// A pool for a store or inbox opened from a URL: `max` connections, none
-/// kept open before use, none tested on acquire (a call that fails closes
-/// its connection instead; testing would cost a round trip per call).
+/// The pool of a store or inbox opened from a URL: it holds the connect
+/// options and makes the listener's connection (the calls themselves run on
+/// connections of their own, see `PgConn`); `max` connections, none kept
+/// open before use, none tested on acquire.
 pub(crate) fn pool(opts: PgConnectOptions, max: usize, timeout: Duration) -> PgPool {
     PgPoolOptions::new()
         .max_connections(u32::try_from(max.max(1)).unwrap_or(u32::MAX))
