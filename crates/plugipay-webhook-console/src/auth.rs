@@ -31,8 +31,12 @@ pub enum Auth {
         password: String,
     },
     /// No authentication at all: for a console served on a loopback address
-    /// to the one developer at the machine (`plugipay-webhook listen --ui`).
-    /// Never mount it on a reachable address.
+    /// to the one developer at the machine. Never mount it on a reachable
+    /// address. It answers only requests whose `Host` is `localhost`,
+    /// `127.0.0.1` or `[::1]` (any port): a web page that rebinds its own
+    /// domain name to 127.0.0.1 still sends its own name as the `Host`, and
+    /// is refused (`403`). It does not check the peer's address: behind a
+    /// proxy that forwards from elsewhere with a loopback `Host`, use a token.
     LocalOnly,
 }
 
@@ -107,6 +111,8 @@ pub(crate) enum Verdict {
     Ok,
     /// Not authenticated: the challenge to answer with.
     Denied,
+    /// `LocalOnly` asked for by a `Host` that is not a loopback name.
+    NotLocal,
 }
 
 impl Keys {
@@ -173,7 +179,17 @@ impl Keys {
     /// Checks a request's `Authorization` header and cookies.
     pub(crate) fn check(&self, headers: &http::HeaderMap) -> Verdict {
         match &self.auth {
-            Auth::LocalOnly => Verdict::Ok,
+            Auth::LocalOnly => {
+                if headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .is_some_and(loopback_host)
+                {
+                    Verdict::Ok
+                } else {
+                    Verdict::NotLocal
+                }
+            }
             Auth::Bearer(token) => {
                 let bearer = authorization(headers, "Bearer").is_some_and(|t| eq(t, token));
                 if bearer || cookie(headers, &self.cookie).is_some_and(|c| eq(c, &self.session)) {
@@ -192,6 +208,21 @@ impl Keys {
             }
         }
     }
+}
+
+/// Whether a `Host` header names this machine's loopback: `localhost`,
+/// `127.0.0.1` or `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [::1] or [::1]:port
+        match rest.split_once(']') {
+            Some((addr, tail)) if tail.is_empty() || tail.starts_with(':') => addr,
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "::1"
 }
 
 /// The credentials of an `Authorization: <scheme> <credentials>` header.
@@ -324,7 +355,42 @@ mod tests {
             basic.check(&headers(&[("authorization", "Bearer x")])),
             Verdict::Denied
         );
-        assert_eq!(Keys::new(Auth::LocalOnly).check(&headers(&[])), Verdict::Ok);
+        let local = Keys::new(Auth::LocalOnly);
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:9",
+            "[::1]",
+            "[::1]:3000",
+        ] {
+            assert_eq!(
+                local.check(&headers(&[("host", host)])),
+                Verdict::Ok,
+                "{host}"
+            );
+        }
+        // DNS rebinding: the attacker's name, now resolving to 127.0.0.1.
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "[::1]x",
+            "[::2]:80",
+            "",
+        ] {
+            assert_eq!(
+                local.check(&headers(&[("host", host)])),
+                Verdict::NotLocal,
+                "{host:?}"
+            );
+        }
+        assert_eq!(
+            local.check(&headers(&[])),
+            Verdict::NotLocal,
+            "no Host at all"
+        );
     }
 
     #[test]

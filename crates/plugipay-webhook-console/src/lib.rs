@@ -336,8 +336,15 @@ impl Console {
         if req.path == "/login" && req.method == Method::GET {
             return self.login(&req);
         }
-        if i.keys.check(&req.headers) != auth::Verdict::Ok {
-            return self.challenge(&req);
+        match i.keys.check(&req.headers) {
+            auth::Verdict::Ok => {}
+            auth::Verdict::Denied => return self.challenge(&req),
+            auth::Verdict::NotLocal => {
+                return plain(
+                    StatusCode::FORBIDDEN,
+                    "this console answers only on localhost, 127.0.0.1 or [::1]\n",
+                )
+            }
         }
         let segments: Vec<&str> = req.path[1..].split('/').collect();
         if let (Some(dev), ["deliveries", ..]) = (&i.deliveries, segments.as_slice()) {

@@ -434,3 +434,36 @@ async fn an_oversized_form_is_refused_before_it_is_read() {
     .await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// `Auth::LocalOnly` answers a loopback `Host` only: a page that rebinds its
+/// own name to 127.0.0.1 sends that name, and can neither read events nor
+/// post a retry (before: both worked, the page's Origin matching its Host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_only_console_refuses_a_rebound_host() {
+    let f = common::fixture(2).await;
+    let local = Console::builder(
+        f.inbox.clone(),
+        plugipay_webhook_console::Auth::local_only(),
+    )
+    .build()
+    .unwrap();
+    let at = |host: &'static str, path: &str| {
+        Request::get(path)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let a = send(&local, at("localhost:8080", "/console/events")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("evt_paid_0000"));
+    let a = send(&local, at("evil.example:8080", "/console/events")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!a.body.contains("evt_paid_0000"));
+    let retry = Request::post("/console/events/evt_paid_0000/retry")
+        .header(header::HOST, "evil.example:8080")
+        .header(header::ORIGIN, "http://evil.example:8080")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("csrf=x"))
+        .unwrap();
+    assert_eq!(send(&local, retry).await.status, StatusCode::FORBIDDEN);
+}
