@@ -356,6 +356,12 @@ impl Console {
             (&Method::GET, ["events", id]) if !id.is_empty() => {
                 pages::event(self, &req, &form::decode(id)).await
             }
+            // An id no path segment can carry (``, `.`, `..`): see
+            // `pages::event_href`.
+            (&Method::GET, ["event"]) => match req.query.iter().find(|(k, _)| k == "id") {
+                Some((_, id)) => pages::event(self, &req, &id.clone()).await,
+                None => pages::not_found(self),
+            },
             (&Method::GET, ["retry"]) => pages::confirm_retry(self, &req).await,
             (&Method::POST, rest) => {
                 if i.read_only {

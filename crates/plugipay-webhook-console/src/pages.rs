@@ -67,6 +67,17 @@ fn unavailable(c: &Console, e: &StoreError) -> Response<Bytes> {
 /// The event page's address for `r` (type and tenant tell apart events
 /// sharing an id).
 pub(crate) fn event_href(c: &Console, id: &str, event_type: &str, tenant: &str) -> String {
+    if matches!(id, "" | "." | "..") {
+        // Not a path segment: an empty one cannot be routed, and browsers
+        // resolve `.` and `..` — and `%2E`, `%2E%2E` — as dot segments, so
+        // the link would open another page. The id goes in the query.
+        let rest = query(&[("type", Some(event_type)), ("tenant", Some(tenant))]);
+        let rest = rest
+            .strip_prefix('?')
+            .map(|r| format!("&{r}"))
+            .unwrap_or_default();
+        return format!("{}/event?id={}{rest}", c.base(), encode(id));
+    }
     format!(
         "{}/events/{}{}",
         c.base(),

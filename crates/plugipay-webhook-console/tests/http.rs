@@ -467,3 +467,76 @@ async fn a_local_only_console_refuses_a_rebound_host() {
         .unwrap();
     assert_eq!(send(&local, retry).await.status, StatusCode::FORBIDDEN);
 }
+
+/// Every stored event has a page its link reaches: ids `.` and `..` would
+/// resolve as dot segments (to the event list, or the overview) and an
+/// empty id cannot be a path segment at all, so their links carry the id
+/// in the query instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_has_a_page_its_link_reaches_dot_ids_and_empty_included() {
+    let f = common::fixture(0).await;
+    for id in [".", "..", ""] {
+        let ev = common::event(
+            "plugipay.invoice.paid.v1",
+            id,
+            serde_json::json!({"id": "inv_dot"}),
+        )
+        .await;
+        f.inbox.receive(&ev).await;
+    }
+    let console = f.console(false);
+    let list = send(&console, authed("/console/events")).await;
+    assert_eq!(list.status, StatusCode::OK);
+    for id in [".", "..", ""] {
+        // The row of the event, and the first link in it, followed as a
+        // browser follows it (dot segments resolved).
+        let row_at = list
+            .body
+            .find(&format!("<tr data-event-id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no row for {id:?}"));
+        let row = &list.body[row_at..];
+        let at = row.find("href=\"").expect("a link in the row") + 6;
+        let raw = row[at..at + row[at..].find('"').unwrap()].replace("&amp;", "&");
+        let href = &browser_resolved(&raw);
+        let page = send(&console, authed(href)).await;
+        assert_eq!(page.status, StatusCode::OK, "{raw} → {href}: {}", page.body);
+        assert!(
+            page.body
+                .contains(&format!("<h1>Event <code>{id}</code></h1>")),
+            "{href} shows event {id:?}: {}",
+            page.body
+        );
+    }
+}
+
+/// A path as a browser requests it: `.` and `..` segments (also written
+/// `%2E`) resolved, per the URL standard.
+fn browser_resolved(href: &str) -> String {
+    let (path, query) = href
+        .split_once('?')
+        .map_or((href, None), |(p, q)| (p, Some(q)));
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match seg.to_ascii_lowercase().as_str() {
+            "." | "%2e" => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." | ".%2e" | "%2e." | "%2e%2e" => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            _ => out.push(seg),
+        }
+    }
+    let path = format!("/{}", out.join("/"));
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
