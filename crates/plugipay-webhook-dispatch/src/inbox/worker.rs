@@ -20,7 +20,30 @@ use crate::error::millis;
 use crate::handlers::{run_async, run_blocking, Handler};
 use crate::token::ClaimToken;
 
-/// Running workers; [`shutdown`](Workers::shutdown) stops them.
+/// Running workers, from [`Inbox::start_workers`](super::Inbox::start_workers);
+/// [`shutdown`](Workers::shutdown) stops them.
+///
+/// - **Dropping** a `Workers` does not stop them: the tasks go on claiming
+///   and processing until the runtime itself shuts down (then each event
+///   they held is taken again once its lease lapses, and an open
+///   transaction rolls back). Keep it, and call `shutdown` on the way out.
+/// - **`shutdown(deadline)`** stops claiming at once, lets every event in
+///   flight finish — its handler, its move to `done` or its retry, its
+///   commit — and waits at most `deadline` for that. What is still running
+///   then is abandoned: its lease lapses and another worker (of this
+///   process after a restart, or of another replica) runs it again; nothing
+///   half-done commits.
+/// - A handler's panic is its attempt's failure; a worker task that
+///   panics itself (a bug, or an observer's panic not caught) is started
+///   again, and counted in `plugipay_webhook_inbox_worker_restarts_total`.
+///
+/// ```no_run
+/// # async fn f(inbox: plugipay_webhook_dispatch::inbox::Inbox) {
+/// let workers = inbox.start_workers(4);
+/// // … serve until SIGTERM …
+/// workers.shutdown(std::time::Duration::from_secs(10)).await;
+/// # }
+/// ```
 pub struct Workers {
     stop: Arc<AtomicBool>,
     inner: Arc<Inner>,
