@@ -34,7 +34,7 @@ use crate::token::ClaimToken;
 ///   process after a restart, or of another replica) runs it again; nothing
 ///   half-done commits.
 /// - A handler's panic is its attempt's failure; a worker task that
-///   panics itself (a bug, or an observer's panic not caught) is started
+///   panics itself (a bug) is started
 ///   again, and counted in `plugipay_webhook_inbox_worker_restarts_total`.
 ///
 /// ```no_run
