@@ -354,6 +354,10 @@ async fn load_run(
         usize::try_from(total.saturating_mul(repeat).min(1 << 20)).unwrap_or(0),
     )));
     let statuses = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    // Each delivery's outcome (its event id, last status, attempts, and the
+    // error when nothing answered): the causes of errors for the summary,
+    // every record for --json (to check exactly-once against).
+    let records = Arc::new(Mutex::new(Vec::<Value>::new()));
     let make_body = Arc::new(make_body);
     let plan = Arc::new(plan);
     let start = Instant::now();
@@ -382,11 +386,12 @@ async fn load_run(
 
     let workers: Vec<_> = (0..args.concurrency.clamp(1, 1024))
         .map(|_| {
-            let (next, done, latencies, statuses, make_body, plan, target) = (
+            let (next, done, latencies, statuses, records, make_body, plan, target) = (
                 next.clone(),
                 done.clone(),
                 latencies.clone(),
                 statuses.clone(),
+                records.clone(),
                 make_body.clone(),
                 plan.clone(),
                 target.clone(),
@@ -403,7 +408,7 @@ async fn load_run(
                         let at = Duration::from_secs_f64(slot as f64 / rate as f64);
                         tokio::time::sleep_until((start + at).into()).await;
                     }
-                    let (_, body) = make_body(None);
+                    let (id, body) = make_body(None);
                     for _ in 0..repeat {
                         let attempts = deliver(&mut conn, &plan, &body).await;
                         if let Some(last) = attempts.last() {
@@ -412,6 +417,12 @@ async fn load_run(
                                 .map_or_else(|| "error".to_owned(), |s| s.to_string());
                             if let Ok(mut m) = statuses.lock() {
                                 *m.entry(key).or_insert(0) += 1;
+                            }
+                            if let Ok(mut r) = records.lock() {
+                                r.push(json!({
+                                    "id": id, "status": last.status, "attempts": attempts.len(),
+                                    "error": last.status.is_none().then(|| last.body.clone()),
+                                }));
                             }
                             if let Ok(mut l) = latencies.lock() {
                                 l.extend(attempts.iter().map(|a| a.latency));
@@ -440,6 +451,16 @@ async fn load_run(
         ms(lat[i.min(lat.len() - 1)])
     };
     let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
+    let records = records.lock().map(|r| r.clone()).unwrap_or_default();
+    // The causes of the deliveries nothing answered, most frequent first.
+    let mut causes: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &records {
+        if let Some(e) = r["error"].as_str() {
+            *causes.entry(e.to_owned()).or_insert(0) += 1;
+        }
+    }
+    let mut causes: Vec<(String, u64)> = causes.into_iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let deliveries: u64 = statuses.values().sum();
     let rps = deliveries as f64 / elapsed.as_secs_f64().max(1e-9);
     let all_ok = statuses
@@ -453,10 +474,28 @@ async fn load_run(
                 "elapsed_s": elapsed.as_secs_f64(), "throughput_rps": rps,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
                 "statuses": statuses,
+                "errors": causes.iter().map(|(e, n)| json!({"error": e, "count": n})).collect::<Vec<_>>(),
+                "records": records,
             })
         );
     } else {
-        let by_status: Vec<String> = statuses.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+        let by_status: Vec<String> = statuses
+            .iter()
+            .map(|(k, v)| {
+                if k == "error" && !causes.is_empty() {
+                    // Say why, the three most frequent causes.
+                    let why: Vec<String> = causes
+                        .iter()
+                        .take(3)
+                        .map(|(e, n)| format!("{n} {}", plugipay_webhook_dispatch::printable(e)))
+                        .collect();
+                    let more = if causes.len() > 3 { "; …" } else { "" };
+                    format!("{v} × error ({}{more})", why.join("; "))
+                } else {
+                    format!("{v} × {k}")
+                }
+            })
+            .collect();
         outln!(
             "{deliveries} deliveries in {:.2} s with concurrency {}: {rps:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {}",
             elapsed.as_secs_f64(),

@@ -596,3 +596,67 @@ fn list_types_needs_no_url_and_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `send --count`: `--json` lists every delivery (its event id, status,
+/// attempts), so a load run can be checked for exactly-once against what
+/// the receiver recorded; deliveries nothing answered are summed up with
+/// their cause, not as a bare `× error`.
+#[test]
+fn send_count_reports_every_delivery_and_the_cause_of_errors() {
+    let l = listen();
+    let out = cli()
+        .args([
+            "send",
+            &l.url,
+            "--type",
+            "plugipay.invoice.paid.v1",
+            "--count",
+            "6",
+        ])
+        .args(["--concurrency", "3", "--json"])
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("JSON");
+    let records = report["records"].as_array().expect("records");
+    assert_eq!(records.len(), 6, "{report}");
+    let sent: std::collections::BTreeSet<&str> =
+        records.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(sent.len(), 6, "six distinct ids: {records:?}");
+    assert!(records
+        .iter()
+        .all(|r| r["status"] == 204 && r["attempts"] == 1));
+    let got: std::collections::BTreeSet<String> = drain(&l.process.lines)
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        got,
+        sent.iter().map(|s| (*s).to_owned()).collect(),
+        "the listener saw exactly the ids send reported"
+    );
+
+    // Nothing listens on this port: the cause is said.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{port}/webhooks/plugipay");
+    let out = cli()
+        .args([
+            "send",
+            &closed,
+            "--type",
+            "plugipay.invoice.paid.v1",
+            "--count",
+            "3",
+        ])
+        .output()
+        .expect("send");
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("3 × error (3 ") && said.contains("refused"),
+        "{said}"
+    );
+}
