@@ -99,18 +99,50 @@ impl Drop for Process {
     }
 }
 
+/// How long [`Process::spawn`] holds back the lines a process prints before
+/// its ready line.
+pub const READY_HOLD: Duration = Duration::from_secs(10);
+
 impl Process {
     /// Spawns `cmd` with its standard output piped (standard error left as
     /// the command has it).
     ///
     /// # Panics
     /// When the program cannot be started.
+    ///
+    /// Lines a server prints before it says it is ready (`listening on …`,
+    /// or `console on …`) are held back and delivered right after that line:
+    /// an inbox receiver's workers may finish a stored event before the
+    /// server has bound its port, and [`listening_addr`](Process::listening_addr)
+    /// reads the first line. Nothing is lost; a process that prints no such
+    /// line gets its early lines after [`READY_HOLD`].
     pub fn spawn(mut cmd: Command) -> Process {
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
+        let (raw_tx, raw) = mpsc::channel::<String>();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if raw_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            let ready = |l: &str| l.starts_with("listening on ") || l.starts_with("console on ");
+            let until = Instant::now() + READY_HOLD;
+            let mut early = Vec::new();
+            loop {
+                match raw.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(line) if ready(&line) => {
+                        early.insert(0, line);
+                        break;
+                    }
+                    Ok(line) => early.push(line),
+                    Err(_) => break,
+                }
+            }
+            for line in early.into_iter().chain(raw) {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -254,4 +286,26 @@ pub fn through(url: &str, proxy: SocketAddr) -> (String, SocketAddr) {
         format!("{auth}@")
     };
     (format!("{scheme}://{auth}{proxy}/{path}"), target)
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    /// An inbox receiver's worker may print before the server is ready:
+    /// the ready line still comes first, and no line is lost.
+    #[test]
+    fn lines_before_the_ready_line_follow_it() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo 'notified evt_1'; sleep 0.2; echo 'listening on http://127.0.0.1:9'; echo 'handled evt_1'",
+        ]);
+        let p = Process::spawn(cmd);
+        assert_eq!(p.listening_addr(), "127.0.0.1:9".parse().unwrap());
+        assert_eq!(
+            p.drain(Duration::from_millis(500)),
+            ["notified evt_1", "handled evt_1"]
+        );
+    }
 }
