@@ -447,3 +447,73 @@ async fn a_timed_out_call_frees_its_pool_slot_at_once() {
         next.elapsed()
     );
 }
+
+/// A transactional handler whose statement stalls past the handler timeout
+/// (a lock wait, a slow query): the worker gives its connection up and asks
+/// the server to cancel what it was running, so the row lock it held is
+/// released and the retry runs at once — not after the stalled statement
+/// ends on its own (here 20 s), with the event unclaimable meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handler_statement_is_cancelled_and_the_retry_runs_at_once() {
+    let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let (table, ledger) = (unique("inbox_cancel"), unique("ledger_cancel"));
+    let mut admin = <PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    repo::create(&mut admin, &ledger).await.unwrap();
+    let backend = PostgresInbox::builder(&url)
+        .table(&table)
+        .timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .expect("inbox");
+    let l = ledger.clone();
+    let inbox = Inbox::builder(backend)
+        .lease(Duration::from_secs(2))
+        .handler_timeout(Duration::from_secs(1))
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .on_tx(PAID, move |tx: &mut Tx<'_>, event: WebhookEvent| {
+            let l = l.clone();
+            Box::pin(async move {
+                let attempt = i32::try_from(tx.attempt()).unwrap_or(i32::MAX);
+                let conn = tx.pg().ok_or("a PostgreSQL inbox")?;
+                if attempt == 1 {
+                    sqlx::query("SELECT pg_sleep(20)")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                repo::mark_paid(conn, &l, event.id(), attempt).await?;
+                Ok(())
+            })
+        })
+        .build()
+        .expect("inbox");
+    let id = unique("stall");
+    assert_eq!(inbox.receive(&event(&id)).await, Outcome::Stored);
+    let started = Instant::now();
+    let workers = inbox.start_workers(1);
+    let deadline = started + Duration::from_secs(25);
+    while inbox
+        .stats()
+        .await
+        .map(|s| s.count(State::Done))
+        .unwrap_or(0)
+        < 1
+    {
+        assert!(Instant::now() < deadline, "never done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    workers.shutdown(Duration::from_secs(5)).await;
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{ledger}\""))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "one ledger row");
+    assert!(
+        took < Duration::from_secs(10),
+        "done {took:?} after the stall began: the stalled statement was not cancelled"
+    );
+}

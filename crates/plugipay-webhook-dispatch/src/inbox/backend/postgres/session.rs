@@ -75,6 +75,10 @@ pub(super) struct PgSession {
     /// Statements named and kept on the connection (not through a
     /// transaction pooler: `conn::pg::named_statements`).
     persistent: bool,
+    /// The server backend of `conn`, on a direct connection (through a
+    /// pooler a pid names whichever server connection is lent, so none is
+    /// kept): what `discard` asks the server to cancel.
+    pid: Option<i32>,
 }
 
 /// `what`'s error, named after the inbox.
@@ -97,6 +101,7 @@ impl PgSession {
             timeout,
             txid: 0,
             persistent,
+            pid: None,
         }
     }
 
@@ -104,17 +109,25 @@ impl PgSession {
     async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
         if self.conn.is_none() {
             let persistent = self.persistent;
-            let conn = bounded(self.timeout, "postgres inbox connect", async {
+            let (conn, pid) = bounded(self.timeout, "postgres inbox connect", async {
                 let mut conn = pg::connect(&self.options, "postgres inbox").await?;
+                let mut pid = None;
                 if persistent {
                     sqlx::Executor::execute(&mut conn, WORKER_SETTINGS)
                         .await
                         .map_err(|e| inbox_err("connect", &e))?;
+                    pid = Some(
+                        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                            .fetch_one(&mut conn)
+                            .await
+                            .map_err(|e| inbox_err("connect", &e))?,
+                    );
                 }
-                Ok(conn)
+                Ok((conn, pid))
             })
             .await?;
             self.conn = Some(conn);
+            self.pid = pid;
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
@@ -465,8 +478,27 @@ impl TxConn for PgSession {
     }
 
     fn discard(&mut self) {
-        // Dropping the connection closes its socket; the server rolls back
-        // whatever was open there.
-        self.conn = None;
+        // Dropping the connection closes its socket, but a server busy with
+        // a statement (a lock wait, a slow trigger) notices only when that
+        // statement ends — holding the event's row lock, so no worker can
+        // claim the event meanwhile. The server is asked to cancel it, from
+        // a connection of its own (as tokio-postgres' cancel request did).
+        let had = self.conn.take().is_some();
+        if let (true, Some(pid)) = (had, self.pid.take()) {
+            let options = self.options.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let cancel = async {
+                        let mut c = pg::connect(&options, "postgres inbox cancel").await.ok()?;
+                        sqlx::query("SELECT pg_cancel_backend($1)")
+                            .bind(pid)
+                            .execute(&mut c)
+                            .await
+                            .ok()
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), cancel).await;
+                });
+            }
+        }
     }
 }
