@@ -679,16 +679,17 @@ async fn swallowed_statement(bed: Arc<Bed>) -> Result<Ran, String> {
     Ok(Ran::Passed)
 }
 
-/// PostgreSQL: a handler that sends `ROLLBACK` itself (against the rule)
-/// and returns `Ok`: its write is gone, and the move to done — now outside
-/// the transaction the inbox began — is refused (the transaction id no
-/// longer matches), so the event is not reported done; it runs again once
-/// its lease lapses, and its write lands once.
+/// A handler that sends `ROLLBACK` itself (against the rule) and returns
+/// `Ok`: its write is gone, and the move to done — now outside the
+/// transaction the inbox began — is refused (PostgreSQL: the transaction id
+/// no longer matches; SQLite: no transaction is open), so the event is not
+/// reported done; it runs again once its lease lapses, and its write lands
+/// once. Every SQL backend.
 async fn handler_ends_transaction(bed: Arc<Bed>) -> Result<Ran, String> {
-    if bed.table_scans().await.is_none() {
-        return Ok(Ran::NotApplicable("PostgreSQL's transaction ids"));
+    if !bed.kind.transactional() {
+        return Ok(Ran::NotApplicable("no transactions on redis"));
     }
-    let records = first_attempt_also(&bed, "ROLLBACK", Some(Duration::from_millis(800))).await?;
+    let records = first_attempt_also(&bed, "ROLLBACK", Some(Duration::from_millis(500))).await?;
     ensure(
         records[0].state == State::Done && records[0].attempts == 2,
         || {
