@@ -192,6 +192,19 @@ pub(crate) fn ms(d: Duration) -> f64 {
 /// one latency per attempt, so an unbounded product could exhaust memory.
 pub(crate) const MAX_DELIVERIES: u64 = 10_000_000;
 
+/// The most per-delivery records `send --count --json` keeps (a record is a
+/// few dozen bytes; the rest are counted in `records_omitted`).
+const MAX_RECORDS: usize = 1_000_000;
+
+/// One delivery of a `--count` run, for `--json`.
+#[derive(Clone)]
+struct Record {
+    id: String,
+    status: Option<u16>,
+    attempts: usize,
+    error: Option<String>,
+}
+
 pub(crate) fn run(secret: &SecretArgs, args: SendArgs) -> Result<u8, Failure> {
     if args.list_types {
         for t in samples::EVENT_TYPES {
@@ -354,10 +367,13 @@ async fn load_run(
         usize::try_from(total.saturating_mul(repeat).min(1 << 20)).unwrap_or(0),
     )));
     let statuses = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
-    // Each delivery's outcome (its event id, last status, attempts, and the
-    // error when nothing answered): the causes of errors for the summary,
-    // every record for --json (to check exactly-once against).
-    let records = Arc::new(Mutex::new(Vec::<Value>::new()));
+    // The causes of the deliveries nothing answered, for the summary; and,
+    // with --json, each delivery's record (its event id, last status,
+    // attempts, the error), compact and at most MAX_RECORDS of them.
+    let causes = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let keep_records = args.json;
+    let records = Arc::new(Mutex::new(Vec::<Record>::new()));
+    let omitted = Arc::new(AtomicU64::new(0));
     let make_body = Arc::new(make_body);
     let plan = Arc::new(plan);
     let start = Instant::now();
@@ -386,16 +402,16 @@ async fn load_run(
 
     let workers: Vec<_> = (0..args.concurrency.clamp(1, 1024))
         .map(|_| {
-            let (next, done, latencies, statuses, records, make_body, plan, target) = (
+            let (next, done, latencies, statuses, make_body, plan, target) = (
                 next.clone(),
                 done.clone(),
                 latencies.clone(),
                 statuses.clone(),
-                records.clone(),
                 make_body.clone(),
                 plan.clone(),
                 target.clone(),
             );
+            let (causes, records, omitted) = (causes.clone(), records.clone(), omitted.clone());
             tokio::spawn(async move {
                 let mut conn = Conn::new(target);
                 loop {
@@ -418,11 +434,22 @@ async fn load_run(
                             if let Ok(mut m) = statuses.lock() {
                                 *m.entry(key).or_insert(0) += 1;
                             }
-                            if let Ok(mut r) = records.lock() {
-                                r.push(json!({
-                                    "id": id, "status": last.status, "attempts": attempts.len(),
-                                    "error": last.status.is_none().then(|| last.body.clone()),
-                                }));
+                            let error = last.status.is_none().then(|| last.body.clone());
+                            if let (Some(e), Ok(mut c)) = (&error, causes.lock()) {
+                                *c.entry(e.clone()).or_insert(0) += 1;
+                            }
+                            if keep_records {
+                                match records.lock() {
+                                    Ok(mut r) if r.len() < MAX_RECORDS => r.push(Record {
+                                        id: id.clone(),
+                                        status: last.status,
+                                        attempts: attempts.len(),
+                                        error,
+                                    }),
+                                    _ => {
+                                        omitted.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
                             }
                             if let Ok(mut l) = latencies.lock() {
                                 l.extend(attempts.iter().map(|a| a.latency));
@@ -453,12 +480,7 @@ async fn load_run(
     let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
     let records = records.lock().map(|r| r.clone()).unwrap_or_default();
     // The causes of the deliveries nothing answered, most frequent first.
-    let mut causes: BTreeMap<String, u64> = BTreeMap::new();
-    for r in &records {
-        if let Some(e) = r["error"].as_str() {
-            *causes.entry(e.to_owned()).or_insert(0) += 1;
-        }
-    }
+    let causes = causes.lock().map(|c| c.clone()).unwrap_or_default();
     let mut causes: Vec<(String, u64)> = causes.into_iter().collect();
     causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let deliveries: u64 = statuses.values().sum();
@@ -475,7 +497,10 @@ async fn load_run(
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
                 "statuses": statuses,
                 "errors": causes.iter().map(|(e, n)| json!({"error": e, "count": n})).collect::<Vec<_>>(),
-                "records": records,
+                "records": records.iter().map(|r| json!({
+                    "id": r.id, "status": r.status, "attempts": r.attempts, "error": r.error,
+                })).collect::<Vec<_>>(),
+                "records_omitted": omitted.load(Ordering::Relaxed),
             })
         );
     } else {

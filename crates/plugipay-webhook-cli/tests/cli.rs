@@ -620,6 +620,7 @@ fn send_count_reports_every_delivery_and_the_cause_of_errors() {
     let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("JSON");
     let records = report["records"].as_array().expect("records");
     assert_eq!(records.len(), 6, "{report}");
+    assert_eq!(report["records_omitted"], 0, "{report}");
     let sent: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(sent.len(), 6, "six distinct ids: {records:?}");
