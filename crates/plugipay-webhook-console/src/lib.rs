@@ -383,6 +383,11 @@ impl Console {
                     ["events", id, "retry"] if !id.is_empty() => {
                         pages::retry_one(self, &form::decode(id), &form).await
                     }
+                    // An id no path segment can carry, as a field.
+                    ["event", "retry"] => match form.iter().find(|(k, _)| k == "id") {
+                        Some((_, id)) => pages::retry_one(self, &id.clone(), &form).await,
+                        None => pages::not_found(self),
+                    },
                     ["retry"] => pages::retry_many(self, &form).await,
                     _ => pages::not_found(self),
                 }

@@ -433,11 +433,21 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
         _ => String::new(),
     };
     let retry = if c.can_retry() && matches!(r.state, State::Dead | State::Skipped | State::Stale) {
+        // An id no path segment can carry (see `event_href`) is posted as a
+        // field instead.
+        let (action, id_field) = if matches!(r.id.as_str(), "" | "." | "..") {
+            (format!("{base}/event/retry"), hidden("id", &r.id))
+        } else {
+            (
+                format!("{base}/events/{}/retry", encode(&r.id)),
+                String::new(),
+            )
+        };
         format!(
-            "<form method=\"post\" action=\"{base}/events/{}/retry\" class=\"action\">{}{}{}\
+            "<form method=\"post\" action=\"{}\" class=\"action\">{id_field}{}{}{}\
              <p>Makes this {} event pending again, its attempts reset; handlers that succeeded do not run again.</p>\
              <button type=\"submit\">Retry</button></form>",
-            esc(&encode(&r.id)),
+            esc(&action),
             csrf_field(c),
             hidden("type", &r.event_type),
             hidden("tenant", &r.tenant),
