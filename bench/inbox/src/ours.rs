@@ -131,7 +131,7 @@ pub async fn sqlite(args: &Args) -> Outcome {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let backend = SqliteInbox::open(&path).expect("sqlite inbox");
+    let backend = SqliteInbox::open(&path).await.expect("sqlite inbox");
     let inbox = ledger_handler(Inbox::builder(backend).poll_interval(Duration::from_millis(100)))
         .build()
         .expect("inbox");

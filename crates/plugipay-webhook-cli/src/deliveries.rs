@@ -3,14 +3,17 @@
 //! console's development pages.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use plugipay_webhook_console::dev::{
     BoxFuture, Deliveries, Delivery, DeliveryError, DeliveryQuery, Verdict,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use plugipay_webhook_dispatch::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use plugipay_webhook_dispatch::sqlx::{self, Row};
 
 /// How many deliveries that are not pinned are kept; older ones go.
 pub(crate) const KEEP: usize = 1000;
@@ -49,18 +52,31 @@ impl Drop for TempDir {
 /// The deliveries table, and how to replay one.
 #[derive(Clone)]
 pub(crate) struct DeliveryLog {
-    conn: Arc<Mutex<Connection>>,
+    /// One connection: the writes are one at a time anyway.
+    pool: SqlitePool,
     replay: Option<(String, Replayer)>,
 }
 
 impl DeliveryLog {
     /// Opens (creating) the table in the database at `path`; `replay` is
     /// the forward target and how to send to it.
-    pub(crate) fn open(path: &Path, replay: Option<(String, Replayer)>) -> Result<Self, String> {
-        let conn = Connection::open(path).map_err(|e| e.to_string())?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
-        conn.execute_batch(
+    pub(crate) async fn open(
+        path: &Path,
+        replay: Option<(String, Replayer)>,
+    ) -> Result<Self, String> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| format!("the delivery log: {e}"))?;
+        sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS listen_deliveries (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 received_at_ms INTEGER NOT NULL,
@@ -84,181 +100,180 @@ impl DeliveryLog {
                 last_replay TEXT
             );",
         )
-        .map_err(|e| e.to_string())?;
-        Ok(DeliveryLog {
-            conn: Arc::new(Mutex::new(conn)),
-            replay,
-        })
-    }
-
-    /// Runs `f` on the connection, off the runtime's threads.
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, DeliveryError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .map_err(|_| DeliveryError("the delivery log is unusable".into()))?;
-            f(&conn).map_err(|e| DeliveryError(format!("the delivery log: {e}")))
-        })
+        .execute(&pool)
         .await
-        .map_err(|e| DeliveryError(format!("the delivery log: {e}")))?
+        .map_err(|e| format!("the delivery log: {e}"))?;
+        Ok(DeliveryLog { pool, replay })
     }
 
     /// Records one delivery (its `seq` is given by the table) and lets the
     /// oldest unpinned ones beyond [`KEEP`] go; its number.
     pub(crate) async fn record(&self, d: Delivery) -> Result<u64, DeliveryError> {
-        self.with(move |conn| {
-            let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
-            let explain = serde_json::to_string(&d.explain).unwrap_or_else(|_| "[]".into());
-            let (ok, id, ty, tenant, matched, status, code, message) = match &d.verdict {
-                Verdict::Verified {
-                    id,
-                    event_type,
-                    tenant,
-                    matched_secret,
-                } => (
-                    true,
-                    Some(id.as_str()),
-                    Some(event_type.as_str()),
-                    tenant.as_deref(),
-                    Some(*matched_secret as i64),
-                    None,
-                    None,
-                    None,
-                ),
-                Verdict::Rejected {
-                    status,
-                    code,
-                    message,
-                } => (
-                    false,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(i64::from(*status)),
-                    Some(code.as_str()),
-                    Some(message.as_str()),
-                ),
-            };
-            conn.execute(
-                "INSERT INTO listen_deliveries (received_at_ms, method, path, headers, body, ok,
-                    event_id, event_type, tenant, matched_secret, status, code, message, explain,
-                    answered, forwarded)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![
-                    d.received_at_ms,
-                    d.method,
-                    d.path,
-                    headers,
-                    &d.body[..],
-                    ok,
-                    id,
-                    ty,
-                    tenant,
-                    matched,
-                    status,
-                    code,
-                    message,
-                    explain,
-                    d.answered,
-                    d.forwarded,
-                ],
-            )?;
-            let seq = conn.last_insert_rowid();
-            conn.execute(
-                "DELETE FROM listen_deliveries WHERE pinned = 0 AND seq <= (
-                    SELECT seq FROM listen_deliveries WHERE pinned = 0
-                    ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
-                params![KEEP as i64],
-            )?;
-            Ok(seq as u64)
-        })
+        let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+        let explain = serde_json::to_string(&d.explain).unwrap_or_else(|_| "[]".into());
+        let (ok, id, ty, tenant, matched, status, code, message) = match &d.verdict {
+            Verdict::Verified {
+                id,
+                event_type,
+                tenant,
+                matched_secret,
+            } => (
+                true,
+                Some(id.as_str()),
+                Some(event_type.as_str()),
+                tenant.as_deref(),
+                Some(*matched_secret as i64),
+                None,
+                None,
+                None,
+            ),
+            Verdict::Rejected {
+                status,
+                code,
+                message,
+            } => (
+                false,
+                None,
+                None,
+                None,
+                None,
+                Some(i64::from(*status)),
+                Some(code.as_str()),
+                Some(message.as_str()),
+            ),
+        };
+        let mut conn = self.pool.acquire().await.map_err(failed)?;
+        let seq = sqlx::query(
+            "INSERT INTO listen_deliveries (received_at_ms, method, path, headers, body, ok,
+                event_id, event_type, tenant, matched_secret, status, code, message, explain,
+                answered, forwarded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )
+        .bind(d.received_at_ms)
+        .bind(&d.method)
+        .bind(&d.path)
+        .bind(headers)
+        .bind(&d.body[..])
+        .bind(ok)
+        .bind(id)
+        .bind(ty)
+        .bind(tenant)
+        .bind(matched)
+        .bind(status)
+        .bind(code)
+        .bind(message)
+        .bind(explain)
+        .bind(d.answered)
+        .bind(&d.forwarded)
+        .execute(&mut *conn)
         .await
+        .map_err(failed)?
+        .last_insert_rowid();
+        sqlx::query(
+            "DELETE FROM listen_deliveries WHERE pinned = 0 AND seq <= (
+                SELECT seq FROM listen_deliveries WHERE pinned = 0
+                ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+        )
+        .bind(KEEP as i64)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+        Ok(seq as u64)
     }
+
+    async fn get(&self, seq: u64) -> Result<Option<Delivery>, DeliveryError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM listen_deliveries WHERE seq = ?1"
+        ))
+        .bind(seq as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed)?;
+        row.as_ref().map(delivery).transpose().map_err(failed)
+    }
+}
+
+fn failed(e: sqlx::Error) -> DeliveryError {
+    DeliveryError(format!("the delivery log: {e}"))
 }
 
 const COLUMNS: &str = "seq, received_at_ms, method, path, headers, body, ok, event_id, event_type,
     tenant, matched_secret, status, code, message, explain, answered, forwarded, pinned, replays,
     last_replay";
 
-fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let headers: String = row.get(4)?;
-    let explain: String = row.get(14)?;
-    let body: Vec<u8> = row.get(5)?;
-    let verdict = if row.get::<_, bool>(6)? {
+fn delivery(row: &SqliteRow) -> Result<Delivery, sqlx::Error> {
+    let headers: String = row.try_get(4)?;
+    let explain: String = row.try_get(14)?;
+    let body: Vec<u8> = row.try_get(5)?;
+    let verdict = if row.try_get::<bool, _>(6)? {
         Verdict::Verified {
-            id: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            event_type: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            tenant: row.get(9)?,
-            matched_secret: row.get::<_, Option<i64>>(10)?.unwrap_or(0) as usize,
+            id: row.try_get::<Option<String>, _>(7)?.unwrap_or_default(),
+            event_type: row.try_get::<Option<String>, _>(8)?.unwrap_or_default(),
+            tenant: row.try_get(9)?,
+            matched_secret: row.try_get::<Option<i64>, _>(10)?.unwrap_or(0) as usize,
         }
     } else {
         Verdict::Rejected {
-            status: row.get::<_, Option<i64>>(11)?.unwrap_or(0) as u16,
-            code: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
-            message: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+            status: row.try_get::<Option<i64>, _>(11)?.unwrap_or(0) as u16,
+            code: row.try_get::<Option<String>, _>(12)?.unwrap_or_default(),
+            message: row.try_get::<Option<String>, _>(13)?.unwrap_or_default(),
         }
     };
     Ok(Delivery {
-        seq: row.get::<_, i64>(0)? as u64,
-        received_at_ms: row.get(1)?,
-        method: row.get(2)?,
-        path: row.get(3)?,
+        seq: row.try_get::<i64, _>(0)? as u64,
+        received_at_ms: row.try_get(1)?,
+        method: row.try_get(2)?,
+        path: row.try_get(3)?,
         headers: serde_json::from_str(&headers).unwrap_or_default(),
         body: Bytes::from(body),
         verdict,
         explain: serde_json::from_str(&explain).unwrap_or_default(),
-        answered: row.get::<_, Option<i64>>(15)?.map(|s| s as u16),
-        forwarded: row.get(16)?,
-        pinned: row.get(17)?,
-        replays: row.get::<_, i64>(18)? as u32,
-        last_replay: row.get(19)?,
+        answered: row.try_get::<Option<i64>, _>(15)?.map(|s| s as u16),
+        forwarded: row.try_get(16)?,
+        pinned: row.try_get(17)?,
+        replays: row.try_get::<i64, _>(18)? as u32,
+        last_replay: row.try_get(19)?,
     })
-}
-
-fn get(conn: &Connection, seq: u64) -> rusqlite::Result<Option<Delivery>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM listen_deliveries WHERE seq = ?1"),
-        params![seq as i64],
-        delivery,
-    )
-    .optional()
 }
 
 impl Deliveries for DeliveryLog {
     fn list(&self, q: DeliveryQuery) -> BoxFuture<'_, Result<Vec<Delivery>, DeliveryError>> {
-        Box::pin(self.with(move |conn| {
+        Box::pin(async move {
             let before = q.before.map_or(i64::MAX, |b| b as i64);
             let verified = q.verified.map(i64::from);
-            let mut statement = conn.prepare(&format!(
+            let rows = sqlx::query(&format!(
                 "SELECT {COLUMNS} FROM listen_deliveries
                  WHERE seq < ?1 AND (?2 = 0 OR pinned = 1) AND (?3 IS NULL OR ok = ?3)
                  ORDER BY seq DESC LIMIT ?4"
-            ))?;
-            let rows = statement.query_map(
-                params![before, q.pinned_only, verified, q.limit as i64],
-                delivery,
-            )?;
-            rows.collect()
-        }))
+            ))
+            .bind(before)
+            .bind(q.pinned_only)
+            .bind(verified)
+            .bind(q.limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?;
+            rows.iter()
+                .map(delivery)
+                .collect::<Result<_, _>>()
+                .map_err(failed)
+        })
     }
 
     fn get(&self, seq: u64) -> BoxFuture<'_, Result<Option<Delivery>, DeliveryError>> {
-        Box::pin(self.with(move |conn| get(conn, seq)))
+        Box::pin(DeliveryLog::get(self, seq))
     }
 
     fn set_pinned(&self, seq: u64, pinned: bool) -> BoxFuture<'_, Result<bool, DeliveryError>> {
-        Box::pin(self.with(move |conn| {
-            let n = conn.execute(
-                "UPDATE listen_deliveries SET pinned = ?2 WHERE seq = ?1",
-                params![seq as i64, pinned],
-            )?;
-            Ok(n == 1)
-        }))
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE listen_deliveries SET pinned = ?2 WHERE seq = ?1")
+                .bind(seq as i64)
+                .bind(pinned)
+                .execute(&self.pool)
+                .await
+                .map_err(failed)?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     fn replay_target(&self) -> Option<String> {
@@ -272,8 +287,7 @@ impl Deliveries for DeliveryLog {
                     "this receiver forwards nowhere: start it with --forward-to URL".into(),
                 ));
             };
-            let d = self
-                .with(move |conn| get(conn, seq))
+            let d = DeliveryLog::get(self, seq)
                 .await?
                 .ok_or_else(|| DeliveryError(format!("no delivery #{seq}")))?;
             if !matches!(d.verdict, Verdict::Verified { .. }) {
@@ -286,14 +300,15 @@ impl Deliveries for DeliveryLog {
                 Err(e) => format!("failed: {e}"),
             };
             let recorded = outcome.clone();
-            self.with(move |conn| {
-                conn.execute(
-                    "UPDATE listen_deliveries SET replays = replays + 1, last_replay = ?2
-                     WHERE seq = ?1",
-                    params![seq as i64, recorded],
-                )
-            })
-            .await?;
+            sqlx::query(
+                "UPDATE listen_deliveries SET replays = replays + 1, last_replay = ?2
+                 WHERE seq = ?1",
+            )
+            .bind(seq as i64)
+            .bind(recorded)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
             Ok(outcome)
         })
     }
@@ -337,7 +352,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn records_lists_pins_and_forgets_the_oldest_unpinned() {
         let dir = TempDir::new("plugipay-cli-deliveries-test").unwrap();
-        let log = DeliveryLog::open(&dir.path().join("db"), None).unwrap();
+        let log = DeliveryLog::open(&dir.path().join("db"), None)
+            .await
+            .unwrap();
         let first = log.record(delivery("{\"a\":1}", true)).await.unwrap();
         let second = log.record(delivery("not json", false)).await.unwrap();
         assert_eq!((first, second), (1, 2));

@@ -651,7 +651,7 @@ pub(crate) fn run(secret: &SecretArgs, args: ListenArgs) -> Result<u8, Failure> 
     rt.block_on(async move {
         // `--ui`: this run's own directory, removed when it ends.
         let (dir, ui, console) = if args.ui {
-            let (dir, ui, console) = ui(&verifier, &secrets, forwarder.as_ref(), &args)?;
+            let (dir, ui, console) = ui(&verifier, &secrets, forwarder.as_ref(), &args).await?;
             (Some(dir), Some(ui), Some(console))
         } else {
             (None, None, None)
@@ -739,7 +739,7 @@ async fn stopped() {
 /// `--ui`: a temporary directory holding a SQLite inbox (the verified
 /// events) and the record of every delivery, and the console over both,
 /// behind a fresh bearer token.
-fn ui(
+async fn ui(
     verifier: &Verifier,
     secrets: &[String],
     forwarder: Option<&Arc<Forwarder>>,
@@ -749,6 +749,7 @@ fn ui(
         .map_err(|e| Failure::io(format!("cannot make a directory for --ui: {e}")))?;
     let db = dir.path().join("listen.sqlite3");
     let backend = SqliteInbox::open(&db)
+        .await
         .map_err(|e| Failure::io(format!("cannot open the console's inbox: {e}")))?;
     let inbox = Inbox::builder(backend)
         .build()
@@ -772,6 +773,7 @@ fn ui(
         _ => None,
     };
     let log = DeliveryLog::open(&db, replay)
+        .await
         .map_err(|e| Failure::io(format!("cannot open the console's delivery log: {e}")))?;
     let mut raw = [0u8; 24];
     getrandom::fill(&mut raw)

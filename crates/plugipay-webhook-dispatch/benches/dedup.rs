@@ -32,7 +32,10 @@ fn bench(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).expect("dir");
     stores.push((
         "sqlite",
-        Arc::new(SqliteStore::open(dir.join("bench.sqlite3")).expect("sqlite")),
+        Arc::new(
+            rt.block_on(SqliteStore::open(dir.join("bench.sqlite3")))
+                .expect("sqlite"),
+        ),
     ));
     match std::env::var("PLUGIPAY_TEST_POSTGRES_URL") {
         Ok(url) => stores.push(("postgres", Arc::new(rt.block_on(PostgresStore::connect(&url)).expect("postgres")))),

@@ -45,11 +45,10 @@ pub use outcome::{Outcome, RETRY_AFTER_SECS};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::MAX_TABLE_NAME_LEN;
 /// The SQL toolkit the SQL backends run on, re-exported: pools for
-/// [`PostgresInbox::from_pool`](inbox::PostgresInbox::from_pool) and the
-/// connection a transactional handler reaches with
-/// [`Tx::pg`](inbox::Tx::pg) are its types, so an application uses the same
-/// version as the inbox.
-#[cfg(feature = "postgres")]
+/// `from_pool` (PostgreSQL, SQLite) and the connection a transactional
+/// handler reaches with `Tx::pg` or `Tx::sqlite` are its types, so an
+/// application uses the same version as the inbox.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sqlx;
 pub use text::{printable, printable_json};
 pub use time::rfc3339_utc;

@@ -63,12 +63,16 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 /// PostgreSQL each is prepared once per worker connection). For anything
 /// more — the application's own sqlx queries and repository functions —
 /// reach the connection inside the transaction with `Tx::pg` (feature
-/// `postgres`: a `&mut sqlx::PgConnection`; `sqlx::Error` converts to
-/// [`HandlerError`] with `?`) or `Tx::with_sqlite` (feature `sqlite`). The inbox
-/// begins, commits and rolls back the transaction: never `COMMIT` or
-/// `ROLLBACK` it yourself (`SAVEPOINT`s are yours to use). On PostgreSQL a
-/// statement that fails aborts the whole transaction, even when the handler
-/// ignores the error: the event is then not done, and runs again.
+/// `postgres`: a `&mut sqlx::PgConnection`) or `Tx::sqlite` (feature
+/// `sqlite`: a `&mut sqlx::SqliteConnection`); `sqlx::Error` converts to
+/// [`HandlerError`] with `?`. The inbox begins, commits and rolls back the
+/// transaction: never `COMMIT` or `ROLLBACK` it yourself (`SAVEPOINT`s are
+/// yours to use — on SQLite sqlx's own `conn.begin()` is one). On
+/// PostgreSQL a statement that fails aborts the whole transaction, even
+/// when the handler ignores the error: the event is then not done, and runs
+/// again. On SQLite only the failed statement is undone (unless SQLite
+/// rolled the transaction back — a full disk, an I/O error —, which the
+/// inbox sees: the event is not done).
 pub struct Tx<'t>(Backend<'t>);
 
 enum Backend<'t> {
@@ -79,8 +83,10 @@ enum Backend<'t> {
         /// transaction pooler).
         persistent: bool,
     },
+    /// `None`: the connection was thrown away (never seen by a handler:
+    /// the transaction begins on an open connection).
     #[cfg(feature = "sqlite")]
-    Sqlite(&'t crate::conn::sqlite::SqliteConn),
+    Sqlite(Option<&'t mut sqlx::SqliteConnection>),
     /// Built without a SQL backend: never constructed.
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     #[allow(dead_code)]
@@ -110,7 +116,7 @@ impl<'t> Tx<'t> {
 
     /// On SQLite: the worker's connection, inside its transaction.
     #[cfg(feature = "sqlite")]
-    pub(crate) fn sqlite_on(conn: &'t crate::conn::sqlite::SqliteConn) -> Tx<'t> {
+    pub(crate) fn sqlite_on(conn: Option<&'t mut sqlx::SqliteConnection>) -> Tx<'t> {
         Tx(Backend::Sqlite(conn))
     }
 }
@@ -129,16 +135,14 @@ impl Tx<'_> {
             }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(conn) => {
-                let sql = sqlite_placeholders(sql);
-                let values: Vec<rusqlite::types::Value> = params.iter().map(sqlite_param).collect();
-                let changed = conn
-                    .run(move |slot| -> Result<usize, HandlerError> {
-                        let conn = slot.conn()?;
-                        let mut statement = conn.prepare_cached(&sql)?;
-                        Ok(statement.execute(rusqlite::params_from_iter(values))?)
-                    })
-                    .await??;
-                Ok(changed as u64)
+                let conn = conn
+                    .as_deref_mut()
+                    .ok_or("the inbox's connection was closed")?;
+                let mut query = sqlx::query(sql);
+                for p in params {
+                    query = sqlite_bind(query, p);
+                }
+                Ok(query.execute(conn).await?.rows_affected())
             }
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Backend::NoSql(_) => {
@@ -185,30 +189,40 @@ impl Tx<'_> {
         }
     }
 
-    /// Runs `f` with the SQLite connection, inside the inbox's transaction,
-    /// on the connection's own thread (never the async runtime's); `None`
-    /// on another backend. Do not `COMMIT` or `ROLLBACK` in it.
+    /// The SQLite connection, inside the inbox's open transaction, for the
+    /// application's own sqlx code; `None` on another backend. The inbox
+    /// began the transaction (`BEGIN IMMEDIATE`: the write lock is held)
+    /// and commits or rolls it back with the event's move to done: never
+    /// `COMMIT` or `ROLLBACK` yourself — sqlx's `conn.begin()` nests as a
+    /// savepoint. A handler that ends the inbox's transaction anyway is
+    /// seen: its event is not done, and runs again.
     ///
     /// ```no_run
-    /// # async fn f(tx: &mut plugipay_webhook_dispatch::inbox::Tx<'_>) -> Result<(), plugipay_webhook_dispatch::HandlerError> {
-    /// let rows: Option<i64> = tx
-    ///     .with_sqlite(|conn| conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)))
-    ///     .await?
-    ///     .transpose()?;
-    /// # Ok(()) }
+    /// use plugipay_webhook_dispatch::inbox::Tx;
+    /// use plugipay_webhook_dispatch::sqlx::{self, SqliteConnection};
+    /// use plugipay_webhook_dispatch::HandlerError;
+    ///
+    /// // The application's repository function, as it already is.
+    /// async fn mark_paid(conn: &mut SqliteConnection, invoice: &str) -> Result<(), sqlx::Error> {
+    ///     sqlx::query("UPDATE invoices SET paid = 1 WHERE id = ?1")
+    ///         .bind(invoice)
+    ///         .execute(conn)
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// async fn on_paid(tx: &mut Tx<'_>, invoice: &str) -> Result<(), HandlerError> {
+    ///     mark_paid(tx.sqlite().expect("a SQLite inbox"), invoice).await?;
+    ///     Ok(())
+    /// }
     /// ```
     #[cfg(feature = "sqlite")]
-    pub async fn with_sqlite<R: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Connection) -> R + Send + 'static,
-    ) -> Result<Option<R>, HandlerError> {
-        match &self.0 {
-            Backend::Sqlite(conn) => {
-                let r = conn.run(move |slot| slot.conn().map(|c| f(c))).await??;
-                Ok(Some(r))
-            }
+    #[must_use]
+    pub fn sqlite(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        match &mut self.0 {
+            Backend::Sqlite(conn) => conn.as_deref_mut(),
             #[allow(unreachable_patterns)]
-            _ => Ok(None),
+            _ => None,
         }
     }
 
@@ -237,53 +251,19 @@ fn pg_bind<'q>(
     }
 }
 
+/// `v` bound to `query`'s next parameter (`$N` and `?N` both name the
+/// N-th; a boolean is stored as 0 or 1, as SQLite does).
 #[cfg(feature = "sqlite")]
-fn sqlite_param(v: &SqlValue) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
+fn sqlite_bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    v: &SqlValue,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
     match v.clone() {
-        SqlValue::Null => Value::Null,
-        SqlValue::Int(i) => Value::Integer(i),
-        SqlValue::Float(f) => Value::Real(f),
-        SqlValue::Text(t) => Value::Text(t),
-        SqlValue::Bytes(b) => Value::Blob(b),
-        SqlValue::Bool(b) => Value::Integer(i64::from(b)),
-    }
-}
-
-/// `$N` placeholders spelled `?N` (SQLite reads `$1` as a *named*
-/// parameter, numbered by first appearance — `$2 … $1` would bind
-/// backwards); quoted text and identifiers are left alone.
-#[cfg(feature = "sqlite")]
-fn sqlite_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-                out.push(c);
-            }
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                out.push(c);
-            }
-            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
-            None => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(all(test, feature = "sqlite"))]
-mod tests {
-    #[test]
-    fn dollar_placeholders_become_numbered_question_marks_outside_quotes() {
-        assert_eq!(
-            super::sqlite_placeholders("INSERT INTO t (a, b) VALUES ($2, $1) -- '$3' \"$4\""),
-            "INSERT INTO t (a, b) VALUES (?2, ?1) -- '$3' \"$4\""
-        );
+        SqlValue::Null => query.bind(None::<i64>),
+        SqlValue::Int(i) => query.bind(i),
+        SqlValue::Float(f) => query.bind(f),
+        SqlValue::Text(t) => query.bind(t),
+        SqlValue::Bytes(b) => query.bind(b),
+        SqlValue::Bool(b) => query.bind(b),
     }
 }

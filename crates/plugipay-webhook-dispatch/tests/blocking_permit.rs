@@ -30,7 +30,7 @@ async fn a_lost_lease_keeps_the_blocking_handlers_slot_until_its_thread_ends() {
         Arc::new(AtomicUsize::new(0)),
     );
     let (r, m, n) = (running.clone(), most.clone(), runs.clone());
-    let inbox = Inbox::builder(SqliteInbox::open(&file).expect("inbox"))
+    let inbox = Inbox::builder(SqliteInbox::open(&file).await.expect("inbox"))
         .lease(Duration::from_millis(600))
         .handler_timeout(Duration::from_millis(500))
         .concurrency("slow", 1)

@@ -180,7 +180,10 @@ async fn a_previous_releases_sqlite_inbox_is_migrated() {
             .unwrap();
         }
     }
-    let backend: InboxBackend = SqliteInbox::open(&path).expect("opens and migrates").into();
+    let backend: InboxBackend = SqliteInbox::open(&path)
+        .await
+        .expect("opens and migrates")
+        .into();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row(
@@ -192,7 +195,7 @@ async fn a_previous_releases_sqlite_inbox_is_migrated() {
     assert_eq!(version, 5);
     processes_after_migration("sqlite", backend, true).await;
     // Opening it again changes nothing.
-    SqliteInbox::open(&path).expect("opens again");
+    SqliteInbox::open(&path).await.expect("opens again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,7 +385,7 @@ async fn previous_releases_dedup_tables_are_migrated() {
         .unwrap();
     check(
         "sqlite",
-        std::sync::Arc::new(SqliteStore::open(&path).expect("migrates")),
+        std::sync::Arc::new(SqliteStore::open(&path).await.expect("migrates")),
     )
     .await;
     if let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") {

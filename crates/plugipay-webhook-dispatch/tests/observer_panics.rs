@@ -50,10 +50,14 @@ async fn a_panicking_observer_leaves_its_worker_running() {
         std::fs::create_dir_all(&dir).unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let builder = Inbox::builder(SqliteInbox::open(dir.join("inbox.db")).expect("inbox"))
-            .on("plugipay.invoice.paid.v1", |_e: WebhookEvent| async {
-                Ok::<_, std::convert::Infallible>(())
-            });
+        let builder = Inbox::builder(
+            SqliteInbox::open(dir.join("inbox.db"))
+                .await
+                .expect("inbox"),
+        )
+        .on("plugipay.invoice.paid.v1", |_e: WebhookEvent| async {
+            Ok::<_, std::convert::Infallible>(())
+        });
         let builder = if which == "observe" {
             builder.observe(move |_id, _type, _processed| {
                 assert!(

@@ -61,7 +61,7 @@ async fn a_delivery_is_one_trace_through_its_first_attempt_and_a_retry_is_linked
     let _ = std::fs::remove_file(dir.join("inbox.sqlite3"));
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
-    let inbox = Inbox::builder(SqliteInbox::open(dir.join("inbox.sqlite3")).unwrap())
+    let inbox = Inbox::builder(SqliteInbox::open(dir.join("inbox.sqlite3")).await.unwrap())
         .retry_backoff(Duration::from_millis(10), Duration::from_millis(20))
         .poll_interval(Duration::from_millis(20))
         .on(PAID, move |event: WebhookEvent| {

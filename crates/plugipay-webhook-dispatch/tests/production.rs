@@ -66,13 +66,16 @@ mod repo {
         .map(drop)
     }
 
-    /// Records the event once; whether this connection is encrypted.
+    /// Records the event once; whether this connection is encrypted. In a
+    /// transaction of its own, as repository code often is: inside the
+    /// inbox's it is a savepoint (it must not commit the inbox's early).
     pub(super) async fn mark_paid(
         conn: &mut PgConnection,
         table: &str,
         event_id: &str,
         attempt: i32,
     ) -> Result<(), sqlx::Error> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
         sqlx::query(&format!(
             "INSERT INTO \"{table}\" (event_id, ssl, attempt)
              SELECT $1, COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), $2"
@@ -80,9 +83,9 @@ mod repo {
         .persistent(false)
         .bind(event_id)
         .bind(attempt)
-        .execute(conn)
-        .await
-        .map(drop)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     pub(super) async fn rows(pool: &super::PgPool, table: &str) -> Vec<(String, bool, i32)> {

@@ -42,7 +42,7 @@ fn a_slow_statement_never_stalls_the_runtime() {
         .unwrap();
     rt.block_on(async {
         let db = path("stall");
-        let backend = SqliteInbox::open_with(&db, "plugipay_webhook_inbox", Duration::from_secs(5)).unwrap();
+        let backend = SqliteInbox::open_with(&db, "plugipay_webhook_inbox", Duration::from_secs(5)).await.unwrap();
         {
             // Sized on this machine so the cross join takes about a second.
             let conn = rusqlite::Connection::open(&db).unwrap();
@@ -119,7 +119,7 @@ fn commits_are_durable_across_a_power_cut() {
         .unwrap();
     rt.block_on(async {
         let db = path("sync");
-        let backend = SqliteInbox::open(&db).unwrap();
+        let backend = SqliteInbox::open(&db).await.unwrap();
         let inbox = Inbox::builder(backend)
             .poll_interval(Duration::from_millis(10))
             .on_tx(PAID, |tx, _e| {
@@ -161,11 +161,12 @@ fn commits_are_durable_across_a_power_cut() {
 /// A transactional handler holds SQLite's write lock; deliveries wait for
 /// it up to the store timeout. Its timeout must be shorter — by default half
 /// the store timeout — or the inbox refuses to build.
-#[test]
-fn a_transactional_handler_cannot_outlast_the_busy_timeout() {
+#[tokio::test]
+async fn a_transactional_handler_cannot_outlast_the_busy_timeout() {
     let db = path("busy");
-    let backend =
-        SqliteInbox::open_with(&db, "plugipay_webhook_inbox", Duration::from_secs(2)).unwrap();
+    let backend = SqliteInbox::open_with(&db, "plugipay_webhook_inbox", Duration::from_secs(2))
+        .await
+        .unwrap();
     let refused = Inbox::builder(backend.clone())
         .handler_timeout(Duration::from_secs(2))
         .on_tx(PAID, |_tx, _e| Box::pin(async { Ok(()) }))
@@ -204,7 +205,7 @@ fn a_records_debug_shows_neither_body_nor_signature() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let inbox = Inbox::builder(SqliteInbox::open(path("debug")).unwrap())
+        let inbox = Inbox::builder(SqliteInbox::open(path("debug")).await.unwrap())
             .build()
             .unwrap();
         let (body, header) = TestDelivery::new("whsec_s", PAID)
@@ -234,4 +235,146 @@ fn a_records_debug_shows_neither_body_nor_signature() {
             "the signature: {shown}"
         );
     });
+}
+
+/// The application's own repository code, as it is: sqlx on a
+/// `&mut SqliteConnection`, with a transaction of its own (which inside
+/// the inbox's becomes a savepoint).
+mod repo {
+    use plugipay_webhook_dispatch::sqlx::{self, Connection, SqliteConnection};
+
+    pub(super) async fn mark_paid(
+        conn: &mut SqliteConnection,
+        invoice: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO ledger (invoice, times) VALUES (?1, 1)
+                     ON CONFLICT (invoice) DO UPDATE SET times = times + 1",
+        )
+        .bind(invoice)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+}
+
+async fn wait_for(inbox: &Inbox, state: State, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inbox.stats().await.unwrap().count(state) < n {
+        assert!(Instant::now() < deadline, "{n} not {state:?} in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// On the application's own sqlx pool: a transactional handler runs the
+/// application's repository function in the inbox's transaction (its own
+/// `begin()` nests as a savepoint); the write commits with the event's
+/// move to done — and a handler that fails after writing leaves nothing.
+/// The de-duplication store works on the same pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_applications_pool_a_handler_runs_the_applications_sqlx_code() {
+    use plugipay_webhook_dispatch::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    use plugipay_webhook_dispatch::{sqlx, Claim, DedupStore, EventKey, SqliteStore};
+
+    let options = SqliteConnectOptions::new()
+        .filename(path("app_pool"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let app = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE ledger (invoice TEXT PRIMARY KEY, times INTEGER NOT NULL)")
+        .execute(&app)
+        .await
+        .unwrap();
+    let backend = SqliteInbox::from_pool(app.clone(), "plugipay_webhook_inbox")
+        .await
+        .expect("from_pool");
+    let inbox = Inbox::builder(backend)
+        .poll_interval(Duration::from_millis(10))
+        .max_attempts(1)
+        .on_tx(PAID, |tx, e| {
+            let id = e.id().to_owned();
+            Box::pin(async move {
+                repo::mark_paid(tx.sqlite().expect("a SQLite inbox"), &id).await?;
+                // The same statement through the driver-neutral call,
+                // with its parameters numbered out of order.
+                tx.execute(
+                    "UPDATE ledger SET times = times + $2 WHERE invoice = $1",
+                    &[id.as_str().into(), 10i64.into()],
+                )
+                .await?;
+                if id.starts_with("evt_fail") {
+                    return Err("failed after writing".into());
+                }
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    for id in ["evt_ok_1", "evt_ok_2", "evt_fail_1"] {
+        assert_eq!(
+            inbox.receive(&event(id)).await,
+            plugipay_webhook_dispatch::Outcome::Stored
+        );
+    }
+    let workers = inbox.start_workers(2);
+    wait_for(&inbox, State::Done, 2).await;
+    wait_for(&inbox, State::Dead, 1).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT invoice, times FROM ledger ORDER BY invoice")
+            .fetch_all(&app)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [("evt_ok_1".to_owned(), 11), ("evt_ok_2".to_owned(), 11)],
+        "each done event's writes once, the failed one's none"
+    );
+
+    let store = SqliteStore::from_pool(app.clone(), "plugipay_webhook_events")
+        .await
+        .expect("store on the pool");
+    let key = EventKey {
+        tenant: String::new(),
+        id: "evt_store".into(),
+        event_type: PAID.into(),
+    };
+    let Claim::Acquired(token) = store.claim(&key, Duration::from_secs(30)).await.unwrap() else {
+        panic!("a fresh key is acquired");
+    };
+    assert!(store
+        .complete(&key, &token, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store.claim(&key, Duration::from_secs(30)).await.unwrap(),
+        Claim::Done
+    ));
+}
+
+/// An in-memory database is one per connection: the inbox's workers would
+/// never see what receiving stored. Refused, saying so.
+#[tokio::test]
+async fn an_in_memory_pool_is_refused() {
+    use plugipay_webhook_dispatch::sqlx::sqlite::SqlitePoolOptions;
+    let pool = SqlitePoolOptions::new()
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let err = SqliteInbox::from_pool(pool.clone(), "plugipay_webhook_inbox")
+        .await
+        .expect_err("in memory");
+    assert!(err.to_string().contains("in memory"), "{err}");
+    let err = plugipay_webhook_dispatch::SqliteStore::from_pool(pool, "plugipay_webhook_events")
+        .await
+        .expect_err("in memory");
+    assert!(err.to_string().contains("in memory"), "{err}");
 }

@@ -56,7 +56,7 @@ fn backends() -> Vec<(&'static str, Opener)> {
         Box::new(move || {
             let path = path.clone();
             Box::pin(async move {
-                Arc::new(SqliteStore::open(&path).expect("sqlite")) as Arc<dyn DedupStore>
+                Arc::new(SqliteStore::open(&path).await.expect("sqlite")) as Arc<dyn DedupStore>
             })
         }),
     ));
@@ -305,13 +305,13 @@ async fn sqlite_records_survive_reopening_the_file() {
     let path = temp_db(&unique("restart"));
     let key = EventKey::new("evt_restart", "t");
     {
-        let store = SqliteStore::open(&path).expect("open");
+        let store = SqliteStore::open(&path).await.expect("open");
         let Claim::Acquired(t) = store.claim(&key, LONG).await.expect("claim") else {
             panic!()
         };
         assert!(store.complete(&key, &t, LONG).await.expect("complete"));
     }
-    let store = SqliteStore::open(&path).expect("reopen");
+    let store = SqliteStore::open(&path).await.expect("reopen");
     assert_eq!(store.claim(&key, LONG).await.expect("claim"), Claim::Done);
 }
 
@@ -321,7 +321,9 @@ async fn unreachable_servers_are_store_errors_not_panics() {
         .await
         .is_err());
     assert!(RedisStore::connect("redis://127.0.0.1:1/").await.is_err());
-    assert!(SqliteStore::open_with_table(temp_db("x"), "bad name; drop").is_err());
+    assert!(SqliteStore::open_with_table(temp_db("x"), "bad name; drop")
+        .await
+        .is_err());
     let err = plugipay_webhook_dispatch::store_from_url("mysql://x")
         .await
         .err()
@@ -427,10 +429,14 @@ async fn reserved_words_and_long_table_names_work_on_sql_stores() {
     let mut stores: Vec<(String, Arc<dyn DedupStore>)> = Vec::new();
     let path = temp_db(&unique("reserved"));
     for table in ["order", "user", "select", longest.as_str()] {
-        let s = SqliteStore::open_with_table(&path, table).expect("sqlite table");
+        let s = SqliteStore::open_with_table(&path, table)
+            .await
+            .expect("sqlite table");
         stores.push((format!("sqlite {table}"), Arc::new(s)));
     }
-    assert!(SqliteStore::open_with_table(&path, &too_long).is_err());
+    assert!(SqliteStore::open_with_table(&path, &too_long)
+        .await
+        .is_err());
     if let Some(url) = server_url("PLUGIPAY_TEST_POSTGRES_URL") {
         // A fresh schema, so the names are free whatever ran before.
         let schema = unique("s");

@@ -198,6 +198,7 @@ async fn a_locked_sqlite_file_is_503_within_the_timeout() {
     let store = SqliteStore::builder(&path)
         .timeout(TIMEOUT)
         .open()
+        .await
         .expect("open");
     let runs = Arc::new(AtomicUsize::new(0));
     let d = dispatcher(Arc::new(store), &runs);
@@ -228,6 +229,7 @@ async fn an_unreachable_inbox_is_503_never_a_2xx() {
     let path = dir.join("locked.sqlite3");
     let backend =
         SqliteInbox::open_with(&path, "plugipay_webhook_inbox", Duration::from_millis(300))
+            .await
             .unwrap();
     let inbox = Inbox::builder(backend)
         .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })

@@ -77,7 +77,9 @@ pub async fn fixture(paid: usize) -> Fixture {
         N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let backend = SqliteInbox::open(dir.join("inbox.sqlite3")).expect("sqlite inbox");
+    let backend = SqliteInbox::open(dir.join("inbox.sqlite3"))
+        .await
+        .expect("sqlite inbox");
     let failed_once: Arc<Mutex<HashSet<String>>> = Arc::default();
     let inbox = Inbox::builder(backend)
         .max_attempts(1)

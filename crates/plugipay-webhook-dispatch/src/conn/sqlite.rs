@@ -1,115 +1,148 @@
-//! SQLite connections, each on a thread of its own: rusqlite blocks (on the
-//! disk, and for up to the busy timeout on another process's lock), so no
-//! statement ever runs on the async runtime's threads. A connection's jobs
-//! run one after the other, in the order they were sent — so a rollback
-//! sent after a statement that timed out runs right after it, before
-//! anything else can use the connection.
+//! SQLite through sqlx, shared by the de-duplication store and the inbox:
+//! the shared calls (receiving, the tools' queries) on a pool — the
+//! application's own (`from_pool`) or, opened from a path, one of a single
+//! connection —, each inbox worker on a connection of its own made with
+//! the pool's options. sqlx runs every SQLite connection on a thread of its
+//! own, so no statement blocks the async runtime's threads; a connection's
+//! commands run in the order they were sent.
+//!
+//! A call that fails or outlives its timeout does not give its connection
+//! back to the pool: it is closed (SQLite rolls back whatever it had open)
+//! once the statement it was running ends.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 
-use crate::error::{bounded, StoreError};
+use crate::error::{bounded, BoxFuture, StoreError};
 use crate::sql::{Dialect, Schema};
 
-type Job = Box<dyn FnOnce(&mut Slot) + Send>;
-
-/// How a connection is opened.
-#[derive(Debug, Clone)]
-pub(crate) struct Setup {
-    pub(crate) path: PathBuf,
-    /// SQLite's busy timeout: how long a statement waits for another
-    /// connection's lock.
-    pub(crate) busy: Duration,
-    /// `synchronous=FULL` (the inbox: a commit survives a power cut) rather
-    /// than `NORMAL` (the de-duplication store: a lost record only runs a
-    /// handler again).
-    pub(crate) full_sync: bool,
-    /// Create the file when it does not exist.
-    pub(crate) create: bool,
-    /// `sqlite inbox`, `sqlite store`: how errors name it.
-    pub(crate) what: String,
-}
-
-impl Setup {
-    fn open(&self) -> Result<Connection, StoreError> {
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if self.create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        } else if !self.path.exists() {
-            return Err(StoreError::new(format!(
-                "{}: {} does not exist",
-                self.what,
-                self.path.display()
-            )));
+/// The error of `what`, with SQLite's own reason and (extended) result
+/// code: `database is locked (5)`.
+pub(crate) fn err(what: &str, e: &sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            StoreError::new(format!("{what}: {} ({code})", db.message()))
         }
-        let e = |step: &str| {
-            let what = format!("{} {step} {}", self.what, self.path.display());
-            move |err: rusqlite::Error| StoreError::caused(&what, &err)
-        };
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(e("open"))?;
-        conn.busy_timeout(self.busy).map_err(e("busy_timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(e("WAL"))?;
-        let sync = if self.full_sync { "FULL" } else { "NORMAL" };
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(e("synchronous"))?;
-        Ok(conn)
+        sqlx::Error::PoolTimedOut => StoreError::new(format!(
+            "{what}: no connection of the pool was free within its acquire timeout"
+        )),
+        _ => StoreError::caused(what, e),
     }
 }
 
-/// The thread's side: the connection, reopened when one had to be thrown
-/// away.
-pub(crate) struct Slot {
-    conn: Option<Connection>,
-    setup: Setup,
+/// How the family opens a database file it owns: WAL (readers never wait
+/// for the writer; several processes may share the file), SQLite's busy
+/// timeout, `synchronous=FULL` (`full_sync`: the inbox — a commit survives
+/// a power cut) or `NORMAL` (the de-duplication store: a lost record only
+/// runs a handler again), the file created when `create`.
+pub(crate) fn options(
+    path: &Path,
+    busy: Duration,
+    full_sync: bool,
+    create: bool,
+) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if full_sync {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
+        .busy_timeout(busy)
+        // The statements are few and fixed: each is prepared once per
+        // connection (the default capacity, 100, is plenty).
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
 }
 
-impl Slot {
-    /// The connection, opened again if the last one was thrown away.
-    pub(crate) fn conn(&mut self) -> Result<&mut Connection, StoreError> {
-        if self.conn.is_none() {
-            self.conn = Some(self.setup.open()?);
+/// Opens a pool of one connection on `path` (the shared calls queue on it,
+/// as they would on SQLite's write lock anyway); fails now, with the
+/// reason, when the file cannot be opened.
+pub(crate) async fn pool(
+    path: &Path,
+    busy: Duration,
+    full_sync: bool,
+    create: bool,
+    what: &str,
+) -> Result<SqlitePool, StoreError> {
+    if !create && !path.exists() {
+        return Err(StoreError::new(format!(
+            "{what}: {} does not exist",
+            path.display()
+        )));
+    }
+    let options = options(path, busy, full_sync, create);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(busy)
+        // The connection stays open for the life of the pool (reopening
+        // would redo the pragmas; a file has no server to time out).
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| err(&format!("{what} open {}", path.display()), &e))
+}
+
+/// What the family needs of an application's pool: a database on a file
+/// (an in-memory database is one per connection, and the inbox's workers
+/// hold connections of their own), and its busy timeout, read back.
+pub(crate) async fn check_pool(pool: &SqlitePool, what: &str) -> Result<Duration, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| err(&format!("{what} connect"), &e))?;
+    let file: String = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| err(&format!("{what} connect"), &e))?;
+    if file.is_empty() {
+        return Err(StoreError::new(format!(
+            "{what}: the pool's database is in memory (each connection would see a \
+             database of its own): open it on a file"
+        )));
+    }
+    let busy: i64 = sqlx::query("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| err(&format!("{what} connect"), &e))?;
+    Ok(Duration::from_millis(u64::try_from(busy).unwrap_or(0)))
+}
+
+/// A connection borrowed from the pool for one call: given back when the
+/// call succeeded, closed otherwise (also when the call's future is
+/// dropped mid-statement — the next call gets a fresh one).
+struct Lease {
+    conn: Option<PoolConnection<Sqlite>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
         }
-        Ok(self.conn.as_mut().expect("just opened"))
-    }
-
-    /// Leaves the connection outside any transaction: rolls back, and if it
-    /// is still inside one, throws it away (the next job opens another).
-    pub(crate) fn settle(&mut self) {
-        if let Some(conn) = &self.conn {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            if !conn.is_autocommit() {
-                tracing::warn!(
-                    "sqlite connection still inside a transaction after ROLLBACK: discarded"
-                );
-                self.conn = None;
-            }
-        }
-    }
-
-    /// Whether the connection is inside a transaction.
-    pub(crate) fn in_transaction(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| !c.is_autocommit())
-    }
-
-    /// The error of `what` in this connection's terms.
-    pub(crate) fn err(&self, what: &str, e: &rusqlite::Error) -> StoreError {
-        StoreError::caused(format!("{} {what}", self.setup.what), e)
     }
 }
 
-/// A connection on its own thread. Cheap to clone (a channel sender); the
-/// thread ends when the last clone is dropped.
+/// The shared calls' connections: a pool, every call bounded by the store
+/// timeout. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SqliteConn {
-    jobs: mpsc::Sender<Job>,
+    pool: SqlitePool,
     timeout: Duration,
     what: String,
 }
@@ -123,157 +156,150 @@ impl std::fmt::Debug for SqliteConn {
 }
 
 impl SqliteConn {
-    /// Opens a connection, runs `init` on it (the schema: on the calling
-    /// thread, at start-up), and moves it to a thread of its own; fails now
-    /// if it cannot be opened. Every call is bounded by `timeout`.
-    pub(crate) fn open(
-        setup: Setup,
-        timeout: Duration,
-        init: impl FnOnce(&Connection) -> Result<(), StoreError>,
-    ) -> Result<SqliteConn, StoreError> {
-        let first = setup.open()?;
-        init(&first)?;
-        let what = setup.what.clone();
-        let (jobs, inbox) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("plugipay-sqlite".into())
-            .spawn(move || {
-                let mut slot = Slot {
-                    conn: Some(first),
-                    setup,
-                };
-                while let Ok(job) = inbox.recv() {
-                    let ran =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut slot)));
-                    if ran.is_err() {
-                        // Whatever it left half done is undone.
-                        slot.settle();
-                    }
-                }
-            })
-            .map_err(|e| StoreError::caused(format!("{what}: a thread for the connection"), &e))?;
-        Ok(SqliteConn {
-            jobs,
+    pub(crate) fn new(pool: SqlitePool, timeout: Duration, what: &str) -> SqliteConn {
+        SqliteConn {
+            pool,
             timeout,
-            what,
-        })
+            what: what.to_owned(),
+        }
     }
 
-    /// Runs `f` on the connection's thread and waits for it, without a
-    /// bound (a handler's statements: the handler's timeout bounds them).
-    pub(crate) async fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Slot) -> R + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move |slot| {
-                let _ = tx.send(f(slot));
-            }))
-            .map_err(|_| {
-                StoreError::new(format!("{}: the connection's thread ended", self.what))
-            })?;
-        rx.await
-            .map_err(|_| StoreError::new(format!("{}: the statement panicked", self.what)))
-    }
-
-    /// Runs `f` on the connection's thread, bounded by the store timeout
-    /// (the job itself still runs to its end on the thread).
-    pub(crate) async fn call<R: Send + 'static>(
+    /// Runs `f` on a connection of the pool, bounded by the store timeout
+    /// (waiting for a connection included); an error is named after
+    /// `what`.
+    pub(crate) async fn with<R>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut Slot) -> Result<R, StoreError> + Send + 'static,
+        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, sqlx::Error>>,
     ) -> Result<R, StoreError> {
-        bounded(self.timeout, &format!("{} {what}", self.what), async {
-            self.run(f).await?
+        let name = format!("{} {what}", self.what);
+        bounded(self.timeout, &name, async {
+            let mut lease = Lease {
+                conn: Some(self.pool.acquire().await.map_err(|e| err(&name, &e))?),
+            };
+            let conn = lease.conn.as_mut().expect("a lease holds its connection");
+            let r = f(conn).await.map_err(|e| err(&name, &e))?;
+            // Succeeded: back to the pool.
+            drop(lease.conn.take());
+            Ok(r)
         })
         .await
-    }
-
-    /// Runs `f` on the connection, bounded: a statement's error is named
-    /// after `what`.
-    pub(crate) async fn with<R: Send + 'static>(
-        &self,
-        what: &'static str,
-        f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        self.call(what, move |slot| {
-            let conn = slot.conn()?;
-            f(conn).map_err(|e| slot.err(what, &e))
-        })
-        .await
-    }
-
-    /// Queues `f` without waiting for it: it runs before any job sent after.
-    pub(crate) fn send(&self, f: impl FnOnce(&mut Slot) + Send + 'static) {
-        let _ = self.jobs.send(Box::new(f));
-    }
-
-    /// Queues a rollback (or, if that fails, throwing the connection away):
-    /// whatever comes next finds the connection outside any transaction.
-    pub(crate) fn settle(&self) {
-        self.send(Slot::settle);
     }
 }
 
 /// Brings `schema` to its current version, in one `BEGIN IMMEDIATE`
 /// transaction (processes opening the file together wait for each other).
-pub(crate) fn ensure_schema(
-    conn: &Connection,
+pub(crate) async fn ensure_schema(
+    conn: &mut SqliteConnection,
     schema: &Schema,
     what: &str,
 ) -> Result<(), StoreError> {
     let e = |step: &str| {
         let what = format!("{what} {step}");
-        move |err: rusqlite::Error| StoreError::caused(&what, &err)
+        move |e: sqlx::Error| err(&what, &e)
     };
     let (bookkeeping, read, record) = Schema::bookkeeping(Dialect::Sqlite);
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(e("schema"))?;
-    let result = (|| {
-        conn.execute_batch(&bookkeeping).map_err(e("schema"))?;
-        let recorded: Option<i64> = conn
-            .query_row(&read, [&schema.table], |r| r.get(0))
-            .map(Some)
-            .or_else(|err| match err {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                other => Err(other),
-            })
-            .map_err(e("schema"))?;
-        let exists: i64 = conn
-            .query_row(Dialect::Sqlite.table_exists(), [&schema.table], |r| {
-                r.get(0)
-            })
-            .map_err(e("schema"))?;
-        let plan = schema.plan(recorded, exists > 0)?;
-        if plan.is_empty() && recorded.is_some() {
-            return Ok(());
-        }
-        for statements in plan {
-            conn.execute_batch(statements)
-                .map_err(e("schema upgrade"))?;
-        }
-        conn.execute(&record, rusqlite::params![schema.table, schema.version])
-            .map_err(e("schema"))?;
-        Ok(())
-    })();
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.execute_batch(end).map_err(e("schema"))?;
-    result
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(e("schema"))?;
+    // Executor::execute with the text (not `raw_sql`, whose future is
+    // not provably `Send` for every lifetime inside a boxed future).
+    sqlx::Executor::execute(&mut *tx, bookkeeping.as_str())
+        .await
+        .map_err(e("schema"))?;
+    let recorded: Option<i64> = sqlx::query_scalar(&read)
+        .bind(&schema.table)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(e("schema"))?;
+    let exists: i64 = sqlx::query_scalar(Dialect::Sqlite.table_exists())
+        .bind(&schema.table)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e("schema"))?;
+    // An error rolls back: the transaction is dropped.
+    let plan = schema.plan(recorded, exists > 0)?;
+    if plan.is_empty() && recorded.is_some() {
+        return tx.commit().await.map_err(e("schema"));
+    }
+    for statements in plan {
+        sqlx::Executor::execute(&mut *tx, statements)
+            .await
+            .map_err(e("schema upgrade"))?;
+    }
+    sqlx::query(&record)
+        .bind(&schema.table)
+        .bind(schema.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("schema"))?;
+    tx.commit().await.map_err(e("schema"))
 }
 
-/// A path of `sqlite://PATH` as a `Path`.
-pub(crate) fn setup(
-    path: &Path,
-    busy: Duration,
-    full_sync: bool,
-    create: bool,
-    what: &str,
-) -> Setup {
-    Setup {
-        path: path.to_path_buf(),
-        busy,
-        full_sync,
-        create,
-        what: what.to_owned(),
+/// A connection of a worker's own, made with `options`: opened when first
+/// needed and again after [`Owned::discard`].
+pub(crate) struct Owned {
+    conn: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+    timeout: Duration,
+    pub(crate) what: String,
+}
+
+impl Owned {
+    pub(crate) fn new(options: SqliteConnectOptions, timeout: Duration, what: &str) -> Owned {
+        Owned {
+            conn: None,
+            options,
+            timeout,
+            what: what.to_owned(),
+        }
+    }
+
+    /// The connection, opened if there is none (bounded).
+    pub(crate) async fn get(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if self.conn.is_none() {
+            let what = format!("{} connect", self.what);
+            let opened = bounded(self.timeout, &what, async {
+                SqliteConnection::connect_with(&self.options)
+                    .await
+                    .map_err(|e| err(&what, &e))
+            })
+            .await?;
+            self.conn = Some(opened);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    /// The connection, if one is open.
+    pub(crate) fn current(&mut self) -> Option<&mut SqliteConnection> {
+        self.conn.as_mut()
+    }
+
+    /// Throws the connection away: its thread closes it (SQLite rolling
+    /// back whatever was open) once the statement it runs, if any, ends.
+    pub(crate) fn discard(&mut self) {
+        self.conn = None;
+    }
+
+    /// Runs `f` on the connection, bounded by the timeout; a call that
+    /// fails or times out throws the connection away when `fragile` (it
+    /// may be inside a transaction, or still running the statement).
+    pub(crate) async fn call<R>(
+        &mut self,
+        what: &str,
+        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, sqlx::Error>>,
+    ) -> Result<R, StoreError> {
+        let name = format!("{} {what}", self.what);
+        let timeout = self.timeout;
+        let ran = bounded(timeout, &name, async {
+            let conn = self.get().await?;
+            f(conn).await.map_err(|e| err(&name, &e))
+        })
+        .await;
+        if ran.is_err() {
+            self.discard();
+        }
+        ran
     }
 }

@@ -176,7 +176,7 @@ pub async fn store_from_url(url: &str) -> Result<Arc<dyn DedupStore>, StoreError
         #[cfg(feature = "memory")]
         Target::Memory => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "sqlite")]
-        Target::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+        Target::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
         #[cfg(feature = "postgres")]
         Target::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
         #[cfg(feature = "redis")]

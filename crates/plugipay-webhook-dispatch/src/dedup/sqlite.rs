@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
+use sqlx::sqlite::SqlitePool;
 
 use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use super::{Claim, DedupStore, EventKey};
-use crate::conn::sqlite::{ensure_schema, setup, SqliteConn};
+use crate::conn::sqlite::{self as conn, ensure_schema, SqliteConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::sql::Dialect;
 use crate::token::ClaimToken;
@@ -24,8 +24,9 @@ use crate::token::ClaimToken;
 /// Every call is bounded by a timeout (default [`DEFAULT_STORE_TIMEOUT`],
 /// 5 s; [`SqliteStoreBuilder::timeout`]), which is also SQLite's busy
 /// timeout: a database file locked by another process makes deliveries 503
-/// within the timeout instead of queueing them. Statements run on a thread
-/// of the store's own, never on the async runtime's.
+/// within the timeout instead of queueing them. Statements run on sqlx's
+/// connection thread, never on the async runtime's. On the application's
+/// own sqlx pool: [`from_pool`](SqliteStore::from_pool).
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -73,34 +74,26 @@ impl SqliteStoreBuilder {
 
     /// Opens (creating if needed) the database and the table, bringing a
     /// table of an earlier release forward.
-    pub fn open(self) -> Result<SqliteStore, StoreError> {
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
         crate::sql::check_table(&self.table)?;
-        let sql = sql::statements(&self.table, Dialect::Sqlite);
-        let setup = setup(&self.path, self.timeout, false, true, "sqlite store");
-        let conn = SqliteConn::open(setup, self.timeout, |conn| {
-            ensure_schema(conn, &sql.schema, "sqlite store")
-        })?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                conn,
-                sql,
-                path: self.path,
-                claims: AtomicU64::new(0),
-            }),
-        })
+        let pool = conn::pool(&self.path, self.timeout, false, true, "sqlite store").await?;
+        SqliteStore::on(pool, self.path, &self.table, self.timeout).await
     }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, table
     /// `plugipay_webhook_events`, 5 s timeout.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        SqliteStore::builder(path).open()
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::builder(path).open().await
     }
 
     /// Opens the database at `path` with a table of your choosing.
-    pub fn open_with_table(path: impl AsRef<Path>, table: &str) -> Result<SqliteStore, StoreError> {
-        SqliteStore::builder(path).table(table).open()
+    pub async fn open_with_table(
+        path: impl AsRef<Path>,
+        table: &str,
+    ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::builder(path).table(table).open().await
     }
 
     /// Options: table and timeout.
@@ -110,6 +103,42 @@ impl SqliteStore {
             table: DEFAULT_TABLE.to_owned(),
             timeout: DEFAULT_STORE_TIMEOUT,
         }
+    }
+
+    /// The store in table `name` on the application's own sqlx pool (each
+    /// call takes a connection and gives it back once it succeeded; one
+    /// that failed or timed out is closed, never returned mid-statement).
+    /// The pool's database must be a file (not `:memory:`); its pragmas are
+    /// the application's (WAL is advised when several processes share the
+    /// file). Creates the table if needed.
+    pub async fn from_pool(pool: SqlitePool, name: &str) -> Result<SqliteStore, StoreError> {
+        crate::sql::check_table(name)?;
+        conn::check_pool(&pool, "sqlite store").await?;
+        let path = pool.connect_options().get_filename().to_path_buf();
+        SqliteStore::on(pool, path, name, DEFAULT_STORE_TIMEOUT).await
+    }
+
+    async fn on(
+        pool: SqlitePool,
+        path: PathBuf,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<SqliteStore, StoreError> {
+        let sql = sql::statements(table, Dialect::Sqlite);
+        let mut first = pool
+            .acquire()
+            .await
+            .map_err(|e| conn::err("sqlite store connect", &e))?;
+        ensure_schema(&mut first, &sql.schema, "sqlite store").await?;
+        drop(first);
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                conn: SqliteConn::new(pool, timeout, "sqlite store"),
+                sql,
+                path,
+                claims: AtomicU64::new(0),
+            }),
+        })
     }
 
     /// One statement changing one claimed row; `Ok(true)` when it did.
@@ -123,13 +152,18 @@ impl SqliteStore {
         self.inner
             .conn
             .with(what, move |conn| {
-                let sql = statement(&inner.sql);
-                let (tenant, id, ty, owner, ms) = params;
-                let n = match ms {
-                    Some(ms) => conn.execute(sql, params![tenant, id, ty, owner, ms])?,
-                    None => conn.execute(sql, params![tenant, id, ty, owner])?,
-                };
-                Ok(n == 1)
+                Box::pin(async move {
+                    let (tenant, id, ty, owner, ms) = params;
+                    let mut q = sqlx::query(statement(&inner.sql))
+                        .bind(tenant)
+                        .bind(id)
+                        .bind(ty)
+                        .bind(owner);
+                    if let Some(ms) = ms {
+                        q = q.bind(ms);
+                    }
+                    Ok(q.execute(conn).await?.rows_affected() == 1)
+                })
             })
             .await
     }
@@ -162,36 +196,32 @@ impl DedupStore for SqliteStore {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PURGE_EVERY);
         Box::pin(self.inner.conn.with("claim", move |conn| {
-            if purge {
-                conn.execute(&inner.sql.purge, [])?;
-            }
-            let token = ClaimToken::new();
-            let won: Option<String> = conn
-                .query_row(
-                    &inner.sql.claim,
-                    params![
-                        key.tenant,
-                        key.id,
-                        key.event_type,
-                        token.as_str(),
-                        millis(lease)
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if won.as_deref() == Some(token.as_str()) {
-                return Ok(Claim::Acquired(token));
-            }
-            let state: Option<String> = conn
-                .query_row(
-                    &inner.sql.state,
-                    params![key.tenant, key.id, key.event_type],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(match state.as_deref() {
-                Some("done") => Claim::Done,
-                _ => Claim::InProgress,
+            Box::pin(async move {
+                if purge {
+                    sqlx::query(&inner.sql.purge).execute(&mut *conn).await?;
+                }
+                let token = ClaimToken::new();
+                let won: Option<String> = sqlx::query_scalar(&inner.sql.claim)
+                    .bind(&key.tenant)
+                    .bind(&key.id)
+                    .bind(&key.event_type)
+                    .bind(token.as_str())
+                    .bind(millis(lease))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if won.as_deref() == Some(token.as_str()) {
+                    return Ok(Claim::Acquired(token));
+                }
+                let state: Option<String> = sqlx::query_scalar(&inner.sql.state)
+                    .bind(&key.tenant)
+                    .bind(&key.id)
+                    .bind(&key.event_type)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                Ok(match state.as_deref() {
+                    Some("done") => Claim::Done,
+                    _ => Claim::InProgress,
+                })
             })
         }))
     }
@@ -227,7 +257,10 @@ impl DedupStore for SqliteStore {
 
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.inner.conn.with("health check", |conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
+            Box::pin(async move {
+                sqlx::query("SELECT 1").execute(conn).await?;
+                Ok(())
+            })
         }))
     }
 

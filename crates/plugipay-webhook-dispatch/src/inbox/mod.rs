@@ -66,7 +66,7 @@ use shared::{DeadAlert, DetailedObserver, Inner, Observer, Options};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox};
 ///
-/// let inbox = Inbox::builder(SqliteInbox::open("inbox.sqlite3")?)
+/// let inbox = Inbox::builder(SqliteInbox::open("inbox.sqlite3").await?)
 ///     .on("plugipay.invoice.paid.v1", |event| async move {
 ///         println!("paid: {}", event.object()["id"]);
 ///         Ok::<_, std::io::Error>(())
@@ -457,7 +457,8 @@ impl InboxBuilder {
             (Some(lock), Some(t), Some(set)) if set >= lock => {
                 return Err(ConfigError::new(format!(
                     "on SQLite a transactional handler ({t:?}) holds the database's write lock, and \
-                     deliveries wait for it at most the store timeout ({lock:?}): its timeout \
+                     deliveries wait for it at most SQLite's busy timeout ({lock:?}; the store \
+                     timeout, or the busy_timeout of the pool given to from_pool): its timeout \
                      ({set:?}) must be shorter — lower handler_timeout, or raise the store timeout \
                      (SqliteInbox::open_with)"
                 )));
@@ -814,7 +815,11 @@ async fn open_url(url: &str, create: bool) -> Result<InboxBackend, StoreError> {
     let _ = create;
     match Target::parse(url, "inbox")? {
         #[cfg(feature = "sqlite")]
-        Target::Sqlite(path) => Ok(SqliteInbox::builder(path).create(create).open()?.into()),
+        Target::Sqlite(path) => Ok(SqliteInbox::builder(path)
+            .create(create)
+            .open()
+            .await?
+            .into()),
         #[cfg(feature = "postgres")]
         Target::Postgres(url) => Ok(PostgresInbox::connect(url).await?.into()),
         #[cfg(feature = "redis")]

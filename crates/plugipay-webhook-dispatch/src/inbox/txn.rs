@@ -10,25 +10,8 @@ use std::time::Duration;
 
 use plugipay_webhook::WebhookEvent;
 
-use super::backend::{Begun, Committed, Job, TxConn};
+use super::backend::{Begun, Job, TxConn, TxEnd};
 use crate::handlers::{run_tx, TxHandler};
-
-/// How a transactional run ended.
-#[derive(Debug)]
-pub(crate) enum TxEnd {
-    /// The handler's writes and its "done" (with the event's move to done
-    /// when it was the last) committed together (confirmed).
-    Done,
-    /// The handler failed, or the transaction did not commit: rolled back.
-    Failed(String),
-    /// The transaction never began (the store did not answer): the handler
-    /// did not run.
-    NotBegun(String),
-    /// The lease was lost: rolled back, another worker has the event.
-    LostLease,
-    /// The commit's outcome is unknown: the connection was thrown away.
-    Unknown(String),
-}
 
 /// Discards the connection on drop unless a confirmed end disarmed it.
 struct Guard<'c> {
@@ -92,10 +75,5 @@ pub(crate) async fn run_transactional(
     // commit_done ends the transaction itself, one way or the other (and
     // throws the connection away when it cannot tell which).
     guard.open = false;
-    match committed {
-        Committed::Done => TxEnd::Done,
-        Committed::LostLease => TxEnd::LostLease,
-        Committed::RolledBack(why) => TxEnd::Failed(why),
-        Committed::Unknown(why) => TxEnd::Unknown(why),
-    }
+    committed
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use plugipay_webhook::WebhookEvent;
 use tracing::Instrument;
 
-use super::backend::{ClaimParams, Claimed, Job, Session};
+use super::backend::{ClaimParams, Claimed, Job, Session, TxEnd};
 use super::backoff;
 use super::machine::{Move, State, EXHAUSTED_RUNNING};
 use super::progress::Progress;
@@ -586,7 +586,7 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                         .instrument(span)
                         .await;
                 match ran {
-                    Tx::Committed => match committed.take() {
+                    TxEnd::Done => match committed.take() {
                         Some((after, true)) => {
                             let _ = after;
                             return Ended::done();
@@ -599,13 +599,22 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                             Err("the transaction committed without the handler's state".to_owned())
                         }
                     },
-                    Tx::Failed(why) => Err(why),
-                    Tx::NotBegun(why) => {
-                        deferred = Some(Deferred::NotBegun(why));
+                    TxEnd::Failed(why) => Err(why),
+                    TxEnd::NotBegun(why) => {
+                        deferred = Some(Deferred::NotBegun(format!(
+                            "the inbox's transaction did not begin: {why}"
+                        )));
                         continue;
                     }
-                    Tx::Ended(ended) => return ended,
-                    Tx::Unknown(why) => {
+                    TxEnd::LostLease => {
+                        lease_lost(
+                            job,
+                            "the lease was lost before commit: rolled back, another worker has \
+                             the event",
+                        );
+                        return Ended::none();
+                    }
+                    TxEnd::Unknown(why) => {
                         if matches!(committed, Some((_, true))) {
                             return settle_unknown(session, job, owner, why, options, true, None)
                                 .await;
@@ -645,20 +654,6 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
     .await
 }
 
-/// How a transactional handler's run ended, for the loop over handlers.
-enum Tx {
-    /// Its writes and its state committed.
-    Committed,
-    /// It failed, rolled back.
-    Failed(String),
-    /// The transaction never began: it did not run.
-    NotBegun(String),
-    /// Nothing more to do this time (the lease was lost).
-    Ended(Ended),
-    /// Whether it committed is unknown.
-    Unknown(String),
-}
-
 /// Runs a transactional handler in the inbox's transaction.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 async fn transactional(
@@ -669,13 +664,14 @@ async fn transactional(
     event: WebhookEvent,
     options: &Options,
     settle: &mut (dyn FnMut() -> (String, bool) + Send),
-) -> Tx {
-    use super::txn::{run_transactional, TxEnd};
+) -> TxEnd {
     let Some(tx) = session.tx() else {
         // `build` refuses transactional handlers on such backends.
-        return Tx::Failed("this inbox has no transactions for a transactional handler".to_owned());
+        return TxEnd::Failed(
+            "this inbox has no transactions for a transactional handler".to_owned(),
+        );
     };
-    match run_transactional(
+    super::txn::run_transactional(
         tx,
         job,
         owner,
@@ -685,21 +681,6 @@ async fn transactional(
         settle,
     )
     .await
-    {
-        TxEnd::Done => Tx::Committed,
-        TxEnd::LostLease => {
-            lease_lost(
-                job,
-                "the lease was lost before commit: rolled back, another worker has the event",
-            );
-            Tx::Ended(Ended::none())
-        }
-        TxEnd::Failed(why) => Tx::Failed(why),
-        TxEnd::NotBegun(why) => {
-            Tx::NotBegun(format!("the inbox's transaction did not begin: {why}"))
-        }
-        TxEnd::Unknown(why) => Tx::Unknown(why),
-    }
 }
 
 /// Without a SQL backend compiled in there is no transaction to run in
@@ -713,8 +694,8 @@ async fn transactional(
     _event: WebhookEvent,
     _options: &Options,
     _settle: &mut (dyn FnMut() -> (String, bool) + Send),
-) -> Tx {
-    Tx::Failed("this inbox has no transactions for a transactional handler".to_owned())
+) -> TxEnd {
+    TxEnd::Failed("this inbox has no transactions for a transactional handler".to_owned())
 }
 
 /// Why a handler did not run this time.

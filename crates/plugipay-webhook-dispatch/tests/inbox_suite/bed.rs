@@ -199,7 +199,9 @@ impl Bed {
                     std::env::temp_dir().join(format!("plugipay-suite-{}", std::process::id()));
                 std::fs::create_dir_all(&dir).unwrap();
                 let path = dir.join(format!("{name}.sqlite3"));
-                let b = SqliteInbox::open_with(&path, &name, STORE_TIMEOUT).expect("sqlite");
+                let b = SqliteInbox::open_with(&path, &name, STORE_TIMEOUT)
+                    .await
+                    .expect("sqlite");
                 sqlite = Some(path);
                 b.into()
             }

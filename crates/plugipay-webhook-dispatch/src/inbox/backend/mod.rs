@@ -7,6 +7,8 @@
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod rows;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
@@ -209,17 +211,27 @@ pub(crate) enum Begun {
     LostLease,
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-/// How [`TxConn::commit_done`] went.
+/// How a transactional handler's run ended — and, from
+/// [`TxConn::commit_done`], how its commit went. One type from the backend
+/// to the worker's loop over handlers.
 #[derive(Debug)]
-pub(crate) enum Committed {
-    /// The handler's writes and `done` committed together (confirmed).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only the SQL backends run transactions")
+)]
+pub(crate) enum TxEnd {
+    /// The handler's writes and its state (with the event's move to done
+    /// when it was the last) committed together (confirmed).
     Done,
-    /// The owner no longer holds the lease: rolled back.
+    /// The handler failed, or the transaction did not commit (an aborted
+    /// transaction, a failed statement or COMMIT): rolled back; why.
+    Failed(String),
+    /// The transaction never began (the store did not answer): the handler
+    /// did not run.
+    NotBegun(String),
+    /// The owner no longer holds the lease: rolled back, another worker has
+    /// the event.
     LostLease,
-    /// Not committed — rolled back (an aborted transaction, a failed
-    /// statement or COMMIT): why.
-    RolledBack(String),
     /// The outcome is unknown (the connection failed or timed out during
     /// COMMIT): the connection was thrown away.
     Unknown(String),
@@ -246,7 +258,7 @@ pub(crate) trait TxConn: Send {
         owner: &'a str,
         progress: &'a str,
         last: bool,
-    ) -> BoxFuture<'a, Committed>;
+    ) -> BoxFuture<'a, TxEnd>;
     /// `ROLLBACK`, confirmed (`Err`: the connection must be discarded).
     fn rollback(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Throws the connection away (or leaves it outside any transaction

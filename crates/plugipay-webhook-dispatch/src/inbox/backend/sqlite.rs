@@ -1,23 +1,24 @@
-//! The SQLite inbox: one file, one machine — the embedded default. Every
-//! connection runs on a thread of its own (the receiver's, and one per
-//! worker), with `synchronous=FULL`: an acknowledged event survives a power
+//! The SQLite inbox: one file, one machine — the embedded default — on
+//! sqlx. Receiving and the tools' queries share a pool (one connection of
+//! the inbox's own, or the application's pool); each worker has a
+//! connection of its own. sqlx runs each connection on a thread of its own:
+//! no statement blocks the async runtime. Opened from a path, the file is in
+//! WAL mode with `synchronous=FULL`: an acknowledged event survives a power
 //! cut.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqlitePool};
+use sqlx::{Database, Sqlite, TransactionManager};
 
 use super::{
-    Backend, Begun, ClaimParams, Claimed, Committed, Inserted, Job, NewEvent, Param, Session,
-    TxConn,
+    Backend, Begun, ClaimParams, Claimed, Inserted, Job, NewEvent, Param, Session, TxConn, TxEnd,
 };
-use crate::conn::sqlite::{ensure_schema, Setup, SqliteConn};
+use crate::conn::sqlite::{self as conn, ensure_schema, Owned, SqliteConn};
 use crate::error::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
-use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
     Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
@@ -25,14 +26,23 @@ use crate::inbox::types::{
 use crate::sql::Dialect;
 use crate::tx::Tx;
 
-/// An inbox in an SQLite database file (WAL mode, `synchronous=FULL`).
-/// Several processes on the machine may share the file. Statements run on
-/// threads of the inbox's own, never on the async runtime's.
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// An inbox in an SQLite database file. Several processes on the machine
+/// may share the file. Statements run on sqlx's connection threads, never
+/// on the async runtime's.
+///
+/// Opened from a path ([`open`](SqliteInbox::open),
+/// [`open_with`](SqliteInbox::open_with), [`builder`](SqliteInbox::builder))
+/// the file is in WAL mode with `synchronous=FULL`, and the store timeout
+/// is SQLite's busy timeout. Or on the application's own sqlx pool
+/// ([`from_pool`](SqliteInbox::from_pool)): its pragmas are the
+/// application's, and its busy timeout is read back.
 ///
 /// A transactional handler holds SQLite's write lock while it runs, and a
-/// delivery arriving meanwhile waits for it up to the store timeout (which
-/// is SQLite's busy timeout): so on SQLite a transactional handler's timeout
-/// must be shorter than the store timeout — by default it is half of it, and
+/// delivery arriving meanwhile waits for it up to the busy timeout: so on
+/// SQLite a transactional handler's timeout must be shorter than the busy
+/// timeout — by default it is half of it, and
 /// [`build`](crate::inbox::InboxBuilder::build) refuses a longer one.
 #[derive(Clone)]
 pub struct SqliteInbox {
@@ -42,8 +52,11 @@ pub struct SqliteInbox {
 struct Shared {
     path: PathBuf,
     timeout: Duration,
-    setup: Setup,
-    /// The receiver's and the tools' connection.
+    /// SQLite's busy timeout on the inbox's connections.
+    busy: Duration,
+    /// What a worker's connection is made with: the pool's options.
+    options: SqliteConnectOptions,
+    /// Receiving's and the tools' connections.
     conn: SqliteConn,
     sql: Arc<InboxSql>,
 }
@@ -57,7 +70,7 @@ impl std::fmt::Debug for SqliteInbox {
     }
 }
 
-/// Options of a [`SqliteInbox`]: `SqliteInbox::builder(path).table(…).timeout(…).open()`.
+/// Options of a [`SqliteInbox`]: `SqliteInbox::builder(path).table(…).timeout(…).open().await`.
 #[derive(Debug)]
 #[must_use]
 pub struct SqliteInboxBuilder {
@@ -91,37 +104,21 @@ impl SqliteInboxBuilder {
 
     /// Opens the inbox, creating its table or bringing an earlier release's
     /// forward.
-    pub fn open(self) -> Result<SqliteInbox, StoreError> {
+    pub async fn open(self) -> Result<SqliteInbox, StoreError> {
         crate::sql::check_table(&self.table)?;
-        let sql = Arc::new(InboxSql::new(&self.table, Dialect::Sqlite));
-        let setup =
-            crate::conn::sqlite::setup(&self.path, self.timeout, true, self.create, "sqlite inbox");
-        let conn = SqliteConn::open(setup.clone(), self.timeout, |conn| {
-            ensure_schema(conn, &sql.schema, "sqlite inbox")
-        })?;
-        Ok(SqliteInbox {
-            inner: Arc::new(Shared {
-                path: self.path,
-                timeout: self.timeout,
-                setup: Setup {
-                    create: false,
-                    ..setup
-                },
-                conn,
-                sql,
-            }),
-        })
+        let pool = conn::pool(&self.path, self.timeout, true, self.create, "sqlite inbox").await?;
+        SqliteInbox::on(pool, self.path, &self.table, self.timeout, self.timeout).await
     }
 }
 
 impl SqliteInbox {
     /// Opens (creating if needed) the inbox in the database at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteInbox, StoreError> {
-        SqliteInbox::builder(path).open()
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteInbox, StoreError> {
+        SqliteInbox::builder(path).open().await
     }
 
     /// Opens the inbox with a table of your choosing and a store timeout.
-    pub fn open_with(
+    pub async fn open_with(
         path: impl AsRef<Path>,
         table: &str,
         timeout: Duration,
@@ -130,6 +127,7 @@ impl SqliteInbox {
             .table(table)
             .timeout(timeout)
             .open()
+            .await
     }
 
     /// Options: table, timeout, whether to create the file.
@@ -142,45 +140,80 @@ impl SqliteInbox {
         }
     }
 
+    /// The inbox in table `name` on the application's own sqlx pool:
+    /// receiving and the tools' queries take connections from it (each
+    /// given back once its call succeeded, closed when it failed or timed
+    /// out); workers hold connections of their own, made with the pool's
+    /// connect options, so they never take the application's. The pool's
+    /// database must be a file (not `:memory:`: each connection would see
+    /// a database of its own). Its pragmas stay the application's: WAL and
+    /// `synchronous=FULL` are what make an acknowledged event survive a
+    /// power cut. Its busy timeout (sqlx's default: 5 s) is the longest a
+    /// transactional handler may hold the write lock. Creates the table, or
+    /// brings an earlier release's forward.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use plugipay_webhook_dispatch::inbox::SqliteInbox;
+    /// use plugipay_webhook_dispatch::sqlx::sqlite::{
+    ///     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    /// };
+    ///
+    /// let options = SqliteConnectOptions::new()
+    ///     .filename("app.sqlite3")
+    ///     .create_if_missing(true)
+    ///     .journal_mode(SqliteJournalMode::Wal)
+    ///     .synchronous(SqliteSynchronous::Full);
+    /// let pool = SqlitePoolOptions::new().connect_with(options).await?;
+    /// let inbox = SqliteInbox::from_pool(pool.clone(), "plugipay_webhook_inbox").await?;
+    /// # let _ = inbox; Ok(()) }
+    /// ```
+    pub async fn from_pool(pool: SqlitePool, name: &str) -> Result<SqliteInbox, StoreError> {
+        crate::sql::check_table(name)?;
+        let busy = conn::check_pool(&pool, "sqlite inbox").await?;
+        let path = pool.connect_options().get_filename().to_path_buf();
+        SqliteInbox::on(pool, path, name, DEFAULT_STORE_TIMEOUT, busy).await
+    }
+
+    async fn on(
+        pool: SqlitePool,
+        path: PathBuf,
+        table: &str,
+        timeout: Duration,
+        busy: Duration,
+    ) -> Result<SqliteInbox, StoreError> {
+        let sql = Arc::new(InboxSql::new(table, Dialect::Sqlite));
+        let mut first = pool
+            .acquire()
+            .await
+            .map_err(|e| conn::err("sqlite inbox connect", &e))?;
+        ensure_schema(&mut first, &sql.schema, "sqlite inbox").await?;
+        drop(first);
+        // Workers reopen the file the inbox opened: never create another.
+        let options = (*pool.connect_options()).clone().create_if_missing(false);
+        Ok(SqliteInbox {
+            inner: Arc::new(Shared {
+                path,
+                timeout,
+                busy,
+                options,
+                conn: SqliteConn::new(pool, timeout, "sqlite inbox"),
+                sql,
+            }),
+        })
+    }
+
     fn sql(&self) -> Arc<InboxSql> {
         self.inner.sql.clone()
     }
 }
 
-fn record_from(row: &rusqlite::Row<'_>) -> Result<Record, rusqlite::Error> {
-    let state: String = row.get("state")?;
-    Ok(Record {
-        tenant: row.get("tenant")?,
-        id: row.get("event_id")?,
-        event_type: row.get("event_type")?,
-        state: State::from_name(&state).unwrap_or(State::Pending),
-        attempts: row
-            .get::<_, i64>("attempts")?
-            .try_into()
-            .unwrap_or(u32::MAX),
-        received_at_ms: row.get("received_at")?,
-        next_attempt_at_ms: row.get("due_at")?,
-        updated_at_ms: row.get("updated_at")?,
-        last_error: row.get("last_error")?,
-        account_id: row.get("account_id")?,
-        occurred_at: row.get("occurred_at")?,
-        body: Bytes::from(row.get::<_, Vec<u8>>("body")?),
-        signature: row.get("signature")?,
-        matched_secret: row.get::<_, i64>("matched_secret")?.try_into().unwrap_or(0),
-        object_id: row.get("object_id")?,
-        order_key: row.get("order_key")?,
-        handlers: Progress::parse(row.get::<_, Option<String>>("handlers")?.as_deref()).0,
+/// `query` with a built query's parameters bound.
+fn bound(query: &str, params: Vec<Param>) -> Query<'_> {
+    params.into_iter().fold(sqlx::query(query), |q, p| match p {
+        Param::Text(t) => q.bind(t),
+        Param::Int(i) => q.bind(i),
     })
-}
-
-fn values(params: Vec<Param>) -> Vec<rusqlite::types::Value> {
-    params
-        .into_iter()
-        .map(|p| match p {
-            Param::Text(t) => rusqlite::types::Value::Text(t),
-            Param::Int(i) => rusqlite::types::Value::Integer(i),
-        })
-        .collect()
 }
 
 impl Backend for SqliteInbox {
@@ -195,46 +228,54 @@ impl Backend for SqliteInbox {
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         let (e, sql) = (e.clone(), self.sql());
         Box::pin(self.inner.conn.with("insert", move |conn| {
-            let key = params![e.tenant, e.id, e.event_type];
-            let inserted = conn
-                .query_row(
-                    &sql.insert,
-                    params![
-                        e.tenant,
-                        e.id,
-                        e.event_type,
-                        &e.body[..],
-                        e.signature,
-                        e.matched_secret,
-                        e.account_id,
-                        e.occurred_at,
-                        e.state.as_str(),
-                        e.object_id,
-                        e.order_key,
-                        e.occurred_ms,
-                        e.due_in_ms,
-                        e.trace
-                    ],
-                    |_| Ok(()),
-                )
-                .optional()?;
-            if inserted.is_some() {
-                return Ok(Inserted::New);
-            }
-            let revived = conn.query_row(&sql.redeliver, key, |_| Ok(())).optional()?;
-            Ok(if revived.is_some() {
-                Inserted::Revived
-            } else {
-                Inserted::Duplicate
+            Box::pin(async move {
+                let inserted = sqlx::query(&sql.insert)
+                    .bind(&e.tenant)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .bind(&e.body[..])
+                    .bind(&e.signature)
+                    .bind(e.matched_secret)
+                    .bind(&e.account_id)
+                    .bind(&e.occurred_at)
+                    .bind(e.state.as_str())
+                    .bind(&e.object_id)
+                    .bind(&e.order_key)
+                    .bind(e.occurred_ms)
+                    .bind(e.due_in_ms)
+                    .bind(&e.trace)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if inserted.is_some() {
+                    return Ok(Inserted::New);
+                }
+                let revived = sqlx::query(&sql.redeliver)
+                    .bind(&e.tenant)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                Ok(if revived.is_some() {
+                    Inserted::Revived
+                } else {
+                    Inserted::Duplicate
+                })
             })
         }))
     }
 
     fn session(&self) -> BoxFuture<'_, Result<Box<dyn Session>, StoreError>> {
-        let (setup, timeout, sql) = (self.inner.setup.clone(), self.inner.timeout, self.sql());
+        let conn = Owned::new(
+            self.inner.options.clone(),
+            self.inner.timeout,
+            "sqlite inbox",
+        );
+        let sql = self.sql();
         Box::pin(async move {
-            let conn = SqliteConn::open(setup, timeout, |_| Ok(()))?;
-            Ok(Box::new(SqliteSession { conn, sql }) as Box<dyn Session>)
+            let mut session = SqliteSession { conn, sql };
+            // Fails now when the file cannot be opened.
+            session.conn.get().await?;
+            Ok(Box::new(session) as Box<dyn Session>)
         })
     }
 
@@ -245,17 +286,21 @@ impl Backend for SqliteInbox {
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
         let sql = self.sql();
         Box::pin(self.inner.conn.with("stats", move |conn| {
-            let mut stats = Stats::default();
-            let mut q = conn.prepare_cached(&sql.count_by_state)?;
-            let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (state, n) = row?;
-                if let Some(state) = State::from_name(&state) {
-                    stats.counts.insert(state, n.try_into().unwrap_or(0));
+            Box::pin(async move {
+                let mut stats = Stats::default();
+                let rows: Vec<(String, i64)> = sqlx::query_as(&sql.count_by_state)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (state, n) in rows {
+                    if let Some(state) = State::from_name(&state) {
+                        stats.counts.insert(state, n.try_into().unwrap_or(0));
+                    }
                 }
-            }
-            stats.oldest_due_ms = conn.query_row(&sql.oldest_due, [], |r| r.get(0))?;
-            Ok(stats)
+                stats.oldest_due_ms = sqlx::query_scalar(&sql.oldest_due)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(stats)
+            })
         }))
     }
 
@@ -267,22 +312,24 @@ impl Backend for SqliteInbox {
     ) -> BoxFuture<'_, Result<Activity, StoreError>> {
         let sql = self.sql();
         Box::pin(self.inner.conn.with("activity", move |conn| {
-            let mut counts = Vec::new();
-            for query in [&sql.activity_received, &sql.activity_done] {
-                let mut q = conn.prepare_cached(query)?;
-                let rows = q.query_map([since_ms, bucket_ms], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?;
-                let rows: Vec<(i64, i64)> = rows.collect::<Result<_, _>>()?;
-                counts.push(super::bucketed(rows, buckets));
-            }
-            let processed = counts.pop().unwrap_or_default();
-            let received = counts.pop().unwrap_or_default();
-            Ok(Activity {
-                since_ms,
-                bucket_ms,
-                received,
-                processed,
+            Box::pin(async move {
+                let mut counts = Vec::new();
+                for query in [&sql.activity_received, &sql.activity_done] {
+                    let rows: Vec<(i64, i64)> = sqlx::query_as(query)
+                        .bind(since_ms)
+                        .bind(bucket_ms)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    counts.push(super::bucketed(rows, buckets));
+                }
+                let processed = counts.pop().unwrap_or_default();
+                let received = counts.pop().unwrap_or_default();
+                Ok(Activity {
+                    since_ms,
+                    bucket_ms,
+                    received,
+                    processed,
+                })
             })
         }))
     }
@@ -293,149 +340,132 @@ impl Backend for SqliteInbox {
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         let (query, params) = self.inner.sql.list(Dialect::Sqlite, filter);
         Box::pin(self.inner.conn.with("list", move |conn| {
-            let mut q = conn.prepare(&query)?;
-            let rows = q.query_map(params_from_iter(values(params)), record_from)?;
-            rows.collect()
+            Box::pin(async move {
+                let rows = bound(&query, params).fetch_all(&mut *conn).await?;
+                rows.iter().map(super::rows::record).collect()
+            })
         }))
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         let (id, sql) = (id.to_owned(), self.sql());
         Box::pin(self.inner.conn.with("get", move |conn| {
-            let mut q = conn.prepare_cached(&sql.get)?;
-            let rows = q.query_map(params![id], record_from)?;
-            rows.collect()
+            Box::pin(async move {
+                let rows = sqlx::query(&sql.get).bind(id).fetch_all(&mut *conn).await?;
+                rows.iter().map(super::rows::record).collect()
+            })
         }))
     }
 
     fn retry<'a>(&'a self, f: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
         let (f, sql) = (f.clone(), self.sql());
         Box::pin(self.inner.conn.with("retry", move |conn| {
-            let n = conn.execute(
-                &sql.revive,
-                params![
-                    f.id,
-                    f.dead,
-                    f.skipped,
-                    f.done,
-                    f.event_type,
-                    f.tenant,
-                    f.stale,
-                    f.handler,
-                    f.since_ms
-                ],
-            )?;
-            Ok(n as u64)
+            Box::pin(async move {
+                let done = sqlx::query(&sql.revive)
+                    .bind(f.id)
+                    .bind(f.dead)
+                    .bind(f.skipped)
+                    .bind(f.done)
+                    .bind(f.event_type)
+                    .bind(f.tenant)
+                    .bind(f.stale)
+                    .bind(f.handler)
+                    .bind(f.since_ms)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected())
+            })
         }))
     }
 
     fn prune<'a>(&'a self, f: &'a PruneFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
         let (ms, skipped, sql) = (crate::error::millis(f.older_than), f.skipped, self.sql());
         Box::pin(self.inner.conn.with("prune", move |conn| {
-            Ok(conn.execute(&sql.prune, params![ms, skipped])? as u64)
+            Box::pin(async move {
+                let done = sqlx::query(&sql.prune)
+                    .bind(ms)
+                    .bind(skipped)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected())
+            })
         }))
     }
 
     fn execute<'a>(&'a self, sql: &'a str) -> Option<BoxFuture<'a, Result<(), StoreError>>> {
         let sql = sql.to_owned();
-        Some(Box::pin(self.inner.conn.call("execute", move |slot| {
-            let conn = slot.conn()?;
-            let ran = conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .and_then(|()| conn.execute_batch(&sql))
-                .and_then(|()| conn.execute_batch("COMMIT"));
-            if let Err(e) = ran {
-                slot.settle();
-                return Err(slot.err("execute", &e));
-            }
-            Ok(())
+        Some(Box::pin(self.inner.conn.with("execute", move |conn| {
+            Box::pin(async move {
+                // An error drops the transaction (rolled back) and closes
+                // the connection.
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
+                tx.commit().await
+            })
         })))
     }
 
     fn lock_timeout(&self) -> Option<Duration> {
-        Some(self.inner.timeout)
+        Some(self.inner.busy)
     }
 }
 
-/// A worker's connection, on its own thread.
+/// A worker's connection, of its own.
 struct SqliteSession {
-    conn: SqliteConn,
+    conn: Owned,
     sql: Arc<InboxSql>,
 }
 
-fn job_from(row: &rusqlite::Row<'_>) -> Result<(String, Job), rusqlite::Error> {
-    Ok((
-        row.get(0)?,
-        Job {
-            tenant: row.get(1)?,
-            id: row.get(2)?,
-            event_type: row.get(3)?,
-            body: Bytes::from(row.get::<_, Vec<u8>>(4)?),
-            matched_secret: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
-            attempt: row.get::<_, i64>(6)?.try_into().unwrap_or(u32::MAX),
-            received_at_ms: row.get(7)?,
-            progress: row.get(8)?,
-            rerun: row.get(9)?,
-            trace: row.get(10)?,
-            stale: row.get::<_, i64>(11)? == 1,
-        },
-    ))
-}
-
-fn claim(
-    conn: &Connection,
-    sql: &InboxSql,
-    p: &ClaimParams<'_>,
-) -> Result<Claimed, rusqlite::Error> {
-    let claimed = if p.ordered {
-        conn.prepare_cached(&sql.claim)?.query_row(
-            params![
-                p.owner,
-                p.lease_ms,
-                p.max_attempts,
-                p.skip_stale,
-                p.dead_holds_key
-            ],
-            job_from,
-        )
-    } else {
-        conn.prepare_cached(&sql.claim_unordered)?
-            .query_row(params![p.owner, p.lease_ms, p.max_attempts], job_from)
-    }
-    .optional()?;
-    Ok(match claimed {
-        Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
-        Some((state, job)) if state == "stale" => Claimed::Stale(job),
-        Some((_, job)) => Claimed::Job(job),
-        None => Claimed::Idle {
-            due_in_ms: if p.ordered {
-                conn.query_row(&sql.next_due, params![p.dead_holds_key], |r| r.get(0))
-            } else {
-                conn.query_row(&sql.next_due_unordered, [], |r| r.get(0))
-            }
-            .optional()?,
-        },
-    })
-}
+/// The savepoint that marks the inbox's transaction: gone when the handler
+/// ended the transaction itself (`COMMIT`, `ROLLBACK`) or SQLite rolled it
+/// back (a full disk, an I/O error), so releasing it before the move to
+/// done tells.
+const SAVEPOINT: &str = "SAVEPOINT plugipay_webhook_inbox";
+const RELEASE: &str = "RELEASE plugipay_webhook_inbox";
 
 impl Session for SqliteSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
-        let (sql, owner) = (self.sql.clone(), p.owner.to_owned());
+        let sql = self.sql.clone();
+        let owner = p.owner.to_owned();
         let (lease_ms, max_attempts, ordered) = (p.lease_ms, p.max_attempts, p.ordered);
         let (skip_stale, dead_holds_key) = (p.skip_stale, p.dead_holds_key);
-        Box::pin(self.conn.with("claim", move |conn| {
-            claim(
-                conn,
-                &sql,
-                &ClaimParams {
-                    owner: &owner,
-                    lease_ms,
-                    max_attempts,
-                    ordered,
-                    skip_stale,
-                    dead_holds_key,
-                },
-            )
+        Box::pin(self.conn.call("claim", move |conn| {
+            Box::pin(async move {
+                let claimed = if ordered {
+                    sqlx::query(&sql.claim)
+                        .bind(owner)
+                        .bind(lease_ms)
+                        .bind(max_attempts)
+                        .bind(skip_stale)
+                        .bind(dead_holds_key)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                } else {
+                    sqlx::query(&sql.claim_unordered)
+                        .bind(owner)
+                        .bind(lease_ms)
+                        .bind(max_attempts)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                };
+                Ok(match claimed.as_ref().map(super::rows::job).transpose()? {
+                    Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
+                    Some((state, job)) if state == "stale" => Claimed::Stale(job),
+                    Some((_, job)) => Claimed::Job(job),
+                    None => Claimed::Idle {
+                        due_in_ms: if ordered {
+                            sqlx::query_scalar(&sql.next_due)
+                                .bind(dead_holds_key)
+                                .fetch_optional(&mut *conn)
+                                .await?
+                        } else {
+                            sqlx::query_scalar(&sql.next_due_unordered)
+                                .fetch_optional(&mut *conn)
+                                .await?
+                        },
+                    },
+                })
+            })
         }))
     }
 
@@ -459,23 +489,39 @@ impl Session for SqliteSession {
             i64::from(mv.refund),
             mv.progress.clone(),
         );
-        Box::pin(self.conn.with("transition", move |conn| {
-            let n = conn.prepare_cached(&sql.transition)?.execute(params![
-                tenant, id, ty, owner, to, due, error, refund, progress
-            ])?;
-            Ok(n == 1)
+        Box::pin(self.conn.call("transition", move |conn| {
+            Box::pin(async move {
+                let n = sqlx::query(&sql.transition)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(ty)
+                    .bind(owner)
+                    .bind(to)
+                    .bind(due)
+                    .bind(error)
+                    .bind(refund)
+                    .bind(progress)
+                    .execute(conn)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            })
         }))
     }
 
     fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<super::Peeked, StoreError>> {
         let sql = self.sql.clone();
         let (tenant, id, ty) = (job.tenant.clone(), job.id.clone(), job.event_type.clone());
-        Box::pin(self.conn.with("peek", move |conn| {
-            conn.query_row(&sql.peek, params![tenant, id, ty], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        Box::pin(self.conn.call("peek", move |conn| {
+            Box::pin(async move {
+                let found: Option<(String, Option<String>)> = sqlx::query_as(&sql.peek)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(ty)
+                    .fetch_optional(conn)
+                    .await?;
+                Ok(found.map(|(s, o)| (State::from_name(&s).unwrap_or(State::Pending), o)))
             })
-            .optional()
-            .map(|found| found.map(|(s, o)| (State::from_name(&s).unwrap_or(State::Pending), o)))
         }))
     }
 
@@ -483,6 +529,8 @@ impl Session for SqliteSession {
         Some(self)
     }
 }
+
+type Manager = <Sqlite as Database>::TransactionManager;
 
 impl TxConn for SqliteSession {
     fn begin<'a>(
@@ -497,31 +545,36 @@ impl TxConn for SqliteSession {
             job.event_type.clone(),
             owner.to_owned(),
         );
-        Box::pin(self.conn.call("begin", move |slot| {
-            let conn = slot.conn()?;
-            conn.execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| slot.err("begin", &e))?;
-            let conn = slot.conn()?;
-            let held = conn
-                .query_row(&sql.lock, params![tenant, id, ty, owner], |_| Ok(()))
-                .optional();
-            match held {
-                Ok(Some(())) => Ok(Begun::Locked),
-                Ok(None) => {
-                    slot.settle();
-                    Ok(Begun::LostLease)
-                }
-                Err(e) => {
-                    let e = slot.err("begin", &e);
-                    slot.settle();
-                    Err(e)
-                }
+        Box::pin(async move {
+            // Begun through sqlx's transaction manager: a handler's own
+            // `conn.begin()` then nests as a savepoint.
+            let held = self
+                .conn
+                .call("begin", move |conn| {
+                    Box::pin(async move {
+                        Manager::begin(conn, Some("BEGIN IMMEDIATE".into())).await?;
+                        sqlx::Executor::execute(&mut *conn, SAVEPOINT).await?;
+                        sqlx::query(&sql.lock)
+                            .bind(tenant)
+                            .bind(id)
+                            .bind(ty)
+                            .bind(owner)
+                            .fetch_optional(&mut *conn)
+                            .await
+                    })
+                })
+                .await?;
+            if held.is_some() {
+                return Ok(Begun::Locked);
             }
-        }))
+            self.rollback().await?;
+            Ok(Begun::LostLease)
+        })
     }
 
     fn handle(&mut self) -> Tx<'_> {
-        Tx::sqlite_on(&self.conn)
+        // begin() opened it; only a discard in between takes it away.
+        Tx::sqlite_on(self.conn.current())
     }
 
     fn commit_done<'a>(
@@ -530,7 +583,7 @@ impl TxConn for SqliteSession {
         owner: &'a str,
         progress: &'a str,
         last: bool,
-    ) -> BoxFuture<'a, Committed> {
+    ) -> BoxFuture<'a, TxEnd> {
         let sql = self.sql.clone();
         let progress = progress.to_owned();
         let (tenant, id, ty, owner) = (
@@ -542,49 +595,77 @@ impl TxConn for SqliteSession {
         Box::pin(async move {
             let ended = self
                 .conn
-                .call("commit", move |slot| {
-                    if !slot.in_transaction() {
-                        return Ok(Committed::RolledBack(
-                            "the handler ended the inbox's transaction itself (COMMIT or ROLLBACK): \
-                             the event is not marked done"
-                                .to_owned(),
-                        ));
-                    }
-                    let conn = slot.conn()?;
-                    let moved = conn.execute(&sql.done_in_tx, params![tenant, id, ty, owner, progress, last]);
-                    let end = match moved {
-                        Err(e) => Committed::RolledBack(slot.err("move to done", &e).to_string()),
-                        Ok(0) => Committed::LostLease,
-                        Ok(_) => match conn.execute_batch("COMMIT") {
-                            Ok(()) if conn.is_autocommit() => return Ok(Committed::Done),
-                            Ok(()) => Committed::Unknown("still in a transaction after COMMIT".into()),
-                            Err(e) => Committed::RolledBack(slot.err("commit", &e).to_string()),
-                        },
-                    };
-                    slot.settle();
-                    Ok(end)
+                .call("commit", move |conn| {
+                    Box::pin(async move {
+                        let released = sqlx::Executor::execute(&mut *conn, RELEASE).await;
+                        if released.is_err() {
+                            return Ok(Err(TxEnd::Failed(
+                                "the handler ended the inbox's transaction itself (COMMIT or \
+                                 ROLLBACK): the event is not marked done"
+                                    .to_owned(),
+                            )));
+                        }
+                        let moved = sqlx::query(&sql.done_in_tx)
+                            .bind(tenant)
+                            .bind(id)
+                            .bind(ty)
+                            .bind(owner)
+                            .bind(progress)
+                            .bind(last)
+                            .execute(&mut *conn)
+                            .await;
+                        Ok(match moved {
+                            Err(e) => Err(TxEnd::Failed(
+                                conn::err("sqlite inbox move to done", &e).to_string(),
+                            )),
+                            Ok(r) if r.rows_affected() == 0 => Err(TxEnd::LostLease),
+                            // A COMMIT that fails leaves the transaction
+                            // open (busy) or rolled back (I/O): rolled back
+                            // below either way.
+                            Ok(_) => Manager::commit(conn).await.map_err(|e| {
+                                TxEnd::Failed(conn::err("sqlite inbox commit", &e).to_string())
+                            }),
+                        })
+                    })
                 })
                 .await;
             match ended {
-                Ok(end) => end,
-                Err(e) => {
-                    // Timed out: the job still runs to its end on the
-                    // thread; whatever it leaves is rolled back next.
-                    self.conn.settle();
-                    Committed::Unknown(e.to_string())
+                Ok(Ok(())) => TxEnd::Done,
+                Ok(Err(end)) => {
+                    // Rolled back — or, when that fails (SQLite or the
+                    // handler ended the transaction already, and sqlx's
+                    // count of it is wrong), the connection thrown away.
+                    if self.rollback().await.is_err() {
+                        self.conn.discard();
+                    }
+                    end
                 }
+                // Timed out (the connection was thrown away): whether the
+                // COMMIT took effect is unknown.
+                Err(e) => TxEnd::Unknown(e.to_string()),
             }
         })
     }
 
     fn rollback(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.conn.call("rollback", |slot| {
-            slot.settle();
-            Ok(())
-        }))
+        Box::pin(async move {
+            if self.conn.current().is_none() {
+                return Ok(());
+            }
+            self.conn
+                .call("rollback", |conn| {
+                    Box::pin(async move {
+                        while sqlx::Connection::is_in_transaction(conn) {
+                            Manager::rollback(conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+        })
     }
 
     fn discard(&mut self) {
-        self.conn.settle();
+        self.conn.discard();
     }
 }

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
@@ -20,7 +19,6 @@ use super::{Backend, Inserted, NewEvent, Param, Session};
 use crate::conn::pg::{self, execute_locked, PgConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::State;
-use crate::inbox::progress::Progress;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
     Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
@@ -275,7 +273,7 @@ impl PostgresInbox {
             let rows = query.fetch_all(&mut *c).await.map_err(e)?;
             let records = rows
                 .iter()
-                .map(record_from)
+                .map(super::rows::record)
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
             c.finish().await?;
@@ -295,29 +293,6 @@ impl PostgresInbox {
             .execute(c)
             .await;
     }
-}
-
-/// A record, from a row of `RECORD_COLUMNS`.
-fn record_from(row: &PgRow) -> Result<Record, sqlx::Error> {
-    Ok(Record {
-        tenant: row.try_get("tenant")?,
-        id: row.try_get("event_id")?,
-        event_type: row.try_get("event_type")?,
-        state: State::from_name(row.try_get("state")?).unwrap_or(State::Pending),
-        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
-        received_at_ms: row.try_get("received_at")?,
-        next_attempt_at_ms: row.try_get("due_at")?,
-        updated_at_ms: row.try_get("updated_at")?,
-        last_error: row.try_get("last_error")?,
-        account_id: row.try_get("account_id")?,
-        occurred_at: row.try_get("occurred_at")?,
-        body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
-        signature: row.try_get("signature")?,
-        matched_secret: usize::try_from(row.try_get::<i64, _>("matched_secret")?).unwrap_or(0),
-        object_id: row.try_get("object_id")?,
-        order_key: row.try_get("order_key")?,
-        handlers: Progress::parse(row.try_get::<Option<&str>, _>("handlers")?).0,
-    })
 }
 
 /// A statement's `$n` parameters from a built query's values.

@@ -4,37 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Database, Postgres, TransactionManager};
 
-use super::super::{Begun, ClaimParams, Claimed, Committed, Job, Peeked, Session, TxConn};
+use super::super::{Begun, ClaimParams, Claimed, Job, Peeked, Session, TxConn, TxEnd};
 use crate::conn::pg::{self, sqlstate};
 use crate::error::{bounded, BoxFuture, StoreError};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
 use crate::tx::Tx;
 
-/// The claimed row's state and job, from a row of `JOB_COLUMNS`, stale.
-fn job_from(row: &PgRow) -> Result<(String, Job), sqlx::Error> {
-    Ok((
-        row.try_get(0)?,
-        Job {
-            tenant: row.try_get(1)?,
-            id: row.try_get(2)?,
-            event_type: row.try_get(3)?,
-            body: Bytes::from(row.try_get::<Vec<u8>, _>(4)?),
-            matched_secret: usize::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
-            attempt: u32::try_from(row.try_get::<i32, _>(6)?).unwrap_or(u32::MAX),
-            received_at_ms: row.try_get(7)?,
-            progress: row.try_get(8)?,
-            rerun: row.try_get(9)?,
-            trace: row.try_get(10)?,
-            stale: row.try_get::<i32, _>(11)? == 1,
-        },
-    ))
-}
+type Manager = <Postgres as Database>::TransactionManager;
 
+/// The claimed row's state and job, from a row of `JOB_COLUMNS`, stale.
 /// How a worker plans the inbox's statements: the claim and the next due
 /// time take rows in due order, and without these settings their plan
 /// depends on the table's statistics, which lag behind a burst. Measured: a
@@ -176,7 +158,7 @@ impl PgSession {
                 return Err(e);
             }
         };
-        let out = match claimed.as_ref().map(job_from).transpose() {
+        let out = match claimed.as_ref().map(super::super::rows::job).transpose() {
             Ok(Some(job)) => Ok(Some(job)),
             Ok(None) => {
                 // No row (nothing open) or a NULL: nothing is due.
@@ -348,7 +330,11 @@ impl TxConn for PgSession {
             let result = bounded(timeout, "postgres inbox begin", async {
                 let c = self.connection().await?;
                 let begin = if persistent { BEGIN_AS_USUAL } else { "BEGIN" };
-                sqlx::Executor::execute(&mut *c, begin)
+                // Through sqlx's transaction manager: the handler's own
+                // `conn.begin()` (repository code often opens one) then
+                // nests as a savepoint instead of committing the inbox's
+                // transaction early.
+                Manager::begin(&mut *c, Some(begin.into()))
                     .await
                     .map_err(|e| inbox_err("begin", &e))?;
                 sqlx::query_scalar::<_, i64>(&sql.lock)
@@ -393,7 +379,7 @@ impl TxConn for PgSession {
         owner: &'a str,
         progress: &'a str,
         last: bool,
-    ) -> BoxFuture<'a, Committed> {
+    ) -> BoxFuture<'a, TxEnd> {
         Box::pin(async move {
             let sql = self.sql.clone();
             let persistent = self.persistent;
@@ -418,7 +404,15 @@ impl TxConn for PgSession {
                     // The connection itself failed: no COMMIT to send.
                     return Ok((moved, Ok(())));
                 }
-                let committed = sqlx::Executor::execute(&mut *c, "COMMIT").await.map(drop);
+                // COMMIT of an aborted transaction rolls it back (no error):
+                // either way sqlx's count of open transactions is right.
+                let committed = Manager::commit(&mut *c).await;
+                if matches!(&committed, Err(e) if sqlstate(e).is_some()) {
+                    // Refused (a deferred constraint): the server ended the
+                    // transaction; sqlx's count is set right by a ROLLBACK
+                    // (outside a transaction only a warning).
+                    let _ = Manager::rollback(&mut *c).await;
+                }
                 Ok((moved, committed))
             })
             .await;
@@ -426,36 +420,36 @@ impl TxConn for PgSession {
                 Ok(r) => r,
                 Err(e) => {
                     self.discard();
-                    return Committed::Unknown(e.to_string());
+                    return TxEnd::Unknown(e.to_string());
                 }
             };
             match (moved, committed) {
-                (Ok(_), Ok(())) => Committed::Done,
+                (Ok(_), Ok(())) => TxEnd::Done,
                 (Err(e), Ok(())) => match sqlstate(&e).as_deref() {
                     // Nothing to move: the lease is someone else's, or the
                     // handler ended the transaction itself.
-                    Some("22012") => Committed::LostLease,
-                    Some("25P02") => Committed::RolledBack(
+                    Some("22012") => TxEnd::LostLease,
+                    Some("25P02") => TxEnd::Failed(
                         "a statement of the handler failed (its error was ignored), which aborted \
                          the transaction: rolled back"
                             .to_owned(),
                     ),
-                    Some(_) => Committed::RolledBack(inbox_err("move to done", &e).to_string()),
+                    Some(_) => TxEnd::Failed(inbox_err("move to done", &e).to_string()),
                     None => {
                         let why = inbox_err("move to done", &e).to_string();
                         self.discard();
-                        Committed::Unknown(why)
+                        TxEnd::Unknown(why)
                     }
                 },
                 (_, Err(e)) if sqlstate(&e).is_some() => {
                     // The server refused the COMMIT (a deferred constraint,
                     // a serialization failure): the transaction is gone.
-                    Committed::RolledBack(inbox_err("commit", &e).to_string())
+                    TxEnd::Failed(inbox_err("commit", &e).to_string())
                 }
                 (_, Err(e)) => {
                     let why = inbox_err("commit", &e).to_string();
                     self.discard();
-                    Committed::Unknown(why)
+                    TxEnd::Unknown(why)
                 }
             }
         })
@@ -468,10 +462,13 @@ impl TxConn for PgSession {
                 return Ok(());
             };
             bounded(timeout, "postgres inbox rollback", async {
-                sqlx::Executor::execute(c, "ROLLBACK")
-                    .await
-                    .map(drop)
-                    .map_err(|e| inbox_err("rollback", &e))
+                // Savepoints the handler left open, then the transaction.
+                while sqlx::Connection::is_in_transaction(&*c) {
+                    Manager::rollback(&mut *c)
+                        .await
+                        .map_err(|e| inbox_err("rollback", &e))?;
+                }
+                Ok(())
             })
             .await
         })

@@ -1,0 +1,80 @@
+//! The row shapes both SQL backends read, decoded once: a [`Record`] from
+//! the columns the listings select (by name), a claimed [`Job`] from the
+//! claim's `RETURNING` list (by position). The same code on PostgreSQL and
+//! SQLite: integers are read as the narrowest type both store them in
+//! (`attempts` is `INTEGER` — 32 bits — on PostgreSQL).
+
+use bytes::Bytes;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::Job;
+use crate::inbox::machine::State;
+use crate::inbox::progress::Progress;
+use crate::inbox::types::Record;
+
+/// A record, from a row of the listing's columns. An attempt count or a
+/// secret index out of range reads as 0 (never a panic on a hand-edited row).
+pub(crate) fn record<R>(row: &R) -> Result<Record, sqlx::Error>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: String = row.try_get("state")?;
+    Ok(Record {
+        tenant: row.try_get("tenant")?,
+        id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        state: State::from_name(&state).unwrap_or(State::Pending),
+        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        received_at_ms: row.try_get("received_at")?,
+        next_attempt_at_ms: row.try_get("due_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+        last_error: row.try_get("last_error")?,
+        account_id: row.try_get("account_id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
+        signature: row.try_get("signature")?,
+        matched_secret: usize::try_from(row.try_get::<i64, _>("matched_secret")?).unwrap_or(0),
+        object_id: row.try_get("object_id")?,
+        order_key: row.try_get("order_key")?,
+        handlers: Progress::parse(row.try_get::<Option<String>, _>("handlers")?.as_deref()).0,
+    })
+}
+
+/// The state a claim left and the job, from its `RETURNING` list: state,
+/// tenant, event_id, event_type, body, matched_secret, attempts,
+/// received_at, handlers, rerun, trace, stale (1 or 0). An attempt number
+/// out of range reads as `u32::MAX` (exhausted, never run again).
+pub(crate) fn job<R>(row: &R) -> Result<(String, Job), sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        row.try_get(0)?,
+        Job {
+            tenant: row.try_get(1)?,
+            id: row.try_get(2)?,
+            event_type: row.try_get(3)?,
+            body: Bytes::from(row.try_get::<Vec<u8>, _>(4)?),
+            matched_secret: usize::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
+            attempt: u32::try_from(row.try_get::<i32, _>(6)?).unwrap_or(u32::MAX),
+            received_at_ms: row.try_get(7)?,
+            progress: row.try_get(8)?,
+            rerun: row.try_get(9)?,
+            trace: row.try_get(10)?,
+            stale: row.try_get::<i32, _>(11)? == 1,
+        },
+    ))
+}
