@@ -48,22 +48,6 @@ impl Dialect {
         }
     }
 
-    /// The current time, in milliseconds since the epoch, on the server.
-    pub(crate) fn now(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
-            Dialect::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
-        }
-    }
-
-    /// The type of raw bytes.
-    pub(crate) fn blob(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "BLOB",
-            Dialect::Postgres => "BYTEA",
-        }
-    }
-
     /// Whether a table exists: one row with 1 if so; `$1`/`?1` is its name.
     pub(crate) fn table_exists(self) -> &'static str {
         match self {
@@ -75,8 +59,12 @@ impl Dialect {
     }
 }
 
-/// The table recording each table's schema version.
-pub(crate) const SCHEMA_TABLE: &str = "plugipay_webhook_schema";
+/// A statement file's text for `table`: `{table}` stands for its name (a
+/// name [`check_table`] accepted: letters, digits, underscores — nothing to
+/// escape inside the double quotes around it).
+pub(crate) fn on_table(sql: &str, table: &str) -> String {
+    sql.replace("{table}", table)
+}
 
 /// A table's schema and how to bring an older one forward.
 #[derive(Debug, Clone)]
@@ -92,21 +80,23 @@ pub(crate) struct Schema {
 }
 
 impl Schema {
-    /// Creates the version table if needed; the statements that read a
-    /// table's version, and that record it.
+    /// Creates the version table (`plugipay_webhook_schema`, one row per
+    /// table: its name and version) if needed; the statements that read a
+    /// table's version, and that record it (`sql/schema/<dialect>/`).
     pub(crate) fn bookkeeping(d: Dialect) -> (String, String, String) {
-        (
-            format!(
-                "CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+        let (ensure, read, record) = match d {
+            Dialect::Postgres => (
+                include_str!("../sql/schema/postgres/ensure.sql"),
+                include_str!("../sql/schema/postgres/read.sql"),
+                include_str!("../sql/schema/postgres/record.sql"),
             ),
-            format!("SELECT version FROM {SCHEMA_TABLE} WHERE name = {}", d.p(1)),
-            format!(
-                "INSERT INTO {SCHEMA_TABLE} (name, version) VALUES ({}, {})
-                 ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                d.p(1),
-                d.p(2)
+            Dialect::Sqlite => (
+                include_str!("../sql/schema/sqlite/ensure.sql"),
+                include_str!("../sql/schema/sqlite/read.sql"),
+                include_str!("../sql/schema/sqlite/record.sql"),
             ),
-        )
+        };
+        (ensure.to_owned(), read.to_owned(), record.to_owned())
     }
 
     /// What to run, given the recorded version (`None`: none recorded) and

@@ -1,4 +1,7 @@
-//! The de-duplication stores' SQL, for both dialects.
+//! The de-duplication stores' SQL: each statement in a file of its own per
+//! dialect, `sql/dedup/postgres/` and `sql/dedup/sqlite/` (`"{table}"`
+//! stands for the table), the schema this release makes (`create.sql`,
+//! version 2) and the numbered migrations from earlier releases.
 
 use crate::sql::{Dialect, Schema};
 
@@ -16,84 +19,57 @@ pub(crate) struct Statements {
     pub(crate) purge: String,
 }
 
-/// Identifiers are double-quoted (both dialects): the table name is checked
-/// by [`check_table`](crate::sql::check_table), so it holds no quote.
-pub(crate) fn statements(table: &str, d: Dialect) -> Statements {
-    let p = |n| d.p(n);
-    let now = d.now();
-    let index = format!("\"{table}_expires_at\"");
-    let t = format!("\"{table}\"");
-    let key = format!(
-        "tenant = {} AND event_id = {} AND event_type = {}",
-        p(1),
-        p(2),
-        p(3)
-    );
-    let columns = "tenant TEXT NOT NULL DEFAULT '',
-                event_id TEXT NOT NULL,
-                event_type TEXT NOT NULL,
-                state TEXT NOT NULL,
-                owner TEXT,
-                expires_at BIGINT NOT NULL,
-                PRIMARY KEY (tenant, event_id, event_type)";
-    let create_index = format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);");
-    // Version 1 keyed on (event_id, event_type): every record it holds is
-    // a tenant-less one.
-    let upgrade_1_to_2 = match d {
-        Dialect::Postgres => format!(
-            "ALTER TABLE {t} ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
-             ALTER TABLE {t} DROP CONSTRAINT \"{table}_pkey\";
-             ALTER TABLE {t} ADD PRIMARY KEY (tenant, event_id, event_type);"
-        ),
-        Dialect::Sqlite => format!(
-            "ALTER TABLE {t} RENAME TO \"{table}__v1\";
-             CREATE TABLE {t} ({columns});
-             INSERT INTO {t} (tenant, event_id, event_type, state, owner, expires_at)
-                SELECT '', event_id, event_type, state, owner, expires_at FROM \"{table}__v1\";
-             DROP TABLE \"{table}__v1\";
-             {create_index}"
-        ),
+macro_rules! file {
+    ($dialect:literal, $name:literal) => {
+        include_str!(concat!("../../sql/dedup/", $dialect, "/", $name, ".sql"))
     };
+}
+
+/// The statement files of one dialect: create, migrations, claim, state,
+/// complete, release, extend, purge.
+type Files = (&'static str, &'static [&'static str], [&'static str; 6]);
+
+macro_rules! files {
+    ($dialect:literal) => {
+        (
+            file!($dialect, "create"),
+            &[file!($dialect, "migrations/002")],
+            [
+                file!($dialect, "claim"),
+                file!($dialect, "state"),
+                file!($dialect, "complete"),
+                file!($dialect, "release"),
+                file!($dialect, "extend"),
+                file!($dialect, "purge"),
+            ],
+        )
+    };
+}
+
+const POSTGRES: Files = files!("postgres");
+const SQLITE: Files = files!("sqlite");
+
+/// The statements for `table` (a name [`check_table`](crate::sql::check_table)
+/// accepted) in dialect `d`.
+pub(crate) fn statements(table: &str, d: Dialect) -> Statements {
+    let (create, migrations, [claim, state, complete, release, extend, purge]) = match d {
+        Dialect::Postgres => POSTGRES,
+        Dialect::Sqlite => SQLITE,
+    };
+    let on = |sql: &str| crate::sql::on_table(sql, table);
     Statements {
         schema: Schema {
             table: table.to_owned(),
-            version: 2,
-            create: format!("CREATE TABLE IF NOT EXISTS {t} ({columns}); {create_index}"),
-            upgrades: vec![upgrade_1_to_2],
+            version: 1 + i64::try_from(migrations.len()).expect("a few migrations"),
+            create: on(create),
+            upgrades: migrations.iter().map(|m| on(m)).collect(),
         },
-        // Insert a claim, or take over an expired record; RETURNING tells
-        // whether this statement won.
-        claim: format!(
-            "INSERT INTO {t} AS t (tenant, event_id, event_type, state, owner, expires_at)
-             VALUES ({}, {}, {}, 'claimed', {}, {now} + {})
-             ON CONFLICT (tenant, event_id, event_type) DO UPDATE
-                SET state = 'claimed', owner = excluded.owner, expires_at = excluded.expires_at
-                WHERE t.expires_at <= {now}
-             RETURNING owner",
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5)
-        ),
-        state: format!("SELECT state FROM {t} WHERE {key} AND expires_at > {now}"),
-        complete: format!(
-            "UPDATE {t} SET state = 'done', owner = NULL, expires_at = {now} + {}
-             WHERE {key} AND owner = {} AND state = 'claimed'",
-            p(5),
-            p(4)
-        ),
-        release: format!(
-            "DELETE FROM {t} WHERE {key} AND owner = {} AND state = 'claimed'",
-            p(4)
-        ),
-        extend: format!(
-            "UPDATE {t} SET expires_at = {now} + {}
-             WHERE {key} AND owner = {} AND state = 'claimed'",
-            p(5),
-            p(4)
-        ),
-        purge: format!("DELETE FROM {t} WHERE expires_at <= {now}"),
+        claim: on(claim),
+        state: on(state),
+        complete: on(complete),
+        release: on(release),
+        extend: on(extend),
+        purge: on(purge),
     }
 }
 

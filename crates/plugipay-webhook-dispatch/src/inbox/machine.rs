@@ -240,8 +240,9 @@ pub(crate) fn next(from: State, on: Transition) -> Option<Option<State>> {
     r.from.contains(&from).then_some(r.to)
 }
 
-/// `'a', 'b'`: the `from` states of `on`, as SQL string literals.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// `'a', 'b'`: the `from` states of `on`, as SQL string literals (what the
+/// statement files must hold: checked by `inbox::sql`'s tests).
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
 pub(crate) fn from_list(on: Transition) -> String {
     rule(on)
         .from
@@ -251,7 +252,9 @@ pub(crate) fn from_list(on: Transition) -> String {
         .join(", ")
 }
 
-/// The one state every owned transition starts from.
+/// The one state every owned transition starts from (the Lua scripts'; the
+/// SQL files' are checked against it).
+#[cfg(any(test, feature = "redis"))]
 pub(crate) fn owned_from() -> State {
     let mut owned = RULES.iter().filter(|r| r.owned);
     let first = owned.next().expect("owned transitions").from;
@@ -339,6 +342,7 @@ impl Move {
 pub(crate) const EXHAUSTED_RUNNING: &str =
     "attempts exhausted: the worker did not finish (crash or kill)";
 /// The same, for a pending event (the maximum was lowered since).
+#[cfg(any(test, feature = "redis"))]
 pub(crate) const EXHAUSTED_PENDING: &str = "attempts exhausted";
 
 /// The table as Markdown (`docs/inbox.md` holds it; a test keeps them equal).

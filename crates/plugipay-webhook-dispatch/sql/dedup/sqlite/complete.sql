@@ -1,0 +1,3 @@
+-- ?1 tenant, ?2 id, ?3 type, ?4 owner, ?5 retention ms -> a row when done.
+UPDATE "{table}" SET state = 'done', owner = NULL, expires_at = (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) + ?5
+  WHERE tenant = ?1 AND event_id = ?2 AND event_type = ?3 AND owner = ?4 AND state = 'claimed'

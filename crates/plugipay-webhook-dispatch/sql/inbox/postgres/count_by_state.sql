@@ -1,0 +1,2 @@
+-- Events per state.
+SELECT state, COUNT(*) FROM "{table}" GROUP BY state
