@@ -11,12 +11,12 @@
 //! once the statement it was running ends.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 
@@ -65,16 +65,15 @@ pub(crate) fn options(
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
 }
 
-/// Opens a pool of one connection on `path` (the shared calls queue on it,
-/// as they would on SQLite's write lock anyway); fails now, with the
+/// Opens a connection on `path` with [`options`]; fails now, with the
 /// reason, when the file cannot be opened.
-pub(crate) async fn pool(
+pub(crate) async fn open(
     path: &Path,
     busy: Duration,
     full_sync: bool,
     create: bool,
     what: &str,
-) -> Result<SqlitePool, StoreError> {
+) -> Result<(SqliteConnection, SqliteConnectOptions), StoreError> {
     if !create && !path.exists() {
         return Err(StoreError::new(format!(
             "{what}: {} does not exist",
@@ -82,18 +81,10 @@ pub(crate) async fn pool(
         )));
     }
     let options = options(path, busy, full_sync, create);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(busy)
-        // The connection stays open for the life of the pool (reopening
-        // would redo the pragmas; a file has no server to time out).
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
-        .connect_with(options)
+    let conn = SqliteConnection::connect_with(&options)
         .await
-        .map_err(|e| err(&format!("{what} open {}", path.display()), &e))
+        .map_err(|e| err(&format!("{what} open {}", path.display()), &e))?;
+    Ok((conn, options))
 }
 
 /// What the family needs of an application's pool: a database on a file
@@ -138,11 +129,26 @@ impl Drop for Lease {
     }
 }
 
-/// The shared calls' connections: a pool, every call bounded by the store
-/// timeout. Cheap to clone.
+/// Where the shared calls' connection comes from.
+#[derive(Clone)]
+enum Source {
+    /// The application's pool (`from_pool`).
+    Pool(SqlitePool),
+    /// Opened from a path: one connection of the store's own, the calls
+    /// queueing for it in turn (as they would for SQLite's write lock
+    /// anyway) — a pool's acquire and release on every call cost a fifth
+    /// of the receiving rate.
+    Own(Arc<tokio::sync::Mutex<Option<SqliteConnection>>>),
+}
+
+/// The shared calls' connections, every call bounded by the store timeout.
+/// Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SqliteConn {
-    pool: SqlitePool,
+    source: Source,
+    /// What another connection is made with (a worker's, or this one's
+    /// again after it was thrown away).
+    options: SqliteConnectOptions,
     timeout: Duration,
     what: String,
 }
@@ -156,17 +162,65 @@ impl std::fmt::Debug for SqliteConn {
 }
 
 impl SqliteConn {
-    pub(crate) fn new(pool: SqlitePool, timeout: Duration, what: &str) -> SqliteConn {
+    /// On the application's pool.
+    pub(crate) fn pooled(pool: SqlitePool, timeout: Duration, what: &str) -> SqliteConn {
         SqliteConn {
-            pool,
+            options: (*pool.connect_options()).clone(),
+            source: Source::Pool(pool),
             timeout,
             what: what.to_owned(),
         }
     }
 
-    /// Runs `f` on a connection of the pool, bounded by the store timeout
-    /// (waiting for a connection included); an error is named after
-    /// `what`.
+    /// On a connection of its own (made with `options`).
+    pub(crate) fn own(
+        conn: SqliteConnection,
+        options: SqliteConnectOptions,
+        timeout: Duration,
+        what: &str,
+    ) -> SqliteConn {
+        SqliteConn {
+            source: Source::Own(Arc::new(tokio::sync::Mutex::new(Some(conn)))),
+            options,
+            timeout,
+            what: what.to_owned(),
+        }
+    }
+
+    /// The store timeout every call is bounded by.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// What the connections are made with.
+    pub(crate) fn options(&self) -> &SqliteConnectOptions {
+        &self.options
+    }
+
+    /// Brings `schema` forward (unbounded: an upgrade may take a while),
+    /// on a connection of the source.
+    pub(crate) async fn ensure(&self, schema: &Schema) -> Result<(), StoreError> {
+        match &self.source {
+            Source::Pool(pool) => {
+                let mut conn = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| err(&format!("{} connect", self.what), &e))?;
+                ensure_schema(&mut conn, schema, &self.what).await
+            }
+            Source::Own(slot) => {
+                let mut slot = slot.lock().await;
+                let conn = slot.as_mut().expect("opened with its connection");
+                ensure_schema(conn, schema, &self.what).await
+            }
+        }
+    }
+
+    /// Runs `f` on the connection, bounded by the store timeout (waiting
+    /// for the connection included); an error is named after `what`. A
+    /// call that fails or is dropped mid-statement (timed out) never gives
+    /// its connection back: it is closed once its statement ends, and the
+    /// next call opens another.
     pub(crate) async fn with<R>(
         &self,
         what: &str,
@@ -174,14 +228,32 @@ impl SqliteConn {
     ) -> Result<R, StoreError> {
         let name = format!("{} {what}", self.what);
         bounded(self.timeout, &name, async {
-            let mut lease = Lease {
-                conn: Some(self.pool.acquire().await.map_err(|e| err(&name, &e))?),
-            };
-            let conn = lease.conn.as_mut().expect("a lease holds its connection");
-            let r = f(conn).await.map_err(|e| err(&name, &e))?;
-            // Succeeded: back to the pool.
-            drop(lease.conn.take());
-            Ok(r)
+            match &self.source {
+                Source::Pool(pool) => {
+                    let mut lease = Lease {
+                        conn: Some(pool.acquire().await.map_err(|e| err(&name, &e))?),
+                    };
+                    let conn = lease.conn.as_mut().expect("a lease holds its connection");
+                    let r = f(conn).await.map_err(|e| err(&name, &e))?;
+                    // Succeeded: back to the pool.
+                    drop(lease.conn.take());
+                    Ok(r)
+                }
+                Source::Own(slot) => {
+                    let mut slot = slot.lock().await;
+                    // Taken out while the call runs: dropped mid-statement,
+                    // it is closed, and the slot stays empty.
+                    let mut conn = match slot.take() {
+                        Some(conn) => conn,
+                        None => SqliteConnection::connect_with(&self.options)
+                            .await
+                            .map_err(|e| err(&format!("{name} connect"), &e))?,
+                    };
+                    let r = f(&mut conn).await.map_err(|e| err(&name, &e))?;
+                    *slot = Some(conn);
+                    Ok(r)
+                }
+            }
         })
         .await
     }

@@ -9,7 +9,7 @@ use sqlx::sqlite::SqlitePool;
 
 use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use super::{Claim, DedupStore, EventKey};
-use crate::conn::sqlite::{self as conn, ensure_schema, SqliteConn};
+use crate::conn::sqlite::{self as conn, SqliteConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::sql::Dialect;
 use crate::token::ClaimToken;
@@ -76,8 +76,10 @@ impl SqliteStoreBuilder {
     /// table of an earlier release forward.
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         crate::sql::check_table(&self.table)?;
-        let pool = conn::pool(&self.path, self.timeout, false, true, "sqlite store").await?;
-        SqliteStore::on(pool, self.path, &self.table, self.timeout).await
+        let (first, options) =
+            conn::open(&self.path, self.timeout, false, true, "sqlite store").await?;
+        let conn = SqliteConn::own(first, options, self.timeout, "sqlite store");
+        SqliteStore::on(conn, self.path, &self.table).await
     }
 }
 
@@ -115,25 +117,16 @@ impl SqliteStore {
         crate::sql::check_table(name)?;
         conn::check_pool(&pool, "sqlite store").await?;
         let path = pool.connect_options().get_filename().to_path_buf();
-        SqliteStore::on(pool, path, name, DEFAULT_STORE_TIMEOUT).await
+        let conn = SqliteConn::pooled(pool, DEFAULT_STORE_TIMEOUT, "sqlite store");
+        SqliteStore::on(conn, path, name).await
     }
 
-    async fn on(
-        pool: SqlitePool,
-        path: PathBuf,
-        table: &str,
-        timeout: Duration,
-    ) -> Result<SqliteStore, StoreError> {
+    async fn on(conn: SqliteConn, path: PathBuf, table: &str) -> Result<SqliteStore, StoreError> {
         let sql = sql::statements(table, Dialect::Sqlite);
-        let mut first = pool
-            .acquire()
-            .await
-            .map_err(|e| conn::err("sqlite store connect", &e))?;
-        ensure_schema(&mut first, &sql.schema, "sqlite store").await?;
-        drop(first);
+        conn.ensure(&sql.schema).await?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                conn: SqliteConn::new(pool, timeout, "sqlite store"),
+                conn,
                 sql,
                 path,
                 claims: AtomicU64::new(0),

@@ -294,4 +294,19 @@ mod tests {
             assert_eq!(s.schema.version, 5);
         }
     }
+
+    /// SQLite: the move to done releases the very savepoint BEGIN sets.
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite_releases_the_savepoint_its_begin_sets() {
+        let s = InboxSql::new("t", Dialect::Sqlite);
+        let begin = crate::inbox::backend::sqlite::BEGIN;
+        let name = begin.rsplit(' ').next().expect("a savepoint name");
+        assert!(begin.contains(&format!("SAVEPOINT {name}")));
+        assert!(
+            s.done_in_tx.contains(&format!("RELEASE {name};")),
+            "{}",
+            s.done_in_tx
+        );
+    }
 }

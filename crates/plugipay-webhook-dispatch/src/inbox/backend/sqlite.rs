@@ -16,7 +16,7 @@ use sqlx::{Database, Sqlite, TransactionManager};
 use super::{
     Backend, Begun, ClaimParams, Claimed, Inserted, Job, NewEvent, Param, Session, TxConn, TxEnd,
 };
-use crate::conn::sqlite::{self as conn, ensure_schema, Owned, SqliteConn};
+use crate::conn::sqlite::{self as conn, Owned, SqliteConn};
 use crate::error::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
@@ -106,8 +106,10 @@ impl SqliteInboxBuilder {
     /// forward.
     pub async fn open(self) -> Result<SqliteInbox, StoreError> {
         crate::sql::check_table(&self.table)?;
-        let pool = conn::pool(&self.path, self.timeout, true, self.create, "sqlite inbox").await?;
-        SqliteInbox::on(pool, self.path, &self.table, self.timeout, self.timeout).await
+        let (first, options) =
+            conn::open(&self.path, self.timeout, true, self.create, "sqlite inbox").await?;
+        let conn = SqliteConn::own(first, options, self.timeout, "sqlite inbox");
+        SqliteInbox::on(conn, self.path, &self.table, self.timeout).await
     }
 }
 
@@ -172,32 +174,27 @@ impl SqliteInbox {
         crate::sql::check_table(name)?;
         let busy = conn::check_pool(&pool, "sqlite inbox").await?;
         let path = pool.connect_options().get_filename().to_path_buf();
-        SqliteInbox::on(pool, path, name, DEFAULT_STORE_TIMEOUT, busy).await
+        let conn = SqliteConn::pooled(pool, DEFAULT_STORE_TIMEOUT, "sqlite inbox");
+        SqliteInbox::on(conn, path, name, busy).await
     }
 
     async fn on(
-        pool: SqlitePool,
+        conn: SqliteConn,
         path: PathBuf,
         table: &str,
-        timeout: Duration,
         busy: Duration,
     ) -> Result<SqliteInbox, StoreError> {
         let sql = Arc::new(InboxSql::new(table, Dialect::Sqlite));
-        let mut first = pool
-            .acquire()
-            .await
-            .map_err(|e| conn::err("sqlite inbox connect", &e))?;
-        ensure_schema(&mut first, &sql.schema, "sqlite inbox").await?;
-        drop(first);
+        conn.ensure(&sql.schema).await?;
         // Workers reopen the file the inbox opened: never create another.
-        let options = (*pool.connect_options()).clone().create_if_missing(false);
+        let options = conn.options().clone().create_if_missing(false);
         Ok(SqliteInbox {
             inner: Arc::new(Shared {
                 path,
-                timeout,
+                timeout: conn.timeout(),
                 busy,
                 options,
-                conn: SqliteConn::new(pool, timeout, "sqlite inbox"),
+                conn,
                 sql,
             }),
         })
@@ -416,12 +413,13 @@ struct SqliteSession {
     sql: Arc<InboxSql>,
 }
 
-/// The savepoint that marks the inbox's transaction: gone when the handler
+/// How the inbox begins a handler's transaction: the write lock first
+/// (`IMMEDIATE`: two writers never deadlock on a lock upgrade), and a
+/// savepoint that marks the transaction as the inbox's — `done_in_tx.sql`
+/// releases it before the move to done, and finds it gone when the handler
 /// ended the transaction itself (`COMMIT`, `ROLLBACK`) or SQLite rolled it
-/// back (a full disk, an I/O error), so releasing it before the move to
-/// done tells.
-const SAVEPOINT: &str = "SAVEPOINT plugipay_webhook_inbox";
-const RELEASE: &str = "RELEASE plugipay_webhook_inbox";
+/// back (a full disk, an I/O error). One message.
+pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT plugipay_webhook_inbox";
 
 impl Session for SqliteSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
@@ -552,8 +550,7 @@ impl TxConn for SqliteSession {
                 .conn
                 .call("begin", move |conn| {
                     Box::pin(async move {
-                        Manager::begin(conn, Some("BEGIN IMMEDIATE".into())).await?;
-                        sqlx::Executor::execute(&mut *conn, SAVEPOINT).await?;
+                        Manager::begin(conn, Some(BEGIN.into())).await?;
                         sqlx::query(&sql.lock)
                             .bind(tenant)
                             .bind(id)
@@ -597,14 +594,6 @@ impl TxConn for SqliteSession {
                 .conn
                 .call("commit", move |conn| {
                     Box::pin(async move {
-                        let released = sqlx::Executor::execute(&mut *conn, RELEASE).await;
-                        if released.is_err() {
-                            return Ok(Err(TxEnd::Failed(
-                                "the handler ended the inbox's transaction itself (COMMIT or \
-                                 ROLLBACK): the event is not marked done"
-                                    .to_owned(),
-                            )));
-                        }
                         let moved = sqlx::query(&sql.done_in_tx)
                             .bind(tenant)
                             .bind(id)
@@ -612,13 +601,20 @@ impl TxConn for SqliteSession {
                             .bind(owner)
                             .bind(progress)
                             .bind(last)
-                            .execute(&mut *conn)
+                            .fetch_optional(&mut *conn)
                             .await;
                         Ok(match moved {
+                            Err(e) if e.to_string().contains("no such savepoint") => {
+                                Err(TxEnd::Failed(
+                                    "the handler ended the inbox's transaction itself (COMMIT \
+                                     or ROLLBACK): the event is not marked done"
+                                        .to_owned(),
+                                ))
+                            }
                             Err(e) => Err(TxEnd::Failed(
                                 conn::err("sqlite inbox move to done", &e).to_string(),
                             )),
-                            Ok(r) if r.rows_affected() == 0 => Err(TxEnd::LostLease),
+                            Ok(None) => Err(TxEnd::LostLease),
                             // A COMMIT that fails leaves the transaction
                             // open (busy) or rolled back (I/O): rolled back
                             // below either way.
