@@ -291,7 +291,7 @@ impl Dispatcher {
     }
 
     /// Whether the de-duplication store answers now (for a health endpoint).
-    pub async fn health(&self) -> Result<(), crate::StoreError> {
+    pub async fn health(&self) -> Result<(), crate::error::StoreError> {
         self.inner.store.health().await
     }
 

@@ -255,9 +255,8 @@ pub(crate) async fn run_async(
 }
 
 /// Runs a blocking handler on the blocking pool to its end (a thread cannot
-/// be cancelled), with [`current_attempt`](crate::inbox::current_attempt)
-/// and [`is_stale`](crate::inbox::is_stale) answering `current` on its
-/// thread.
+/// be cancelled), with `current_attempt` and `is_stale` (`crate::attempt`)
+/// answering `current` on its thread.
 ///
 /// `permit` (a handler's concurrency slot) moves into the thread and is
 /// released when the thread ends — not when this future is dropped (a lost

@@ -492,10 +492,8 @@ pub(crate) fn named_statements(opts: &PgConnectOptions) -> bool {
 }
 
 /// A parameter whose type the server infers from the statement (as libpq
-/// and tokio-postgres leave it): a NULL bound through [`SqlValue`] fits a
-/// column of any type.
-///
-/// [`SqlValue`]: crate::tx::SqlValue
+/// and tokio-postgres leave it): a NULL bound through `SqlValue` (a
+/// transactional handler's `Tx::execute`) fits a column of any type.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UntypedNull;
 

@@ -25,6 +25,13 @@ use crate::sql::{Dialect, Schema};
 /// The columns a record is read with (`Record`, `rows::record`).
 pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key, handlers";
 
+/// A statement parameter of a built query (the listing's).
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+}
+
 /// Every statement of one inbox table in one dialect (what each takes and
 /// returns: the first lines of its file).
 pub(crate) struct InboxSql {
@@ -167,12 +174,7 @@ impl InboxSql {
 
     /// A listing: `WHERE` built from which filters are set, keyset-paged on
     /// `(received_at, tenant, event_id, event_type)`.
-    pub(crate) fn list(
-        &self,
-        d: Dialect,
-        q: &super::types::ListFilter,
-    ) -> (String, Vec<super::backend::Param>) {
-        use super::backend::Param;
+    pub(crate) fn list(&self, d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
         let t = &self.table;
         let mut conditions = Vec::new();
         let mut params: Vec<Param> = Vec::new();
@@ -293,20 +295,5 @@ mod tests {
             }
             assert_eq!(s.schema.version, 5);
         }
-    }
-
-    /// SQLite: the move to done releases the very savepoint BEGIN sets.
-    #[cfg(feature = "sqlite")]
-    #[test]
-    fn sqlite_releases_the_savepoint_its_begin_sets() {
-        let s = InboxSql::new("t", Dialect::Sqlite);
-        let begin = crate::inbox::backend::sqlite::BEGIN;
-        let name = begin.rsplit(' ').next().expect("a savepoint name");
-        assert!(begin.contains(&format!("SAVEPOINT {name}")));
-        assert!(
-            s.done_in_tx.contains(&format!("RELEASE {name};")),
-            "{}",
-            s.done_in_tx
-        );
     }
 }

@@ -125,13 +125,8 @@ pub(crate) struct ClaimParams<'a> {
 /// A job's state and lease owner, as read back.
 pub(crate) type Peeked = Option<(State, Option<String>)>;
 
-/// A statement parameter of a built query.
-#[derive(Debug, Clone)]
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) enum Param {
-    Text(String),
-    Int(i64),
-}
+pub(crate) use super::sql::Param;
 
 /// A storage backend of the inbox. Object-safe; one [`Session`] per worker.
 pub(crate) trait Backend: Send + Sync + 'static {

@@ -665,3 +665,22 @@ impl TxConn for SqliteSession {
         self.conn.discard();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite: the move to done releases the very savepoint BEGIN sets.
+    #[test]
+    fn sqlite_releases_the_savepoint_its_begin_sets() {
+        let s = InboxSql::new("t", Dialect::Sqlite);
+        let begin = super::BEGIN;
+        let name = begin.rsplit(' ').next().expect("a savepoint name");
+        assert!(begin.contains(&format!("SAVEPOINT {name}")));
+        assert!(
+            s.done_in_tx.contains(&format!("RELEASE {name};")),
+            "{}",
+            s.done_in_tx
+        );
+    }
+}
