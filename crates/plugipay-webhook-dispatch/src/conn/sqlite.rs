@@ -343,6 +343,11 @@ impl Owned {
         Ok(self.conn.as_mut().expect("just opened"))
     }
 
+    /// The store timeout its calls are bounded by.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The connection, if one is open.
     pub(crate) fn current(&mut self) -> Option<&mut SqliteConnection> {
         self.conn.as_mut()
@@ -352,26 +357,5 @@ impl Owned {
     /// back whatever was open) once the statement it runs, if any, ends.
     pub(crate) fn discard(&mut self) {
         self.conn = None;
-    }
-
-    /// Runs `f` on the connection, bounded by the timeout; a call that
-    /// fails or times out throws the connection away when `fragile` (it
-    /// may be inside a transaction, or still running the statement).
-    pub(crate) async fn call<R>(
-        &mut self,
-        what: &str,
-        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, sqlx::Error>>,
-    ) -> Result<R, StoreError> {
-        let name = format!("{} {what}", self.what);
-        let timeout = self.timeout;
-        let ran = bounded(timeout, &name, async {
-            let conn = self.get().await?;
-            f(conn).await.map_err(|e| err(&name, &e))
-        })
-        .await;
-        if ran.is_err() {
-            self.discard();
-        }
-        ran
     }
 }

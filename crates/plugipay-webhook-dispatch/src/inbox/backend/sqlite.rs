@@ -421,50 +421,67 @@ struct SqliteSession {
 /// back (a full disk, an I/O error). One message.
 pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT plugipay_webhook_inbox";
 
+/// Runs `$body` on the worker's connection `$conn` (opened if there is
+/// none), bounded by the store timeout; the body may borrow what the caller
+/// holds. A statement that fails or a call that times out throws the
+/// connection away (it may be inside a transaction, or still running).
+macro_rules! on_conn {
+    ($owned:expr, $what:literal, |$conn:ident| $body:expr) => {{
+        let owned: &mut Owned = $owned;
+        let name = concat!("sqlite inbox ", $what);
+        let ran = crate::error::bounded(owned.timeout(), name, async {
+            let $conn = owned.get().await?;
+            let r: Result<_, sqlx::Error> = async { $body }.await;
+            r.map_err(|e| conn::err(name, &e))
+        })
+        .await;
+        if ran.is_err() {
+            owned.discard();
+        }
+        ran
+    }};
+}
+
 impl Session for SqliteSession {
     fn claim<'a>(&'a mut self, p: ClaimParams<'a>) -> BoxFuture<'a, Result<Claimed, StoreError>> {
-        let sql = self.sql.clone();
-        let owner = p.owner.to_owned();
-        let (lease_ms, max_attempts, ordered) = (p.lease_ms, p.max_attempts, p.ordered);
-        let (skip_stale, dead_holds_key) = (p.skip_stale, p.dead_holds_key);
-        Box::pin(self.conn.call("claim", move |conn| {
-            Box::pin(async move {
-                let claimed = if ordered {
+        let SqliteSession { conn, sql } = self;
+        Box::pin(async move {
+            on_conn!(conn, "claim", |c| {
+                let claimed = if p.ordered {
                     sqlx::query(&sql.claim)
-                        .bind(owner)
-                        .bind(lease_ms)
-                        .bind(max_attempts)
-                        .bind(skip_stale)
-                        .bind(dead_holds_key)
-                        .fetch_optional(&mut *conn)
+                        .bind(p.owner)
+                        .bind(p.lease_ms)
+                        .bind(p.max_attempts)
+                        .bind(p.skip_stale)
+                        .bind(p.dead_holds_key)
+                        .fetch_optional(&mut *c)
                         .await?
                 } else {
                     sqlx::query(&sql.claim_unordered)
-                        .bind(owner)
-                        .bind(lease_ms)
-                        .bind(max_attempts)
-                        .fetch_optional(&mut *conn)
+                        .bind(p.owner)
+                        .bind(p.lease_ms)
+                        .bind(p.max_attempts)
+                        .fetch_optional(&mut *c)
                         .await?
                 };
                 Ok(match claimed.as_ref().map(super::rows::job).transpose()? {
                     Some((state, job)) if state == "dead" => Claimed::Exhausted(job),
                     Some((state, job)) if state == "stale" => Claimed::Stale(job),
                     Some((_, job)) => Claimed::Job(job),
+                    None if p.ordered => Claimed::Idle {
+                        due_in_ms: sqlx::query_scalar(&sql.next_due)
+                            .bind(p.dead_holds_key)
+                            .fetch_optional(&mut *c)
+                            .await?,
+                    },
                     None => Claimed::Idle {
-                        due_in_ms: if ordered {
-                            sqlx::query_scalar(&sql.next_due)
-                                .bind(dead_holds_key)
-                                .fetch_optional(&mut *conn)
-                                .await?
-                        } else {
-                            sqlx::query_scalar(&sql.next_due_unordered)
-                                .fetch_optional(&mut *conn)
-                                .await?
-                        },
+                        due_in_ms: sqlx::query_scalar(&sql.next_due_unordered)
+                            .fetch_optional(&mut *c)
+                            .await?,
                     },
                 })
             })
-        }))
+        })
     }
 
     fn transition<'a>(
@@ -473,59 +490,49 @@ impl Session for SqliteSession {
         owner: &'a str,
         mv: &'a Move,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let sql = self.sql.clone();
-        let (tenant, id, ty, owner) = (
-            job.tenant.clone(),
-            job.id.clone(),
-            job.event_type.clone(),
-            owner.to_owned(),
-        );
-        let (to, due, error, refund, progress) = (
-            mv.to().as_str(),
-            mv.due_in_ms,
-            mv.error.clone(),
-            i64::from(mv.refund),
-            mv.progress.clone(),
-        );
-        Box::pin(self.conn.call("transition", move |conn| {
-            Box::pin(async move {
-                let n = sqlx::query(&sql.transition)
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(ty)
+        let SqliteSession { conn, sql } = self;
+        Box::pin(async move {
+            on_conn!(conn, "transition", |c| {
+                let moved = keyed(&sql.transition, job)
                     .bind(owner)
-                    .bind(to)
-                    .bind(due)
-                    .bind(error)
-                    .bind(refund)
-                    .bind(progress)
-                    .execute(conn)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
+                    .bind(mv.to().as_str())
+                    .bind(mv.due_in_ms)
+                    .bind(&mv.error)
+                    .bind(i64::from(mv.refund))
+                    .bind(&mv.progress)
+                    .execute(c)
+                    .await?;
+                Ok(moved.rows_affected() == 1)
             })
-        }))
+        })
     }
 
     fn peek<'a>(&'a mut self, job: &'a Job) -> BoxFuture<'a, Result<super::Peeked, StoreError>> {
-        let sql = self.sql.clone();
-        let (tenant, id, ty) = (job.tenant.clone(), job.id.clone(), job.event_type.clone());
-        Box::pin(self.conn.call("peek", move |conn| {
-            Box::pin(async move {
+        let SqliteSession { conn, sql } = self;
+        Box::pin(async move {
+            on_conn!(conn, "peek", |c| {
                 let found: Option<(String, Option<String>)> = sqlx::query_as(&sql.peek)
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(ty)
-                    .fetch_optional(conn)
+                    .bind(&job.tenant)
+                    .bind(&job.id)
+                    .bind(&job.event_type)
+                    .fetch_optional(c)
                     .await?;
                 Ok(found.map(|(s, o)| (State::from_name(&s).unwrap_or(State::Pending), o)))
             })
-        }))
+        })
     }
 
     fn tx(&mut self) -> Option<&mut dyn TxConn> {
         Some(self)
     }
+}
+
+/// `sql` with the job's key bound to `?1`–`?3`.
+fn keyed<'q>(sql: &'q str, job: &'q Job) -> Query<'q> {
+    sqlx::query(sql)
+        .bind(&job.tenant)
+        .bind(&job.id)
+        .bind(&job.event_type)
 }
 
 type Manager = <Sqlite as Database>::TransactionManager;
@@ -536,31 +543,14 @@ impl TxConn for SqliteSession {
         job: &'a Job,
         owner: &'a str,
     ) -> BoxFuture<'a, Result<Begun, StoreError>> {
-        let sql = self.sql.clone();
-        let (tenant, id, ty, owner) = (
-            job.tenant.clone(),
-            job.id.clone(),
-            job.event_type.clone(),
-            owner.to_owned(),
-        );
         Box::pin(async move {
+            let SqliteSession { conn, sql } = &mut *self;
             // Begun through sqlx's transaction manager: a handler's own
             // `conn.begin()` then nests as a savepoint.
-            let held = self
-                .conn
-                .call("begin", move |conn| {
-                    Box::pin(async move {
-                        Manager::begin(conn, Some(BEGIN.into())).await?;
-                        sqlx::query(&sql.lock)
-                            .bind(tenant)
-                            .bind(id)
-                            .bind(ty)
-                            .bind(owner)
-                            .fetch_optional(&mut *conn)
-                            .await
-                    })
-                })
-                .await?;
+            let held = on_conn!(conn, "begin", |c| {
+                Manager::begin(&mut *c, Some(BEGIN.into())).await?;
+                keyed(&sql.lock, job).bind(owner).fetch_optional(c).await
+            })?;
             if held.is_some() {
                 return Ok(Begun::Locked);
             }
@@ -581,50 +571,33 @@ impl TxConn for SqliteSession {
         progress: &'a str,
         last: bool,
     ) -> BoxFuture<'a, TxEnd> {
-        let sql = self.sql.clone();
-        let progress = progress.to_owned();
-        let (tenant, id, ty, owner) = (
-            job.tenant.clone(),
-            job.id.clone(),
-            job.event_type.clone(),
-            owner.to_owned(),
-        );
         Box::pin(async move {
-            let ended = self
-                .conn
-                .call("commit", move |conn| {
-                    Box::pin(async move {
-                        let moved = sqlx::query(&sql.done_in_tx)
-                            .bind(tenant)
-                            .bind(id)
-                            .bind(ty)
-                            .bind(owner)
-                            .bind(progress)
-                            .bind(last)
-                            .fetch_optional(&mut *conn)
-                            .await;
-                        Ok(match moved {
-                            Err(e) if e.to_string().contains("no such savepoint") => {
-                                Err(TxEnd::Failed(
-                                    "the handler ended the inbox's transaction itself (COMMIT \
-                                     or ROLLBACK): the event is not marked done"
-                                        .to_owned(),
-                                ))
-                            }
-                            Err(e) => Err(TxEnd::Failed(
-                                conn::err("sqlite inbox move to done", &e).to_string(),
-                            )),
-                            Ok(None) => Err(TxEnd::LostLease),
-                            // A COMMIT that fails leaves the transaction
-                            // open (busy) or rolled back (I/O): rolled back
-                            // below either way.
-                            Ok(_) => Manager::commit(conn).await.map_err(|e| {
-                                TxEnd::Failed(conn::err("sqlite inbox commit", &e).to_string())
-                            }),
-                        })
-                    })
+            let SqliteSession { conn, sql } = &mut *self;
+            let ended = on_conn!(conn, "commit", |c| {
+                let moved = keyed(&sql.done_in_tx, job)
+                    .bind(owner)
+                    .bind(progress)
+                    .bind(last)
+                    .fetch_optional(&mut *c)
+                    .await;
+                Ok(match moved {
+                    Err(e) if e.to_string().contains("no such savepoint") => Err(TxEnd::Failed(
+                        "the handler ended the inbox's transaction itself (COMMIT or ROLLBACK): \
+                         the event is not marked done"
+                            .to_owned(),
+                    )),
+                    Err(e) => Err(TxEnd::Failed(
+                        conn::err("sqlite inbox move to done", &e).to_string(),
+                    )),
+                    Ok(None) => Err(TxEnd::LostLease),
+                    // A COMMIT that fails leaves the transaction open
+                    // (busy) or rolled back (I/O): rolled back below
+                    // either way.
+                    Ok(Some(_)) => Manager::commit(c).await.map_err(|e| {
+                        TxEnd::Failed(conn::err("sqlite inbox commit", &e).to_string())
+                    }),
                 })
-                .await;
+            });
             match ended {
                 Ok(Ok(())) => TxEnd::Done,
                 Ok(Err(end)) => {
@@ -648,16 +621,13 @@ impl TxConn for SqliteSession {
             if self.conn.current().is_none() {
                 return Ok(());
             }
-            self.conn
-                .call("rollback", |conn| {
-                    Box::pin(async move {
-                        while sqlx::Connection::is_in_transaction(conn) {
-                            Manager::rollback(conn).await?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await
+            on_conn!(&mut self.conn, "rollback", |c| {
+                // Savepoints the handler left open, then the transaction.
+                while sqlx::Connection::is_in_transaction(&*c) {
+                    Manager::rollback(&mut *c).await?;
+                }
+                Ok(())
+            })
         })
     }
 
