@@ -339,6 +339,14 @@ impl Dispatcher {
             );
             return Outcome::Unknown;
         };
+        if let Some(field) = crate::outcome::nul_field(event, &[]) {
+            tracing::warn!(
+                id = crate::text::printable(event.id()).as_ref(),
+                field,
+                "plugipay event refused: its {field} holds U+0000, which a store cannot keep as text (400 nul_in_text)"
+            );
+            return Outcome::Unstorable;
+        }
         let key = EventKey::of(event);
         let claimed = inner.store.claim(&key, inner.lease).await;
         if claimed.is_ok() {

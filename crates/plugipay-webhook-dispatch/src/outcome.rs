@@ -1,5 +1,7 @@
 //! What happened to a delivery, and how to answer it.
 
+use plugipay_webhook::WebhookEvent;
+
 /// `Retry-After` sent with 409 and 503, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -11,6 +13,7 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 /// | `InProgress` | 409, `Retry-After: 5` | `{"error":"in_progress"}` |
 /// | `HandlerFailed` | 500 | `{"error":"handler_failed"}` |
 /// | `StoreUnavailable` | 503, `Retry-After: 5` | `{"error":"store_unavailable"}` |
+/// | `Unstorable` | 400 | `{"error":"nul_in_text"}` |
 /// | `Stored` (inbox) | 202 | empty |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,6 +34,13 @@ pub enum Outcome {
     /// Stored in the durable inbox (now or before): acknowledged with 202,
     /// processed by the inbox's workers.
     Stored,
+    /// A text the store keys or keeps the event by — its id, type, tenant,
+    /// account id, `occurred_at`, object id or ordering key — holds U+0000
+    /// (NUL), which PostgreSQL's text cannot hold. Refused the same way on
+    /// every store, before anything is stored or run: answered 400
+    /// `{"error":"nul_in_text"}` (a retry of the same bytes cannot succeed),
+    /// logged with the field's name.
+    Unstorable,
 }
 
 impl Outcome {
@@ -45,11 +55,13 @@ impl Outcome {
             Outcome::InProgress => http::StatusCode::CONFLICT,
             Outcome::HandlerFailed => http::StatusCode::INTERNAL_SERVER_ERROR,
             Outcome::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            Outcome::Unstorable => http::StatusCode::BAD_REQUEST,
         }
     }
 
     /// The outcome's name for logs and metrics: `handled`, `duplicate`,
-    /// `unknown`, `in_progress`, `handler_failed`, `store_unavailable`.
+    /// `unknown`, `in_progress`, `handler_failed`, `store_unavailable`,
+    /// `stored`, `unstorable`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +72,7 @@ impl Outcome {
             Outcome::HandlerFailed => "handler_failed",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::Stored => "stored",
+            Outcome::Unstorable => "unstorable",
         }
     }
 
@@ -71,6 +84,7 @@ impl Outcome {
             Outcome::InProgress => Some("in_progress"),
             Outcome::HandlerFailed => Some("handler_failed"),
             Outcome::StoreUnavailable => Some("store_unavailable"),
+            Outcome::Unstorable => Some("nul_in_text"),
         }
     }
 
@@ -83,6 +97,7 @@ impl Outcome {
             Outcome::InProgress => r#"{"error":"in_progress"}"#,
             Outcome::HandlerFailed => r#"{"error":"handler_failed"}"#,
             Outcome::StoreUnavailable => r#"{"error":"store_unavailable"}"#,
+            Outcome::Unstorable => r#"{"error":"nul_in_text"}"#,
         }
     }
 
@@ -117,4 +132,24 @@ impl Outcome {
         }
         resp
     }
+}
+
+/// The name of the first text of `event` (or of `extra`, named) the stores
+/// keep that holds U+0000, if any: what [`Outcome::Unstorable`] refuses.
+pub(crate) fn nul_field<'a>(
+    event: &WebhookEvent,
+    extra: &[(&'static str, Option<&'a str>)],
+) -> Option<&'static str> {
+    let fields = [
+        ("id", Some(event.id())),
+        ("type", Some(event.event_type())),
+        ("tenant", event.tenant()),
+        ("account_id", event.account_id()),
+        ("occurred_at", event.occurred_at()),
+    ];
+    fields
+        .iter()
+        .chain(extra)
+        .find(|(_, text)| text.is_some_and(|t| t.contains('\0')))
+        .map(|(name, _)| *name)
 }

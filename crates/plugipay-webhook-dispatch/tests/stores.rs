@@ -534,3 +534,44 @@ async fn a_timed_out_blocking_handler_never_runs_twice_on_every_backend() {
         );
     }
 }
+
+/// U+0000 in the id or the type (PostgreSQL's text cannot hold it): every
+/// store answers the same 400 `nul_in_text`, the handler never runs, and
+/// the next event is handled (before, PostgreSQL answered 503 for ever and
+/// reported the store down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_the_id_or_type_is_400_on_every_backend() {
+    for (name, open) in backends() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let dispatcher = Dispatcher::builder_shared(open().await)
+            .on("plugipay.invoice.paid.v1", move |_e| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+            .on("plugipay.invoice.paid\0.v1", |_e| async {
+                Ok::<_, std::io::Error>(())
+            })
+            .build()
+            .expect("build");
+        let nul_type = TestDelivery::new("whsec_t", "plugipay.invoice.paid\0.v1")
+            .id(unique("evt"))
+            .verify_with(&Verifier::new("whsec_t"))
+            .expect("verifies");
+        for ev in [event(&format!("{}\0", unique("evt"))), nul_type] {
+            let outcome = dispatcher.dispatch(&ev).await;
+            assert_eq!(
+                (outcome, outcome.status().as_u16(), outcome.body()),
+                (Outcome::Unstorable, 400, r#"{"error":"nul_in_text"}"#),
+                "{name}"
+            );
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "{name}: no handler ran");
+        let ok = event(&unique("evt"));
+        assert_eq!(dispatcher.dispatch(&ok).await, Outcome::Handled, "{name}");
+        dispatcher.health().await.expect("healthy after them");
+    }
+}

@@ -544,6 +544,29 @@ impl Inbox {
             State::Skipped
         };
         let order_key = self.inner.options.order.as_ref().and_then(|k| k.of(event));
+        let object_id = order::object_id(event);
+        let extra = [
+            ("data.object.id", object_id.as_deref()),
+            ("ordering key", order_key.as_deref()),
+        ];
+        if let Some(field) = crate::outcome::nul_field(event, &extra) {
+            tracing::warn!(
+                id = crate::text::printable(event.id()).as_ref(),
+                field,
+                "plugipay event refused: its {field} holds U+0000, which the inbox cannot keep as text (400 nul_in_text)"
+            );
+            metrics::counter!(
+                "plugipay_webhook_inbox_received_total",
+                "outcome" => Outcome::Unstorable.as_str(),
+                "event_type" => self.inner.labels.event_type(event.event_type()),
+                "tenant" => self.inner.labels.tenant(event.tenant())
+            )
+            .increment(1);
+            event
+                .span()
+                .record("dispatch", Outcome::Unstorable.as_str());
+            return Outcome::Unstorable;
+        }
         let due_in_ms = if order_key.is_some() {
             crate::error::millis(self.inner.options.reorder_window)
         } else {
@@ -554,7 +577,7 @@ impl Inbox {
                 .occurred_at()
                 .and_then(order::occurred_at_ms)
                 .map(order::clamp_occurred_ms),
-            object_id: order::object_id(event),
+            object_id,
             order_key,
             due_in_ms,
             tenant: event.tenant().unwrap_or_default().to_owned(),

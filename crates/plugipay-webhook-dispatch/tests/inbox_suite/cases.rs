@@ -15,7 +15,7 @@ use plugipay_webhook_dispatch::inbox::{
 use plugipay_webhook_dispatch::Outcome;
 
 use crate::bed::{unique, At, Bed, Fault};
-use crate::{deliver, event, event_of, invariants, quiescent, records, Shared, PAID};
+use crate::{deliver, event, event_of, invariants, quiescent, records, Shared, PAID, SECRET};
 
 /// An event id and the attempt a handler saw.
 type Seen2 = (String, Option<u32>);
@@ -115,6 +115,7 @@ pub(crate) fn all() -> Vec<Case> {
         case("shutdown finishes in-flight, abandons late", shutdown),
         case("prune: done only, 7-day floor, never dead", prune_scope),
         case("tenants: one id under two tenants is two", tenants_apart),
+        case("a NUL in a stored text is 400, nothing stored", nul_in_text),
     ];
     cases.extend(crate::ordering::cases());
     cases.extend(crate::handlers::cases());
@@ -1152,5 +1153,82 @@ async fn tenants_apart(bed: Arc<Bed>) -> Result<Ran, String> {
         acme_only.len() == 1 && acme_only[0].tenant() == Some("acme"),
         || format!("list --tenant acme: {acme_only:?}"),
     )?;
+    Ok(Ran::Passed)
+}
+
+/// U+0000 in any text the inbox keeps (id, type, account id, occurred_at,
+/// the object's id): PostgreSQL's text cannot hold it. Every backend answers
+/// 400 `nul_in_text`, stores nothing, and goes on storing the next event
+/// (no outage: before, PostgreSQL answered 503 forever and reported the
+/// store down).
+async fn nul_in_text(bed: Arc<Bed>) -> Result<Ran, String> {
+    use plugipay_webhook::testing::TestDelivery;
+    use plugipay_webhook::Verifier;
+    let seen = Shared::default();
+    let inbox = builder(&bed, &seen)
+        .on(PAID, |_e: WebhookEvent| async {
+            Ok::<_, std::io::Error>(())
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let id = unique("nul");
+    let signed = |d: TestDelivery| d.verify_with(&Verifier::new(SECRET)).expect("verifies");
+    let cases = [
+        (
+            "id",
+            signed(TestDelivery::new(SECRET, PAID).id(format!("{id}\0x"))),
+        ),
+        (
+            "type",
+            signed(TestDelivery::new(SECRET, "plugipay.invoice.paid\0.v1").id(&id)),
+        ),
+        (
+            "account_id",
+            signed(
+                TestDelivery::new(SECRET, PAID)
+                    .id(&id)
+                    .account_id(Some("acc\0")),
+            ),
+        ),
+        (
+            "occurred_at",
+            signed(
+                TestDelivery::new(SECRET, PAID)
+                    .id(&id)
+                    .occurred_at(Some("2026-12-07T00:00:00Z\0")),
+            ),
+        ),
+        (
+            "data.object.id",
+            signed(
+                TestDelivery::new(SECRET, PAID)
+                    .id(&id)
+                    .object(serde_json::json!({"id": "inv\u{0}1"})),
+            ),
+        ),
+    ];
+    for (field, e) in &cases {
+        let outcome = inbox.receive(e).await;
+        ensure(
+            outcome == Outcome::Unstorable
+                && outcome.status() == 400
+                && outcome.body() == r#"{"error":"nul_in_text"}"#,
+            || format!("a NUL in its {field}: {outcome:?} {}", outcome.status()),
+        )?;
+    }
+    let fine = event(&id);
+    let outcome = inbox.receive(&fine).await;
+    ensure(outcome == Outcome::Stored, || {
+        format!("the next event after them: {outcome:?}")
+    })?;
+    let stats = inbox.stats().await.map_err(|e| e.to_string())?;
+    let stored: u64 = stats.counts.values().sum();
+    ensure(stored == 1, || {
+        format!("only the clean event is stored: {stats:?}")
+    })?;
+    inbox
+        .health()
+        .await
+        .map_err(|e| format!("health after them: {e}"))?;
     Ok(Ran::Passed)
 }
