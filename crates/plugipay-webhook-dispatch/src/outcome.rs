@@ -136,9 +136,9 @@ impl Outcome {
 
 /// The name of the first text of `event` (or of `extra`, named) the stores
 /// keep that holds U+0000, if any: what [`Outcome::Unstorable`] refuses.
-pub(crate) fn nul_field<'a>(
+pub(crate) fn nul_field(
     event: &WebhookEvent,
-    extra: &[(&'static str, Option<&'a str>)],
+    extra: &[(&'static str, Option<&str>)],
 ) -> Option<&'static str> {
     let fields = [
         ("id", Some(event.id())),
