@@ -39,9 +39,13 @@ macro_rules! __define_adapter_types {
     };
     (@dispatched $framework:literal) => {
         #[doc = concat!(
-            "The answer to a dispatched delivery, as a ", $framework, " response: ",
-            "the dispatcher's [`Outcome`](plugipay_webhook_dispatch::Outcome) with exactly its ",
-            "status, `{\"error\":\"<code>\"}` body (empty for 2xx) and `Retry-After` where due."
+            "The answer to a delivery, as a ", $framework, " response: an ",
+            "[`Outcome`](plugipay_webhook_dispatch::Outcome) with exactly its status, ",
+            "`{\"error\":\"<code>\"}` body (empty for 2xx) and `Retry-After` where due.\n\n",
+            "Inline: `Dispatched(dispatcher.dispatch(&event).await)` (204 handled, 409, 500, 503). ",
+            "Through the durable inbox: `Dispatched(inbox.receive(&event).await)` — `202` once the ",
+            "event is stored, `503` while the inbox cannot store it; the handlers run later, on ",
+            "its workers (`docs/inbox.md`, \"A complete receiver\")."
         )]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct Dispatched(pub ::plugipay_webhook_dispatch::Outcome);
