@@ -185,6 +185,11 @@ pub(crate) async fn list(c: &Console, dev: &dyn Deliveries, req: &Req) -> Respon
         "<h1>Deliveries</h1>{notice}\
          <p>Every request this receiver was sent, verified or not, newest first. \
          Pinned deliveries are kept; the oldest others go when the receiver holds too many.</p>\
+         <p class=\"note\" data-skipped-note>The events that verified are also kept in this \
+         receiver's inbox (<a href=\"{base}/\">Overview</a>, <a href=\"{base}/events\">Events</a>), \
+         where each is <code>skipped</code>: that inbox has no handlers, so it stores and shows \
+         them and never runs anything. Your application's handlers run where \
+         <code>--forward-to</code> sends each delivery.</p>\
          {filters}{compare}\
          <table class=\"events\"><caption>Newest first</caption><thead><tr>\
          <th scope=\"col\">Delivery</th><th scope=\"col\">Received (UTC)</th><th scope=\"col\">Request</th>\

@@ -480,7 +480,14 @@ impl Console {
         }
         match req.q("token") {
             Some(token) if keys.token_ok(token) => {
-                let mut r = redirect(&format!("{base}/"));
+                // A development receiver's console opens on what it was
+                // sent; an inbox's on its overview.
+                let landing = if self.inner.deliveries.is_some() {
+                    format!("{base}/deliveries")
+                } else {
+                    format!("{base}/")
+                };
+                let mut r = redirect(&landing);
                 let cookie = format!(
                     "{}={}; Path={}; HttpOnly; SameSite=Strict{}",
                     keys.cookie_name(),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use plugipay_webhook_dispatch::inbox::State;
+use plugipay_webhook_dispatch::Outcome;
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -416,6 +417,30 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .unwrap();
     assert_eq!(injected, json!(0));
     shoot(c, "event-body").await;
+
+    // An id and a type with no place to break them: the events table still
+    // fits a 1280 px window (no sideways scrolling of the whole page).
+    let long = format!("evt_{}", "x".repeat(180));
+    let object = serde_json::json!({"id": format!("inv_{}", "y".repeat(120))});
+    let outcome = f
+        .inbox
+        .receive(&common::event(PAID, &long, object).await)
+        .await;
+    assert_eq!(outcome, Outcome::Stored);
+    c.goto(&format!("{url}/console/events")).await.unwrap();
+    let fits = c
+        .execute(
+            "const e = document.documentElement; return [e.scrollWidth, e.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, client) = (fits[0].as_u64().unwrap(), fits[1].as_u64().unwrap());
+    if scroll > client {
+        return Err(format!(
+            "the events page is {scroll} px wide in a {client} px window"
+        ));
+    }
     Ok(())
 }
 
@@ -469,6 +494,19 @@ async fn dev_run(c: &Client, deliveries: &MemoryDeliveries, url: &str) -> Result
     c.goto(&format!("{url}/console/login?token={TOKEN}"))
         .await
         .unwrap();
+    // A development receiver's console opens on its deliveries, and says
+    // why its events are `skipped`.
+    until_url(c, "/console/deliveries", "the login's landing").await;
+    let note = c
+        .find(Locator::Css("[data-skipped-note]"))
+        .await
+        .map_err(|e| format!("the skipped note: {e}"))?
+        .text()
+        .await
+        .unwrap();
+    if !note.contains("skipped") || !note.contains("--forward-to") {
+        return Err(format!("the skipped note says: {note}"));
+    }
     c.find(Locator::XPath("//nav//a[normalize-space()='Deliveries']"))
         .await
         .unwrap()
