@@ -36,7 +36,8 @@ async fn client(url: &str) -> tokio_postgres::Client {
 async fn inserting_backends(c: &tokio_postgres::Client, table: &str) -> Vec<i32> {
     c.query(
         "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE $1",
-        &[&format!("INSERT INTO \"{table}\" %")],
+        // The statement file starts with its comment: matched anywhere.
+        &[&format!("%INSERT INTO \"{table}\" %")],
     )
     .await
     .expect("pg_stat_activity")
