@@ -1,13 +1,15 @@
-//! The row shapes both SQL backends read, decoded once: a [`Record`] from
-//! the columns the listings select (by name), a claimed [`Job`] from the
-//! claim's `RETURNING` list (by position). The same code on PostgreSQL and
+//! The row shapes both SQL backends read and write, once: a [`Record`]
+//! from the columns the listings select (by name), a claimed [`Job`] from
+//! the claim's `RETURNING` list (by position), a [`NewEvent`] bound to
+//! `insert.sql`'s parameters. The same code on PostgreSQL and
 //! SQLite: integers are read as the narrowest type both store them in
 //! (`attempts` is `INTEGER` — 32 bits — on PostgreSQL).
 
 use bytes::Bytes;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 
-use super::Job;
+use super::{Job, NewEvent};
 use crate::inbox::machine::State;
 use crate::inbox::progress::Progress;
 use crate::inbox::types::Record;
@@ -77,4 +79,34 @@ where
             stale: row.try_get::<i32, _>(11)? == 1,
         },
     ))
+}
+
+/// `insert.sql` with `e` bound to `$1`–`$14` (the file says which is which).
+pub(crate) fn bind_new<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    e: &'q NewEvent,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(e.tenant.as_str())
+        .bind(e.id.as_str())
+        .bind(e.event_type.as_str())
+        .bind(&e.body[..])
+        .bind(e.signature.as_str())
+        .bind(e.matched_secret)
+        .bind(e.account_id.as_deref())
+        .bind(e.occurred_at.as_deref())
+        .bind(e.state.as_str())
+        .bind(e.object_id.as_deref())
+        .bind(e.order_key.as_deref())
+        .bind(e.occurred_ms)
+        .bind(e.due_in_ms)
+        .bind(e.trace.as_deref())
 }

@@ -226,21 +226,7 @@ impl Backend for SqliteInbox {
         let (e, sql) = (e.clone(), self.sql());
         Box::pin(self.inner.conn.with("insert", move |conn| {
             Box::pin(async move {
-                let inserted = sqlx::query(&sql.insert)
-                    .bind(&e.tenant)
-                    .bind(&e.id)
-                    .bind(&e.event_type)
-                    .bind(&e.body[..])
-                    .bind(&e.signature)
-                    .bind(e.matched_secret)
-                    .bind(&e.account_id)
-                    .bind(&e.occurred_at)
-                    .bind(e.state.as_str())
-                    .bind(&e.object_id)
-                    .bind(&e.order_key)
-                    .bind(e.occurred_ms)
-                    .bind(e.due_in_ms)
-                    .bind(&e.trace)
+                let inserted = super::rows::bind_new(sqlx::query(&sql.insert), &e)
                     .fetch_optional(&mut *conn)
                     .await?;
                 if inserted.is_some() {

@@ -323,22 +323,8 @@ impl Backend for PostgresInbox {
         Box::pin(conn.bounded("insert", async move {
             let sql = &self.inner.sql;
             let mut c = conn.lease().await?;
-            let inserted = sqlx::query(&sql.insert)
-                .persistent(self.inner.conn.persistent)
-                .bind(&e.tenant)
-                .bind(&e.id)
-                .bind(&e.event_type)
-                .bind(&e.body[..])
-                .bind(&e.signature)
-                .bind(e.matched_secret)
-                .bind(&e.account_id)
-                .bind(&e.occurred_at)
-                .bind(e.state.as_str())
-                .bind(&e.object_id)
-                .bind(&e.order_key)
-                .bind(e.occurred_ms)
-                .bind(e.due_in_ms)
-                .bind(&e.trace)
+            let insert = sqlx::query(&sql.insert).persistent(self.inner.conn.persistent);
+            let inserted = super::rows::bind_new(insert, e)
                 .fetch_optional(&mut *c)
                 .await
                 .map_err(|err| conn.err("insert", &err))?;
