@@ -18,6 +18,11 @@ use plugipay_webhook_dispatch::sqlx::{self, Row};
 /// How many deliveries that are not pinned are kept; older ones go.
 pub(crate) const KEEP: usize = 1000;
 
+/// How many bytes of bodies the deliveries that are not pinned may hold
+/// together (1,000 of 1 MiB would be a gigabyte in the temporary
+/// directory); the oldest go first.
+pub(crate) const KEEP_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Sends a body again, signed afresh: what happened, as a sentence.
 pub(crate) type Replayer =
     Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
@@ -35,12 +40,84 @@ impl TempDir {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&path)?;
+        // Who owns it: a later run removes it once this process is gone
+        // (killed before it could).
+        std::fs::write(path.join(OWNER_FILE), std::process::id().to_string())?;
         Ok(TempDir(path))
+    }
+
+    /// Removes the directories `<prefix>-<pid>-<hex>` in the temporary
+    /// directory that a process of this user left behind and that is gone
+    /// (a run killed before it could remove its own): only where `/proc`
+    /// tells whether a process lives, and only a directory whose owner file
+    /// names the pid in its name. How many went.
+    pub(crate) fn sweep(prefix: &str) -> usize {
+        sweep_in(&std::env::temp_dir(), prefix, |pid| {
+            Path::new("/proc").join(pid.to_string()).exists()
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.0
     }
+}
+
+/// The file in a run's directory naming its process.
+const OWNER_FILE: &str = "owner.pid";
+
+fn sweep_in(dir: &Path, prefix: &str, alive: impl Fn(u32) -> bool) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut gone = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&format!("{prefix}-")))
+        else {
+            continue;
+        };
+        let Some((pid, hex)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = entry.path();
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE));
+        if owner.ok().and_then(|o| o.trim().parse::<u32>().ok()) != Some(pid) {
+            continue;
+        }
+        if !mine(&path) || pid == std::process::id() || alive(pid) {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            gone += 1;
+        }
+    }
+    gone
+}
+
+/// Whether `path` belongs to this process's user.
+#[cfg(unix)]
+fn mine(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), std::fs::metadata("/proc/self")) {
+        (Ok(p), Ok(me)) => p.uid() == me.uid(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn mine(_: &Path) -> bool {
+    false
 }
 
 impl Drop for TempDir {
@@ -55,6 +132,9 @@ pub(crate) struct DeliveryLog {
     /// One connection: the writes are one at a time anyway.
     pool: SqlitePool,
     replay: Option<(String, Replayer)>,
+    /// How many unpinned deliveries, and how many bytes of their bodies,
+    /// are kept.
+    keep: (usize, u64),
 }
 
 impl DeliveryLog {
@@ -103,11 +183,24 @@ impl DeliveryLog {
         .execute(&pool)
         .await
         .map_err(|e| format!("the delivery log: {e}"))?;
-        Ok(DeliveryLog { pool, replay })
+        Ok(DeliveryLog {
+            pool,
+            replay,
+            keep: (KEEP, KEEP_BYTES),
+        })
+    }
+
+    /// The same log keeping at most `count` unpinned deliveries and `bytes`
+    /// of their bodies.
+    #[cfg(test)]
+    fn keeping(mut self, count: usize, bytes: u64) -> Self {
+        self.keep = (count, bytes);
+        self
     }
 
     /// Records one delivery (its `seq` is given by the table) and lets the
-    /// oldest unpinned ones beyond [`KEEP`] go; its number.
+    /// oldest unpinned ones beyond [`KEEP`] deliveries or [`KEEP_BYTES`] of
+    /// bodies go (the newest one stays, whatever its size); its number.
     pub(crate) async fn record(&self, d: Delivery) -> Result<u64, DeliveryError> {
         let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
         let explain = serde_json::to_string(&d.explain).unwrap_or_else(|_| "[]".into());
@@ -174,7 +267,21 @@ impl DeliveryLog {
                 SELECT seq FROM listen_deliveries WHERE pinned = 0
                 ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
         )
-        .bind(KEEP as i64)
+        .bind(self.keep.0 as i64)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+        // The bytes: newest first, a running total; what lies beyond the cap
+        // goes (never the newest).
+        sqlx::query(
+            "DELETE FROM listen_deliveries WHERE pinned = 0 AND seq IN (
+                SELECT seq FROM (
+                    SELECT seq, SUM(length(body)) OVER (ORDER BY seq DESC) AS total
+                    FROM listen_deliveries WHERE pinned = 0)
+                WHERE total > ?1 AND seq < ?2)",
+        )
+        .bind(i64::try_from(self.keep.1).unwrap_or(i64::MAX))
+        .bind(seq)
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
@@ -395,5 +502,76 @@ mod tests {
         let path = dir.path().to_owned();
         drop(dir);
         assert!(!path.exists(), "the directory goes with its guard");
+    }
+
+    /// A directory left by a process that is gone is removed at the next
+    /// start; one whose owner lives, one without an owner file and one of
+    /// another name stay.
+    #[test]
+    fn the_directories_of_dead_owners_are_swept() {
+        let root = TempDir::new("plugipay-cli-sweep-root").unwrap();
+        let make = |name: &str, owner: Option<&str>| {
+            let p = root.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            if let Some(o) = owner {
+                std::fs::write(p.join(OWNER_FILE), o).unwrap();
+            }
+            std::fs::write(p.join("listen.sqlite3"), b"x").unwrap();
+            p
+        };
+        let dead = make("plugipay-listen-4000001-00112233aabbccdd", Some("4000001"));
+        let alive = make("plugipay-listen-4000002-00112233aabbccdd", Some("4000002"));
+        let no_owner = make("plugipay-listen-4000003-00112233aabbccdd", None);
+        let other = make("plugipay-other-4000001-00112233aabbccdd", Some("4000001"));
+        let n = sweep_in(root.path(), "plugipay-listen", |pid| pid == 4000002);
+        assert_eq!(n, 1);
+        assert!(!dead.exists(), "a dead owner's directory goes");
+        assert!(alive.exists() && no_owner.exists() && other.exists());
+    }
+
+    /// Bodies are capped by bytes too: the oldest unpinned go first, a
+    /// pinned one stays, the newest stays whatever its size.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_oldest_unpinned_go_when_the_bodies_pass_the_byte_cap() {
+        let dir = TempDir::new("plugipay-cli-deliveries-bytes").unwrap();
+        let log = DeliveryLog::open(&dir.path().join("db"), None)
+            .await
+            .unwrap()
+            .keeping(100, 10_000);
+        let kib = |c: char| c.to_string().repeat(4000);
+        let pinned = log.record(delivery(&kib('p'), true)).await.unwrap();
+        assert!(log.set_pinned(pinned, true).await.unwrap());
+        let mut seqs = Vec::new();
+        for c in ['a', 'b', 'c', 'd'] {
+            seqs.push(log.record(delivery(&kib(c), true)).await.unwrap());
+        }
+        let kept: Vec<u64> = log
+            .list(DeliveryQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        // 4,000 bytes each: two unpinned fit in 10,000; the pinned one
+        // does not count.
+        assert_eq!(kept, [seqs[3], seqs[2], pinned]);
+        let huge = log
+            .record(delivery(&"h".repeat(50_000), true))
+            .await
+            .unwrap();
+        let kept: Vec<u64> = log
+            .list(DeliveryQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(kept, [huge, pinned], "the newest stays, alone over the cap");
     }
 }

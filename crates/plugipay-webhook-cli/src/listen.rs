@@ -3,7 +3,7 @@
 //! them to the application under development, or answer like a failing one.
 
 use plugipay_webhook_dispatch::printable;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -130,11 +130,54 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// How many events `listen` remembers (whether one was seen, how often it
+/// was answered): a long run sent millions keeps the newest this many.
+const REMEMBERED: usize = 10_000;
+
+/// A map that forgets its oldest keys past a bound: what `listen` keeps per
+/// event stays bounded however many it is sent.
+struct Recent<V> {
+    map: HashMap<(String, String), V>,
+    order: VecDeque<(String, String)>,
+    cap: usize,
+}
+
+impl<V: Default> Recent<V> {
+    fn new(cap: usize) -> Self {
+        Recent {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The value of `key` (a default one, remembered, when new) and whether
+    /// it was new.
+    fn entry(&mut self, key: (String, String)) -> (&mut V, bool) {
+        let new = !self.map.contains_key(&key);
+        if new {
+            while self.order.len() >= self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+            self.order.push_back(key.clone());
+        }
+        (self.map.entry(key).or_default(), new)
+    }
+}
+
+impl<V: Default> Default for Recent<V> {
+    fn default() -> Self {
+        Recent::new(REMEMBERED)
+    }
+}
+
 #[derive(Clone)]
 struct Printer {
     json: bool,
     color: bool,
-    seen: Arc<Mutex<HashSet<(String, String)>>>,
+    seen: Arc<Mutex<Recent<()>>>,
 }
 
 /// What happened after verification, for the printed line.
@@ -159,7 +202,7 @@ impl Printer {
         let duplicate = self
             .seen
             .lock()
-            .map(|mut s| !s.insert(key))
+            .map(|mut s| !s.entry(key).1)
             .unwrap_or(false);
         let line = if self.json {
             json_line(&json!({
@@ -358,7 +401,7 @@ struct Answer {
     status: Option<u16>,
     fail_first: u32,
     delay: Duration,
-    attempts: Mutex<HashMap<(String, String), u32>>,
+    attempts: Mutex<Recent<u32>>,
 }
 
 struct App {
@@ -564,7 +607,7 @@ async fn receive(State(app): State<Arc<App>>, req: Request) -> Response {
             .attempts
             .lock()
             .map(|mut a| {
-                let n = a.entry(key).or_insert(0);
+                let n = a.entry(key).0;
                 *n += 1;
                 *n
             })
@@ -725,10 +768,16 @@ async fn stopped() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        // SIGHUP too: the terminal closed — the run ends and removes its
+        // directory as on Ctrl-C.
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
             return;
         }
@@ -745,6 +794,12 @@ async fn ui(
     forwarder: Option<&Arc<Forwarder>>,
     args: &ListenArgs,
 ) -> Result<(TempDir, Ui, (Console, String)), Failure> {
+    // Runs killed before they could remove their directory leave it: the
+    // next start does.
+    let swept = TempDir::sweep("plugipay-listen");
+    if swept > 0 {
+        eprintln!("removed {swept} director(ies) of earlier listen --ui runs that were killed");
+    }
     let dir = TempDir::new("plugipay-listen")
         .map_err(|e| Failure::io(format!("cannot make a directory for --ui: {e}")))?;
     let db = dir.path().join("listen.sqlite3");
@@ -795,6 +850,22 @@ async fn ui(
 
 #[cfg(test)]
 mod tests {
+    /// Past its bound the oldest events are forgotten: a key seen long ago
+    /// is new again, the newest are remembered.
+    #[test]
+    fn recent_forgets_the_oldest_past_its_bound() {
+        let mut r: super::Recent<u32> = super::Recent::new(3);
+        let k = |i: u32| (format!("evt_{i}"), "t".to_owned());
+        for i in 0..5 {
+            *r.entry(k(i)).0 += 1;
+        }
+        assert_eq!(r.map.len(), 3);
+        assert!(r.entry(k(0)).1, "the oldest was forgotten");
+        let (n, new) = r.entry(k(4));
+        assert!(!new);
+        assert_eq!(*n, 1, "a remembered one keeps its count");
+    }
+
     use clap::Parser;
 
     #[test]

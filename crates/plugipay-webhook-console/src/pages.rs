@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use plugipay_webhook_dispatch::inbox::{
-    occurred_at_ms, AttemptOutcome, Cursor, HandlerState, ListFilter, Record, RetryFilter, State,
+    occurred_at_ms, AttemptOutcome, Cursor, HandlerState, ListFilter, Record, RetryFilter, Stale,
+    State,
 };
 use plugipay_webhook_dispatch::StoreError;
 
@@ -426,6 +427,20 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
             "<p role=\"status\" class=\"notice\">Pending again: the workers will run it.</p>"
                 .to_owned()
         }
+        // What really happens to a stale event made pending: it is still
+        // older than its key's newest done event.
+        Some("retried_stale") => match c.inbox().stale_events() {
+            Stale::Deliver => "<p role=\"status\" class=\"notice\" data-notice=\"retried_stale\">\
+                Pending again: the workers will run it, and its handlers are told it is stale \
+                (<code>is_stale()</code>): a later event of its key is done already.</p>"
+                .to_owned(),
+            _ => "<p role=\"status\" class=\"notice\" data-notice=\"retried_stale\">\
+                Pending again — but a later event of its key is done already, so the next \
+                claim records it as <code>stale</code> again without running a handler. \
+                To have it run, the inbox must hand stale events over \
+                (<code>on_stale(Stale::Deliver)</code>).</p>"
+                .to_owned(),
+        },
         Some("unchanged") => format!(
             "<p role=\"status\" class=\"notice\">Nothing changed: the event is {}.</p>",
             r.state.as_str()
@@ -674,9 +689,22 @@ pub(crate) async fn retry_one(c: &Console, id: &str, f: &[(String, String)]) -> 
         tenant: Some(tenant.unwrap_or("").to_owned()),
         ..Default::default()
     };
+    // Whether it was stale: retried, it may well be stale again.
+    let was_stale = match c.inbox().get(id).await {
+        Ok(records) => records.iter().any(|r| {
+            r.state == State::Stale
+                && ty.is_none_or(|t| t == r.event_type)
+                && r.tenant == tenant.unwrap_or("")
+        }),
+        Err(e) => return unavailable(c, &e),
+    };
     match c.inbox().retry(&filter).await {
         Ok(n) => {
-            let notice = if n > 0 { "retried" } else { "unchanged" };
+            let notice = match (n > 0, was_stale) {
+                (true, true) => "retried_stale",
+                (true, false) => "retried",
+                (false, _) => "unchanged",
+            };
             redirect(&format!(
                 "{}/events/{}{}",
                 c.base(),

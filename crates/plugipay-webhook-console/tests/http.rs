@@ -569,3 +569,96 @@ fn browser_resolved(href: &str) -> String {
         None => path,
     }
 }
+
+/// Retrying a stale event says what will really happen to it: with the
+/// default policy the next claim records it stale again (no handler runs);
+/// with `Stale::Deliver` its handler runs, told it is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_a_stale_event_says_what_happens_to_it() {
+    use plugipay_webhook::testing::TestDelivery;
+    use plugipay_webhook::Verifier;
+    use plugipay_webhook_console::Auth;
+    use plugipay_webhook_dispatch::inbox::{Inbox, OrderKey, SqliteInbox, Stale};
+    use std::time::{Duration, Instant};
+
+    for (policy, says) in [
+        (Stale::Skip, "records it as <code>stale</code> again"),
+        (Stale::Deliver, "its handlers are told it is stale"),
+    ] {
+        let dir = std::env::temp_dir().join(format!(
+            "plugipay-console-stale-{}-{policy:?}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let inbox = Inbox::builder(SqliteInbox::open(dir.join("inbox.sqlite3")).await.unwrap())
+            .order_by(OrderKey::object())
+            .reorder_window(Duration::ZERO)
+            .on_stale(policy)
+            .poll_interval(Duration::from_millis(20))
+            .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
+            .build()
+            .unwrap();
+        let at = |id: &str, when: &str| {
+            TestDelivery::new(SECRET, PAID)
+                .id(id)
+                .occurred_at(Some(when))
+                .object(serde_json::json!({"id": "inv_stale"}))
+                .verify_with(&Verifier::new(SECRET))
+                .unwrap()
+        };
+        let workers = inbox.start_workers(1);
+        inbox.receive(&at("evt_new", "2026-12-01T10:00:00Z")).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while inbox.stats().await.unwrap().count(State::Done) < 1 {
+            assert!(Instant::now() < deadline, "the newer event is never done");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        workers.shutdown(Duration::from_secs(5)).await;
+        // Stale: stored with the policy that skips, then retried under the
+        // policy of this round (a stale row only comes from a claim).
+        let skipping = Inbox::builder(SqliteInbox::open(dir.join("inbox.sqlite3")).await.unwrap())
+            .order_by(OrderKey::object())
+            .reorder_window(Duration::ZERO)
+            .poll_interval(Duration::from_millis(20))
+            .on(PAID, |_e| async { Ok::<_, std::io::Error>(()) })
+            .build()
+            .unwrap();
+        skipping
+            .receive(&at("evt_old", "2026-12-01T09:00:00Z"))
+            .await;
+        let w = skipping.start_workers(1);
+        while inbox.stats().await.unwrap().count(State::Stale) < 1 {
+            assert!(Instant::now() < deadline, "the older event is never stale");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        w.shutdown(Duration::from_secs(5)).await;
+
+        let console = Console::builder(inbox.clone(), Auth::bearer(TOKEN))
+            .build()
+            .unwrap();
+        let page = send(
+            &console,
+            authed(&format!("/console/events/evt_old?type={PAID}")),
+        )
+        .await
+        .body;
+        let csrf = csrf_of(&page);
+        let retried = send(
+            &console,
+            post("/console/events/evt_old/retry", "")
+                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .body(Body::from(format!("type={PAID}&tenant=&csrf={csrf}")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.body);
+        let to = retried.headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(to.contains("notice=retried_stale"), "{to}");
+        let shown = send(&console, authed(&to)).await.body;
+        assert!(shown.contains(says), "{policy:?}: {shown}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -664,6 +664,13 @@ impl Inbox {
         Workers::start(self.inner.clone(), n.max(1))
     }
 
+    /// What becomes of a stale event ([`InboxBuilder::on_stale`]): what a
+    /// tool retrying one can tell its user will happen to it.
+    #[must_use]
+    pub fn stale_events(&self) -> Stale {
+        self.inner.options.stale
+    }
+
     /// Counts by state, and the oldest due event's age.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         self.inner.backend.stats().await
