@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dev::{Deliveries, Delivery, DeliveryError, DeliveryQuery, Verdict};
 use crate::diff::{diff, Change};
 use crate::form::{self, query};
-use crate::html::{cut, esc, json_tree, time};
+use crate::html::{cut, esc, exact_bytes, json_tree, time};
 use crate::pages::{csrf_field, event_href, hidden, message};
 use crate::{html_response, redirect, Console, Req};
 
@@ -362,10 +362,11 @@ pub(crate) async fn one(
          <section aria-labelledby=\"headers\"><h2 id=\"headers\">Headers</h2>\
          <table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Value</th></tr></thead>\
          <tbody>{headers}</tbody></table></section>\
-         <section aria-labelledby=\"body\"><h2 id=\"body\">Body ({len} bytes)</h2>{tree}</section>",
+         <section aria-labelledby=\"body\"><h2 id=\"body\">Body ({len} bytes)</h2>{tree}{exact}</section>",
         seq = d.seq,
         len = d.body.len(),
         tree = json_tree(&d.body),
+        exact = exact_bytes(&d.body),
     );
     html_response(
         StatusCode::OK,

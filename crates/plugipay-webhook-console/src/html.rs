@@ -101,6 +101,24 @@ impl Frame<'_> {
     }
 }
 
+/// The body's exact bytes, folded away under the parsed view: every
+/// character as it is but the invisible ones, written out (`\u{d}`, a
+/// newline as `\n` before its line break) — a byte added after signing
+/// (a trailing newline, a carriage return) shows here when the parsed view
+/// is the same.
+pub(crate) fn exact_bytes(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let shown: Vec<String> = text
+        .split('\n')
+        .map(|line| plugipay_webhook_dispatch::printable(line).into_owned())
+        .collect();
+    format!(
+        "<details class=\"exact\"><summary>The exact bytes</summary>\
+         <pre class=\"raw\" data-exact-bytes>{}</pre></details>",
+        esc(&shown.join("\\n\n"))
+    )
+}
+
 /// A JSON value as nested `<details>` (objects and arrays, open, with their
 /// size) and escaped scalars; anything else as escaped text.
 pub(crate) fn json_tree(body: &[u8]) -> String {

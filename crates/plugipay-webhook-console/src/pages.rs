@@ -14,7 +14,7 @@ use plugipay_webhook_dispatch::inbox::{
 use plugipay_webhook_dispatch::StoreError;
 
 use crate::form::{self, encode, query};
-use crate::html::{age, cut, esc, json_tree, time};
+use crate::html::{age, cut, esc, exact_bytes, json_tree, time};
 use crate::{html_response, redirect, Console, Req};
 
 /// A listing's page size.
@@ -536,13 +536,14 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
          <section aria-labelledby=\"signature\"><h2 id=\"signature\">Signature</h2>\
          <p><code class=\"sig\">X-Plugipay-Signature: {sig}</code></p><p class=\"verdict {vclass}\">{vtext}</p></section>\
          <section aria-labelledby=\"handlers\"><h2 id=\"handlers\">Handlers and attempts</h2>{handlers}</section>\
-         <section aria-labelledby=\"body\"><h2 id=\"body\">Body ({len} bytes)</h2>{tree}</section>{timeline}",
+         <section aria-labelledby=\"body\"><h2 id=\"body\">Body ({len} bytes)</h2>{tree}{exact}</section>{timeline}",
         id = esc(&r.id),
         sig = esc(&r.signature),
         vclass = verdict.0,
         vtext = esc(&verdict.1),
         len = r.body.len(),
         tree = json_tree(&r.body),
+        exact = exact_bytes(&r.body),
     );
     html_response(StatusCode::OK, c.frame(&r.id, "events").render(&body))
 }

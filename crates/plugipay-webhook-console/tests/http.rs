@@ -662,3 +662,27 @@ async fn retrying_a_stale_event_says_what_happens_to_it() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Beside the parsed view, the exact bytes: a newline added after the JSON
+/// (the same parsed value) shows as `\n`, a carriage return as `\u{d}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_page_shows_the_exact_bytes_too() {
+    use plugipay_webhook::testing::TestDelivery;
+    use plugipay_webhook::Verifier;
+    let f = fixture(1).await;
+    let body = format!("{{\"id\":\"evt_exact\",\"type\":\"{PAID}\",\"data\":{{\"object\":{{\"id\":\"inv_9\"}}}}}}\r\n");
+    let event = TestDelivery::new(SECRET, PAID)
+        .raw_body(body.clone())
+        .verify_with(&Verifier::new(SECRET))
+        .unwrap();
+    assert_eq!(
+        f.inbox.receive(&event).await,
+        plugipay_webhook_dispatch::Outcome::Stored
+    );
+    let a = send(&f.console(false), authed("/console/events/evt_exact")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let shown = format!(
+        "data-exact-bytes>{{&quot;id&quot;:&quot;evt_exact&quot;,&quot;type&quot;:&quot;{PAID}&quot;,&quot;data&quot;:{{&quot;object&quot;:{{&quot;id&quot;:&quot;inv_9&quot;}}}}}}\\u{{d}}\\n\n</pre>"
+    );
+    assert!(a.body.contains(&shown), "{}", a.body);
+}
