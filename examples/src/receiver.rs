@@ -523,8 +523,8 @@ impl Receiver {
     /// `GET /console/login?token=…` for a browser): `None` without it. It
     /// re-verifies stored events with `config`'s secrets and
     /// `PLUGIPAY_TENANT_SECRETS`. Exits 2 when the token is set but the
-    /// receiver has no inbox (`PLUGIPAY_INBOX_URL`), or is under 16
-    /// characters.
+    /// receiver has no inbox (`PLUGIPAY_INBOX_URL`), or holds under 128
+    /// bits of entropy (32 random hex digits, 22 random letters and digits).
     #[must_use]
     pub fn console_or_exit(&self, config: &Config) -> Option<Console> {
         let token = std::env::var("PLUGIPAY_CONSOLE_TOKEN").ok()?;
@@ -533,6 +533,10 @@ impl Receiver {
         };
         let mut builder = Console::builder(inbox.clone(), ConsoleAuth::bearer(token))
             .base(CONSOLE_ROUTE)
+            // The example receivers speak plain HTTP: a `Secure` cookie
+            // would not come back from a browser on another host. Behind
+            // TLS (in production), keep the default: `Secure`.
+            .secure_cookie(false)
             .verifier(config.verifier.clone());
         let tenants = Verifiers::parse_tenant_secrets(
             &std::env::var("PLUGIPAY_TENANT_SECRETS").unwrap_or_default(),

@@ -399,7 +399,10 @@ async fn ui(secret: &SecretArgs, inbox: Inbox, port: u16, read_only: bool) -> Re
     getrandom::fill(&mut raw)
         .map_err(|e| Failure::io(format!("no randomness for a token: {e}")))?;
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut builder = Console::builder(inbox, Auth::bearer(token.clone())).read_only(read_only);
+    // Served over plain HTTP on 127.0.0.1: the cookie cannot be `Secure`.
+    let mut builder = Console::builder(inbox, Auth::bearer(token.clone()))
+        .read_only(read_only)
+        .secure_cookie(false);
     if let Ok(secrets) = secret.secrets() {
         builder = builder.verifier(Verifier::from_secrets(&secrets));
     }

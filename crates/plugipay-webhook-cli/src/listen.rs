@@ -834,7 +834,9 @@ async fn ui(
     getrandom::fill(&mut raw)
         .map_err(|e| Failure::io(format!("no randomness for a token: {e}")))?;
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    // Served over plain HTTP: the cookie cannot be `Secure`.
     let console = Console::builder(inbox.clone(), Auth::bearer(token.clone()))
+        .secure_cookie(false)
         .verifier(verifier.clone())
         .retries(false)
         .deliveries(log.clone())

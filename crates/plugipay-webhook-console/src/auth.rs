@@ -1,7 +1,10 @@
 //! Who may look: the mount's explicit choice of authentication, the login
 //! cookie, and the CSRF token every state-changing request carries.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -19,8 +22,11 @@ pub const COOKIE: &str = "plugipay_console";
 /// `Debug` never shows the token or the password.
 #[derive(Clone)]
 pub enum Auth {
-    /// `Authorization: Bearer <token>`, or the session cookie that
-    /// `GET <base>/login?token=<token>` sets (`HttpOnly`, `SameSite=Strict`).
+    /// `Authorization: Bearer <token>`, or the session cookie the login
+    /// sets — the form's `POST <base>/login`, or a `GET <base>/login?token=`
+    /// link, redirected at once to a URL without the token. A session is
+    /// `HttpOnly`, `SameSite=Strict`, `Secure` unless opted out, and
+    /// expires (12 h by default); `POST <base>/logout` ends it.
     Bearer(String),
     /// HTTP basic authentication: the browser asks for the user and the
     /// password and sends them with every request.
@@ -41,8 +47,10 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// A bearer token (at least 16 characters: a guessable token is no
-    /// protection; see [`Console::builder`](crate::Console::builder)).
+    /// A bearer token of at least 128 bits of entropy, as estimated from
+    /// its length and the kinds of characters it holds (32 hex digits, 22
+    /// random letters and digits; a guessable token is no protection; see
+    /// [`Console::builder`](crate::Console::builder)).
     pub fn bearer(token: impl Into<String>) -> Auth {
         Auth::Bearer(token.into())
     }
@@ -63,9 +71,10 @@ impl Auth {
     /// What is wrong with this choice, if anything.
     pub(crate) fn problem(&self) -> Option<&'static str> {
         match self {
-            Auth::Bearer(t) if t.chars().count() < 16 => {
-                Some("the console's bearer token must be at least 16 characters")
-            }
+            Auth::Bearer(t) if token_bits(t) < 128.0 => Some(
+                "the console's bearer token must hold at least 128 bits of entropy \
+                 (32 random hex digits, or 22 random letters and digits)",
+            ),
             Auth::Basic { user, .. } if user.is_empty() || user.contains(':') => {
                 Some("the console's basic user must be non-empty and hold no ':'")
             }
@@ -91,17 +100,52 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// The values derived from the secret: the session cookie's value and the
-/// CSRF token, both MACs under a key derived from the token or password (the
-/// same across processes sharing the secret), or under a random key for
-/// [`Auth::LocalOnly`].
+/// How much a token resists guessing, estimated: its length times the
+/// bits a character of its kinds carries (hex digits 4; digits, lower and
+/// upper case letters and symbols by how many of the kinds it mixes) — and
+/// nothing for a token of fewer than 8 distinct characters.
+pub(crate) fn token_bits(token: &str) -> f64 {
+    let distinct: std::collections::HashSet<char> = token.chars().collect();
+    if distinct.len() < 8 {
+        return 0.0;
+    }
+    let alphabet = if token.chars().all(|c| c.is_ascii_hexdigit()) {
+        16
+    } else {
+        let mut n = 0;
+        if token.chars().any(|c| c.is_ascii_digit()) {
+            n += 10;
+        }
+        if token.chars().any(|c| c.is_ascii_lowercase()) {
+            n += 26;
+        }
+        if token.chars().any(|c| c.is_ascii_uppercase()) {
+            n += 26;
+        }
+        if token.chars().any(|c| !c.is_ascii_alphanumeric()) {
+            n += 33;
+        }
+        n
+    };
+    token.chars().count() as f64 * f64::from(alphabet).log2()
+}
+
+/// The keys derived from the secret — under a key derived from the token or
+/// password (the same across processes sharing the secret), or a random one
+/// for [`Auth::LocalOnly`] — and the sessions this process ended.
 pub(crate) struct Keys {
     auth: Auth,
-    session: String,
+    key: Vec<u8>,
     /// The session cookie's name.
     cookie: String,
+    /// The CSRF token of a request without a session (authenticated by its
+    /// `Authorization` header, or local).
     csrf: String,
     basic: Option<String>,
+    /// How long a session lasts.
+    lifetime: Duration,
+    /// Sessions ended here (logout), with when they would have expired.
+    ended: Mutex<HashMap<String, u64>>,
 }
 
 /// What a request proved.
@@ -115,8 +159,17 @@ pub(crate) enum Verdict {
     NotLocal,
 }
 
+/// Seconds since the epoch, now.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Keys {
-    pub(crate) fn new(auth: Auth) -> Keys {
+    /// `host_only`: the cookie is `Secure` and the console at the root —
+    /// its name then takes the `__Host-` prefix (no subdomain can set it).
+    pub(crate) fn new(auth: Auth, lifetime: Duration, host_only: bool) -> Keys {
         let key: Vec<u8> = match &auth {
             Auth::Bearer(t) => mac(t.as_bytes(), b"plugipay-webhook-console key").to_vec(),
             Auth::Basic { user, password } => mac(
@@ -138,12 +191,19 @@ impl Keys {
             Auth::Basic { user, password } => Some(base64(format!("{user}:{password}").as_bytes())),
             _ => None,
         };
+        let name = format!("{COOKIE}_{}", &hex(&mac(&key, b"cookie name"))[..8]);
         Keys {
-            cookie: format!("{COOKIE}_{}", &hex(&mac(&key, b"cookie name"))[..8]),
-            session: hex(&mac(&key, b"session")),
+            cookie: if host_only {
+                format!("__Host-{name}")
+            } else {
+                name
+            },
             csrf: hex(&mac(&key, b"csrf")),
             basic,
             auth,
+            key,
+            lifetime,
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,19 +216,75 @@ impl Keys {
         &self.cookie
     }
 
-    /// The session cookie's value.
-    pub(crate) fn session(&self) -> &str {
-        &self.session
+    /// How long a session lasts.
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
-    /// The CSRF token put in every form.
-    pub(crate) fn csrf(&self) -> &str {
-        &self.csrf
+    /// A new session's cookie value: when it was issued, 128 random bits of
+    /// its own, and a MAC of both under the console's key (any process
+    /// sharing the secret accepts it until it expires).
+    pub(crate) fn issue(&self) -> String {
+        let at = now_secs();
+        let mut nonce = [0u8; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            // No randomness: unique still (time and a counter), never guessable
+            // without the key that MACs it.
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            nonce[..8].copy_from_slice(&n.to_le_bytes());
+            nonce[8..].copy_from_slice(&at.to_le_bytes());
+        }
+        let nonce = hex(&nonce);
+        format!("{at}.{nonce}.{}", self.tag(at, &nonce))
     }
 
-    /// Whether `given` is the CSRF token.
-    pub(crate) fn csrf_ok(&self, given: Option<&str>) -> bool {
-        given.is_some_and(|g| eq(g, &self.csrf))
+    fn tag(&self, at: u64, nonce: &str) -> String {
+        hex(&mac(&self.key, format!("session {at} {nonce}").as_bytes()))
+    }
+
+    /// The request's session cookie, when it is one of this console's, not
+    /// expired and not ended.
+    pub(crate) fn session<'h>(&self, headers: &'h http::HeaderMap) -> Option<&'h str> {
+        let value = cookie(headers, &self.cookie)?;
+        let mut parts = value.split('.');
+        let (at, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || nonce.len() != 32 {
+            return None;
+        }
+        let issued: u64 = at.parse().ok()?;
+        let now = now_secs();
+        let fresh = issued <= now.saturating_add(60)
+            && now.saturating_sub(issued) < self.lifetime.as_secs();
+        let ended = self
+            .ended
+            .lock()
+            .map(|e| e.contains_key(value))
+            .unwrap_or(true);
+        (eq(tag, &self.tag(issued, nonce)) && fresh && !ended).then_some(value)
+    }
+
+    /// Ends a session here: refused from now on, by this process.
+    pub(crate) fn end(&self, session: &str) {
+        let now = now_secs();
+        let expires = session
+            .split_once('.')
+            .and_then(|(at, _)| at.parse::<u64>().ok())
+            .map_or(now, |at| at.saturating_add(self.lifetime.as_secs()));
+        if let Ok(mut ended) = self.ended.lock() {
+            ended.retain(|_, until| *until > now);
+            ended.insert(session.to_owned(), expires);
+        }
+    }
+
+    /// The CSRF token of the request's forms: bound to its session when it
+    /// has one (a token read from one session's page is refused in
+    /// another's), else the console's own.
+    pub(crate) fn csrf_for(&self, headers: &http::HeaderMap) -> String {
+        match self.session(headers) {
+            Some(session) => hex(&mac(&self.key, format!("csrf {session}").as_bytes())),
+            None => self.csrf.clone(),
+        }
     }
 
     /// Whether `token` is the bearer token.
@@ -192,7 +308,7 @@ impl Keys {
             }
             Auth::Bearer(token) => {
                 let bearer = authorization(headers, "Bearer").is_some_and(|t| eq(t, token));
-                if bearer || cookie(headers, &self.cookie).is_some_and(|c| eq(c, &self.session)) {
+                if bearer || self.session(headers).is_some() {
                     Verdict::Ok
                 } else {
                     Verdict::Denied
@@ -208,6 +324,11 @@ impl Keys {
             }
         }
     }
+}
+
+/// Constant-time equality of two CSRF tokens.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    eq(a, b)
 }
 
 /// Whether a `Host` header names this machine's loopback: `localhost`,
@@ -314,7 +435,8 @@ mod tests {
 
     #[test]
     fn each_scheme_accepts_its_credentials_only() {
-        let bearer = Keys::new(Auth::bearer("t0k3n-t0k3n-t0k3n"));
+        let day = Duration::from_secs(86_400);
+        let bearer = Keys::new(Auth::bearer("t0k3n-t0k3n-t0k3n"), day, false);
         assert_eq!(
             bearer.check(&headers(&[("authorization", "Bearer t0k3n-t0k3n-t0k3n")])),
             Verdict::Ok
@@ -323,24 +445,25 @@ mod tests {
             bearer.check(&headers(&[("authorization", "Bearer t0k3n-t0k3n-t0k3X")])),
             Verdict::Denied
         );
-        let cookie = format!("a=b; {}={}", bearer.cookie_name(), bearer.session());
+        let session = bearer.issue();
+        let cookie = format!("a=b; {}={session}", bearer.cookie_name());
         // Another console's cookie (another token) is not this one's.
-        let other = Keys::new(Auth::bearer("another-token-another-token"));
+        let other = Keys::new(Auth::bearer("another-token-another-token"), day, false);
         assert_ne!(other.cookie_name(), bearer.cookie_name());
         assert!(bearer.cookie_name().starts_with("plugipay_console_"));
-        let theirs = format!("{}={}", other.cookie_name(), other.session());
+        let theirs = format!("{}={}", other.cookie_name(), other.issue());
         assert_eq!(
             bearer.check(&headers(&[("cookie", &theirs)])),
             Verdict::Denied
         );
         assert_eq!(bearer.check(&headers(&[("cookie", &cookie)])), Verdict::Ok);
         // The cookie is not the token, and the token is not a cookie.
-        assert_ne!(bearer.session(), "t0k3n-t0k3n-t0k3n");
+        assert!(!session.contains("t0k3n"));
         let raw = format!("{}=t0k3n-t0k3n-t0k3n", bearer.cookie_name());
         assert_eq!(bearer.check(&headers(&[("cookie", &raw)])), Verdict::Denied);
         assert_eq!(bearer.check(&headers(&[])), Verdict::Denied);
 
-        let basic = Keys::new(Auth::basic("ops", "correct horse battery"));
+        let basic = Keys::new(Auth::basic("ops", "correct horse battery"), day, false);
         let good = format!("Basic {}", base64(b"ops:correct horse battery"));
         assert_eq!(
             basic.check(&headers(&[("authorization", &good)])),
@@ -355,7 +478,7 @@ mod tests {
             basic.check(&headers(&[("authorization", "Bearer x")])),
             Verdict::Denied
         );
-        let local = Keys::new(Auth::LocalOnly);
+        let local = Keys::new(Auth::LocalOnly, day, false);
         for host in [
             "localhost",
             "LOCALHOST:8080",
@@ -394,18 +517,44 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_shared_by_processes_with_the_same_secret() {
+    fn sessions_are_shared_by_processes_with_the_same_secret_and_end() {
+        let day = Duration::from_secs(86_400);
         let (a, b) = (
-            Keys::new(Auth::bearer("same-secret-same-secret")),
-            Keys::new(Auth::bearer("same-secret-same-secret")),
+            Keys::new(Auth::bearer("same-secret-same-secret"), day, false),
+            Keys::new(Auth::bearer("same-secret-same-secret"), day, false),
         );
-        assert_eq!(a.csrf(), b.csrf());
-        assert!(a.csrf_ok(Some(b.csrf())));
-        assert!(!a.csrf_ok(None));
-        assert!(!a.csrf_ok(Some("")));
-        let c = Keys::new(Auth::bearer("other-secret-other-secret"));
-        assert_ne!(a.csrf(), c.csrf());
-        assert_ne!(a.session(), a.csrf());
+        let session = a.issue();
+        let with = |v: &str| headers(&[("cookie", &format!("{}={v}", a.cookie_name()))]);
+        assert_eq!(b.check(&with(&session)), Verdict::Ok, "another process");
+        assert_ne!(a.issue(), a.issue(), "two sign-ins, two sessions");
+        // The CSRF token is the session's: another session's is another.
+        assert_eq!(a.csrf_for(&with(&session)), b.csrf_for(&with(&session)));
+        let later = format!("{}.{}.{}", now_secs() + 1, "0".repeat(32), "0".repeat(64));
+        assert_ne!(a.csrf_for(&with(&session)), a.csrf_for(&headers(&[])));
+        assert_eq!(
+            a.csrf_for(&with(&later)),
+            a.csrf_for(&headers(&[])),
+            "a forged session has none"
+        );
+        // Expired: issued a day ago.
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let old = now_secs() - 86_400;
+        let expired = format!("{old}.{nonce}.{}", a.tag(old, nonce));
+        assert_eq!(a.check(&with(&expired)), Verdict::Denied, "expired");
+        // Issued in the future (beyond a minute of skew): refused.
+        let ahead = now_secs() + 3_600;
+        let future = format!("{ahead}.{nonce}.{}", a.tag(ahead, nonce));
+        assert_eq!(a.check(&with(&future)), Verdict::Denied, "from the future");
+        // Ended here: refused here.
+        a.end(&session);
+        assert_eq!(a.check(&with(&session)), Verdict::Denied, "ended");
+        let c = Keys::new(Auth::bearer("other-secret-other-secret"), day, false);
+        assert_eq!(c.check(&with(&session)), Verdict::Denied);
+        assert!(
+            Keys::new(Auth::bearer("same-secret-same-secret"), day, true)
+                .cookie_name()
+                .starts_with("__Host-plugipay_console_")
+        );
     }
 
     #[test]
@@ -421,6 +570,17 @@ mod tests {
         );
         assert!(Auth::bearer("short").problem().is_some());
         assert!(Auth::basic("ops", "short").problem().is_some());
-        assert!(Auth::bearer("long-enough-token").problem().is_none());
+        // 128 bits: 32 hex digits, 22 mixed letters and digits.
+        assert!(Auth::bearer("0123456789abcdef0123456789abcde")
+            .problem()
+            .is_some());
+        assert!(Auth::bearer("0123456789abcdef0123456789abcdef")
+            .problem()
+            .is_none());
+        assert!(Auth::bearer("aB3dE5gH7jK9mN1pQ2sT4").problem().is_some());
+        assert!(Auth::bearer("aB3dE5gH7jK9mN1pQ2sT4v").problem().is_none());
+        // Long but of few characters: nothing.
+        assert!(Auth::bearer("ab".repeat(40)).problem().is_some());
+        assert!(Auth::bearer("long-enough-token").problem().is_some());
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct Frame<'a> {
     pub(crate) dev: bool,
     /// The navigation entry to mark current (`overview`, `events`, `deliveries`).
     pub(crate) current: &'a str,
+    /// A signed-in session's CSRF token: a Sign out button.
+    pub(crate) sign_out: Option<&'a str>,
 }
 
 impl Frame<'_> {
@@ -82,11 +84,21 @@ impl Frame<'_> {
                 self.base
             );
         }
-        let mode = if self.read_only {
-            "<p class=\"mode\">Read-only</p>"
+        let mut mode = if self.read_only {
+            "<p class=\"mode\">Read-only</p>".to_owned()
         } else {
-            ""
+            String::new()
         };
+        if let Some(csrf) = self.sign_out {
+            let _ = write!(
+                mode,
+                "<form method=\"post\" action=\"{}/logout\" class=\"signout\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button type=\"submit\">Sign out</button></form>",
+                self.base,
+                esc(csrf)
+            );
+        }
         format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

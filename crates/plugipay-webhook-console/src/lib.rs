@@ -7,7 +7,9 @@
 //! list (newest first, keyset-paginated with `after=`), `GET /events/{id}`
 //! one event (`?type=` and `?tenant=` tell apart events sharing an id),
 //! `POST /events/{id}/retry`, `GET|POST /retry?state=dead|skipped&type=` every
-//! dead or skipped event of a type, `GET /login?token=`.
+//! dead or skipped event of a type, `GET /login` (the form) and `POST
+//! /login` (it posts the token; `GET /login?token=` signs in too and
+//! redirects to a URL without the token), `POST /logout`.
 //!
 //! With [`ConsoleBuilder::deliveries`] (a development receiver's, as
 //! `plugipay-webhook listen --ui`): `GET /deliveries?verdict=&pinned=` every
@@ -33,6 +35,7 @@ mod service;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -48,6 +51,10 @@ pub use service::ConsoleService;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// How long a console session lasts after sign-in unless
+/// [`ConsoleBuilder::session_lifetime`] says otherwise: 12 hours.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
 /// The largest request body the console reads (its forms are a few fields).
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
@@ -55,6 +62,9 @@ pub const MAX_FORM_BYTES: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct Console {
     inner: Arc<Inner>,
+    /// While answering one request: its forms' CSRF token (its session's),
+    /// and whether it holds a session (a Sign out button).
+    request: Option<Arc<(String, bool)>>,
 }
 
 struct Inner {
@@ -89,6 +99,7 @@ pub struct ConsoleBuilder {
     base: String,
     read_only: bool,
     secure_cookie: bool,
+    session_lifetime: Duration,
     verifier: Option<Verifier>,
     tenants: HashMap<String, Verifier>,
     retries: bool,
@@ -135,10 +146,20 @@ impl ConsoleBuilder {
         self
     }
 
-    /// Marks the login cookie `Secure` (send it over HTTPS only). Set it
-    /// whenever the console is reached over HTTPS — in production, always.
+    /// Whether the login cookie is `Secure` — sent over HTTPS only (the
+    /// default; at the root base its name then takes the `__Host-` prefix).
+    /// `false` only for a console served over plain HTTP in development
+    /// (`listen --ui`, `inbox ui` on a loopback address).
     pub fn secure_cookie(mut self, secure: bool) -> Self {
         self.secure_cookie = secure;
+        self
+    }
+
+    /// How long a session lasts after sign-in (default
+    /// [`DEFAULT_SESSION_LIFETIME`], 12 h): the cookie's `Max-Age`, and
+    /// checked by the console itself on every request.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
         self
     }
 
@@ -173,8 +194,9 @@ impl ConsoleBuilder {
         self
     }
 
-    /// The console, or why not (a bearer token under 16 characters, a basic
-    /// password under 12, a base path that is not absolute).
+    /// The console, or why not (a bearer token under 128 bits of entropy, a
+    /// basic password under 12 characters, a base path that is not
+    /// absolute).
     pub fn build(self) -> Result<Console, ConfigError> {
         if let Some(problem) = self.auth.problem() {
             return Err(ConfigError(problem));
@@ -194,7 +216,11 @@ impl ConsoleBuilder {
         Ok(Console {
             inner: Arc::new(Inner {
                 inbox: self.inbox,
-                keys: auth::Keys::new(self.auth),
+                keys: auth::Keys::new(
+                    self.auth,
+                    self.session_lifetime,
+                    self.secure_cookie && self.base.is_empty(),
+                ),
                 base: self.base,
                 read_only: self.read_only,
                 secure_cookie: self.secure_cookie,
@@ -203,6 +229,7 @@ impl ConsoleBuilder {
                 retries: self.retries,
                 deliveries: self.deliveries,
             }),
+            request: None,
         })
     }
 }
@@ -256,7 +283,8 @@ impl Console {
             auth,
             base: "/console".to_owned(),
             read_only: false,
-            secure_cookie: false,
+            secure_cookie: true,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
             verifier: None,
             tenants: HashMap::new(),
             retries: true,
@@ -333,7 +361,7 @@ impl Console {
             );
             return r;
         }
-        if req.path == "/login" && req.method == Method::GET {
+        if req.path == "/login" && (req.method == Method::GET || req.method == Method::POST) {
             return self.login(&req);
         }
         match i.keys.check(&req.headers) {
@@ -346,6 +374,20 @@ impl Console {
                 )
             }
         }
+        // This request's view: its forms carry its session's CSRF token.
+        let session = i.keys.session(&req.headers).map(str::to_owned);
+        let this = Console {
+            inner: self.inner.clone(),
+            request: Some(Arc::new((i.keys.csrf_for(&req.headers), session.is_some()))),
+        };
+        if req.path == "/logout" && req.method == Method::POST {
+            return this.logout(&req, session.as_deref());
+        }
+        this.route_authenticated(req).await
+    }
+
+    async fn route_authenticated(&self, req: Req) -> Response<Bytes> {
+        let i = &self.inner;
         let segments: Vec<&str> = req.path[1..].split('/').collect();
         if let (Some(dev), ["deliveries", ..]) = (&i.deliveries, segments.as_slice()) {
             return self.route_deliveries(&**dev, &req, &segments[1..]).await;
@@ -462,7 +504,7 @@ impl Console {
             ));
         }
         let form = form::pairs(&String::from_utf8_lossy(&req.body));
-        if !self.inner.keys.csrf_ok(form::get(&form, "csrf")) {
+        if !form::get(&form, "csrf").is_some_and(|given| auth::same(given, self.csrf())) {
             return Err(refuse(
                 "The form's CSRF token is missing or wrong: reload the page and try again.",
             ));
@@ -470,6 +512,10 @@ impl Console {
         Ok(form)
     }
 
+    /// Sign-in. `GET /login` is the form, which posts the token; a
+    /// `GET /login?token=` link (what `listen --ui` prints) signs in too and
+    /// redirects at once, so the token leaves the address bar and history;
+    /// a wrong one lands on the form without it.
     fn login(&self, req: &Req) -> Response<Bytes> {
         let keys = &self.inner.keys;
         let base = &self.inner.base;
@@ -478,8 +524,22 @@ impl Console {
             Auth::LocalOnly => return redirect(&format!("{base}/")),
             Auth::Basic { .. } => return self.challenge(req),
         }
-        match req.q("token") {
-            Some(token) if keys.token_ok(token) => {
+        let given = if req.method == Method::POST {
+            if req.cross_site() {
+                return pages::message(
+                    self,
+                    StatusCode::FORBIDDEN,
+                    "Refused",
+                    "A sign-in from another site is refused.",
+                );
+            }
+            let form = form::pairs(&String::from_utf8_lossy(&req.body));
+            form::get(&form, "token").map(str::to_owned)
+        } else {
+            req.q("token").map(str::to_owned)
+        };
+        match given {
+            Some(token) if keys.token_ok(&token) => {
                 // A development receiver's console opens on what it was
                 // sent; an inbox's on its overview.
                 let landing = if self.inner.deliveries.is_some() {
@@ -489,10 +549,11 @@ impl Console {
                 };
                 let mut r = redirect(&landing);
                 let cookie = format!(
-                    "{}={}; Path={}; HttpOnly; SameSite=Strict{}",
+                    "{}={}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{}",
                     keys.cookie_name(),
-                    keys.session(),
+                    keys.issue(),
                     if base.is_empty() { "/" } else { base },
+                    keys.lifetime().as_secs(),
                     if self.inner.secure_cookie {
                         "; Secure"
                     } else {
@@ -504,8 +565,39 @@ impl Console {
                 }
                 r
             }
-            given => pages::login(self, given.is_some()),
+            // A wrong token in a link: to the form, the token off the URL.
+            Some(_) if req.method == Method::GET => redirect(&format!("{base}/login?failed=1")),
+            Some(_) => pages::login(self, true),
+            None => pages::login(self, req.q("failed").is_some()),
         }
+    }
+
+    /// Sign-out: the session ends (refused by this process from now on;
+    /// the cookie is cleared), back to the form.
+    fn logout(&self, req: &Req, session: Option<&str>) -> Response<Bytes> {
+        if let Err(refused) = self.form(req) {
+            return refused;
+        }
+        let keys = &self.inner.keys;
+        let base = &self.inner.base;
+        if let Some(session) = session {
+            keys.end(session);
+        }
+        let mut r = redirect(&format!("{base}/login"));
+        let cookie = format!(
+            "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict{}",
+            keys.cookie_name(),
+            if base.is_empty() { "/" } else { base },
+            if self.inner.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            }
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        r
     }
 
     /// The answer to an unauthenticated request: a browser's page request
@@ -542,6 +634,7 @@ impl Console {
             read_only: self.inner.read_only,
             dev: self.inner.deliveries.is_some(),
             current,
+            sign_out: self.request.as_ref().filter(|r| r.1).map(|r| r.0.as_str()),
         }
     }
 
@@ -554,8 +647,9 @@ impl Console {
         !self.inner.read_only && self.inner.retries
     }
 
+    /// The CSRF token of the request being answered (its session's).
     pub(crate) fn csrf(&self) -> &str {
-        self.inner.keys.csrf()
+        self.request.as_ref().map_or("", |r| r.0.as_str())
     }
 
     /// The verifier for a tenant's events (`None`: events without one).

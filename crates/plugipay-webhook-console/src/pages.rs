@@ -835,7 +835,7 @@ pub(crate) fn login(c: &Console, wrong: bool) -> Response<Bytes> {
         (StatusCode::OK, "")
     };
     let body = format!(
-        "<h1>Sign in</h1>{error}<form method=\"get\" action=\"{base}/login\">\
+        "<h1>Sign in</h1>{error}<form method=\"post\" action=\"{base}/login\">\
          <p><label for=\"token\">Console token</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required></p>\
          <p><button type=\"submit\">Sign in</button></p></form>"

@@ -379,7 +379,7 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         .unwrap();
     assert_eq!(blocked, json!("blocked"), "connect-src is 'none'");
     c.execute(
-        "document.querySelector('input[name=csrf]').remove()",
+        "document.querySelector('main input[name=csrf]').remove()",
         vec![],
     )
     .await
@@ -440,6 +440,22 @@ async fn run(c: &Client, f: &Fixture, url: &str) -> Result<(), String> {
         return Err(format!(
             "the events page is {scroll} px wide in a {client} px window"
         ));
+    }
+
+    // Sign out: back to the form, and the session no longer opens a page.
+    c.find(Locator::XPath(
+        "//header//button[normalize-space()='Sign out']",
+    ))
+    .await
+    .map_err(|e| format!("no Sign out button: {e}"))?
+    .click()
+    .await
+    .unwrap();
+    until_url(c, "/console/login", "Sign out").await;
+    c.goto(&format!("{url}/console/events")).await.unwrap();
+    let here = c.current_url().await.unwrap();
+    if here.path() != "/console/login" {
+        return Err(format!("after Sign out the events page opened: {here}"));
     }
     Ok(())
 }

@@ -114,9 +114,10 @@ async fn without_authentication_nothing_is_shown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_login_link_sets_a_strict_http_only_cookie() {
+async fn sign_in_sets_an_expiring_secure_session_and_sign_out_ends_it() {
     let f = fixture(1).await;
     let console = f.console(false);
+    // A wrong token in a link: to the form, the token off the URL.
     let a = send(
         &console,
         get("/console/login?token=not-the-token")
@@ -124,41 +125,192 @@ async fn the_login_link_sets_a_strict_http_only_cookie() {
             .unwrap(),
     )
     .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.headers[header::LOCATION], "/console/login?failed=1");
     assert!(a.headers.get(header::SET_COOKIE).is_none());
-
     let a = send(
+        &console,
+        get("/console/login?failed=1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.body
+            .contains("<form method=\"post\" action=\"/console/login\">"),
+        "{}",
+        a.body
+    );
+
+    // The form posts the token; a link signs in too, redirected at once to
+    // a URL without it.
+    let form_login = send(
+        &console,
+        post("/console/login", "")
+            .body(Body::from(format!("token={TOKEN}")))
+            .unwrap(),
+    )
+    .await;
+    let link_login = send(
         &console,
         get(&format!("/console/login?token={TOKEN}"))
             .body(Body::empty())
             .unwrap(),
     )
     .await;
-    assert_eq!(a.status, StatusCode::SEE_OTHER);
-    assert_eq!(a.headers[header::LOCATION], "/console/");
-    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
-        assert!(cookie.contains(attribute), "{cookie}");
+    let mut sessions = Vec::new();
+    for a in [&form_login, &link_login] {
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        assert_eq!(a.headers[header::LOCATION], "/console/");
+        let cookie = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        for attribute in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/console",
+            "Max-Age=43200",
+            "Secure",
+        ] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(
+            !cookie.contains(TOKEN),
+            "the cookie is not the token: {cookie}"
+        );
+        sessions.push(cookie.split(';').next().unwrap().to_owned());
     }
-    assert!(
-        !cookie.contains(TOKEN),
-        "the cookie is not the token: {cookie}"
-    );
-    let session = cookie.split(';').next().unwrap().to_owned();
-    let a = send(
+    let wrong_post = send(
         &console,
-        get("/console/events")
-            .header(header::COOKIE, &session)
+        post("/console/login", "")
+            .body(Body::from("token=not-the-token"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(wrong_post.status, StatusCode::UNAUTHORIZED);
+    let cross = send(
+        &console,
+        post("/console/login", "")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from(format!("token={TOKEN}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        cross.status,
+        StatusCode::FORBIDDEN,
+        "a sign-in from another site"
+    );
+
+    let page = |session: &str| get("/console/events/evt_refund_a").header(header::COOKIE, session);
+    let (a, b) = (&sessions[0], &sessions[1]);
+    let shown = send(&console, page(a).body(Body::empty()).unwrap()).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.body.contains("Sign out"), "{}", shown.body);
+    // Each session's forms carry a token of its own: one session's token is
+    // refused in another.
+    let (csrf_a, csrf_b) = (
+        csrf_of(&shown.body),
+        csrf_of(
+            &send(&console, page(b).body(Body::empty()).unwrap())
+                .await
+                .body,
+        ),
+    );
+    assert_ne!(csrf_a, csrf_b);
+    let retry = |session: &str, csrf: &str| {
+        post("/console/events/evt_refund_a/retry", "")
+            .header(header::COOKIE, session)
+            .body(Body::from(format!("type={REFUND}&csrf={csrf}")))
+            .unwrap()
+    };
+    assert_eq!(
+        send(&console, retry(b, &csrf_a)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(f.state_of("evt_refund_a").await, State::Dead);
+
+    // Sign out: the cookie cleared, the session refused from now on.
+    let out = send(
+        &console,
+        post("/console/logout", "")
+            .header(header::COOKIE, a)
+            .body(Body::from(format!("csrf={csrf_a}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert_eq!(out.headers[header::LOCATION], "/console/login");
+    assert!(out.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let after = send(&console, page(a).body(Body::empty()).unwrap()).await;
+    assert_ne!(after.status, StatusCode::OK, "an ended session");
+    assert!(!after.body.contains("evt_refund_a"));
+    // The other session lives on.
+    assert_eq!(
+        send(&console, page(b).body(Body::empty()).unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A short lifetime is the cookie's Max-Age; at the root, over HTTPS,
+    // the name takes the __Host- prefix; plain-HTTP development opts out of
+    // Secure.
+    let root = plugipay_webhook_console::Console::builder(
+        f.inbox.clone(),
+        plugipay_webhook_console::Auth::bearer(TOKEN),
+    )
+    .base("/")
+    .session_lifetime(std::time::Duration::from_secs(600))
+    .build()
+    .unwrap();
+    // (At the root the test app's own `/` would collide: asked directly.)
+    let a = root
+        .respond(
+            http::Request::get(format!("/login?token={TOKEN}"))
+                .header(header::HOST, "console.test")
+                .body(bytes::Bytes::new())
+                .unwrap(),
+        )
+        .await;
+    let a = Answer {
+        status: a.status(),
+        headers: a.headers().clone(),
+        body: String::new(),
+    };
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-plugipay_console_"), "{cookie}");
+    assert!(
+        cookie.contains("Max-Age=600") && cookie.contains("Path=/;"),
+        "{cookie}"
+    );
+    let plain = plugipay_webhook_console::Console::builder(
+        f.inbox.clone(),
+        plugipay_webhook_console::Auth::bearer(TOKEN),
+    )
+    .secure_cookie(false)
+    .build()
+    .unwrap();
+    let a = send(
+        &plain,
+        get(&format!("/console/login?token={TOKEN}"))
             .body(Body::empty())
             .unwrap(),
     )
     .await;
-    assert_eq!(a.status, StatusCode::OK);
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(
-        a.body.contains("data-event-id=\"evt_paid_0000\""),
-        "{}",
-        a.body
+        !cookie.contains("Secure") && cookie.starts_with("plugipay_console_"),
+        "{cookie}"
     );
+    // A token under 128 bits is refused.
+    assert!(plugipay_webhook_console::Console::builder(
+        f.inbox.clone(),
+        plugipay_webhook_console::Auth::bearer("long-enough-token")
+    )
+    .build()
+    .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
