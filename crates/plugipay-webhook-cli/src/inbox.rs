@@ -455,6 +455,7 @@ async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
             "skipped": stats.count(State::Skipped),
             "stale": stats.count(State::Stale),
             "oldest_due_ms": stats.oldest_due_ms,
+            "next_lease_lapse_ms": stats.next_lease_lapse_ms,
         }));
     } else {
         for state in State::ALL {
@@ -464,6 +465,19 @@ async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
             "oldest due: {:.1} s",
             stats.oldest_due_ms as f64 / 1000.0
         ));
+        // Running events held by a worker that stopped stay `running` until
+        // their lease lapses: say when that is.
+        match stats.next_lease_lapse_ms {
+            Some(ms) if ms >= 0 => say(&format!(
+                "running: the first lease lapses in {:.1} s (a worker that stopped is noticed then)",
+                ms as f64 / 1000.0
+            )),
+            Some(ms) => say(&format!(
+                "running: a lease lapsed {:.1} s ago (the event waits for a worker to take it again)",
+                -ms as f64 / 1000.0
+            )),
+            None => {}
+        }
     }
     Ok(0)
 }

@@ -138,6 +138,23 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
     } else {
         "No event is waiting.".to_owned()
     };
+    // What a worker that stopped (crash, kill) holds stays `running` until
+    // its lease lapses: when that is.
+    let oldest = match stats.next_lease_lapse_ms {
+        Some(ms) if ms >= 0 => format!(
+            "{oldest} <span data-lease-lapse>{} running; the first lease lapses in {} \
+             (a worker that stopped is noticed then).</span>",
+            stats.count(State::Running),
+            age(ms.max(1))
+        ),
+        Some(ms) => format!(
+            "{oldest} <span data-lease-lapse>{} running; a lease lapsed {} ago: the event \
+             waits for a worker to take it again.</span>",
+            stats.count(State::Running),
+            age(-ms)
+        ),
+        None => oldest,
+    };
     let mut rows = String::new();
     for f in &failing {
         let retry = if !c.can_retry() || f.dead == 0 {
@@ -496,8 +513,19 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
     );
     field("Attempts", r.attempts.to_string());
     field("Received", time(r.received_at_ms));
-    if matches!(r.state, State::Pending | State::Running) {
-        field("Next attempt", time(r.next_attempt_at_ms));
+    match r.state {
+        State::Pending => field("Next attempt", time(r.next_attempt_at_ms)),
+        // A running event's due time is its lease's expiry: until then its
+        // worker holds it — also a worker that crashed or was killed.
+        State::Running => field(
+            "Lease lapses",
+            format!(
+                "<span data-lease-lapses>{} — until then the worker that took it holds it \
+                 (one that stopped is noticed then, and the event runs again)</span>",
+                time(r.next_attempt_at_ms)
+            ),
+        ),
+        _ => {}
     }
     field("Last change", time(r.updated_at_ms));
     if let Some(e) = &r.last_error {

@@ -838,3 +838,53 @@ async fn an_event_page_shows_the_exact_bytes_too() {
     );
     assert!(a.body.contains(&shown), "{}", a.body);
 }
+
+/// A running event — also one a crashed worker holds — shows when its
+/// lease lapses, on the overview and on its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_events_show_when_their_lease_lapses() {
+    use plugipay_webhook_console::Auth;
+    use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("plugipay-console-lapse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inbox = Inbox::builder(SqliteInbox::open(dir.join("inbox.sqlite3")).await.unwrap())
+        .lease(Duration::from_secs(60))
+        .handler_timeout(Duration::from_secs(2))
+        .poll_interval(Duration::from_millis(20))
+        .on(PAID, |_e| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        })
+        .build()
+        .unwrap();
+    inbox
+        .receive(&event(PAID, "evt_held", serde_json::json!({"id": "inv_1"})).await)
+        .await;
+    let workers = inbox.start_workers(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inbox.stats().await.unwrap().count(State::Running) < 1 {
+        assert!(Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let console = Console::builder(inbox.clone(), Auth::bearer(TOKEN))
+        .build()
+        .unwrap();
+    let overview = send(&console, authed("/console/")).await.body;
+    assert!(
+        overview.contains("<span data-lease-lapse>1 running; the first lease lapses in"),
+        "{overview}"
+    );
+    let page = send(
+        &console,
+        authed(&format!("/console/events/evt_held?type={PAID}")),
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("Lease lapses") && page.contains("data-lease-lapses"),
+        "{page}"
+    );
+    workers.shutdown(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

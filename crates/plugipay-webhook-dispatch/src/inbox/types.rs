@@ -327,6 +327,11 @@ pub struct Stats {
     /// How long the oldest due event (pending past its attempt time, or
     /// running past its lease) has waited, in ms; 0 when nothing is due.
     pub oldest_due_ms: i64,
+    /// In how many ms the earliest running event's lease lapses (negative:
+    /// it lapsed that long ago and waits for a worker); `None` when nothing
+    /// runs. Events a crashed or killed worker held stay `running` until
+    /// then: this says when they will be taken again.
+    pub next_lease_lapse_ms: Option<i64>,
 }
 
 impl Stats {

@@ -116,6 +116,10 @@ pub(crate) fn all() -> Vec<Case> {
         case("prune: done only, 7-day floor, never dead", prune_scope),
         case("tenants: one id under two tenants is two", tenants_apart),
         case("a NUL in a stored text is 400, nothing stored", nul_in_text),
+        case(
+            "stats say when a running event's lease lapses",
+            lease_lapse_in_stats,
+        ),
     ];
     cases.extend(crate::ordering::cases());
     cases.extend(crate::handlers::cases());
@@ -1230,5 +1234,55 @@ async fn nul_in_text(bed: Arc<Bed>) -> Result<Ran, String> {
         .health()
         .await
         .map_err(|e| format!("health after them: {e}"))?;
+    Ok(Ran::Passed)
+}
+
+/// What a stopped worker holds stays `running` until its lease lapses:
+/// stats say when (nothing running: none; held: within the lease; its
+/// worker gone and the lease over: lapsed, how long ago).
+async fn lease_lapse_in_stats(bed: Arc<Bed>) -> Result<Ran, String> {
+    let seen = Shared::default();
+    let inbox = builder(&bed, &seen)
+        .lease(Duration::from_millis(1000))
+        .handler_timeout(Duration::from_millis(500))
+        .on(PAID, |_e: WebhookEvent| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stats = inbox.stats().await.map_err(|e| e.to_string())?;
+    ensure(stats.next_lease_lapse_ms.is_none(), || {
+        format!("nothing runs yet: {stats:?}")
+    })?;
+    deliver(
+        &inbox,
+        &event(&unique("lapse")),
+        &seen,
+        Duration::from_secs(5),
+    )
+    .await;
+    let w = inbox.start_workers(1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while records(&inbox).await[0].state != State::Running {
+        ensure(Instant::now() < deadline, || "never claimed".into())?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = inbox.stats().await.map_err(|e| e.to_string())?;
+    ensure(
+        stats.count(State::Running) == 1
+            && stats
+                .next_lease_lapse_ms
+                .is_some_and(|ms| ms > 0 && ms <= 1000),
+        || format!("held: the lease lapses within a second: {stats:?}"),
+    )?;
+    // The worker dies mid-handler; its lease runs out.
+    w.shutdown(Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let stats = inbox.stats().await.map_err(|e| e.to_string())?;
+    ensure(
+        stats.count(State::Running) == 1 && stats.next_lease_lapse_ms.is_some_and(|ms| ms < 0),
+        || format!("lapsed, waiting for a worker: {stats:?}"),
+    )?;
     Ok(Ran::Passed)
 }

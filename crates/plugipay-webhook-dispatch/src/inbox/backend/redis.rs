@@ -498,6 +498,7 @@ impl Backend for RedisInbox {
                 stats.counts.insert(state, u64::try_from(*n).unwrap_or(0));
             }
             stats.oldest_due_ms = v.get(State::ALL.len()).copied().unwrap_or(0);
+            stats.next_lease_lapse_ms = v.get(State::ALL.len() + 1).copied();
             Ok(stats)
         })
     }

@@ -282,6 +282,9 @@ impl Backend for SqliteInbox {
                 stats.oldest_due_ms = sqlx::query_scalar(&sql.oldest_due)
                     .fetch_one(&mut *conn)
                     .await?;
+                stats.next_lease_lapse_ms = sqlx::query_scalar(&sql.next_lapse)
+                    .fetch_one(&mut *conn)
+                    .await?;
                 Ok(stats)
             })
         }))

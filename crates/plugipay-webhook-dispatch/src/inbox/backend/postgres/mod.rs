@@ -400,6 +400,11 @@ impl Backend for PostgresInbox {
                 .fetch_one(&mut *c)
                 .await
                 .map_err(e)?;
+            stats.next_lease_lapse_ms = sqlx::query_scalar(&sql.next_lapse)
+                .persistent(self.inner.conn.persistent)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(e)?;
             c.finish().await?;
             Ok(stats)
         }))
