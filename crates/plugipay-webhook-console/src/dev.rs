@@ -6,14 +6,12 @@
 //! given one. `plugipay-webhook listen --ui` is the one in this family.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 use bytes::Bytes;
 
 /// A boxed future, as [`Deliveries`]' methods return (the trait stays
-/// object-safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// object-safe): `futures_core`'s, the same type as the dispatch crate's.
+pub use futures_core::future::BoxFuture;
 
 /// What a receiver made of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,13 +4,9 @@
 /// The pairs of a query string or form body, percent- and `+`-decoded
 /// (invalid UTF-8 replaced). At most 64 pairs are read.
 pub(crate) fn pairs(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
+    form_urlencoded::parse(text.as_bytes())
         .take(64)
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -23,49 +19,25 @@ pub(crate) fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a s
         .filter(|v| !v.is_empty())
 }
 
-/// Percent-decodes `text` (`+` is a space).
+/// Percent-decodes a path segment (invalid UTF-8 replaced; a `+` is a
+/// plus: only a query's `+` is a space).
 pub(crate) fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+/// Everything but the unreserved characters of RFC 3986.
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes `text` for a query value or a path segment: everything
 /// but unreserved characters.
 pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
 }
 
 /// A query string from the pairs whose value is set.
@@ -102,6 +74,14 @@ mod tests {
         assert_eq!(decode("%E2%9C%93"), "✓");
         assert_eq!(decode("%ff"), "\u{fffd}");
         assert_eq!(decode("%"), "%");
+        // In a path, `+` is a plus (a link encodes it as %2B anyway).
+        assert_eq!(decode("a+b%2B"), "a+b+");
+        // More than 64 pairs: the rest is not read.
+        let many = (0..100)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(pairs(&many).len(), 64);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-/// A boxed, sendable future (the store traits are object-safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed, sendable future (the store traits are object-safe):
+/// `futures_core`'s.
+pub use futures_core::future::BoxFuture;
 
 /// What a handler returns on failure. Any error type converts into it.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
