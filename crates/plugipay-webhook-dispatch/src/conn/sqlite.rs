@@ -1,13 +1,13 @@
 //! SQLite through sqlx, shared by the de-duplication store and the inbox:
-//! the shared calls (receiving, the tools' queries) on a pool — the
-//! application's own (`from_pool`) or, opened from a path, one of a single
-//! connection —, each inbox worker on a connection of its own made with
-//! the pool's options. sqlx runs every SQLite connection on a thread of its
+//! the shared calls (receiving, the tools' queries) on the application's
+//! pool (`from_pool`) or, opened from a path, on one connection of the
+//! store's own taken in turn; each inbox worker on a connection of its own
+//! made with the same options. sqlx runs every SQLite connection on a thread of its
 //! own, so no statement blocks the async runtime's threads; a connection's
 //! commands run in the order they were sent.
 //!
 //! A call that fails or outlives its timeout does not give its connection
-//! back to the pool: it is closed (SQLite rolls back whatever it had open)
+//! back (to the pool, or to the store's slot): it is closed (SQLite rolls back whatever it had open)
 //! once the statement it was running ends.
 
 use std::path::Path;

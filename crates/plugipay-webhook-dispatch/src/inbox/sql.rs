@@ -300,4 +300,33 @@ mod tests {
             assert_eq!(s.schema.version, 5);
         }
     }
+
+    /// The claim and the idle worker's wait find a key's head with the same
+    /// probes (written out in both files): they must not drift apart, or an
+    /// idle worker would wait for an event no claim takes, or sleep past
+    /// one it would.
+    #[test]
+    fn claim_and_next_due_share_their_head_of_key() {
+        for d in [Dialect::Postgres, Dialect::Sqlite] {
+            let s = InboxSql::new("t", d);
+            let head = |sql: &str, dead_holds: &str| -> String {
+                let from = sql.find("(r.order_key IS NULL").expect("a head");
+                let to = from + sql[from..].find("ORDER BY").expect("its end");
+                sql[from..to]
+                    .replace(dead_holds, "DEAD_HOLDS")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let (claim, next) = match d {
+                Dialect::Postgres => (
+                    head(&s.claim, "$5::BOOLEAN"),
+                    head(&s.next_due, "$1::BOOLEAN"),
+                ),
+                Dialect::Sqlite => (head(&s.claim, "?5"), head(&s.next_due, "?1")),
+            };
+            assert_eq!(claim, next, "{d:?}");
+            assert!(claim.contains("DEAD_HOLDS"), "{d:?}: {claim}");
+        }
+    }
 }
