@@ -483,7 +483,8 @@ async fn stats(inbox: &Inbox, json: bool) -> Result<u8, Failure> {
 }
 
 async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Failure> {
-    let records = inbox.list_with(filter).await.map_err(store)?;
+    let page = inbox.list_page(filter).await.map_err(store)?;
+    let records = page.records;
     for r in &records {
         if json {
             json_out(&json!({
@@ -496,10 +497,8 @@ async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Fail
             say(&line(r));
         }
     }
-    if !json && records.len() == filter.limit as usize {
-        if let Some(last) = records.last() {
-            eprintln!("more: --after {}", last.cursor().to_token());
-        }
+    if let (false, Some(next)) = (json, &page.next) {
+        eprintln!("more: --after {}", next.to_token());
     }
     Ok(0)
 }
@@ -512,11 +511,10 @@ async fn timeline_of(inbox: &Inbox, mut filter: ListFilter, json: bool) -> Resul
     filter.limit = 500;
     let mut records: Vec<Record> = Vec::new();
     loop {
-        let page = inbox.list_with(&filter).await.map_err(store)?;
-        let full = page.len() == filter.limit as usize;
-        filter.after = page.last().map(Record::cursor);
-        records.extend(page);
-        if !full {
+        let page = inbox.list_page(&filter).await.map_err(store)?;
+        records.extend(page.records);
+        filter.after = page.next;
+        if filter.after.is_none() {
             break;
         }
     }

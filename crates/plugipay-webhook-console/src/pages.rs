@@ -1,15 +1,14 @@
 //! The pages: overview, events, one event, the retry confirmations, login.
 //! Every value from an event goes through [`esc`].
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use plugipay_webhook_dispatch::inbox::{
-    occurred_at_ms, AttemptOutcome, Cursor, HandlerState, ListFilter, Record, RetryFilter, Stale,
-    State,
+    occurred_at_ms, AttemptOutcome, Count, Cursor, HandlerState, ListFilter, Record, RetryFilter,
+    Stale, State,
 };
 use plugipay_webhook_dispatch::StoreError;
 
@@ -115,7 +114,7 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
         Ok(a) => a,
         Err(e) => return unavailable(c, &e),
     };
-    let failing = match failing_types(c).await {
+    let failing = match inbox.failing_types(FAILING_SAMPLE, 10).await {
         Ok(f) => f,
         Err(e) => return unavailable(c, &e),
     };
@@ -180,7 +179,7 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
         "<p>No type is failing.</p>".to_owned()
     } else {
         format!(
-            "<table><caption>Among the newest {FAILING_SAMPLE} dead and {FAILING_SAMPLE} pending events</caption>\
+            "<table><caption>Among the newest {FAILING_SAMPLE} dead events and {FAILING_SAMPLE} pending events that failed before</caption>\
              <thead><tr><th scope=\"col\">Type</th><th scope=\"col\">Dead</th>\
              <th scope=\"col\">Retrying</th><th scope=\"col\">Last error</th><th scope=\"col\">Action</th></tr></thead>\
              <tbody>{rows}</tbody></table>"
@@ -199,60 +198,6 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
         StatusCode::OK,
         c.frame("Overview", "overview").render(&body),
     )
-}
-
-struct Failing {
-    event_type: String,
-    dead: usize,
-    retrying: usize,
-    last_error: Option<String>,
-    last_at: i64,
-}
-
-async fn failing_types(c: &Console) -> Result<Vec<Failing>, StoreError> {
-    let mut by_type: HashMap<String, Failing> = HashMap::new();
-    for state in [State::Dead, State::Pending] {
-        let records = c
-            .inbox()
-            .list_with(&ListFilter {
-                state: Some(state),
-                newest_first: true,
-                limit: FAILING_SAMPLE,
-                ..Default::default()
-            })
-            .await?;
-        for r in records {
-            if state == State::Pending && r.attempts == 0 {
-                continue;
-            }
-            let f = by_type
-                .entry(r.event_type.clone())
-                .or_insert_with(|| Failing {
-                    event_type: r.event_type.clone(),
-                    dead: 0,
-                    retrying: 0,
-                    last_error: None,
-                    last_at: i64::MIN,
-                });
-            if state == State::Dead {
-                f.dead += 1;
-            } else {
-                f.retrying += 1;
-            }
-            if r.updated_at_ms > f.last_at && r.last_error.is_some() {
-                f.last_at = r.updated_at_ms;
-                f.last_error = r.last_error.clone();
-            }
-        }
-    }
-    let mut out: Vec<Failing> = by_type.into_values().collect();
-    out.sort_by(|a, b| {
-        (b.dead + b.retrying)
-            .cmp(&(a.dead + a.retrying))
-            .then_with(|| a.event_type.cmp(&b.event_type))
-    });
-    out.truncate(10);
-    Ok(out)
 }
 
 /// `YYYY-MM-DDTHH:MM[:SS]` (a `datetime-local` field, read as UTC) in ms.
@@ -280,14 +225,12 @@ pub(crate) async fn events(c: &Console, req: &Req) -> Response<Bytes> {
         until_ms: to,
         after: req.q("after").and_then(Cursor::from_token),
         newest_first: true,
-        limit: PAGE + 1,
+        limit: PAGE,
     };
-    let mut records = match c.inbox().list_with(&filter).await {
-        Ok(r) => r,
+    let (records, next) = match c.inbox().list_page(&filter).await {
+        Ok(page) => (page.records, page.next),
         Err(e) => return unavailable(c, &e),
     };
-    let more = records.len() > PAGE as usize;
-    records.truncate(PAGE as usize);
 
     let mut options = String::from("<option value=\"\">any</option>");
     for s in State::ALL {
@@ -333,7 +276,12 @@ pub(crate) async fn events(c: &Console, req: &Req) -> Response<Bytes> {
             received = time(r.received_at_ms),
         );
     }
-    if rows.is_empty() {
+    if rows.is_empty() && next.is_some() {
+        // A Redis listing examines a bounded number of events per page.
+        rows = "<tr><td colspan=\"8\">No event matches among the events examined for this page: \
+                Older continues the search.</td></tr>"
+            .to_owned();
+    } else if rows.is_empty() {
         rows = "<tr><td colspan=\"8\">No event matches.</td></tr>".to_owned();
     }
     let keep: Vec<(&str, Option<&str>)> = ["state", "type", "tenant", "object", "id", "from", "to"]
@@ -348,8 +296,8 @@ pub(crate) async fn events(c: &Console, req: &Req) -> Response<Bytes> {
             esc(&query(&keep))
         );
     }
-    if let (true, Some(last)) = (more, records.last()) {
-        let token = last.cursor().to_token();
+    if let Some(next_page) = &next {
+        let token = next_page.to_token();
         let mut next = keep.clone();
         next.push(("after", Some(&token)));
         let _ = write!(
@@ -631,13 +579,19 @@ fn handlers(r: &Record) -> String {
             let outcome = match a.outcome {
                 AttemptOutcome::Done => "done",
                 AttemptOutcome::Failed => "failed",
+                AttemptOutcome::CutShort => "cut-short",
                 _ => "other",
             };
             let _ = write!(
                 attempts,
-                "<tr><td>{}</td><td>{} ms</td><td>{}</td><td class=\"error\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
                 time(a.started_at_ms),
-                a.took_ms,
+                // A cut-short attempt's length is unknown (noticed later).
+                if a.outcome == AttemptOutcome::CutShort {
+                    "unknown".to_owned()
+                } else {
+                    format!("{} ms", a.took_ms)
+                },
                 state_badge(outcome),
                 esc(a.error.as_deref().unwrap_or(""))
             );
@@ -669,6 +623,9 @@ async fn same_object(c: &Console, r: &Record, object: &str) -> Result<String, St
         .list_with(&ListFilter {
             object_id: Some(object.to_owned()),
             tenant: Some(r.tenant.clone()),
+            // The newest 200 (sorted below): on Redis a listing by object
+            // examines a bounded number of events, the newest first.
+            newest_first: true,
             limit: 200,
             ..Default::default()
         })
@@ -767,24 +724,17 @@ pub(crate) async fn confirm_retry(c: &Console, req: &Req) -> Response<Bytes> {
     if !c.can_retry() {
         return no_retries(c);
     }
-    let found = match c
-        .inbox()
-        .list_with(&ListFilter {
-            state: Some(state),
-            event_type: Some(ty.to_owned()),
-            tenant: tenant.map(str::to_owned),
-            limit: 1001,
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(r) => r.len(),
-        Err(e) => return unavailable(c, &e),
+    let filter = ListFilter {
+        state: Some(state),
+        event_type: Some(ty.to_owned()),
+        tenant: tenant.map(str::to_owned),
+        ..Default::default()
     };
-    let count = if found > 1000 {
-        "more than 1,000".to_owned()
-    } else {
-        found.to_string()
+    let (count, found) = match c.inbox().count(&filter, 1000).await {
+        Ok(Count::Exactly(n)) => (n.to_string(), n),
+        Ok(Count::AtLeast(n)) if n > 1000 => ("more than 1,000".to_owned(), n),
+        Ok(Count::AtLeast(n)) => (format!("at least {n}"), n),
+        Err(e) => return unavailable(c, &e),
     };
     let whose = tenant
         .map(|t| format!(" for tenant {}", esc(t)))

@@ -341,6 +341,11 @@ impl Move {
 /// The error a claim records when it finds the attempts exhausted.
 pub(crate) const EXHAUSTED_RUNNING: &str =
     "attempts exhausted: the worker did not finish (crash or kill)";
+/// The error a claim records when it takes a running event whose lease
+/// lapsed: the attempt before was cut short (its handlers' history gets a
+/// [`CutShort`](super::types::AttemptOutcome::CutShort) entry).
+pub(crate) const CUT_SHORT: &str =
+    "the previous attempt was cut short: its worker stopped (crash or kill) or lost its lease";
 /// The same, for a pending event (the maximum was lowered since).
 #[cfg(any(test, feature = "redis"))]
 pub(crate) const EXHAUSTED_PENDING: &str = "attempts exhausted";

@@ -47,10 +47,10 @@ pub use order::{occurred_at_ms, OrderKey, Stale, OCCURRED_AT_SLACK};
 pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
 pub use shared::DeadLetter;
 pub use types::{
-    Activity, AttemptOutcome, AttemptRecord, Cursor, HandlerState, HandlerStatus, ListFilter,
-    Processed, ProcessedEvent, PruneFilter, Record, RetryFilter, Stats,
-    DEFAULT_INBOX_HANDLER_TIMEOUT, DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
+    Activity, AttemptOutcome, AttemptRecord, Count, Cursor, FailingType, HandlerState,
+    HandlerStatus, ListFilter, Page, Processed, ProcessedEvent, PruneFilter, Record, RetryFilter,
+    Stats, DEFAULT_INBOX_HANDLER_TIMEOUT, DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MAX_EXAMINED, MIN_PRUNE_AGE,
 };
 pub use worker::Workers;
 
@@ -709,9 +709,42 @@ impl Inbox {
     }
 
     /// Events matching `filter`, in its order, a page at a time
-    /// ([`Record::cursor`] of the last one continues).
+    /// ([`Record::cursor`] of the last one continues). Without body and
+    /// signature, and on Redis possibly short of the limit with more to
+    /// come: [`list_page`](Inbox::list_page) says where the next page
+    /// starts.
     pub async fn list_with(&self, filter: &ListFilter) -> Result<Vec<Record>, StoreError> {
+        Ok(self.list_page(filter).await?.records)
+    }
+
+    /// A page of the events matching `filter`, in its order, and where the
+    /// next one starts ([`Page::next`]). The records carry no body or
+    /// signature ([`get`](Inbox::get) reads those). Bounded work per call:
+    /// SQL filters in the database (indexes on state, received time, id,
+    /// object); Redis walks the per-state index by received time and reads
+    /// only the listed fields, examining at most [`MAX_EXAMINED`] events.
+    pub async fn list_page(&self, filter: &ListFilter) -> Result<Page, StoreError> {
         self.inner.backend.list(filter).await
+    }
+
+    /// How many events match `filter` (its order, page and limit aside),
+    /// counting no further than `at_most` (then [`Count::AtLeast`]).
+    pub async fn count(&self, filter: &ListFilter, at_most: u64) -> Result<Count, StoreError> {
+        self.inner.backend.count(filter, at_most).await
+    }
+
+    /// The `top` event types failing most among the newest `sample` dead
+    /// events and the newest `sample` pending events that have failed
+    /// before (by their last change; `sample` at most 10,000) — what the
+    /// console's overview shows. Its cost follows the sample, not the
+    /// number of events stored.
+    pub async fn failing_types(
+        &self,
+        sample: u32,
+        top: usize,
+    ) -> Result<Vec<FailingType>, StoreError> {
+        let rows = self.inner.backend.failing(sample.clamp(1, 10_000)).await?;
+        Ok(types::failing_types(rows, top))
     }
 
     /// The stored records of one event id (one per tenant and type).

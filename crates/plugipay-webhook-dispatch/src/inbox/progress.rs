@@ -17,6 +17,10 @@ pub const HISTORY_ERROR_LEN: usize = 500;
 /// claim (unless it is done already); `*`: every handler runs again (a
 /// done event rerun on purpose).
 pub(crate) const RERUN_ALL: &str = "*";
+/// A revived event (`inbox retry` of a dead one, or Plugipay's redelivery
+/// of it): every handler not done runs again, the dead ones included —
+/// without a mark, a dead handler stays dead while its siblings run on.
+pub(crate) const RERUN_NOT_DONE: &str = "!";
 
 /// The handlers' states of one event, in the order they were first run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,16 +59,33 @@ impl Progress {
         self.0.last_mut().expect("just pushed")
     }
 
-    /// Whether `name` runs on this claim, given the event's rerun mark.
+    /// Whether `name` runs on this claim, given the event's rerun mark: a
+    /// done handler only on `*`, a dead one only when the mark reopens it
+    /// (it was alerted when it died; it does not run, or die, again until a
+    /// tool or a redelivery asks).
     pub(crate) fn should_run(&self, name: &str, rerun: Option<&str>) -> bool {
-        let done = self
-            .get(name)
-            .is_some_and(|h| h.state == HandlerState::Done);
+        let state = self.get(name).map(|h| h.state);
+        let done = state == Some(HandlerState::Done);
         match rerun {
             Some(RERUN_ALL) => true,
+            Some(RERUN_NOT_DONE) => !done,
             Some(only) => only == name && !done,
-            None => !done,
+            None => !done && state != Some(HandlerState::Dead),
         }
+    }
+
+    /// A handler a rerun mark runs again starts afresh: pending, its
+    /// attempts from 0 (its history kept). Stored with the run's outcome,
+    /// which also settles the mark.
+    pub(crate) fn reopen(&mut self, name: &str) {
+        let h = self.entry(name);
+        h.state = HandlerState::Pending;
+        h.attempts = 0;
+    }
+
+    /// `name`'s attempts so far (since it was last reopened).
+    pub(crate) fn attempts(&self, name: &str) -> u32 {
+        self.get(name).map_or(0, |h| h.attempts)
     }
 
     /// Records one attempt of `name`: done, failed (due again) or dead.
@@ -101,6 +122,20 @@ impl Progress {
         h.history.drain(..excess);
     }
 
+    /// Records that an attempt which was due to run `name` was cut short
+    /// (noticed at `at_ms`): in its history only — not an attempt of its.
+    pub(crate) fn cut_short(&mut self, name: &str, at_ms: i64, why: &str) {
+        let h = self.entry(name);
+        h.history.push(AttemptRecord {
+            started_at_ms: at_ms,
+            took_ms: 0,
+            outcome: AttemptOutcome::CutShort,
+            error: Some(truncate(why)),
+        });
+        let excess = h.history.len().saturating_sub(HISTORY_LEN);
+        h.history.drain(..excess);
+    }
+
     /// Marks `name` dead without an attempt (the event itself cannot run:
     /// its attempts were exhausted by crashes, or its body is unreadable).
     pub(crate) fn kill(&mut self, name: &str, why: &str) {
@@ -109,10 +144,19 @@ impl Progress {
         h.last_error = Some(truncate(why));
     }
 
-    /// The event's outcome from its handlers' states: due again while one
-    /// is failing, dead when none is but one is dead, else done.
-    pub(crate) fn outcome(&self) -> HandlerState {
-        let has = |s| self.0.iter().any(|h| h.state == s);
+    /// The event's outcome from the states of its registered handlers (one
+    /// that has not run yet is pending; a state of a handler no longer
+    /// registered does not count): due again while one is failing or has
+    /// not run, dead when none is but one is dead, else done.
+    pub(crate) fn outcome<'n>(
+        &self,
+        registered: impl IntoIterator<Item = &'n str>,
+    ) -> HandlerState {
+        let states: Vec<HandlerState> = registered
+            .into_iter()
+            .map(|name| self.get(name).map_or(HandlerState::Pending, |h| h.state))
+            .collect();
+        let has = |s| states.contains(&s);
         if has(HandlerState::Failed) || has(HandlerState::Pending) {
             HandlerState::Failed
         } else if has(HandlerState::Dead) {
@@ -140,18 +184,47 @@ mod tests {
         let mut p = Progress::default();
         p.record("ledger", 1, 2, Ok(()), false);
         p.record("notify", 1, 2, Err("smtp down"), false);
-        assert_eq!(p.outcome(), HandlerState::Failed);
+        let both = ["ledger", "notify"];
+        assert_eq!(p.outcome(both), HandlerState::Failed);
         assert!(!p.should_run("ledger", None));
         assert!(p.should_run("notify", None));
         let back = Progress::parse(Some(&p.to_json()));
         assert_eq!(back, p);
         p.record("notify", 3, 2, Err("smtp down"), true);
-        assert_eq!(p.outcome(), HandlerState::Dead);
+        assert_eq!(p.outcome(both), HandlerState::Dead);
+        assert!(
+            !p.should_run("notify", None),
+            "a dead one waits for a retry"
+        );
+        // A registered handler that has not run keeps the event open; one
+        // no longer registered does not count.
+        assert_eq!(
+            p.outcome(["ledger", "notify", "audit"]),
+            HandlerState::Failed
+        );
+        assert_eq!(p.outcome(["ledger"]), HandlerState::Done);
         assert_eq!(p.get("notify").unwrap().attempts, 2);
         assert_eq!(
             p.get("notify").unwrap().last_error.as_deref(),
             Some("smtp down")
         );
+    }
+
+    #[test]
+    fn a_revival_reopens_the_dead_from_zero() {
+        let mut p = Progress::default();
+        p.record("ledger", 1, 2, Ok(()), false);
+        p.record("notify", 1, 2, Err("x"), false);
+        p.record("notify", 2, 2, Err("x"), true);
+        assert!(p.should_run("notify", Some(RERUN_NOT_DONE)));
+        assert!(!p.should_run("ledger", Some(RERUN_NOT_DONE)));
+        p.reopen("notify");
+        let n = p.get("notify").unwrap();
+        assert_eq!(
+            (n.state, n.attempts, n.history.len()),
+            (HandlerState::Pending, 0, 2)
+        );
+        assert!(p.should_run("notify", None));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct DeadLetter {
     pub tenant: String,
     /// The handler's name.
     pub handler: String,
-    /// The event's attempts when it died.
+    /// The handler's own attempts when it died (the event's, when a claim
+    /// found the event's attempts exhausted by crashes).
     pub attempts: u32,
     /// The last error (never the body).
     pub error: String,

@@ -2,7 +2,7 @@
 //! `sql/inbox/postgres/` and `sql/inbox/sqlite/` (each file says what its
 //! parameters are), read in at compile time; the schema this release makes
 //! (`create.sql`, version 5) and the numbered migrations from the earlier
-//! releases' tables. The listing alone is built here, from which filters
+//! releases' tables. The listing and the count alone are built here, from which filters
 //! are set. The state lists in the files are the state machine's (`from`
 //! states of each transition): a test checks them against its table.
 //!
@@ -22,8 +22,13 @@
 
 use crate::sql::{Dialect, Schema};
 
-/// The columns a record is read with (`Record`, `rows::record`).
-pub(crate) const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key, handlers";
+/// The columns a whole record is read with (`Record`, `rows::record`):
+/// `get.sql`'s, checked by a test.
+#[cfg(test)]
+const RECORD_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, body, signature, matched_secret, updated_at, object_id, order_key, handlers";
+
+/// The columns a listing reads: a record's but its body and signature.
+pub(crate) const LIST_COLUMNS: &str = "tenant, event_id, event_type, state, attempts, received_at, due_at, last_error, account_id, occurred_at, matched_secret, updated_at, object_id, order_key, handlers";
 
 /// A statement parameter of a built query (the listing's).
 #[derive(Debug, Clone)]
@@ -52,6 +57,7 @@ pub(crate) struct InboxSql {
     pub(crate) oldest_due: String,
     pub(crate) next_lapse: String,
     pub(crate) get: String,
+    pub(crate) failing: String,
     pub(crate) revive: String,
     pub(crate) prune: String,
     pub(crate) table: String,
@@ -81,6 +87,7 @@ struct Files {
     oldest_due: &'static str,
     next_lapse: &'static str,
     get: &'static str,
+    failing: &'static str,
     revive: &'static str,
     prune: &'static str,
 }
@@ -131,6 +138,7 @@ macro_rules! files {
             oldest_due: include_str!(concat!("../../sql/inbox/", $dialect, "/oldest_due.sql")),
             next_lapse: include_str!(concat!("../../sql/inbox/", $dialect, "/next_lapse.sql")),
             get: include_str!(concat!("../../sql/inbox/", $dialect, "/get.sql")),
+            failing: include_str!(concat!("../../sql/inbox/", $dialect, "/failing.sql")),
             revive: include_str!(concat!("../../sql/inbox/", $dialect, "/revive.sql")),
             prune: include_str!(concat!("../../sql/inbox/", $dialect, "/prune.sql")),
         }
@@ -170,16 +178,16 @@ impl InboxSql {
             oldest_due: on(f.oldest_due),
             next_lapse: on(f.next_lapse),
             get: on(f.get),
+            failing: on(f.failing),
             revive: on(f.revive),
             prune: on(f.prune),
             table: table.to_owned(),
         }
     }
 
-    /// A listing: `WHERE` built from which filters are set, keyset-paged on
-    /// `(received_at, tenant, event_id, event_type)`.
-    pub(crate) fn list(&self, d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
-        let t = &self.table;
+    /// The `WHERE` of a listing or a count, built from which filters are
+    /// set (the keyset `after` included), and its parameters.
+    fn filter(d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
         let mut conditions = Vec::new();
         let mut params: Vec<Param> = Vec::new();
         let mut add = |cond: &dyn Fn(&str) -> String, v: Param| {
@@ -234,14 +242,45 @@ impl InboxSql {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
+        (filter, params)
+    }
+
+    /// A listing of the listed columns (no body, no signature), keyset-paged
+    /// on `(received_at, tenant, event_id, event_type)`.
+    pub(crate) fn list(&self, d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
+        let t = &self.table;
+        let (filter, mut params) = Self::filter(d, q);
         let dir = if q.newest_first { "DESC" } else { "ASC" };
         params.push(Param::Int(i64::from(q.limit())));
         let limit = d.p(params.len());
         (
             format!(
-                "SELECT {RECORD_COLUMNS} FROM \"{t}\" {filter}
+                "SELECT {LIST_COLUMNS} FROM \"{t}\" {filter}
                  ORDER BY received_at {dir}, tenant {dir}, event_id {dir}, event_type {dir}
                  LIMIT {limit}"
+            ),
+            params,
+        )
+    }
+
+    /// How many rows match, counting at most `at_most + 1` of them.
+    pub(crate) fn count(
+        &self,
+        d: Dialect,
+        q: &super::types::ListFilter,
+        at_most: u64,
+    ) -> (String, Vec<Param>) {
+        let t = &self.table;
+        let (filter, mut params) = Self::filter(d, q);
+        params.push(Param::Int(
+            i64::try_from(at_most)
+                .unwrap_or(i64::MAX - 1)
+                .saturating_add(1),
+        ));
+        let limit = d.p(params.len());
+        (
+            format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM \"{t}\" {filter} LIMIT {limit}) AS counted"
             ),
             params,
         )
@@ -251,9 +290,9 @@ impl InboxSql {
 #[cfg(test)]
 mod tests {
     use super::super::machine::{
-        from_list, owned_from, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
+        from_list, owned_from, Transition, CUT_SHORT, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
     };
-    use super::super::progress::RERUN_ALL;
+    use super::super::progress::{RERUN_ALL, RERUN_NOT_DONE};
     use super::*;
 
     /// The state lists written in the files are the state machine's.
@@ -276,6 +315,7 @@ mod tests {
             }
             for sql in [&s.claim, &s.claim_unordered] {
                 assert!(sql.contains(EXHAUSTED_RUNNING) && sql.contains(EXHAUSTED_PENDING));
+                assert!(sql.contains(&format!("THEN '{CUT_SHORT}'")), "{d:?}");
             }
             let owned = format!("(state || '') = '{}'", owned_from().as_str());
             for sql in [&s.transition, &s.lock, &s.done_in_tx] {
@@ -290,9 +330,16 @@ mod tests {
             );
             assert!(s.revive.contains(&revive), "{d:?} {revive}");
             assert!(s.revive.contains(&format!("'{RERUN_ALL}'")));
+            assert!(s.revive.contains(&format!("'{RERUN_NOT_DONE}'")));
+            assert!(s.redeliver.contains(&format!("rerun = '{RERUN_NOT_DONE}'")));
             let prune = format!("state IN ({})", from_list(Transition::Prune));
             assert!(s.prune.contains(&prune), "{d:?} {prune}");
             assert!(s.get.contains(RECORD_COLUMNS));
+            assert_eq!(
+                RECORD_COLUMNS.replace(" body, signature,", ""),
+                LIST_COLUMNS,
+                "a listing reads a record's columns but its body and signature"
+            );
             // The table is named everywhere, and nothing else is left to fill.
             for sql in [&s.claim, &s.schema.create, &s.schema.upgrades[0]] {
                 assert!(sql.contains("\"t\"") && !sql.contains('{'), "{d:?}: {sql}");

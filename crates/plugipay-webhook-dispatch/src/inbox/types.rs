@@ -172,6 +172,11 @@ pub enum AttemptOutcome {
     Done,
     /// It failed (an error, a panic, a timeout).
     Failed,
+    /// The attempt was cut short: its worker stopped (crash, kill) or lost
+    /// its lease, and another one took the event again when the lease
+    /// lapsed. Recorded then, for each handler that was due; not counted
+    /// in the handler's attempts.
+    CutShort,
 }
 
 /// One recorded attempt of one handler.
@@ -302,6 +307,117 @@ impl ListFilter {
                 .as_deref()
                 .is_none_or(|o| r.object_id.as_deref() == Some(o))
     }
+}
+
+/// One page of a listing ([`Inbox::list_page`](super::Inbox::list_page)).
+/// Its records carry no body and no signature (empty): a listing reads
+/// what a table shows; [`Inbox::get`](super::Inbox::get) reads one event
+/// whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page {
+    /// The matching records, in the listing's order (at most its limit).
+    pub records: Vec<Record>,
+    /// Where the next page starts (its `after`), when there may be more:
+    /// the page is full, or the backend stopped after examining its
+    /// per-request bound of events (Redis: [`MAX_EXAMINED`] — the page may
+    /// then hold fewer records than asked, even none). `None`: the listing
+    /// is exhausted.
+    pub next: Option<Cursor>,
+}
+
+/// The most events a Redis listing or count examines per request (a
+/// listing filtered by anything but its state and received time filters
+/// in the client): past it, the page ends early with its
+/// [`next`](Page::next) cursor, and a count says "at least".
+pub const MAX_EXAMINED: usize = 10_000;
+
+/// How many events match ([`Inbox::count`](super::Inbox::count)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Exactly this many.
+    Exactly(u64),
+    /// At least this many: the count stopped past the bound asked for
+    /// (one more than it), or (Redis) at [`MAX_EXAMINED`] events examined.
+    AtLeast(u64),
+}
+
+impl Count {
+    /// The number counted (a lower bound when [`Count::AtLeast`]).
+    #[must_use]
+    pub fn n(self) -> u64 {
+        match self {
+            Count::Exactly(n) | Count::AtLeast(n) => n,
+        }
+    }
+}
+
+/// An event type failing now ([`Inbox::failing_types`](super::Inbox::failing_types)),
+/// among the newest dead events and the newest pending events that have
+/// failed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailingType {
+    /// The type.
+    pub event_type: String,
+    /// Its dead events in the sample.
+    pub dead: u64,
+    /// Its pending events that have failed before (being retried).
+    pub retrying: u64,
+    /// The newest of their errors (its first 500 characters).
+    pub last_error: Option<String>,
+    /// When that error's event last changed (ms since the epoch).
+    pub last_failed_at_ms: i64,
+}
+
+/// One failing event of the sample a backend reads for
+/// [`FailingType`]: its type, whether it is dead (else retrying), its
+/// error and its last change.
+#[derive(Debug, Clone)]
+pub(crate) struct FailingRow {
+    pub(crate) event_type: String,
+    pub(crate) dead: bool,
+    pub(crate) last_error: Option<String>,
+    pub(crate) updated_at_ms: i64,
+}
+
+/// The longest error a [`FailingType`] carries, in characters.
+pub(crate) const FAILING_ERROR_LEN: usize = 500;
+
+/// The types of `rows`, most failing events first (then by name), `top`
+/// of them.
+pub(crate) fn failing_types(rows: Vec<FailingRow>, top: usize) -> Vec<FailingType> {
+    let mut by_type: HashMap<String, FailingType> = HashMap::new();
+    for r in rows {
+        let f = by_type
+            .entry(r.event_type.clone())
+            .or_insert_with(|| FailingType {
+                event_type: r.event_type,
+                dead: 0,
+                retrying: 0,
+                last_error: None,
+                last_failed_at_ms: i64::MIN,
+            });
+        if r.dead {
+            f.dead += 1;
+        } else {
+            f.retrying += 1;
+        }
+        if r.last_error.is_some() && r.updated_at_ms > f.last_failed_at_ms {
+            f.last_failed_at_ms = r.updated_at_ms;
+            f.last_error = r
+                .last_error
+                .map(|e| e.chars().take(FAILING_ERROR_LEN).collect());
+        }
+    }
+    let mut out: Vec<FailingType> = by_type.into_values().collect();
+    out.sort_by(|a, b| {
+        (b.dead + b.retrying)
+            .cmp(&(a.dead + a.retrying))
+            .then_with(|| a.event_type.cmp(&b.event_type))
+    });
+    out.truncate(top);
+    out
 }
 
 /// Events received and events done per time bucket, oldest bucket first

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::backend::{ClaimParams, Claimed, Job, Session, TxEnd};
 use super::backoff;
-use super::machine::{Move, State, EXHAUSTED_RUNNING};
+use super::machine::{Move, State, CUT_SHORT, EXHAUSTED_RUNNING};
 use super::progress::Progress;
 use super::shared::{Inner, Options};
 use super::types::HandlerState;
@@ -160,14 +160,19 @@ async fn work(inner: Arc<Inner>, stop: Arc<AtomicBool>, index: usize) {
                     None,
                     Duration::ZERO,
                 );
-                // Every handler that had not succeeded dies with it.
+                // Every handler that had not succeeded dies with it — but
+                // one dead already was alerted then, not again.
                 let progress = Progress::parse(job.progress.as_deref());
                 let dead = inner
                     .handlers
                     .named(&job.event_type)
                     .iter()
                     .filter(|(name, _)| progress.should_run(name, job.rerun.as_deref()))
-                    .map(|(name, _)| (name.clone(), EXHAUSTED_RUNNING.to_owned()))
+                    .map(|(name, _)| DeadPair {
+                        handler: name.clone(),
+                        error: EXHAUSTED_RUNNING.to_owned(),
+                        attempts: job.attempt,
+                    })
                     .collect();
                 alert_dead(&inner, &job, dead).await;
             }
@@ -222,9 +227,18 @@ struct Ended {
     processed: Option<Processed>,
     error: Option<String>,
     retry_in: Option<Duration>,
-    /// Handlers that became dead with it (name, last error): alerted once
-    /// the state is stored.
-    dead: Vec<(String, String)>,
+    /// Handlers that became dead with it: alerted once the state is
+    /// stored.
+    dead: Vec<DeadPair>,
+}
+
+/// One (event, handler) pair that became dead: its handler, last error and
+/// attempts.
+#[derive(Debug)]
+pub(super) struct DeadPair {
+    handler: String,
+    error: String,
+    attempts: u32,
 }
 
 impl Ended {
@@ -292,15 +306,20 @@ async fn process(inner: &Inner, session: &mut dyn Session, owner: &str, job: Job
 
 /// One (event, handler) pair became dead: a log line, the metric, and the
 /// alert — once, after the state is stored.
-pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<(String, String)>) {
-    for (handler, error) in dead {
+pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<DeadPair>) {
+    for DeadPair {
+        handler,
+        error,
+        attempts,
+    } in dead
+    {
         let tenant = (!job.tenant.is_empty()).then_some(job.tenant.as_str());
         tracing::error!(
             id = job.id.as_str(),
             event_type = job.event_type.as_str(),
             tenant,
             handler = handler.as_str(),
-            attempts = job.attempt,
+            attempts,
             error = error.as_str(),
             // The message interpolates the handler's error, which may carry
             // signed data: escaped, so it cannot start a line of its own.
@@ -327,7 +346,7 @@ pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<(String, Stri
             event_type: job.event_type.clone(),
             tenant: job.tenant.clone(),
             handler,
-            attempts: job.attempt,
+            attempts,
             error,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| alert(letter)));
@@ -481,12 +500,27 @@ fn observer_panicked(id: &str, event_type: &str, which: &'static str) {
 async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -> Ended {
     let options = &inner.options;
     let handlers = inner.handlers.named(&job.event_type);
+    let registered: Vec<&str> = handlers.iter().map(|(name, _)| name.as_str()).collect();
     let mut progress = Progress::parse(job.progress.as_deref());
     let rerun = job.rerun.as_deref();
     let due: Vec<&(String, Handler)> = handlers
         .iter()
         .filter(|(name, _)| progress.should_run(name, rerun))
         .collect();
+    if rerun.is_some() {
+        // A tool or a redelivery asked for these: each starts afresh.
+        for (name, _) in &due {
+            progress.reopen(name);
+        }
+    }
+    if job.cut_short {
+        // The attempt before this one stopped midway: in the history of
+        // each handler it was due to run (stored with this run's outcome).
+        let at = now_ms();
+        for (name, _) in &due {
+            progress.cut_short(name, at, CUT_SHORT);
+        }
+    }
     let event =
         match WebhookEvent::from_stored(job.body.clone(), job.matched_secret, Some(&job.tenant)) {
             Ok(event) => event,
@@ -498,7 +532,11 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                 let mut dead = Vec::new();
                 for (name, _) in &due {
                     progress.kill(name, &why);
-                    dead.push((name.clone(), why.clone()));
+                    dead.push(DeadPair {
+                        handler: name.clone(),
+                        error: why.clone(),
+                        attempts: progress.attempts(name),
+                    });
                 }
                 let mv = Move::fail(why.clone()).with_progress(progress.to_json());
                 return match session.transition(job, owner, &mv).await {
@@ -521,12 +559,17 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
             _ => Ended::none(),
         };
     }
-    // This attempt is the last one the event has.
-    let exhausted = job.attempt >= options.max_attempts;
+    // A handler's run is its last when it has had its attempts, or the
+    // event has (runs cut short by a crash count for the event only).
+    let last_run = |progress: &Progress, name: &str| {
+        job.attempt >= options.max_attempts
+            || progress.attempts(name).saturating_add(1) >= options.max_attempts
+    };
     let mut failed: Option<String> = None;
     // A handler that did not run this time (at its concurrency limit, or
-    // its transaction never began): the event is due again, the attempt
-    // not counted unless another handler failed.
+    // its transaction never began): the event is due again and the attempt
+    // is given back — a deferral spends none, whatever its siblings did
+    // (theirs count in their own attempts).
     let mut deferred: Option<Deferred> = None;
     let mut dead = Vec::new();
     for (i, (name, handler)) in due.iter().enumerate() {
@@ -576,7 +619,8 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
                 let mut settle = || {
                     let mut after = progress.clone();
                     after.record(name, started_ms, took_ms(started), Ok(()), false);
-                    let last = may_end && after.outcome() == HandlerState::Done;
+                    let last =
+                        may_end && after.outcome(registered.iter().copied()) == HandlerState::Done;
                     let json = after.to_json();
                     committed = Some((after, last));
                     (json, last)
@@ -636,9 +680,14 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
         match result {
             Ok(()) => progress.record(name, started_ms, took_ms(started), Ok(()), false),
             Err(why) => {
+                let exhausted = last_run(&progress, name);
                 progress.record(name, started_ms, took_ms(started), Err(&why), exhausted);
                 if exhausted {
-                    dead.push((name.clone(), why.clone()));
+                    dead.push(DeadPair {
+                        handler: name.clone(),
+                        error: why.clone(),
+                        attempts: progress.attempts(name),
+                    });
                 }
                 failed.get_or_insert(if due.len() > 1 {
                     format!("{name}: {why}")
@@ -648,8 +697,9 @@ async fn run(inner: &Inner, session: &mut dyn Session, owner: &str, job: &Job) -
             }
         }
     }
+    let outcome = progress.outcome(registered);
     finish(
-        session, job, owner, progress, failed, deferred, dead, options,
+        session, job, owner, progress, outcome, failed, deferred, dead, options,
     )
     .await
 }
@@ -716,13 +766,15 @@ async fn finish(
     job: &Job,
     owner: &str,
     progress: Progress,
+    outcome: HandlerState,
     failed: Option<String>,
     deferred: Option<Deferred>,
-    dead: Vec<(String, String)>,
+    dead: Vec<DeadPair>,
     options: &Options,
 ) -> Ended {
     let json = progress.to_json();
-    // Nothing failed: the attempt is given back.
+    // A handler did not run: the attempt is given back.
+    let refund = deferred.is_some();
     match (failed.is_none(), deferred) {
         (true, Some(Deferred::NotBegun(why))) => {
             return retry(session, job, owner, why, options, true, Some(json)).await;
@@ -743,7 +795,7 @@ async fn finish(
         }
         _ => {}
     }
-    match progress.outcome() {
+    match outcome {
         HandlerState::Done => {
             let mv = Move::done().with_progress(json.clone());
             match session.transition(job, owner, &mv).await {
@@ -788,7 +840,7 @@ async fn finish(
         }
         _ => {
             let why = failed.unwrap_or_else(|| "a handler is due again".to_owned());
-            let mut ended = retry(session, job, owner, why, options, false, Some(json)).await;
+            let mut ended = retry(session, job, owner, why, options, refund, Some(json)).await;
             if ended.processed.is_some() {
                 ended.dead = dead;
             }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use plugipay_webhook::WebhookEvent;
 use plugipay_webhook_dispatch::inbox::{
-    current_attempt, Inbox, InboxBuilder, ListFilter, Processed, PruneFilter, RetryFilter,
-    SqlValue, State,
+    current_attempt, AttemptOutcome, Inbox, InboxBuilder, ListFilter, Processed, PruneFilter,
+    Record, RetryFilter, SqlValue, State,
 };
 use plugipay_webhook_dispatch::Outcome;
 
@@ -112,6 +112,10 @@ pub(crate) fn all() -> Vec<Case> {
         ),
         case("a lost lease cancels the handler", lost_lease_cancels),
         case("crashed attempts exhaust to dead", crashes_exhaust_attempts),
+        case(
+            "a cut-short attempt is in the history",
+            cut_short_in_history,
+        ),
         case("shutdown finishes in-flight, abandons late", shutdown),
         case("prune: done only, 7-day floor, never dead", prune_scope),
         case("tenants: one id under two tenants is two", tenants_apart),
@@ -319,9 +323,15 @@ async fn store_then_acknowledge(bed: Arc<Bed>) -> Result<Ran, String> {
     ensure(records[0].state == State::Done, || {
         format!("{}", records[0].state)
     })?;
-    ensure(records[0].body == ev.raw_body().clone(), || {
-        "the bytes changed".into()
+    // A listing carries no body; the event's own record does, unchanged.
+    ensure(records[0].body.is_empty(), || {
+        "a listing read the body".into()
     })?;
+    let whole = inbox.get(ev.id()).await.map_err(|e| e.to_string())?;
+    ensure(
+        whole.len() == 1 && whole[0].body == ev.raw_body().clone(),
+        || "the bytes changed".into(),
+    )?;
     let broken = invariants(&bed, &records, &seen, false).await;
     ensure(broken.is_empty(), || broken.join("; "))?;
     Ok(Ran::Passed)
@@ -985,6 +995,77 @@ async fn crashes_exhaust_attempts(bed: Arc<Bed>) -> Result<Ran, String> {
         || format!("last error {:?}", r[0].last_error),
     )?;
     Ok(Ran::Passed)
+}
+
+/// Issue 34 item 14: a worker that stops mid-handler (its task dropped,
+/// as a SIGKILL leaves it) left no trace: once its lease lapsed the event
+/// ran again, and its history showed one attempt. The claim that takes the
+/// lapsed lease notes it; the worker records a cut-short attempt.
+async fn cut_short_in_history(bed: Arc<Bed>) -> Result<Ran, String> {
+    let seen = Shared::default();
+    let s = seen.clone();
+    let inbox = builder(&bed, &seen)
+        .on(PAID, move |e: WebhookEvent| {
+            let s = s.clone();
+            async move {
+                ran(&s, e.id(), false);
+                if runs(&s, e.id()) == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ev = event(&unique("cut"));
+    deliver(&inbox, &ev, &seen, Duration::from_secs(5)).await;
+    let w = inbox.start_workers(1);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while runs(&seen, ev.id()) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The worker stops mid-handler: nothing of it is stored.
+    w.shutdown(Duration::ZERO).await;
+    let settled = settle_after_crash(&inbox, &seen).await;
+    let r = settled?;
+    let r = r
+        .iter()
+        .find(|r| r.id == ev.id())
+        .ok_or("not stored")?
+        .clone();
+    ensure(runs(&seen, ev.id()) == 2 && r.state == State::Done, || {
+        format!("{} runs, {}", runs(&seen, ev.id()), r.state)
+    })?;
+    let h = r.handlers.first().ok_or("no handler state")?;
+    let outcomes: Vec<AttemptOutcome> = h.history.iter().map(|a| a.outcome).collect();
+    ensure(
+        outcomes == [AttemptOutcome::CutShort, AttemptOutcome::Done]
+            && h.attempts == 1
+            && r.attempts == 2,
+        || {
+            format!(
+                "history {outcomes:?}, handler attempts {}, event attempts {}",
+                h.attempts, r.attempts
+            )
+        },
+    )?;
+    ensure(
+        h.history[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cut short")),
+        || format!("{:?}", h.history[0]),
+    )?;
+    Ok(Ran::Passed)
+}
+
+/// Workers again after a crash: every acknowledged event terminal once
+/// the lease has lapsed.
+async fn settle_after_crash(inbox: &Inbox, seen: &Shared) -> Result<Vec<Record>, String> {
+    let w = inbox.start_workers(1);
+    let settled = quiescent(inbox, seen, Duration::from_secs(10)).await;
+    w.shutdown(Duration::from_secs(5)).await;
+    settled
 }
 
 async fn shutdown(bed: Arc<Bed>) -> Result<Ran, String> {

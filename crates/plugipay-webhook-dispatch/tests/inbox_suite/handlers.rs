@@ -31,6 +31,10 @@ pub(crate) fn cases() -> Vec<Case> {
         ),
         case("handlers: a capped handler holds no one back", capped),
         case(
+            "handlers: a deferral spends no attempt, each dead pair is alerted once",
+            deferred_last_attempt,
+        ),
+        case(
             "handlers: a typed handler's bad body fails with its path",
             typed_path,
         ),
@@ -388,6 +392,116 @@ async fn capped(bed: Arc<Bed>) -> Result<Ran, String> {
         ensure(get(&runs, &r.id, "ledger", true) == 1, || {
             format!("{}: ledger rerun", r.id)
         })?;
+    }
+    Ok(Ran::Passed)
+}
+
+/// `fails` always fails; `capped` (one at a time) takes 300 ms and then
+/// succeeds or fails: with several events at once, it is at its limit —
+/// deferred — on some of their attempts, the last one included. A deferral
+/// is no attempt: `capped` runs `max_attempts` times at most (once when it
+/// succeeds) on every event, each dead (event, handler) pair is alerted
+/// exactly once, and the event ends dead only after both have run out.
+async fn deferred_last_attempt(bed: Arc<Bed>) -> Result<Ran, String> {
+    for (max_attempts, capped_ok) in [(1u32, true), (2, false)] {
+        let (seen, runs) = (Shared::default(), SharedRuns::default());
+        let alerts: Arc<Mutex<Vec<(String, String, u32)>>> = Arc::default();
+        let (a, r1, r2) = (alerts.clone(), runs.clone(), runs.clone());
+        let inbox = builder(&bed, &seen, max_attempts)
+            .on((PAID, "fails"), move |event: WebhookEvent| {
+                let r1 = r1.clone();
+                async move {
+                    count(&r1, event.id(), "fails", false);
+                    Err::<(), _>(std::io::Error::other("ledger down"))
+                }
+            })
+            .on((PAID, "capped"), move |event: WebhookEvent| {
+                let r2 = r2.clone();
+                async move {
+                    count(&r2, event.id(), "capped", false);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if capped_ok {
+                        count(&r2, event.id(), "capped", true);
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::other("smtp down"))
+                    }
+                }
+            })
+            .concurrency("capped", 1)
+            .on_dead(move |dead| {
+                let a = a.clone();
+                async move {
+                    a.lock()
+                        .unwrap()
+                        .push((dead.id.clone(), dead.handler.clone(), dead.attempts))
+                }
+            })
+            .build()
+            .map_err(|e| e.to_string())?;
+        let ids: Vec<String> = (0..3).map(|i| unique(&format!("def{i}"))).collect();
+        for id in &ids {
+            deliver(&inbox, &event(id), &seen, Duration::from_secs(5)).await;
+        }
+        let records = settle(&inbox, &seen, 3, 20).await?;
+        let alerts = alerts.lock().unwrap().clone();
+        let what = format!("max_attempts {max_attempts}");
+        for id in &ids {
+            let r = records
+                .iter()
+                .find(|r| &r.id == id)
+                .ok_or_else(|| format!("{what}: {id} not stored"))?;
+            ensure(r.state == State::Dead, || {
+                format!("{what}: {id} {}", r.state)
+            })?;
+            let (f, c) = (handler(r, "fails")?, handler(r, "capped")?);
+            let runs_of = |h: &str| get(&runs, id, h, false);
+            ensure(
+                runs_of("fails") == max_attempts as usize
+                    && f.state == HandlerState::Dead
+                    && f.attempts == max_attempts,
+                || format!("{what}: {id}: fails ran {}, {f:?}", runs_of("fails")),
+            )?;
+            let mut mine: Vec<(String, u32)> = alerts
+                .iter()
+                .filter(|(a, _, _)| a == id)
+                .map(|(_, h, n)| (h.clone(), *n))
+                .collect();
+            mine.sort();
+            if capped_ok {
+                ensure(
+                    runs_of("capped") == 1
+                        && get(&runs, id, "capped", true) == 1
+                        && c.state == HandlerState::Done,
+                    || {
+                        format!(
+                            "{what}: {id}: capped ran {} times, {c:?}",
+                            runs_of("capped")
+                        )
+                    },
+                )?;
+                ensure(mine == [("fails".to_owned(), max_attempts)], || {
+                    format!("{what}: {id}: alerts {mine:?}")
+                })?;
+            } else {
+                ensure(
+                    runs_of("capped") == max_attempts as usize
+                        && c.state == HandlerState::Dead
+                        && c.attempts == max_attempts,
+                    || {
+                        format!(
+                            "{what}: {id}: capped ran {} times, {c:?}",
+                            runs_of("capped")
+                        )
+                    },
+                )?;
+                let want = [
+                    ("capped".to_owned(), max_attempts),
+                    ("fails".to_owned(), max_attempts),
+                ];
+                ensure(mine == want, || format!("{what}: {id}: alerts {mine:?}"))?;
+            }
+        }
     }
     Ok(Ran::Passed)
 }

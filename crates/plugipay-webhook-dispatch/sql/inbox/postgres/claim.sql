@@ -4,12 +4,15 @@
 -- dead (Exhaust); or, ordered and older than its key's newest done event,
 -- to stale (Outdate, when stale events are skipped).
 -- $1 owner, $2 lease ms, $3 max attempts, $4 skip stale, $5 dead events hold their key
--- -> the row (`rows::job`), then 1 when stale.
+-- -> the row (`rows::job`), then 1 when stale, then the error it keeps.
 --
 -- A running row already holds its key (a lapsed lease resumes); a pending
 -- one waits for a running row of its key, for every pending row before it
 -- and — when dead events hold their key — every dead one before it. Each
 -- probe is a correlated lookup in its key's partial index (`OFFSET 0` keeps PostgreSQL from turning it into a hashed subplan that reads every row version in the state on every claim).
+-- A lapsed lease taken again keeps, as its error, that the attempt before
+-- was cut short (the worker records it in the handlers' history); the next
+-- claim of the row clears that note.
 UPDATE "{table}" SET
   state = CASE WHEN ($4::BOOLEAN AND (order_key IS NOT NULL AND occurred_ms IS NOT NULL AND occurred_ms < (
         SELECT MAX(h.occurred_ms) FROM "{table}" h
@@ -20,6 +23,8 @@ UPDATE "{table}" SET
         WHERE h.order_key = "{table}".order_key AND h.state = 'done'))) THEN last_error
                     WHEN attempts >= $3 THEN
                       CASE WHEN state = 'running' THEN 'attempts exhausted: the worker did not finish (crash or kill)' ELSE 'attempts exhausted' END
+                    WHEN state = 'running' THEN 'the previous attempt was cut short: its worker stopped (crash or kill) or lost its lease'
+                    WHEN last_error = 'the previous attempt was cut short: its worker stopped (crash or kill) or lost its lease' THEN NULL
                     ELSE last_error END,
   attempts = CASE WHEN ($4::BOOLEAN AND (order_key IS NOT NULL AND occurred_ms IS NOT NULL AND occurred_ms < (
         SELECT MAX(h.occurred_ms) FROM "{table}" h
@@ -46,4 +51,5 @@ WHERE (tenant, event_id, event_type) = (
 RETURNING state, tenant, event_id, event_type, body, matched_secret, attempts, received_at,
   handlers, rerun, trace, CASE WHEN (order_key IS NOT NULL AND occurred_ms IS NOT NULL AND occurred_ms < (
         SELECT MAX(h.occurred_ms) FROM "{table}" h
-        WHERE h.order_key = "{table}".order_key AND h.state = 'done')) THEN 1 ELSE 0 END
+        WHERE h.order_key = "{table}".order_key AND h.state = 'done')) THEN 1 ELSE 0 END,
+  last_error

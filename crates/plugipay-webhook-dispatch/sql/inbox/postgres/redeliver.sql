@@ -1,6 +1,7 @@
--- A redelivery of a dead event makes it pending again.
+-- A redelivery of a dead event makes it pending again, its handlers not done
+-- (dead ones included) to run afresh (`!`).
 -- $1 tenant, $2 id, $3 type -> a row when it did.
 UPDATE "{table}" SET state = 'pending', attempts = 0, due_at = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT, last_error = NULL,
-     lease_owner = NULL, updated_at = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT
+     rerun = '!', lease_owner = NULL, updated_at = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT
   WHERE tenant = $1 AND event_id = $2 AND event_type = $3 AND (state || '') IN ('dead')
   RETURNING 1

@@ -1,10 +1,11 @@
 -- The tools' transitions: a dead, skipped or stale event pending again, a
--- done one rerun (every handler, `*`, unless one is named). $1 id, $2 dead,
+-- done one rerun (every handler, `*`, unless one is named; a dead one's
+-- handlers not done, `!`, dead ones included). $1 id, $2 dead,
 -- $3 skipped, $4 done, $5 type, $6 tenant, $7 stale, $8 handler,
 -- $9 received since (ms) -> how many moved.
 UPDATE "{table}" SET state = 'pending', attempts = 0, due_at = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT, last_error = NULL,
      lease_owner = NULL, updated_at = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT,
-     rerun = COALESCE($8::TEXT, CASE WHEN state = 'done' THEN '*' ELSE NULL END)
+     rerun = COALESCE($8::TEXT, CASE WHEN state = 'done' THEN '*' ELSE '!' END)
   WHERE ($1::TEXT IS NULL OR event_id = $1)
     AND (($2::BOOLEAN AND state = 'dead') OR ($3::BOOLEAN AND state = 'skipped')
          OR ($7::BOOLEAN AND state = 'stale') OR ($4::BOOLEAN AND state IN ('done')))

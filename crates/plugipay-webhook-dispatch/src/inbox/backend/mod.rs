@@ -17,7 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::machine::{Move, State};
-use super::types::{Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use super::types::{
+    Activity, Count, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
+};
 use crate::error::{BoxFuture, StoreError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::tx::Tx;
@@ -71,6 +73,9 @@ pub(crate) struct Job {
     /// Older than its key's high-water mark (handed over only when stale
     /// events are delivered).
     pub(crate) stale: bool,
+    /// It was running under a lease that lapsed: the attempt before this
+    /// one was cut short.
+    pub(crate) cut_short: bool,
     /// Its handlers' states as stored (JSON, `inbox::progress`).
     pub(crate) progress: Option<String>,
     /// Which handlers a tool asked to run again (a name, or `*`).
@@ -148,8 +153,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
         bucket_ms: i64,
         buckets: usize,
     ) -> BoxFuture<'_, Result<Activity, StoreError>>;
-    fn list<'a>(&'a self, filter: &'a ListFilter)
-        -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
+    /// A page of a listing: the listed columns only (no body, no
+    /// signature).
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> BoxFuture<'a, Result<Page, StoreError>>;
+    /// How many match `filter`, up to `at_most`.
+    fn count<'a>(
+        &'a self,
+        filter: &'a ListFilter,
+        at_most: u64,
+    ) -> BoxFuture<'a, Result<Count, StoreError>>;
+    /// The newest `sample` dead events and the newest `sample` pending
+    /// ones that failed before.
+    fn failing(&self, sample: u32) -> BoxFuture<'_, Result<Vec<FailingRow>, StoreError>>;
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     /// The tools' transitions (revive, rerun): how many moved.
     fn retry<'a>(&'a self, filter: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -259,6 +274,27 @@ pub(crate) trait TxConn: Send {
     /// Throws the connection away (or leaves it outside any transaction
     /// before anything else can use it); the next use reconnects.
     fn discard(&mut self);
+}
+
+/// A page of `limit` asked, from the rows a SQL listing read (at most
+/// `limit`): the next page starts after the last one when it is full.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn page(records: Vec<Record>, limit: u32) -> Page {
+    let next = (records.len() >= limit as usize)
+        .then(|| records.last().map(Record::cursor))
+        .flatten();
+    Page { records, next }
+}
+
+/// A count from `COUNT(*)` over at most `at_most + 1` rows.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn counted(n: i64, at_most: u64) -> Count {
+    let n = u64::try_from(n).unwrap_or(0);
+    if n > at_most {
+        Count::AtLeast(n)
+    } else {
+        Count::Exactly(n)
+    }
 }
 
 /// Buckets from `(bucket index, count)` rows of a GROUP BY.

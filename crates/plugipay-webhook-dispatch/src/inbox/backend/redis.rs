@@ -12,6 +12,7 @@
 //! | `{p}:ev:<ref>`            | hash: the stored event and its state              |
 //! | `{p}:due`                 | zset of open events by when they are due          |
 //! | `{p}:state:<state>`       | zset per state, by when the event entered it      |
+//! | `{p}:recv:<state>`        | zset per state, by `received_at` (listings)       |
 //! | `{p}:all`                 | zset of every event by `received_at`              |
 //! | `{p}:ids:<len>:<id>`      | set: the refs stored under one id                 |
 //! | `{p}:wake`                | short stream: a new due event (wakes listeners)   |
@@ -34,15 +35,19 @@ use super::{Backend, ClaimParams, Claimed, Inserted, Job, NewEvent, Session};
 use crate::conn::redis::{err, event_ref};
 use crate::error::{bounded, millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{
-    owned_from, rule, Move, State, Transition, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
+    owned_from, rule, Move, State, Transition, CUT_SHORT, EXHAUSTED_PENDING, EXHAUSTED_RUNNING,
 };
-use crate::inbox::types::{Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats};
+use crate::inbox::types::{
+    Activity, Count, Cursor, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
+    MAX_EXAMINED,
+};
 
 /// Default key prefix (hash tag) of a Redis inbox.
 pub const DEFAULT_INBOX_PREFIX: &str = "plugipay:webhook:inbox";
 
-/// The layout's version (the first release's had none).
-const LAYOUT_VERSION: i64 = 2;
+/// The layout's version (the first release's had none; 3 added the
+/// per-state listing indexes).
+const LAYOUT_VERSION: i64 = 3;
 
 const PRELUDE: &str = include_str!("../lua/prelude.lua");
 
@@ -60,7 +65,8 @@ fn from_table() -> String {
     };
     format!(
         "local FROM = {{claim = {}, redeliver = {}, revive = {}, rerun = {}, prune = {}, owned = '{}'}}\n\
-         local EXHAUSTED = {{running = '{EXHAUSTED_RUNNING}', pending = '{EXHAUSTED_PENDING}'}}\n",
+         local EXHAUSTED = {{running = '{EXHAUSTED_RUNNING}', pending = '{EXHAUSTED_PENDING}'}}\n\
+         local CUT_SHORT = '{CUT_SHORT}'\n",
         set(Transition::Claim),
         set(Transition::Redeliver),
         set(Transition::Revive),
@@ -82,6 +88,7 @@ struct Scripts {
     prune: Script,
     stats: Script,
     migrate: Script,
+    migrate3: Script,
 }
 
 /// An inbox in Redis, for receivers on several machines that already run
@@ -171,6 +178,7 @@ impl RedisInboxBuilder {
                     prune: script(include_str!("../lua/prune.lua")),
                     stats: script(include_str!("../lua/stats.lua")),
                     migrate: script(include_str!("../lua/migrate.lua")),
+                    migrate3: script(include_str!("../lua/migrate3.lua")),
                 },
             }),
         };
@@ -234,40 +242,48 @@ impl RedisInbox {
         .await
     }
 
-    /// Records the layout's version on a fresh inbox; migrates the first
-    /// release's.
+    /// Records the layout's version on a fresh inbox; migrates an earlier
+    /// release's (the first one's to 2, then 2 to 3).
     async fn ensure_layout(&self) -> Result<(), StoreError> {
         let version: Option<i64> = self
             .cmd("schema", redis::cmd("GET").arg(self.key("schema")))
             .await?;
         match version {
-            Some(LAYOUT_VERSION) => Ok(()),
-            Some(v) if v > LAYOUT_VERSION => Err(StoreError::new(format!(
+            Some(LAYOUT_VERSION) => return Ok(()),
+            Some(v) if v > LAYOUT_VERSION => return Err(StoreError::new(format!(
                 "redis inbox {}: layout version {v}, newer than this release's {LAYOUT_VERSION}: upgrade plugipay-webhook-dispatch",
                 self.inner.prefix
             ))),
-            _ => {
+            Some(_) => {}
+            None => {
                 let old: i64 = self
                     .cmd("schema", redis::cmd("EXISTS").arg(self.key("all")).arg(self.key("stream")))
                     .await?;
-                if old == 0 && version.is_none() {
+                if old == 0 {
                     let _: () = self
                         .cmd("schema", redis::cmd("SET").arg(self.key("schema")).arg(LAYOUT_VERSION))
                         .await?;
                     return Ok(());
                 }
                 let lease = millis(crate::inbox::types::DEFAULT_INBOX_LEASE).to_string();
-                let version = LAYOUT_VERSION.to_string();
-                loop {
-                    let left: i64 = self
-                        .run("migrate", &self.inner.scripts.migrate, &[b"200", lease.as_bytes(), version.as_bytes()])
-                        .await?;
-                    if left <= 0 {
-                        return Ok(());
-                    }
-                }
+                while self
+                    .run::<i64>("migrate", &self.inner.scripts.migrate, &[b"200", lease.as_bytes(), b"2"])
+                    .await?
+                    > 0
+                {}
             }
         }
+        let version = LAYOUT_VERSION.to_string();
+        while self
+            .run::<i64>(
+                "migrate",
+                &self.inner.scripts.migrate3,
+                &[b"500", version.as_bytes()],
+            )
+            .await?
+            > 0
+        {}
+        Ok(())
     }
 
     /// Runs one script with the prefix as its first argument.
@@ -370,6 +386,207 @@ impl RedisInbox {
         })
         .await
     }
+}
+
+impl RedisInbox {
+    /// The index a listing walks: its state's by received time (every
+    /// event's, `all`, without a state).
+    fn listing_key(&self, q: &ListFilter) -> String {
+        match q.state {
+            Some(s) => self.key(&format!("recv:{}", s.as_str())),
+            None => self.key("all"),
+        }
+    }
+
+    /// `names` of each ref's hash (one pipelined `HMGET` each; a deleted
+    /// event's come back `None`).
+    async fn fields(
+        &self,
+        refs: &[String],
+        names: &[&str],
+    ) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for r in refs {
+            pipe.cmd("HMGET")
+                .arg(self.key(&format!("ev:{r}")))
+                .arg(names);
+        }
+        let rows: Vec<Vec<Option<Vec<u8>>>> = self.pipe("read", &pipe).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Up to `limit` records matching `q`, in its order, and where the next
+    /// page starts: walks the listing's index a page of scores at a time,
+    /// reads the listed fields (never the body), filters in the client, and
+    /// stops after [`MAX_EXAMINED`] events.
+    async fn walk(
+        &self,
+        q: &ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<Cursor>), StoreError> {
+        let key = self.listing_key(q);
+        let mut range = ScoreRange::of(q);
+        if let Some(after) = &q.after {
+            range.narrow(q.newest_first, after.received_at_ms, true);
+        }
+        let (mut out, mut examined) = (Vec::new(), 0usize);
+        loop {
+            let (low, high) = range.args();
+            let mut cmd = redis::cmd(if q.newest_first {
+                "ZREVRANGEBYSCORE"
+            } else {
+                "ZRANGEBYSCORE"
+            });
+            cmd.arg(&key);
+            if q.newest_first {
+                cmd.arg(&high).arg(&low);
+            } else {
+                cmd.arg(&low).arg(&high);
+            }
+            cmd.arg("WITHSCORES").arg("LIMIT").arg(0).arg(PAGE);
+            let mut batch: Vec<(String, f64)> = self.cmd("list", &cmd).await?;
+            let last_page = batch.len() < PAGE;
+            if let (false, Some(&(_, edge))) = (last_page, batch.last()) {
+                // Members sharing a score come back in member order, not
+                // the listing's: the page's last score is read whole, and
+                // the next page starts past it.
+                let edge = edge as i64;
+                batch.retain(|(_, s)| *s as i64 != edge);
+                let group: Vec<String> = self
+                    .cmd(
+                        "list",
+                        redis::cmd("ZRANGEBYSCORE").arg(&key).arg(edge).arg(edge),
+                    )
+                    .await?;
+                batch.extend(group.into_iter().map(|r| (r, 0.0)));
+                range.narrow(q.newest_first, edge, false);
+            }
+            let refs: Vec<String> = batch.into_iter().map(|(r, _)| r).collect();
+            examined += refs.len();
+            let mut records: Vec<Record> = self
+                .fields(&refs, &LIST_FIELDS)
+                .await?
+                .iter()
+                .filter_map(|v| listed(v))
+                .collect();
+            records.sort_by(|a, b| {
+                let o = a.cursor().cmp(&b.cursor());
+                if q.newest_first {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+            let last_seen = records.last().map(Record::cursor);
+            for r in records {
+                if q.matches(&r) {
+                    out.push(r);
+                    if out.len() >= limit {
+                        let next = out.last().map(Record::cursor);
+                        return Ok((out, next));
+                    }
+                }
+            }
+            if last_page {
+                return Ok((out, None));
+            }
+            if examined >= MAX_EXAMINED {
+                if let Some(next) = last_seen {
+                    return Ok((out, Some(next)));
+                }
+            }
+        }
+    }
+}
+
+/// Scores a listing's page is read between (received times).
+#[derive(Debug, Clone, Copy, Default)]
+struct ScoreRange {
+    /// `(at, inclusive)`; `None`: unbounded.
+    low: Option<(i64, bool)>,
+    high: Option<(i64, bool)>,
+}
+
+impl ScoreRange {
+    /// The filter's `since` (inclusive) and `until` (exclusive).
+    fn of(q: &ListFilter) -> ScoreRange {
+        ScoreRange {
+            low: q.since_ms.map(|s| (s, true)),
+            high: q.until_ms.map(|u| (u, false)),
+        }
+    }
+
+    /// Moves the walk's leading end (the high one newest first) to `at`,
+    /// when that is narrower.
+    fn narrow(&mut self, newest_first: bool, at: i64, inclusive: bool) {
+        if newest_first {
+            let narrower = self
+                .high
+                .is_none_or(|(h, i)| at < h || (at == h && i && !inclusive));
+            if narrower {
+                self.high = Some((at, inclusive));
+            }
+        } else {
+            let narrower = self
+                .low
+                .is_none_or(|(l, i)| at > l || (at == l && i && !inclusive));
+            if narrower {
+                self.low = Some((at, inclusive));
+            }
+        }
+    }
+
+    /// `ZRANGEBYSCORE`'s `min` and `max`.
+    fn args(&self) -> (String, String) {
+        let arg = |b: Option<(i64, bool)>, inf: &str| match b {
+            None => inf.to_owned(),
+            Some((at, true)) => at.to_string(),
+            Some((at, false)) => format!("({at}"),
+        };
+        (arg(self.low, "-inf"), arg(self.high, "+inf"))
+    }
+}
+
+/// A listing's page of an index, before filtering.
+const PAGE: usize = 500;
+
+/// The fields a listing reads of an event's hash: all but its body and
+/// signature.
+const LIST_FIELDS: [&str; 14] = [
+    "tenant",
+    "id",
+    "type",
+    "state",
+    "attempts",
+    "received_at",
+    "due_at",
+    "updated_at",
+    "last_error",
+    "account_id",
+    "occurred_at",
+    "matched_secret",
+    "object_id",
+    "handlers",
+];
+
+/// A listed record from [`LIST_FIELDS`]' values (`None`: deleted).
+fn listed(values: &[Option<String>]) -> Option<Record> {
+    let h: HashMap<String, Vec<u8>> = LIST_FIELDS
+        .iter()
+        .zip(values)
+        .filter_map(|(k, v)| Some(((*k).to_owned(), v.clone()?.into_bytes())))
+        .collect();
+    record_from(&h)
 }
 
 /// The ids of the entries of an `XREAD` reply.
@@ -533,60 +750,109 @@ impl Backend for RedisInbox {
         })
     }
 
-    fn list<'a>(&'a self, q: &'a ListFilter) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+    fn list<'a>(&'a self, q: &'a ListFilter) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
-            // Walk `all` by received_at, a page at a time, in the order asked.
-            let limit = q.limit() as usize;
-            let all = self.key("all");
-            let (mut low, mut high) = (
-                q.since_ms.map_or("-inf".to_owned(), |s| s.to_string()),
-                q.until_ms.map_or("+inf".to_owned(), |u| format!("({u}")),
-            );
-            if let Some(after) = &q.after {
-                if q.newest_first {
-                    high = after
-                        .received_at_ms
-                        .min(q.until_ms.unwrap_or(i64::MAX))
-                        .to_string();
+            let (records, next) = self.walk(q, q.limit() as usize).await?;
+            Ok(Page { records, next })
+        })
+    }
+
+    fn count<'a>(
+        &'a self,
+        q: &'a ListFilter,
+        at_most: u64,
+    ) -> BoxFuture<'a, Result<Count, StoreError>> {
+        Box::pin(async move {
+            let exact = |n: u64| {
+                if n > at_most {
+                    Count::AtLeast(at_most.saturating_add(1))
                 } else {
-                    low = after.received_at_ms.to_string();
+                    Count::Exactly(n)
                 }
+            };
+            let by_index_alone = q.event_type.is_none()
+                && q.tenant.is_none()
+                && q.object_id.is_none()
+                && q.id_prefix.is_none()
+                && q.after.is_none();
+            if by_index_alone {
+                // The index's own count over the received-time range.
+                let (low, high) = ScoreRange::of(q).args();
+                let n: u64 = self
+                    .cmd(
+                        "count",
+                        redis::cmd("ZCOUNT")
+                            .arg(self.listing_key(q))
+                            .arg(low)
+                            .arg(high),
+                    )
+                    .await?;
+                return Ok(exact(n));
             }
+            let want = usize::try_from(at_most)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let (found, next) = self.walk(q, want).await?;
+            let n = found.len() as u64;
+            Ok(match next {
+                Some(_) => Count::AtLeast(n.min(at_most.saturating_add(1))),
+                None => exact(n),
+            })
+        })
+    }
+
+    fn failing(&self, sample: u32) -> BoxFuture<'_, Result<Vec<FailingRow>, StoreError>> {
+        Box::pin(async move {
+            let sample = sample as usize;
             let mut out = Vec::new();
-            let mut offset = 0usize;
-            const PAGE: usize = 500;
-            while out.len() < limit {
-                let mut cmd = redis::cmd(if q.newest_first {
-                    "ZREVRANGEBYSCORE"
-                } else {
-                    "ZRANGEBYSCORE"
-                });
-                cmd.arg(&all);
-                if q.newest_first {
-                    cmd.arg(&high).arg(&low);
-                } else {
-                    cmd.arg(&low).arg(&high);
-                }
-                cmd.arg("LIMIT").arg(offset).arg(PAGE);
-                let refs: Vec<String> = self.cmd("list", &cmd).await?;
-                if refs.is_empty() {
-                    break;
-                }
-                offset += refs.len();
-                let mut page = self.records(&refs).await?;
-                // Ties on received_at come back in member order; the
-                // listing's order is the key's.
-                page.sort_by(|a, b| {
-                    let o = a.cursor().cmp(&b.cursor());
-                    if q.newest_first {
-                        o.reverse()
-                    } else {
-                        o
+            // The newest dead ones, and the newest pending ones that failed
+            // before: walked newest first until the sample or the bound.
+            for (state, dead) in [(State::Dead, true), (State::Pending, false)] {
+                let (mut from, mut examined, mut taken) = (0usize, 0usize, 0usize);
+                while taken < sample && examined < MAX_EXAMINED {
+                    let batch = if dead { sample } else { PAGE };
+                    let refs: Vec<String> = self
+                        .cmd(
+                            "failing types",
+                            redis::cmd("ZREVRANGE")
+                                .arg(self.key(&format!("state:{}", state.as_str())))
+                                .arg(from)
+                                .arg(from + batch - 1),
+                        )
+                        .await?;
+                    from += refs.len();
+                    examined += refs.len();
+                    let rows = self
+                        .fields(&refs, &["type", "attempts", "last_error", "updated_at"])
+                        .await?;
+                    for f in rows {
+                        let attempts = f.get(1).and_then(Option::as_deref).unwrap_or("0");
+                        let Some(event_type) = f.first().cloned().flatten() else {
+                            continue;
+                        };
+                        if (dead || attempts != "0") && taken < sample {
+                            taken += 1;
+                            out.push(FailingRow {
+                                event_type,
+                                dead,
+                                last_error: f.get(2).cloned().flatten().map(|e| {
+                                    e.chars()
+                                        .take(crate::inbox::types::FAILING_ERROR_LEN)
+                                        .collect()
+                                }),
+                                updated_at_ms: f
+                                    .get(3)
+                                    .and_then(Option::as_deref)
+                                    .and_then(|v| v.parse().ok())
+                                    .unwrap_or(0),
+                            });
+                        }
                     }
-                });
-                out.extend(page.into_iter().filter(|r| q.matches(r)));
+                    if refs.len() < batch {
+                        break;
+                    }
+                }
             }
-            out.truncate(limit);
             Ok(out)
         })
     }
@@ -605,36 +871,73 @@ impl Backend for RedisInbox {
 
     fn retry<'a>(&'a self, f: &'a RetryFilter) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let ids =
-                f.id.as_deref()
-                    .map(|id| self.ids_key(id))
-                    .unwrap_or_default();
             let flag = |b: bool| if b { "1" } else { "0" };
             let tenant = f
                 .tenant
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), |t| format!("+{t}"));
-            let n: i64 = self
-                .run(
-                    "retry",
-                    &self.inner.scripts.retry,
-                    &[
-                        ids.as_bytes(),
-                        flag(f.dead).as_bytes(),
-                        flag(f.skipped).as_bytes(),
-                        flag(f.done).as_bytes(),
-                        f.event_type.as_deref().unwrap_or("").as_bytes(),
-                        tenant.as_bytes(),
-                        flag(f.stale).as_bytes(),
-                        f.handler.as_deref().unwrap_or("").as_bytes(),
-                        f.since_ms
-                            .map(|s| s.to_string())
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ],
-                )
-                .await?;
-            Ok(u64::try_from(n).unwrap_or(0))
+            let since = f.since_ms.map(|s| s.to_string()).unwrap_or_default();
+            let args = |ids: &str| -> Vec<Vec<u8>> {
+                [
+                    ids,
+                    flag(f.dead),
+                    flag(f.skipped),
+                    flag(f.done),
+                    f.event_type.as_deref().unwrap_or(""),
+                    tenant.as_str(),
+                    flag(f.stale),
+                    f.handler.as_deref().unwrap_or(""),
+                    since.as_str(),
+                ]
+                .iter()
+                .map(|a| a.as_bytes().to_vec())
+                .collect()
+            };
+            let script = &self.inner.scripts.retry;
+            if let Some(id) = f.id.as_deref() {
+                let ids = self.ids_key(id);
+                let args = args(&ids);
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                let (n, _, _): (i64, i64, i64) = self.run("retry", script, &refs).await?;
+                return Ok(u64::try_from(n).unwrap_or(0));
+            }
+            // A batch of one state at a time: each script call is short.
+            const BATCH: usize = 500;
+            let mut total = 0u64;
+            let mut till = String::new();
+            let states = [
+                (f.dead, State::Dead),
+                (f.skipped, State::Skipped),
+                (f.stale, State::Stale),
+                (f.done, State::Done),
+            ];
+            for (_, state) in states.iter().filter(|(on, _)| *on) {
+                let mut start = 0usize;
+                loop {
+                    let mut a = args("");
+                    a.extend([
+                        state.as_str().as_bytes().to_vec(),
+                        start.to_string().into_bytes(),
+                        BATCH.to_string().into_bytes(),
+                        till.clone().into_bytes(),
+                    ]);
+                    let refs: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+                    let (moved, examined, end): (i64, i64, i64) =
+                        self.run("retry", script, &refs).await?;
+                    till = end.to_string();
+                    let (moved, examined) = (
+                        usize::try_from(moved).unwrap_or(0),
+                        usize::try_from(examined).unwrap_or(0),
+                    );
+                    total += moved as u64;
+                    // The moved left the state's set; the others stay ahead.
+                    start += examined.saturating_sub(moved);
+                    if examined < BATCH {
+                        break;
+                    }
+                }
+            }
+            Ok(total)
         })
     }
 
@@ -767,6 +1070,7 @@ fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
                 rerun: text(9),
                 trace: text(10),
                 stale: false,
+                cut_short: int(11) == Some(1),
             };
             Ok(if kind == 1 {
                 Claimed::Job(job)
@@ -775,5 +1079,55 @@ fn claimed_from(v: &redis::Value) -> Result<Claimed, StoreError> {
             })
         }
         _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing's score range: `since` inclusive, `until` exclusive, and a
+    /// cursor or a page's edge narrowing the walk's leading end only.
+    #[test]
+    fn score_ranges_narrow_the_leading_end() {
+        let q = ListFilter {
+            since_ms: Some(10),
+            until_ms: Some(90),
+            ..Default::default()
+        };
+        let mut r = ScoreRange::of(&q);
+        assert_eq!(r.args(), ("10".to_owned(), "(90".to_owned()));
+        // Newest first: the high end. A cursor at 90 is no narrower than
+        // `until` (exclusive); at 50 it is, inclusive (ties are filtered by
+        // the cursor); a page edge at 50 then excludes it.
+        r.narrow(true, 90, true);
+        assert_eq!(r.args().1, "(90");
+        r.narrow(true, 50, true);
+        assert_eq!(r.args().1, "50");
+        r.narrow(true, 50, false);
+        assert_eq!(r.args().1, "(50");
+        r.narrow(true, 70, true);
+        assert_eq!(r.args(), ("10".to_owned(), "(50".to_owned()));
+        // Oldest first: the low end.
+        let mut r = ScoreRange::of(&ListFilter::default());
+        assert_eq!(r.args(), ("-inf".to_owned(), "+inf".to_owned()));
+        r.narrow(false, 20, true);
+        r.narrow(false, 20, false);
+        r.narrow(false, 5, true);
+        assert_eq!(r.args(), ("(20".to_owned(), "+inf".to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod marks {
+    use crate::inbox::progress::RERUN_NOT_DONE;
+
+    /// A revival and a redelivery of a dead event mark its handlers not
+    /// done to run afresh, with the mark the worker reads.
+    #[test]
+    fn revivals_set_the_workers_mark() {
+        let mark = format!("'rerun', '{RERUN_NOT_DONE}'");
+        assert!(include_str!("../lua/retry.lua").contains(&mark));
+        assert!(include_str!("../lua/insert.lua").contains(&mark));
     }
 }

@@ -1,5 +1,5 @@
 //! The row shapes both SQL backends read and write, once: a [`Record`]
-//! from the columns the listings select (by name), a claimed [`Job`] from
+//! from the columns `get` or a listing selects (by name), a claimed [`Job`] from
 //! the claim's `RETURNING` list (by position), a [`NewEvent`] bound to
 //! `insert.sql`'s parameters. The same code on PostgreSQL and
 //! SQLite: integers are read as the narrowest type both store them in
@@ -10,13 +10,15 @@ use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 
 use super::{Job, NewEvent};
-use crate::inbox::machine::State;
+use crate::inbox::machine::{State, CUT_SHORT};
 use crate::inbox::progress::Progress;
-use crate::inbox::types::Record;
+use crate::inbox::types::{FailingRow, Record};
 
-/// A record, from a row of the listing's columns. An attempt count or a
-/// secret index out of range reads as 0 (never a panic on a hand-edited row).
-pub(crate) fn record<R>(row: &R) -> Result<Record, sqlx::Error>
+/// A record, from a row of `RECORD_COLUMNS` (`whole`) or of the listing's
+/// `LIST_COLUMNS` (no body, no signature: both left empty). An attempt
+/// count or a secret index out of range reads as 0 (never a panic on a
+/// hand-edited row).
+pub(crate) fn record<R>(row: &R, whole: bool) -> Result<Record, sqlx::Error>
 where
     R: Row,
     for<'n> &'n str: ColumnIndex<R>,
@@ -40,8 +42,16 @@ where
         last_error: row.try_get("last_error")?,
         account_id: row.try_get("account_id")?,
         occurred_at: row.try_get("occurred_at")?,
-        body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
-        signature: row.try_get("signature")?,
+        body: if whole {
+            Bytes::from(row.try_get::<Vec<u8>, _>("body")?)
+        } else {
+            Bytes::new()
+        },
+        signature: if whole {
+            row.try_get("signature")?
+        } else {
+            String::new()
+        },
         matched_secret: usize::try_from(row.try_get::<i64, _>("matched_secret")?).unwrap_or(0),
         object_id: row.try_get("object_id")?,
         order_key: row.try_get("order_key")?,
@@ -51,7 +61,8 @@ where
 
 /// The state a claim left and the job, from its `RETURNING` list: state,
 /// tenant, event_id, event_type, body, matched_secret, attempts,
-/// received_at, handlers, rerun, trace, stale (1 or 0). An attempt number
+/// received_at, handlers, rerun, trace, stale (1 or 0), the error it keeps
+/// (the claim's note that a lapsed lease was taken again). An attempt number
 /// out of range reads as `u32::MAX` (exhausted, never run again).
 pub(crate) fn job<R>(row: &R) -> Result<(String, Job), sqlx::Error>
 where
@@ -77,6 +88,7 @@ where
             rerun: row.try_get(9)?,
             trace: row.try_get(10)?,
             stale: row.try_get::<i32, _>(11)? == 1,
+            cut_short: row.try_get::<Option<String>, _>(12)?.as_deref() == Some(CUT_SHORT),
         },
     ))
 }
@@ -109,4 +121,23 @@ where
         .bind(e.occurred_ms)
         .bind(e.due_in_ms)
         .bind(e.trace.as_deref())
+}
+
+/// One row of `failing.sql`: event_type, dead (1 or 0), last_error,
+/// updated_at.
+pub(crate) fn failing<R>(row: &R) -> Result<FailingRow, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(FailingRow {
+        event_type: row.try_get(0)?,
+        dead: row.try_get::<i32, _>(1)? == 1,
+        last_error: row.try_get(2)?,
+        updated_at_ms: row.try_get(3)?,
+    })
 }

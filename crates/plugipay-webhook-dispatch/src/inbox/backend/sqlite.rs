@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqlitePool};
-use sqlx::{Database, Sqlite, TransactionManager};
+use sqlx::{Database, Row, Sqlite, TransactionManager};
 
 use super::{
     Backend, Begun, ClaimParams, Claimed, Inserted, Job, NewEvent, Param, Session, TxConn, TxEnd,
@@ -21,7 +21,8 @@ use crate::error::{BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
-    Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+    Activity, Count, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
+    DEFAULT_INBOX_TABLE,
 };
 use crate::sql::Dialect;
 use crate::tx::Tx;
@@ -320,15 +321,47 @@ impl Backend for SqliteInbox {
         }))
     }
 
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> BoxFuture<'a, Result<Page, StoreError>> {
         let (query, params) = self.inner.sql.list(Dialect::Sqlite, filter);
+        let limit = filter.limit();
         Box::pin(self.inner.conn.with("list", move |conn| {
             Box::pin(async move {
                 let rows = bound(&query, params).fetch_all(&mut *conn).await?;
-                rows.iter().map(super::rows::record).collect()
+                let records = rows
+                    .iter()
+                    .map(|r| super::rows::record(r, false))
+                    .collect::<Result<_, _>>()?;
+                Ok(super::page(records, limit))
+            })
+        }))
+    }
+
+    fn count<'a>(
+        &'a self,
+        filter: &'a ListFilter,
+        at_most: u64,
+    ) -> BoxFuture<'a, Result<Count, StoreError>> {
+        let (query, params) = self.inner.sql.count(Dialect::Sqlite, filter, at_most);
+        Box::pin(self.inner.conn.with("count", move |conn| {
+            Box::pin(async move {
+                let n: i64 = bound(&query, params)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get(0)?;
+                Ok(super::counted(n, at_most))
+            })
+        }))
+    }
+
+    fn failing(&self, sample: u32) -> BoxFuture<'_, Result<Vec<FailingRow>, StoreError>> {
+        let sql = self.sql();
+        Box::pin(self.inner.conn.with("failing types", move |conn| {
+            Box::pin(async move {
+                let rows = sqlx::query(&sql.failing)
+                    .bind(i64::from(sample))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                rows.iter().map(super::rows::failing).collect()
             })
         }))
     }
@@ -338,7 +371,7 @@ impl Backend for SqliteInbox {
         Box::pin(self.inner.conn.with("get", move |conn| {
             Box::pin(async move {
                 let rows = sqlx::query(&sql.get).bind(id).fetch_all(&mut *conn).await?;
-                rows.iter().map(super::rows::record).collect()
+                rows.iter().map(|r| super::rows::record(r, true)).collect()
             })
         }))
     }

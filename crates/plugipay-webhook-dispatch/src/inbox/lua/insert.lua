@@ -6,7 +6,9 @@ local h = ev(ref)
 local cur = redis.call('HGET', h, 'state')
 if cur then
   if not FROM.redeliver[cur] then return 1 end
-  redis.call('HSET', h, 'state', 'pending', 'attempts', 0, 'due_at', now, 'updated_at', now, 'owner', '')
+  -- Its handlers not done (dead ones included) run afresh.
+  redis.call('HSET', h, 'state', 'pending', 'attempts', 0, 'due_at', now, 'updated_at', now, 'owner', '',
+    'rerun', '!')
   redis.call('HDEL', h, 'last_error')
   set_state(ref, cur, 'pending')
   redis.call('ZADD', due, now, ref)

@@ -10,8 +10,17 @@ local function ev(ref) return p .. ':ev:' .. ref end
 local function st(s) return p .. ':state:' .. s end
 -- Wakes the listeners of other processes (a short stream, trimmed).
 local function wake() redis.call('XADD', p .. ':wake', 'MAXLEN', '~', 64, '*', 'n', '1') end
--- Moves ref between the per-state sets (scored by when it changed).
+-- Per state, by received_at: what a listing of one state walks (layout 3).
+local function rs(s) return p .. ':recv:' .. s end
+-- Moves ref between the per-state sets (scored by when it changed) and the
+-- per-state listing indexes (scored by when it was received).
 local function set_state(ref, from, to)
-  if from then redis.call('ZREM', st(from), ref) end
-  if to then redis.call('ZADD', st(to), now, ref) end
+  if from then
+    redis.call('ZREM', st(from), ref)
+    redis.call('ZREM', rs(from), ref)
+  end
+  if to then
+    redis.call('ZADD', st(to), now, ref)
+    redis.call('ZADD', rs(to), tonumber(redis.call('HGET', ev(ref), 'received_at') or now), ref)
+  end
 end

@@ -13,6 +13,7 @@ for _, s in ipairs(states) do
       local id = redis.call('HGET', ev(ref), 'id')
       redis.call('DEL', ev(ref))
       redis.call('ZREM', st(s), ref)
+      redis.call('ZREM', rs(s), ref)
       redis.call('ZREM', p .. ':all', ref)
       if id then redis.call('SREM', p .. ':ids:' .. string.len(id) .. ':' .. id, ref) end
       n = n + 1

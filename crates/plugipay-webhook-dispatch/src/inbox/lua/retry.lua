@@ -1,22 +1,25 @@
 -- The tools' transitions: dead, skipped and stale events (revive), or done
--- ones (rerun, on purpose), back to pending with their attempts reset.
--- ARGV: prefix, ids key ('' for all), dead, skipped, done ('1'/'0'), type
+-- ones (rerun, on purpose), back to pending with their attempts reset —
+-- one id's events, or a batch of one state's at a time (the caller walks
+-- the states and the batches: one script never blocks Redis for long).
+-- ARGV: prefix, ids key ('' for a batch), dead, skipped, done ('1'/'0'), type
 -- ('' any), tenant ('-' any, '+name'), stale ('1'/'0'), handler ('' none:
--- a done event reruns all, a dead one those not done), received since ms
--- ('' any). Returns how many moved.
+-- a done event reruns all, `*`; a dead one those not done, `!`), received since ms
+-- ('' any); for a batch: the state walked, the first rank, the batch size,
+-- and the walk's end ('' now: events that entered the state later — a rerun
+-- event done again — are not taken again). Returns {moved, examined, end}.
 local ids, only, tenant = ARGV[2], ARGV[6], ARGV[7]
 local handler, since = ARGV[9], tonumber(ARGV[10])
 local want = {dead = ARGV[3] == '1', skipped = ARGV[4] == '1', done = ARGV[5] == '1',
   stale = ARGV[8] == '1'}
 local refs = {}
+local till = now
 if ids ~= '' then
   refs = redis.call('SMEMBERS', ids)
 else
-  for _, s in ipairs({'dead', 'skipped', 'stale', 'done'}) do
-    if want[s] then
-      for _, r in ipairs(redis.call('ZRANGE', st(s), 0, -1)) do table.insert(refs, r) end
-    end
-  end
+  if ARGV[14] and ARGV[14] ~= '' then till = tonumber(ARGV[14]) end
+  refs = redis.call('ZRANGEBYSCORE', st(ARGV[11]), '-inf', till, 'LIMIT', tonumber(ARGV[12]),
+    tonumber(ARGV[13]))
 end
 local n = 0
 for _, ref in ipairs(refs) do
@@ -34,7 +37,7 @@ for _, ref in ipairs(refs) do
     elseif s == 'done' then
       redis.call('HSET', h, 'rerun', '*')
     else
-      redis.call('HDEL', h, 'rerun')
+      redis.call('HSET', h, 'rerun', '!')
     end
     set_state(ref, s, 'pending')
     redis.call('ZADD', due, now, ref)
@@ -42,4 +45,4 @@ for _, ref in ipairs(refs) do
   end
 end
 if n > 0 then wake() end
-return n
+return {n, #refs, till}

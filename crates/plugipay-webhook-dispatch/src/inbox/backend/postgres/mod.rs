@@ -21,7 +21,8 @@ use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::State;
 use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{
-    Activity, ListFilter, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE,
+    Activity, Count, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
+    DEFAULT_INBOX_TABLE,
 };
 use crate::sql::Dialect;
 
@@ -260,11 +261,13 @@ impl PostgresInbox {
                 .is_ok()
     }
 
-    /// The records `query` selects (`RECORD_COLUMNS`).
+    /// The records `query` selects (`RECORD_COLUMNS` when `whole`, else
+    /// `LIST_COLUMNS`).
     async fn records(
         &self,
         what: &str,
         query: Query<'_, Postgres, PgArguments>,
+        whole: bool,
     ) -> Result<Vec<Record>, StoreError> {
         let conn = &self.inner.conn;
         conn.bounded(what, async {
@@ -273,7 +276,7 @@ impl PostgresInbox {
             let rows = query.fetch_all(&mut *c).await.map_err(e)?;
             let records = rows
                 .iter()
-                .map(super::rows::record)
+                .map(|r| super::rows::record(r, whole))
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
             c.finish().await?;
@@ -443,15 +446,54 @@ impl Backend for PostgresInbox {
         }))
     }
 
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
             let (query, params) = self.inner.sql.list(Dialect::Postgres, filter);
             let q = sqlx::query(&query).persistent(self.inner.conn.persistent);
-            self.records("list", bind_params(q, params)).await
+            let records = self.records("list", bind_params(q, params), false).await?;
+            Ok(super::page(records, filter.limit()))
         })
+    }
+
+    fn count<'a>(
+        &'a self,
+        filter: &'a ListFilter,
+        at_most: u64,
+    ) -> BoxFuture<'a, Result<Count, StoreError>> {
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("count", async move {
+            let (query, params) = self.inner.sql.count(Dialect::Postgres, filter, at_most);
+            let mut c = conn.lease().await?;
+            let q = sqlx::query(&query).persistent(self.inner.conn.persistent);
+            let n: i64 = bind_params(q, params)
+                .fetch_one(&mut *c)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| conn.err("count", &e))?;
+            c.finish().await?;
+            Ok(super::counted(n, at_most))
+        }))
+    }
+
+    fn failing(&self, sample: u32) -> BoxFuture<'_, Result<Vec<FailingRow>, StoreError>> {
+        let conn = &self.inner.conn;
+        Box::pin(conn.bounded("failing types", async move {
+            let mut c = conn.lease().await?;
+            let e = |err: sqlx::Error| conn.err("failing types", &err);
+            let rows = sqlx::query(&self.inner.sql.failing)
+                .persistent(self.inner.conn.persistent)
+                .bind(i64::from(sample))
+                .fetch_all(&mut *c)
+                .await
+                .map_err(e)?;
+            let out = rows
+                .iter()
+                .map(super::rows::failing)
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            c.finish().await?;
+            Ok(out)
+        }))
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
@@ -459,7 +501,7 @@ impl Backend for PostgresInbox {
             let q = sqlx::query(&self.inner.sql.get)
                 .persistent(self.inner.conn.persistent)
                 .bind(id);
-            self.records("get", q).await
+            self.records("get", q, true).await
         })
     }
 
