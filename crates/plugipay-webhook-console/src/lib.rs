@@ -23,7 +23,7 @@
 compile_error!("plugipay-webhook-console: enable one of the features postgres, sqlite, redis");
 
 mod auth;
-mod chart;
+mod components;
 pub mod dev;
 mod dev_pages;
 mod diff;
@@ -627,8 +627,8 @@ impl Console {
         }
     }
 
-    pub(crate) fn frame<'a>(&'a self, title: &'a str, current: &'a str) -> html::Frame<'a> {
-        html::Frame {
+    pub(crate) fn frame<'a>(&'a self, title: &'a str, current: &'a str) -> components::Frame<'a> {
+        components::Frame {
             base: &self.inner.base,
             title,
             read_only: self.inner.read_only,

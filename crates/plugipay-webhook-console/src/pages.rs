@@ -1,19 +1,23 @@
 //! The pages: overview, events, one event, the retry confirmations, login.
-//! Every value from an event goes through [`esc`].
+//! Each composes `components` in maud's `html!`, which escapes every value
+//! it is given; nothing here writes markup as text.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use maud::{html, Markup};
 use plugipay_webhook_dispatch::inbox::{
     occurred_at_ms, AttemptOutcome, Count, Cursor, HandlerState, ListFilter, Record, RetryFilter,
     Stale, State,
 };
 use plugipay_webhook_dispatch::StoreError;
 
+use crate::components::{
+    activity_chart, csrf_field, exact_bytes, hidden, json_tree, notice, state_badge, time,
+};
 use crate::form::{self, encode, query};
-use crate::html::{age, cut, esc, exact_bytes, json_tree, time};
+use crate::html::{age, cut};
 use crate::{html_response, redirect, Console, Req};
 
 /// A listing's page size.
@@ -22,9 +26,10 @@ const PAGE: u32 = 50;
 /// types are counted among.
 const FAILING_SAMPLE: u32 = 500;
 
+/// A page of its own: `title` and one sentence.
 pub(crate) fn message(c: &Console, status: StatusCode, title: &str, text: &str) -> Response<Bytes> {
-    let body = format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text));
-    html_response(status, c.frame(title, "").render(&body))
+    let body = html! { h1 { (title) } p { (text) } };
+    html_response(status, c.frame(title, "").page(body))
 }
 
 /// The answer to a retry a console does not offer.
@@ -86,24 +91,6 @@ pub(crate) fn event_href(c: &Console, id: &str, event_type: &str, tenant: &str) 
     )
 }
 
-fn state_badge(state: &str) -> String {
-    format!("<span class=\"state {s}\">{s}</span>", s = esc(state))
-}
-
-pub(crate) fn csrf_field(c: &Console) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        c.csrf()
-    )
-}
-
-pub(crate) fn hidden(name: &str, value: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-        esc(value)
-    )
-}
-
 pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
     let inbox = c.inbox();
     let stats = match inbox.stats().await {
@@ -119,85 +106,92 @@ pub(crate) async fn overview(c: &Console) -> Response<Bytes> {
         Err(e) => return unavailable(c, &e),
     };
     let base = c.base();
-    let mut counts = String::new();
-    for state in State::ALL {
-        let _ = write!(
-            counts,
-            "<tr><th scope=\"row\"><a href=\"{base}/events?state={s}\">{s}</a></th>\
-             <td data-state-count=\"{s}\">{n}</td></tr>",
-            s = state.as_str(),
-            n = stats.count(state)
-        );
-    }
-    let oldest = if stats.oldest_due_ms > 0 {
-        format!(
-            "The oldest due event has waited {}.",
-            age(stats.oldest_due_ms)
-        )
-    } else {
-        "No event is waiting.".to_owned()
+    let running = stats.count(State::Running);
+    let body = html! {
+        h1 { "Overview" }
+        section aria-labelledby="counts" {
+            h2 id="counts" { "Events by state" }
+            table.counts {
+                thead { tr { th scope="col" { "State" } th scope="col" { "Events" } } }
+                tbody {
+                    @for state in State::ALL {
+                        tr {
+                            th scope="row" {
+                                a href={ (base) "/events?state=" (state.as_str()) } { (state.as_str()) }
+                            }
+                            td data-state-count=(state.as_str()) { (stats.count(state)) }
+                        }
+                    }
+                }
+            }
+            p {
+                @if stats.oldest_due_ms > 0 {
+                    "The oldest due event has waited " (age(stats.oldest_due_ms)) "."
+                } @else {
+                    "No event is waiting."
+                }
+                // What a worker that stopped (crash, kill) holds stays
+                // `running` until its lease lapses: when that is.
+                @match stats.next_lease_lapse_ms {
+                    Some(ms) if ms >= 0 => {
+                        " " span data-lease-lapse {
+                            (running) " running; the first lease lapses in " (age(ms.max(1)))
+                            " (a worker that stopped is noticed then)."
+                        }
+                    }
+                    Some(ms) => {
+                        " " span data-lease-lapse {
+                            (running) " running; a lease lapsed " (age(-ms))
+                            " ago: the event waits for a worker to take it again."
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+        section aria-labelledby="activity" {
+            h2 id="activity" { "The last hour" }
+            (activity_chart(&activity))
+        }
+        section aria-labelledby="failing" {
+            h2 id="failing" { "Types failing most" }
+            @if failing.is_empty() {
+                p { "No type is failing." }
+            } @else {
+                table {
+                    caption {
+                        "Among the newest " (FAILING_SAMPLE) " dead events and " (FAILING_SAMPLE)
+                        " pending events that failed before"
+                    }
+                    thead { tr {
+                        th scope="col" { "Type" } th scope="col" { "Dead" }
+                        th scope="col" { "Retrying" } th scope="col" { "Last error" }
+                        th scope="col" { "Action" }
+                    } }
+                    tbody {
+                        @for f in &failing {
+                            tr {
+                                th scope="row" {
+                                    a href={ (base) "/events?type=" (encode(&f.event_type)) } { (f.event_type) }
+                                }
+                                td { (f.dead) }
+                                td { (f.retrying) }
+                                td.error { (cut(f.last_error.as_deref().unwrap_or(""), 160)) }
+                                td {
+                                    @if c.can_retry() && f.dead > 0 {
+                                        a href={ (base) "/retry?state=dead&type=" (encode(&f.event_type)) } {
+                                            "Retry every dead event…"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
-    // What a worker that stopped (crash, kill) holds stays `running` until
-    // its lease lapses: when that is.
-    let oldest = match stats.next_lease_lapse_ms {
-        Some(ms) if ms >= 0 => format!(
-            "{oldest} <span data-lease-lapse>{} running; the first lease lapses in {} \
-             (a worker that stopped is noticed then).</span>",
-            stats.count(State::Running),
-            age(ms.max(1))
-        ),
-        Some(ms) => format!(
-            "{oldest} <span data-lease-lapse>{} running; a lease lapsed {} ago: the event \
-             waits for a worker to take it again.</span>",
-            stats.count(State::Running),
-            age(-ms)
-        ),
-        None => oldest,
-    };
-    let mut rows = String::new();
-    for f in &failing {
-        let retry = if !c.can_retry() || f.dead == 0 {
-            String::new()
-        } else {
-            format!(
-                "<a href=\"{base}/retry?state=dead&amp;type={}\">Retry every dead event…</a>",
-                esc(&encode(&f.event_type))
-            )
-        };
-        let _ = write!(
-            rows,
-            "<tr><th scope=\"row\"><a href=\"{base}/events?type={}\">{}</a></th><td>{}</td><td>{}</td>\
-             <td class=\"error\">{}</td><td>{retry}</td></tr>",
-            esc(&encode(&f.event_type)),
-            esc(&f.event_type),
-            f.dead,
-            f.retrying,
-            esc(&cut(f.last_error.as_deref().unwrap_or(""), 160)),
-        );
-    }
-    let failing_table = if rows.is_empty() {
-        "<p>No type is failing.</p>".to_owned()
-    } else {
-        format!(
-            "<table><caption>Among the newest {FAILING_SAMPLE} dead events and {FAILING_SAMPLE} pending events that failed before</caption>\
-             <thead><tr><th scope=\"col\">Type</th><th scope=\"col\">Dead</th>\
-             <th scope=\"col\">Retrying</th><th scope=\"col\">Last error</th><th scope=\"col\">Action</th></tr></thead>\
-             <tbody>{rows}</tbody></table>"
-        )
-    };
-    let body = format!(
-        "<h1>Overview</h1>\
-         <section aria-labelledby=\"counts\"><h2 id=\"counts\">Events by state</h2>\
-         <table class=\"counts\"><thead><tr><th scope=\"col\">State</th><th scope=\"col\">Events</th></tr></thead>\
-         <tbody>{counts}</tbody></table><p>{oldest}</p></section>\
-         <section aria-labelledby=\"activity\"><h2 id=\"activity\">The last hour</h2>{chart}</section>\
-         <section aria-labelledby=\"failing\"><h2 id=\"failing\">Types failing most</h2>{failing_table}</section>",
-        chart = crate::chart::activity(&activity),
-    );
-    html_response(
-        StatusCode::OK,
-        c.frame("Overview", "overview").render(&body),
-    )
+    html_response(StatusCode::OK, c.frame("Overview", "overview").page(body))
 }
 
 /// `YYYY-MM-DDTHH:MM[:SS]` (a `datetime-local` field, read as UTC) in ms.
@@ -231,114 +225,105 @@ pub(crate) async fn events(c: &Console, req: &Req) -> Response<Bytes> {
         Ok(page) => (page.records, page.next),
         Err(e) => return unavailable(c, &e),
     };
-
-    let mut options = String::from("<option value=\"\">any</option>");
-    for s in State::ALL {
-        let selected = if state == Some(s) { " selected" } else { "" };
-        let _ = write!(options, "<option{selected}>{}</option>", s.as_str());
-    }
     let field = |name: &str, label: &str, kind: &str| {
-        format!(
-            "<p><label for=\"f-{name}\">{label}</label>\
-             <input id=\"f-{name}\" name=\"{name}\" type=\"{kind}\" value=\"{}\"></p>",
-            esc(req.q(name).unwrap_or(""))
-        )
+        html! {
+            p {
+                label for={ "f-" (name) } { (label) }
+                input id={ "f-" (name) } name=(name) type=(kind) value=(req.q(name).unwrap_or(""));
+            }
+        }
     };
-    let filters = format!(
-        "<form class=\"filters\" method=\"get\" action=\"{base}/events\" role=\"search\">\
-         <p><label for=\"f-state\">State</label><select id=\"f-state\" name=\"state\">{options}</select></p>\
-         {}{}{}{}{}{}\
-         <p><button type=\"submit\">Filter</button> <a href=\"{base}/events\">Clear</a></p></form>",
-        field("type", "Type", "text"),
-        field("tenant", "Tenant", "text"),
-        field("object", "Object id", "text"),
-        field("id", "Id starts with", "text"),
-        field("from", "Received from (UTC)", "datetime-local"),
-        field("to", "Received before (UTC)", "datetime-local"),
-    );
-
-    let mut rows = String::new();
-    for r in &records {
-        let _ = write!(
-            rows,
-            "<tr data-event-id=\"{id}\" data-state=\"{state}\">\
-             <td><a href=\"{href}\">{id}</a></td><td>{ty}</td><td>{tenant}</td><td>{object}</td>\
-             <td>{badge}</td><td>{attempts}</td><td class=\"error\">{error}</td><td>{received}</td></tr>",
-            id = esc(&r.id),
-            state = r.state.as_str(),
-            href = esc(&event_href(c, &r.id, &r.event_type, &r.tenant)),
-            ty = esc(&r.event_type),
-            tenant = esc(&r.tenant),
-            object = esc(r.object_id.as_deref().unwrap_or("")),
-            badge = state_badge(r.state.as_str()),
-            attempts = r.attempts,
-            error = esc(&cut(r.last_error.as_deref().unwrap_or(""), 120)),
-            received = time(r.received_at_ms),
-        );
-    }
-    if rows.is_empty() && next.is_some() {
-        // A Redis listing examines a bounded number of events per page.
-        rows = "<tr><td colspan=\"8\">No event matches among the events examined for this page: \
-                Older continues the search.</td></tr>"
-            .to_owned();
-    } else if rows.is_empty() {
-        rows = "<tr><td colspan=\"8\">No event matches.</td></tr>".to_owned();
-    }
     let keep: Vec<(&str, Option<&str>)> = ["state", "type", "tenant", "object", "id", "from", "to"]
         .iter()
         .map(|k| (*k, req.q(k)))
         .collect();
-    let mut pager = String::new();
-    if req.q("after").is_some() {
-        let _ = write!(
-            pager,
-            "<a href=\"{base}/events{}\">Newest</a> ",
-            esc(&query(&keep))
-        );
-    }
-    if let Some(next_page) = &next {
+    let older = next.as_ref().map(|next_page| {
         let token = next_page.to_token();
         let mut next = keep.clone();
         next.push(("after", Some(&token)));
-        let _ = write!(
-            pager,
-            "<a href=\"{base}/events{}\" rel=\"next\">Older</a>",
-            esc(&query(&next))
-        );
-    }
-    let mut actions = String::new();
-    if let (true, Some(s @ (State::Dead | State::Skipped)), Some(ty)) =
-        (c.can_retry(), state, req.q("type"))
-    {
-        let _ = write!(
-            actions,
-            "<p><a href=\"{base}/retry{}\">Retry every {} event of this type…</a></p>",
-            esc(&query(&[
+        query(&next)
+    });
+    let bulk_retry = match (c.can_retry(), state, req.q("type")) {
+        (true, Some(s @ (State::Dead | State::Skipped)), Some(ty)) => Some((
+            s,
+            query(&[
                 ("state", Some(s.as_str())),
                 ("type", Some(ty)),
-                ("tenant", req.q("tenant"))
-            ])),
-            s.as_str()
-        );
-    }
-    let notice = req
-        .q("retried")
-        .map(|n| {
-            format!(
-                "<p role=\"status\" class=\"notice\">{} pending again.</p>",
-                esc(n)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Events</h1>{notice}{filters}{actions}\
-         <table class=\"events\"><caption>Newest first</caption><thead><tr>\
-         <th scope=\"col\">Id</th><th scope=\"col\">Type</th><th scope=\"col\">Tenant</th>\
-         <th scope=\"col\">Object</th><th scope=\"col\">State</th><th scope=\"col\">Attempts</th>\
-         <th scope=\"col\">Last error</th><th scope=\"col\">Received (UTC)</th></tr></thead>\
-         <tbody>{rows}</tbody></table><nav aria-label=\"Pages\" class=\"pager\">{pager}</nav>"
-    );
-    html_response(StatusCode::OK, c.frame("Events", "events").render(&body))
+                ("tenant", req.q("tenant")),
+            ]),
+        )),
+        _ => None,
+    };
+    let body = html! {
+        h1 { "Events" }
+        @if let Some(n) = req.q("retried") {
+            (notice(html! { (n) " pending again." }))
+        }
+        form.filters method="get" action={ (base) "/events" } role="search" {
+            p {
+                label for="f-state" { "State" }
+                select id="f-state" name="state" {
+                    option value="" { "any" }
+                    @for s in State::ALL {
+                        option selected[state == Some(s)] { (s.as_str()) }
+                    }
+                }
+            }
+            (field("type", "Type", "text"))
+            (field("tenant", "Tenant", "text"))
+            (field("object", "Object id", "text"))
+            (field("id", "Id starts with", "text"))
+            (field("from", "Received from (UTC)", "datetime-local"))
+            (field("to", "Received before (UTC)", "datetime-local"))
+            p { button type="submit" { "Filter" } " " a href={ (base) "/events" } { "Clear" } }
+        }
+        @if let Some((s, q)) = &bulk_retry {
+            p { a href={ (base) "/retry" (q) } { "Retry every " (s.as_str()) " event of this type…" } }
+        }
+        table.events {
+            caption { "Newest first" }
+            thead { tr {
+                th scope="col" { "Id" } th scope="col" { "Type" } th scope="col" { "Tenant" }
+                th scope="col" { "Object" } th scope="col" { "State" } th scope="col" { "Attempts" }
+                th scope="col" { "Last error" } th scope="col" { "Received (UTC)" }
+            } }
+            tbody {
+                @for r in &records {
+                    tr data-event-id=(r.id) data-state=(r.state.as_str()) {
+                        td { a href=(event_href(c, &r.id, &r.event_type, &r.tenant)) { (r.id) } }
+                        td { (r.event_type) }
+                        td { (r.tenant) }
+                        td { (r.object_id.as_deref().unwrap_or("")) }
+                        td { (state_badge(r.state.as_str())) }
+                        td { (r.attempts) }
+                        td.error { (cut(r.last_error.as_deref().unwrap_or(""), 120)) }
+                        td { (time(r.received_at_ms)) }
+                    }
+                }
+                @if records.is_empty() {
+                    tr { td colspan="8" {
+                        @if next.is_some() {
+                            // A Redis listing examines a bounded number of
+                            // events per page.
+                            "No event matches among the events examined for this page: \
+                             Older continues the search."
+                        } @else {
+                            "No event matches."
+                        }
+                    } }
+                }
+            }
+        }
+        nav aria-label="Pages" class="pager" {
+            @if req.q("after").is_some() {
+                a href={ (base) "/events" (query(&keep)) } { "Newest" } " "
+            }
+            @if let Some(q) = &older {
+                a href={ (base) "/events" (q) } rel="next" { "Older" }
+            }
+        }
+    };
+    html_response(StatusCode::OK, c.frame("Events", "events").page(body))
 }
 
 pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
@@ -362,166 +347,131 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
         }
         [one] => one,
         several => {
-            let mut items = String::new();
-            for r in several {
-                let _ = write!(
-                    items,
-                    "<li><a href=\"{}\">{} {}{}</a> ({})</li>",
-                    esc(&event_href(c, &r.id, &r.event_type, &r.tenant)),
-                    esc(&r.id),
-                    esc(&r.event_type),
-                    if r.tenant.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" for tenant {}", esc(&r.tenant))
-                    },
-                    r.state.as_str()
-                );
-            }
-            let body = format!(
-                "<h1>{} events share the id {}</h1><ul>{items}</ul>",
-                several.len(),
-                esc(id)
-            );
-            return html_response(StatusCode::OK, c.frame(id, "events").render(&body));
+            let body = html! {
+                h1 { (several.len()) " events share the id " (id) }
+                ul {
+                    @for r in several {
+                        li {
+                            a href=(event_href(c, &r.id, &r.event_type, &r.tenant)) {
+                                (r.id) " " (r.event_type)
+                                @if !r.tenant.is_empty() { " for tenant " (r.tenant) }
+                            }
+                            " (" (r.state.as_str()) ")"
+                        }
+                    }
+                }
+            };
+            return html_response(StatusCode::OK, c.frame(id, "events").page(body));
         }
     };
     let base = c.base();
-    let notice = match req.q("notice") {
-        Some("retried") => {
-            "<p role=\"status\" class=\"notice\">Pending again: the workers will run it.</p>"
-                .to_owned()
-        }
+    let status = match req.q("notice") {
+        Some("retried") => Some(notice(html! { "Pending again: the workers will run it." })),
         // What really happens to a stale event made pending: it is still
         // older than its key's newest done event.
-        Some("retried_stale") => match c.inbox().stale_events() {
-            Stale::Deliver => "<p role=\"status\" class=\"notice\" data-notice=\"retried_stale\">\
-                Pending again: the workers will run it, and its handlers are told it is stale \
-                (<code>is_stale()</code>): a later event of its key is done already.</p>"
-                .to_owned(),
-            _ => "<p role=\"status\" class=\"notice\" data-notice=\"retried_stale\">\
-                Pending again — but a later event of its key is done already, so the next \
-                claim records it as <code>stale</code> again without running a handler. \
-                To have it run, the inbox must hand stale events over \
-                (<code>on_stale(Stale::Deliver)</code>).</p>"
-                .to_owned(),
-        },
-        Some("unchanged") => format!(
-            "<p role=\"status\" class=\"notice\">Nothing changed: the event is {}.</p>",
-            r.state.as_str()
-        ),
-        _ => String::new(),
+        Some("retried_stale") => Some(html! {
+            p role="status" class="notice" data-notice="retried_stale" {
+                @if c.inbox().stale_events() == Stale::Deliver {
+                    "Pending again: the workers will run it, and its handlers are told it is \
+                     stale (" code { "is_stale()" } "): a later event of its key is done already."
+                } @else {
+                    "Pending again — but a later event of its key is done already, so the next \
+                     claim records it as " code { "stale" } " again without running a handler. \
+                     To have it run, the inbox must hand stale events over ("
+                    code { "on_stale(Stale::Deliver)" } ")."
+                }
+            }
+        }),
+        Some("unchanged") => Some(notice(html! {
+            "Nothing changed: the event is " (r.state.as_str()) "."
+        })),
+        _ => None,
     };
-    let retry = if c.can_retry() && matches!(r.state, State::Dead | State::Skipped | State::Stale) {
-        // An id no path segment can carry (see `event_href`) is posted as a
-        // field instead.
-        let (action, id_field) = if matches!(r.id.as_str(), "" | "." | "..") {
-            (format!("{base}/event/retry"), hidden("id", &r.id))
-        } else {
-            (
-                format!("{base}/events/{}/retry", encode(&r.id)),
-                String::new(),
-            )
-        };
-        format!(
-            "<form method=\"post\" action=\"{}\" class=\"action\">{id_field}{}{}{}\
-             <p>Makes this {} event pending again, its attempts reset; handlers that succeeded do not run again.</p>\
-             <button type=\"submit\">Retry</button></form>",
-            esc(&action),
-            csrf_field(c),
-            hidden("type", &r.event_type),
-            hidden("tenant", &r.tenant),
-            r.state.as_str()
-        )
-    } else {
-        String::new()
-    };
-    let verdict = verdict(c, r);
-    let mut fields = String::new();
-    let mut field = |name: &str, value: String| {
-        let _ = write!(fields, "<dt>{name}</dt><dd>{value}</dd>");
-    };
-    field("Id", format!("<code>{}</code>", esc(&r.id)));
-    field("Type", esc(&r.event_type));
-    field(
-        "Tenant",
-        if r.tenant.is_empty() {
-            "none".into()
-        } else {
-            esc(&r.tenant)
-        },
-    );
-    field(
-        "State",
-        format!(
-            "<span data-state=\"{s}\">{}</span>",
-            state_badge(r.state.as_str()),
-            s = r.state.as_str()
-        ),
-    );
-    field("Attempts", r.attempts.to_string());
-    field("Received", time(r.received_at_ms));
-    match r.state {
-        State::Pending => field("Next attempt", time(r.next_attempt_at_ms)),
-        // A running event's due time is its lease's expiry: until then its
-        // worker holds it — also a worker that crashed or was killed.
-        State::Running => field(
-            "Lease lapses",
-            format!(
-                "<span data-lease-lapses>{} — until then the worker that took it holds it \
-                 (one that stopped is noticed then, and the event runs again)</span>",
-                time(r.next_attempt_at_ms)
-            ),
-        ),
-        _ => {}
-    }
-    field("Last change", time(r.updated_at_ms));
-    if let Some(e) = &r.last_error {
-        field(
-            "Last error",
-            format!("<span class=\"error\">{}</span>", esc(e)),
-        );
-    }
-    if let Some(a) = &r.account_id {
-        field("Account", esc(a));
-    }
-    if let Some(o) = &r.occurred_at {
-        field("Occurred at", esc(o));
-    }
-    if let Some(o) = &r.object_id {
-        field(
-            "Object",
-            format!(
-                "<a href=\"{base}/events?object={}\">{}</a>",
-                esc(&encode(o)),
-                esc(o)
-            ),
-        );
-    }
-    let handlers = handlers(r);
+    let retry = (c.can_retry() && matches!(r.state, State::Dead | State::Skipped | State::Stale))
+        .then(|| {
+            // An id no path segment can carry (see `event_href`) is posted
+            // as a field instead.
+            let by_field = matches!(r.id.as_str(), "" | "." | "..");
+            let action = if by_field {
+                format!("{base}/event/retry")
+            } else {
+                format!("{base}/events/{}/retry", encode(&r.id))
+            };
+            html! {
+                form method="post" action=(action) class="action" {
+                    @if by_field { (hidden("id", &r.id)) }
+                    (csrf_field(c))
+                    (hidden("type", &r.event_type))
+                    (hidden("tenant", &r.tenant))
+                    p {
+                        "Makes this " (r.state.as_str()) " event pending again, its attempts \
+                         reset; handlers that succeeded do not run again."
+                    }
+                    button type="submit" { "Retry" }
+                }
+            }
+        });
+    let (vclass, vtext) = verdict(c, r);
     let timeline = match &r.object_id {
         Some(object) => match same_object(c, r, object).await {
-            Ok(t) => t,
+            Ok(t) => Some(t),
             Err(e) => return unavailable(c, &e),
         },
-        None => String::new(),
+        None => None,
     };
-    let body = format!(
-        "<h1>Event <code>{id}</code></h1>{notice}{retry}\
-         <section aria-labelledby=\"fields\"><h2 id=\"fields\">Delivery</h2><dl>{fields}</dl></section>\
-         <section aria-labelledby=\"signature\"><h2 id=\"signature\">Signature</h2>\
-         <p><code class=\"sig\">X-Plugipay-Signature: {sig}</code></p><p class=\"verdict {vclass}\">{vtext}</p></section>\
-         <section aria-labelledby=\"handlers\"><h2 id=\"handlers\">Handlers and attempts</h2>{handlers}</section>\
-         <section aria-labelledby=\"body\"><h2 id=\"body\">Body ({len} bytes)</h2>{tree}{exact}</section>{timeline}",
-        id = esc(&r.id),
-        sig = esc(&r.signature),
-        vclass = verdict.0,
-        vtext = esc(&verdict.1),
-        len = r.body.len(),
-        tree = json_tree(&r.body),
-        exact = exact_bytes(&r.body),
-    );
-    html_response(StatusCode::OK, c.frame(&r.id, "events").render(&body))
+    let body = html! {
+        h1 { "Event " code { (r.id) } }
+        @if let Some(s) = status { (s) }
+        @if let Some(form) = retry { (form) }
+        section aria-labelledby="fields" {
+            h2 id="fields" { "Delivery" }
+            dl {
+                dt { "Id" } dd { code { (r.id) } }
+                dt { "Type" } dd { (r.event_type) }
+                dt { "Tenant" } dd { @if r.tenant.is_empty() { "none" } @else { (r.tenant) } }
+                dt { "State" } dd { span data-state=(r.state.as_str()) { (state_badge(r.state.as_str())) } }
+                dt { "Attempts" } dd { (r.attempts) }
+                dt { "Received" } dd { (time(r.received_at_ms)) }
+                @match r.state {
+                    State::Pending => { dt { "Next attempt" } dd { (time(r.next_attempt_at_ms)) } }
+                    // A running event's due time is its lease's expiry:
+                    // until then its worker holds it — also a worker that
+                    // crashed or was killed.
+                    State::Running => {
+                        dt { "Lease lapses" }
+                        dd { span data-lease-lapses {
+                            (time(r.next_attempt_at_ms)) " — until then the worker that took it \
+                            holds it (one that stopped is noticed then, and the event runs again)"
+                        } }
+                    }
+                    _ => {}
+                }
+                dt { "Last change" } dd { (time(r.updated_at_ms)) }
+                @if let Some(e) = &r.last_error { dt { "Last error" } dd { span.error { (e) } } }
+                @if let Some(a) = &r.account_id { dt { "Account" } dd { (a) } }
+                @if let Some(o) = &r.occurred_at { dt { "Occurred at" } dd { (o) } }
+                @if let Some(o) = &r.object_id {
+                    dt { "Object" } dd { a href={ (base) "/events?object=" (encode(o)) } { (o) } }
+                }
+            }
+        }
+        section aria-labelledby="signature" {
+            h2 id="signature" { "Signature" }
+            p { code.sig { "X-Plugipay-Signature: " (r.signature) } }
+            p class={ "verdict " (vclass) } { (vtext) }
+        }
+        section aria-labelledby="handlers" {
+            h2 id="handlers" { "Handlers and attempts" }
+            (handlers(r))
+        }
+        section aria-labelledby="body" {
+            h2 id="body" { "Body (" (r.body.len()) " bytes)" }
+            (json_tree(&r.body))
+            (exact_bytes(&r.body))
+        }
+        @if let Some(t) = timeline { (t) }
+    };
+    html_response(StatusCode::OK, c.frame(&r.id, "events").page(body))
 }
 
 /// Whether the stored bytes still verify against the stored header at the
@@ -552,72 +502,74 @@ fn verdict(c: &Console, r: &Record) -> (&'static str, String) {
     }
 }
 
-fn handlers(r: &Record) -> String {
+fn handlers(r: &Record) -> Markup {
     if r.handlers.is_empty() {
-        return "<p>No handler has run yet.</p>".to_owned();
+        return html! { p { "No handler has run yet." } };
     }
-    let mut rows = String::new();
-    let mut history = String::new();
-    for h in &r.handlers {
-        let state = match h.state {
-            HandlerState::Pending => "pending",
-            HandlerState::Done => "done",
-            HandlerState::Failed => "failed",
-            HandlerState::Dead => "dead",
-            _ => "unknown",
-        };
-        let _ = write!(
-            rows,
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
-            esc(&h.name),
-            state_badge(state),
-            h.attempts,
-            esc(h.last_error.as_deref().unwrap_or(""))
-        );
-        let mut attempts = String::new();
-        for a in h.history.iter().rev() {
-            let outcome = match a.outcome {
-                AttemptOutcome::Done => "done",
-                AttemptOutcome::Failed => "failed",
-                AttemptOutcome::CutShort => "cut-short",
-                _ => "other",
-            };
-            let _ = write!(
-                attempts,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
-                time(a.started_at_ms),
-                // A cut-short attempt's length is unknown (noticed later).
-                if a.outcome == AttemptOutcome::CutShort {
-                    "unknown".to_owned()
-                } else {
-                    format!("{} ms", a.took_ms)
-                },
-                state_badge(outcome),
-                esc(a.error.as_deref().unwrap_or(""))
-            );
+    let state_name = |s: HandlerState| match s {
+        HandlerState::Pending => "pending",
+        HandlerState::Done => "done",
+        HandlerState::Failed => "failed",
+        HandlerState::Dead => "dead",
+        _ => "unknown",
+    };
+    let outcome_name = |o: AttemptOutcome| match o {
+        AttemptOutcome::Done => "done",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::CutShort => "cut-short",
+        _ => "other",
+    };
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "Handler" } th scope="col" { "State" }
+                th scope="col" { "Attempts" } th scope="col" { "Last error" }
+            } }
+            tbody {
+                @for h in &r.handlers {
+                    tr {
+                        th scope="row" { (h.name) }
+                        td { (state_badge(state_name(h.state))) }
+                        td { (h.attempts) }
+                        td.error { (h.last_error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
         }
-        if !attempts.is_empty() {
-            let _ = write!(
-                history,
-                "<details><summary>{} attempt{} of {}</summary><table><caption>Newest first</caption>\
-                 <thead><tr><th scope=\"col\">Started (UTC)</th><th scope=\"col\">Took</th>\
-                 <th scope=\"col\">Outcome</th><th scope=\"col\">Error</th></tr></thead>\
-                 <tbody>{attempts}</tbody></table></details>",
-                h.history.len(),
-                if h.history.len() == 1 { "" } else { "s" },
-                esc(&h.name)
-            );
+        @for h in r.handlers.iter().filter(|h| !h.history.is_empty()) {
+            details {
+                summary {
+                    (h.history.len()) " attempt" @if h.history.len() != 1 { "s" } " of " (h.name)
+                }
+                table {
+                    caption { "Newest first" }
+                    thead { tr {
+                        th scope="col" { "Started (UTC)" } th scope="col" { "Took" }
+                        th scope="col" { "Outcome" } th scope="col" { "Error" }
+                    } }
+                    tbody {
+                        @for a in h.history.iter().rev() {
+                            tr {
+                                td { (time(a.started_at_ms)) }
+                                // A cut-short attempt's length is unknown
+                                // (it was noticed later).
+                                td {
+                                    @if a.outcome == AttemptOutcome::CutShort { "unknown" }
+                                    @else { (a.took_ms) " ms" }
+                                }
+                                td { (state_badge(outcome_name(a.outcome))) }
+                                td.error { (a.error.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
-    format!(
-        "<table><thead><tr><th scope=\"col\">Handler</th><th scope=\"col\">State</th>\
-         <th scope=\"col\">Attempts</th><th scope=\"col\">Last error</th></tr></thead>\
-         <tbody>{rows}</tbody></table>{history}"
-    )
 }
 
 /// The other events of `r`'s object, in `occurred_at` order.
-async fn same_object(c: &Console, r: &Record, object: &str) -> Result<String, StoreError> {
+async fn same_object(c: &Console, r: &Record, object: &str) -> Result<Markup, StoreError> {
     let mut others = c
         .inbox()
         .list_with(&ListFilter {
@@ -639,28 +591,31 @@ async fn same_object(c: &Console, r: &Record, object: &str) -> Result<String, St
             o.received_at_ms,
         )
     });
-    let mut rows = String::new();
-    for o in &others {
-        let this = o.id == r.id && o.event_type == r.event_type;
-        let _ = write!(
-            rows,
-            "<tr{}><td><a href=\"{}\"{}>{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if this { " class=\"this\"" } else { "" },
-            esc(&event_href(c, &o.id, &o.event_type, &o.tenant)),
-            if this { " aria-current=\"page\"" } else { "" },
-            esc(&o.id),
-            esc(&o.event_type),
-            esc(o.occurred_at.as_deref().unwrap_or("")),
-            state_badge(o.state.as_str())
-        );
-    }
-    Ok(format!(
-        "<section aria-labelledby=\"object\"><h2 id=\"object\">Events of {} in occurred_at order</h2>\
-         <table><thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Type</th>\
-         <th scope=\"col\">Occurred at</th><th scope=\"col\">State</th></tr></thead>\
-         <tbody>{rows}</tbody></table></section>",
-        esc(object)
-    ))
+    Ok(html! {
+        section aria-labelledby="object" {
+            h2 id="object" { "Events of " (object) " in occurred_at order" }
+            table {
+                thead { tr {
+                    th scope="col" { "Id" } th scope="col" { "Type" }
+                    th scope="col" { "Occurred at" } th scope="col" { "State" }
+                } }
+                tbody {
+                    @for o in &others {
+                        @let this = o.id == r.id && o.event_type == r.event_type;
+                        tr class=[this.then_some("this")] {
+                            td {
+                                a href=(event_href(c, &o.id, &o.event_type, &o.tenant))
+                                    aria-current=[this.then_some("page")] { (o.id) }
+                            }
+                            td { (o.event_type) }
+                            td { (o.occurred_at.as_deref().unwrap_or("")) }
+                            td { (state_badge(o.state.as_str())) }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 pub(crate) async fn retry_one(c: &Console, id: &str, f: &[(String, String)]) -> Response<Bytes> {
@@ -736,32 +691,35 @@ pub(crate) async fn confirm_retry(c: &Console, req: &Req) -> Response<Bytes> {
         Ok(Count::AtLeast(n)) => (format!("at least {n}"), n),
         Err(e) => return unavailable(c, &e),
     };
-    let whose = tenant
-        .map(|t| format!(" for tenant {}", esc(t)))
-        .unwrap_or_default();
+    let plural = if found == 1 { "" } else { "s" };
     let base = c.base();
-    let body = format!(
-        "<h1>Retry {count} {s} event{plural} of type {ty}{whose}?</h1>\
-         <p>Each becomes pending again with its attempts reset, and the workers run it: \
-         its handlers that have not succeeded run again.</p>\
-         <form method=\"post\" action=\"{base}/retry\" class=\"action\">{csrf}{hs}{ht}{htn}{hc}\
-         <button type=\"submit\">Retry {count} event{plural}</button> \
-         <a href=\"{base}/events{back}\">Cancel</a></form>",
-        s = state.as_str(),
-        plural = if found == 1 { "" } else { "s" },
-        ty = esc(ty),
-        csrf = csrf_field(c),
-        hs = hidden("state", state.as_str()),
-        ht = hidden("type", ty),
-        htn = tenant.map(|t| hidden("tenant", t)).unwrap_or_default(),
-        hc = hidden("confirm", "yes"),
-        back = esc(&query(&[
-            ("state", Some(state.as_str())),
-            ("type", Some(ty)),
-            ("tenant", tenant)
-        ])),
-    );
-    html_response(StatusCode::OK, c.frame("Retry", "events").render(&body))
+    let back = query(&[
+        ("state", Some(state.as_str())),
+        ("type", Some(ty)),
+        ("tenant", tenant),
+    ]);
+    let body = html! {
+        h1 {
+            "Retry " (count) " " (state.as_str()) " event" (plural) " of type " (ty)
+            @if let Some(t) = tenant { " for tenant " (t) }
+            "?"
+        }
+        p {
+            "Each becomes pending again with its attempts reset, and the workers run it: \
+             its handlers that have not succeeded run again."
+        }
+        form method="post" action={ (base) "/retry" } class="action" {
+            (csrf_field(c))
+            (hidden("state", state.as_str()))
+            (hidden("type", ty))
+            @if let Some(t) = tenant { (hidden("tenant", t)) }
+            (hidden("confirm", "yes"))
+            button type="submit" { "Retry " (count) " event" (plural) }
+            " "
+            a href={ (base) "/events" (back) } { "Cancel" }
+        }
+    };
+    html_response(StatusCode::OK, c.frame("Retry", "events").page(body))
 }
 
 pub(crate) async fn retry_many(c: &Console, f: &[(String, String)]) -> Response<Bytes> {
@@ -804,21 +762,23 @@ pub(crate) async fn retry_many(c: &Console, f: &[(String, String)]) -> Response<
 
 pub(crate) fn login(c: &Console, wrong: bool) -> Response<Bytes> {
     let base = c.base();
-    let (status, error) = if wrong {
-        (
-            StatusCode::UNAUTHORIZED,
-            "<p role=\"alert\" class=\"error\">That token is not the console's.</p>",
-        )
+    let status = if wrong {
+        StatusCode::UNAUTHORIZED
     } else {
-        (StatusCode::OK, "")
+        StatusCode::OK
     };
-    let body = format!(
-        "<h1>Sign in</h1>{error}<form method=\"post\" action=\"{base}/login\">\
-         <p><label for=\"token\">Console token</label>\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required></p>\
-         <p><button type=\"submit\">Sign in</button></p></form>"
-    );
-    html_response(status, c.frame("Sign in", "").render(&body))
+    let body = html! {
+        h1 { "Sign in" }
+        @if wrong { p role="alert" class="error" { "That token is not the console's." } }
+        form method="post" action={ (base) "/login" } {
+            p {
+                label for="token" { "Console token" }
+                input id="token" name="token" type="password" autocomplete="current-password" required;
+            }
+            p { button type="submit" { "Sign in" } }
+        }
+    };
+    html_response(status, c.frame("Sign in", "").page(body))
 }
 
 #[cfg(test)]
