@@ -11,8 +11,6 @@ use maud::{html, Markup, DOCTYPE};
 use plugipay_webhook_dispatch::inbox::Activity;
 use serde_json::Value;
 
-use crate::Console;
-
 /// The frame of every page: head, navigation, `main` around the body.
 pub(crate) struct Frame<'a> {
     pub(crate) base: &'a str,
@@ -83,9 +81,9 @@ pub(crate) fn state_badge(state: &str) -> Markup {
     html! { span class={ "state " (state) } { (state) } }
 }
 
-/// The request's CSRF token as a form field.
-pub(crate) fn csrf_field(c: &Console) -> Markup {
-    hidden("csrf", c.csrf())
+/// The request's CSRF token (`Console::csrf`) as a form field.
+pub(crate) fn csrf_field(token: &str) -> Markup {
+    hidden("csrf", token)
 }
 
 /// A hidden form field.

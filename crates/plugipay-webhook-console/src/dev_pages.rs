@@ -14,7 +14,9 @@ use crate::diff::{diff, Change};
 use crate::form::{self, query};
 use crate::html::cut;
 use crate::pages::{event_href, message};
-use crate::{html_response, redirect, Console, Req};
+use crate::reply::{html_response, redirect};
+use crate::request::Req;
+use crate::state::Console;
 
 /// A page of deliveries.
 const PAGE: usize = 50;
@@ -58,7 +60,7 @@ fn pin_form(c: &Console, d: &Delivery, back: &str) -> Markup {
     };
     html! {
         form method="post" action={ (c.base()) "/deliveries/" (d.seq) "/pin" } class="inline" {
-            (csrf_field(c))
+            (csrf_field(c.csrf()))
             (hidden("pinned", value))
             (hidden("back", back))
             button type="submit" aria-label={ (label) " delivery #" (d.seq) } { (label) }
@@ -257,7 +259,7 @@ pub(crate) async fn one(
             @match (&d.verdict, &replay_target) {
                 (Verdict::Verified { .. }, Some(target)) => {
                     form method="post" action={ (here) "/replay" } class="action" {
-                        (csrf_field(c))
+                        (csrf_field(c.csrf()))
                         p { "Sends the same bytes again, signed afresh, to " code { (target) } "." }
                         button type="submit" { "Replay" }
                     }

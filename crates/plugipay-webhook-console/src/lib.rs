@@ -30,7 +30,10 @@ mod diff;
 mod form;
 mod html;
 mod pages;
+mod reply;
+mod request;
 mod service;
+mod state;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,7 +46,13 @@ use plugipay_webhook::Verifier;
 use plugipay_webhook_dispatch::inbox::Inbox;
 
 pub use auth::{Auth, COOKIE};
+pub use request::MAX_FORM_BYTES;
 pub use service::ConsoleService;
+pub use state::Console;
+
+use reply::{plain, redirect};
+use request::Req;
+use state::Inner;
 
 /// The Content-Security-Policy every response carries: nothing but the
 /// console's own stylesheet, no script, no framing, forms posting only to
@@ -54,42 +63,6 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// How long a console session lasts after sign-in unless
 /// [`ConsoleBuilder::session_lifetime`] says otherwise: 12 hours.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-/// The largest request body the console reads (its forms are a few fields).
-pub const MAX_FORM_BYTES: usize = 16 * 1024;
-
-/// The web console: see the [crate documentation](crate). Cheap to clone.
-#[derive(Clone)]
-pub struct Console {
-    inner: Arc<Inner>,
-    /// While answering one request: its forms' CSRF token (its session's),
-    /// and whether it holds a session (a Sign out button).
-    request: Option<Arc<(String, bool)>>,
-}
-
-struct Inner {
-    inbox: Inbox,
-    keys: auth::Keys,
-    base: String,
-    read_only: bool,
-    secure_cookie: bool,
-    verifier: Option<Verifier>,
-    tenants: HashMap<String, Verifier>,
-    retries: bool,
-    deliveries: Option<Arc<dyn dev::Deliveries>>,
-}
-
-impl fmt::Debug for Console {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Console")
-            .field("base", &self.inner.base)
-            .field("auth", self.inner.keys.auth())
-            .field("read_only", &self.inner.read_only)
-            .field("retries", &self.inner.retries)
-            .field("deliveries", &self.inner.deliveries.is_some())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Builds a [`Console`]: [`Console::builder`].
 #[must_use]
@@ -234,47 +207,6 @@ impl ConsoleBuilder {
     }
 }
 
-/// A request, as the pages see it.
-pub(crate) struct Req {
-    pub(crate) method: Method,
-    /// The path under the base, starting with `/`.
-    pub(crate) path: String,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) headers: http::HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-impl Req {
-    pub(crate) fn q(&self, name: &str) -> Option<&str> {
-        form::get(&self.query, name)
-    }
-
-    /// Whether a browser asked for a page (not an API client).
-    fn wants_html(&self) -> bool {
-        self.headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
-    }
-
-    /// Whether a browser says this request comes from another site: its
-    /// Fetch Metadata when it sends them, else its `Origin`.
-    fn cross_site(&self) -> bool {
-        let header =
-            |name: http::header::HeaderName| self.headers.get(name).and_then(|v| v.to_str().ok());
-        if let Some(site) = header(http::header::HeaderName::from_static("sec-fetch-site")) {
-            return site != "same-origin" && site != "none";
-        }
-        match (header(header::ORIGIN), header(header::HOST)) {
-            (Some("null"), _) => true,
-            (Some(origin), Some(host)) => origin
-                .split_once("://")
-                .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
-            _ => false,
-        }
-    }
-}
-
 impl Console {
     /// A builder over `inbox`, authenticating with `auth`.
     pub fn builder(inbox: Inbox, auth: Auth) -> ConsoleBuilder {
@@ -290,16 +222,6 @@ impl Console {
             retries: true,
             deliveries: None,
         }
-    }
-
-    /// The base path the console's links start with.
-    pub fn base(&self) -> &str {
-        &self.inner.base
-    }
-
-    /// The inbox the console shows.
-    pub fn inbox(&self) -> &Inbox {
-        &self.inner.inbox
     }
 
     /// Answers one request. The path may carry the base or not; a body over
@@ -626,68 +548,6 @@ impl Console {
             }
         }
     }
-
-    pub(crate) fn frame<'a>(&'a self, title: &'a str, current: &'a str) -> components::Frame<'a> {
-        components::Frame {
-            base: &self.inner.base,
-            title,
-            read_only: self.inner.read_only,
-            dev: self.inner.deliveries.is_some(),
-            current,
-            sign_out: self.request.as_ref().filter(|r| r.1).map(|r| r.0.as_str()),
-        }
-    }
-
-    pub(crate) fn read_only(&self) -> bool {
-        self.inner.read_only
-    }
-
-    /// Whether the console shows and takes retries of events.
-    pub(crate) fn can_retry(&self) -> bool {
-        !self.inner.read_only && self.inner.retries
-    }
-
-    /// The CSRF token of the request being answered (its session's).
-    pub(crate) fn csrf(&self) -> &str {
-        self.request.as_ref().map_or("", |r| r.0.as_str())
-    }
-
-    /// The verifier for a tenant's events (`None`: events without one).
-    pub(crate) fn verifier_for(&self, tenant: Option<&str>) -> Option<&Verifier> {
-        match tenant {
-            None => self.inner.verifier.as_ref(),
-            Some(t) => self.inner.tenants.get(t),
-        }
-    }
-}
-
-pub(crate) fn redirect(to: &str) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::new());
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
-pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from_static(text.as_bytes()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-pub(crate) fn html_response(status: StatusCode, page: String) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from(page));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
 }
 
 /// The headers every answer carries.

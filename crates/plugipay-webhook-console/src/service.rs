@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::{Console, MAX_FORM_BYTES};
+use crate::request::MAX_FORM_BYTES;
+use crate::state::Console;
 
 /// The console as a tower `Service`: reads the body (at most
 /// [`MAX_FORM_BYTES`], else `413`) and answers with [`Console::respond`].
@@ -88,13 +89,14 @@ where
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_none() =>
                 {
-                    crate::plain(
+                    crate::reply::plain(
                         StatusCode::BAD_REQUEST,
                         "the request's body could not be read\n",
                     )
                 }
                 Err(_) => {
-                    let mut r = crate::plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
+                    let mut r =
+                        crate::reply::plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
                     r.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),
