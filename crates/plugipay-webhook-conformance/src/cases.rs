@@ -7,7 +7,7 @@ use plugipay_webhook::http::{Tenant, Verifiers};
 use plugipay_webhook::{testing, Verifier};
 
 use crate::client::{BodyPlan, RawRequest};
-use crate::suite::{Expected, Source, WEBHOOK_PATH};
+use crate::model::{Expected, Source, WEBHOOK_PATH};
 use crate::vectors::{Expect, Vector, VectorFile};
 
 /// The secret of the suite's default server (the `valid` vector's).

@@ -31,10 +31,12 @@
 mod cases;
 mod client;
 mod logs;
+mod model;
 pub mod plumbing;
 mod suite;
 mod vectors;
 
 pub use client::{send, BodyPlan, RawRequest, RawResponse};
-pub use suite::{run, Adapter, Expected, Recorder, Report, Source, WEBHOOK_PATH};
+pub use model::{Expected, Source, WEBHOOK_PATH};
+pub use suite::{run, Adapter, Recorder, Report};
 pub use vectors::{load_vectors, Expect, ExpectedEvent, Vector, VectorFile};

@@ -91,9 +91,15 @@ pub(crate) fn hidden(name: &str, value: &str) -> Markup {
     html! { input type="hidden" name=(name) value=(value); }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` UTC for ms since the epoch, in a `<time>`.
+/// `YYYY-MM-DD HH:MM:SS` UTC for ms since the epoch, in a `<time>` whose
+/// `datetime` is the RFC 3339 form (an instant out of range shows as the
+/// epoch).
 pub(crate) fn time(ms: i64) -> Markup {
-    let iso = plugipay_webhook_dispatch::rfc3339_utc(ms.div_euclid(1000));
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let iso = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let shown = iso.replace('T', " ");
     html! { time datetime=(iso) { (shown.trim_end_matches('Z')) } }
 }

@@ -17,7 +17,6 @@ mod outcome;
 mod sql;
 mod tenancy;
 mod text;
-mod time;
 mod token;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod tx;
@@ -51,6 +50,5 @@ pub use sql::MAX_TABLE_NAME_LEN;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use sqlx;
 pub use text::{printable, printable_json};
-pub use time::rfc3339_utc;
 pub use token::ClaimToken;
 pub use url::redact_url;

@@ -95,10 +95,11 @@ impl Outage {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
 fn iso8601(t: SystemTime) -> String {
-    crate::rfc3339_utc(
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-    )
+    let t = time::OffsetDateTime::from(t);
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -168,7 +168,7 @@ impl fmt::Display for Detail<'_> {
             Reason::HeaderTooLong(n) => write!(
                 f,
                 "the signature header is {n} bytes long; at most {} are allowed",
-                crate::header::MAX_HEADER_LEN
+                crate::limits::MAX_HEADER_LEN
             ),
             Reason::HeaderBadByte(b) => write!(
                 f,

@@ -3,16 +3,11 @@
 use std::fmt;
 
 use crate::error::{Reason, SignatureError};
+use crate::limits::{MAX_HEADER_LEN, MAX_SIGNATURES};
 
 /// The header's name as Plugipay sends it. HTTP header names are
 /// case-insensitive; frameworks match it in any case.
 pub const SIGNATURE_HEADER: &str = "X-Plugipay-Signature";
-
-/// Longest accepted header value, in bytes (`docs/behaviour.md`, header rule 3).
-pub const MAX_HEADER_LEN: usize = 8192;
-
-/// Most `v1=` items accepted in one header (`docs/behaviour.md`, header rule 7).
-pub const MAX_SIGNATURES: usize = 32;
 
 /// One `v1=` value, hex-decoded in constant time. `valid` is 1 only for exactly
 /// 64 hex digits; anything else is kept as a candidate that can never match.

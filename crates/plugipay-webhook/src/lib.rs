@@ -6,14 +6,16 @@ mod event;
 mod header;
 pub mod http;
 mod json;
+mod limits;
 mod report;
 pub mod testing;
 mod verifier;
 
 pub use error::{ConfigError, ErrorCode, SignatureError};
 pub use event::WebhookEvent;
-pub use header::{SignatureHeader, MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER};
+pub use header::{SignatureHeader, SIGNATURE_HEADER};
 pub use json::MAX_DEPTH;
+pub use limits::{MAX_HEADER_LEN, MAX_SIGNATURES};
 pub use report::REJECTION_SUMMARY_EVERY;
 pub use verifier::{
     verify_webhook, Limits, RawBody, Verifier, DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT,

@@ -117,13 +117,9 @@ pub fn occurred_at_ms(text: &str) -> Option<i64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    // The date is checked (month, day of the month, leap years) where it
+    // becomes a day number below.
+    if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut i = 19;
@@ -161,19 +157,19 @@ pub fn occurred_at_ms(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = crate::time::days_from_civil(year, month, day);
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        time::Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let days = i64::from(date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_min * 60;
     Some(seconds * 1000 + millis)
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
+/// 1970-01-01's Julian day number.
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
 #[cfg(test)]
 mod tests {

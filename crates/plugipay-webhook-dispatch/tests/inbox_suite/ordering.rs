@@ -105,12 +105,11 @@ async fn far_future(bed: Arc<Bed>) -> Result<Ran, String> {
     deliver(&inbox, &poison, &seen, Duration::from_secs(5)).await;
     quiescent(&inbox, &seen, Duration::from_secs(10)).await?;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let soon = plugipay_webhook_dispatch::rfc3339_utc(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-            + 600,
-    );
+    let soon = (time::OffsetDateTime::now_utc() + Duration::from_secs(600))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let next = happened_at(&object, &soon, &unique("evt"));
     deliver(&inbox, &next, &seen, Duration::from_secs(5)).await;
     let settled = quiescent(&inbox, &seen, Duration::from_secs(10)).await;
