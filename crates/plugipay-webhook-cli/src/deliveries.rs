@@ -2,7 +2,7 @@
 //! the temporary SQLite database that also holds its inbox, shown by the
 //! console's development pages.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,26 +27,28 @@ pub(crate) const KEEP_BYTES: u64 = 256 * 1024 * 1024;
 pub(crate) type Replayer =
     Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
-/// A directory of this run's own (owner only), removed when dropped.
-pub(crate) struct TempDir(PathBuf);
+/// A directory of this run's own (owner only, `tempfile`'s), removed when
+/// dropped, named `<prefix>-<pid>-<16 random letters and digits>` with an
+/// owner file naming its process: a later run removes it once that process
+/// is gone (killed before it could).
+pub(crate) struct TempDir(tempfile::TempDir);
+
+/// The random part of a run's directory name.
+const RANDOM_LEN: usize = 16;
 
 impl TempDir {
     pub(crate) fn new(prefix: &str) -> std::io::Result<TempDir> {
-        let mut raw = [0u8; 8];
-        getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
-        let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()));
-        let mut builder = std::fs::DirBuilder::new();
+        let named = format!("{prefix}-{}-", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&named).rand_bytes(RANDOM_LEN);
         #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path)?;
-        // Who owns it: a later run removes it once this process is gone
-        // (killed before it could).
-        std::fs::write(path.join(OWNER_FILE), std::process::id().to_string())?;
-        Ok(TempDir(path))
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder.tempdir()?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
+        Ok(TempDir(dir))
     }
 
-    /// Removes the directories `<prefix>-<pid>-<hex>` in the temporary
+    /// Removes the directories `<prefix>-<pid>-<random>` in the temporary
     /// directory that a process of this user left behind and that is gone
     /// (a run killed before it could remove its own): only where `/proc`
     /// tells whether a process lives, and only a directory whose owner file
@@ -58,7 +60,7 @@ impl TempDir {
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
@@ -87,7 +89,7 @@ fn sweep_in(dir: &Path, prefix: &str, alive: impl Fn(u32) -> bool) -> usize {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if hex.len() != RANDOM_LEN || !hex.bytes().all(|b| b.is_ascii_alphanumeric()) {
             continue;
         }
         let path = entry.path();
@@ -118,12 +120,6 @@ fn mine(path: &Path) -> bool {
 #[cfg(not(unix))]
 fn mine(_: &Path) -> bool {
     false
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The deliveries table, and how to replay one.
@@ -527,6 +523,33 @@ mod tests {
         assert_eq!(n, 1);
         assert!(!dead.exists(), "a dead owner's directory goes");
         assert!(alive.exists() && no_owner.exists() && other.exists());
+
+        // A run's own directory has the name and the owner file the sweep
+        // looks for, and is the owner's alone.
+        let own = TempDir::new("plugipay-cli-sweep-own").unwrap();
+        let name = own.path().file_name().unwrap().to_str().unwrap().to_owned();
+        let pid = std::process::id().to_string();
+        let random = name
+            .strip_prefix(&format!("plugipay-cli-sweep-own-{pid}-"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(
+            std::fs::read_to_string(own.path().join(OWNER_FILE)).unwrap(),
+            pid
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(own.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let copy = make(&name, Some(&pid));
+        assert_eq!(
+            sweep_in(root.path(), "plugipay-cli-sweep-own", |_| false),
+            0,
+            "its own pid"
+        );
+        assert!(copy.exists());
     }
 
     /// Bodies are capped by bytes too: the oldest unpinned go first, a
