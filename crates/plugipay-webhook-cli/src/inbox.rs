@@ -490,7 +490,7 @@ async fn list(inbox: &Inbox, filter: &ListFilter, json: bool) -> Result<u8, Fail
             json_out(&json!({
                 "id": r.id, "type": r.event_type, "tenant": r.tenant(), "state": r.state.as_str(),
                 "attempts": r.attempts, "received_at_ms": r.received_at_ms,
-                "next_attempt_at_ms": r.next_attempt_at_ms, "last_error": r.last_error,
+                "next_attempt_at_ms": r.due_at_ms, "last_error": r.last_error,
                 "handlers": handlers_json(r), "cursor": r.cursor().to_token(),
             }));
         } else {

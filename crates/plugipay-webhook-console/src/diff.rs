@@ -19,9 +19,10 @@ pub(crate) enum Change {
     Changed(Value, Value),
 }
 
-/// The differences between `a` and `b`, in document order (`a`'s keys
-/// first, then the keys only `b` has), at most [`MAX_CHANGES`], and how
-/// many there were in all.
+/// The differences between `a` and `b` — an object's keys in sorted order
+/// (serde_json keeps them sorted, not as the document had them), those of
+/// `a` first, then the keys only `b` has; an array's items by index — at
+/// most [`MAX_CHANGES`], and how many there were in all.
 pub(crate) fn diff(a: &Value, b: &Value) -> (Vec<(String, Change)>, usize) {
     let mut out = Vec::new();
     let mut total = 0;

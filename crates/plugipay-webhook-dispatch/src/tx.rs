@@ -242,7 +242,7 @@ fn pg_bind<'q>(
     v: &SqlValue,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     match v.clone() {
-        SqlValue::Null => query.bind(crate::conn::pg::UntypedNull),
+        SqlValue::Null => query.bind(crate::conn::postgres::UntypedNull),
         SqlValue::Int(i) => query.bind(i),
         SqlValue::Float(f) => query.bind(f),
         SqlValue::Text(t) => query.bind(t),

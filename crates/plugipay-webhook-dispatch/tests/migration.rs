@@ -161,7 +161,7 @@ async fn processes_after_migration(name: &str, backend: InboxBackend, lapsed_run
         let running = inbox.get("evt_running").await.unwrap();
         assert_eq!(running[0].state, State::Running, "{name}");
         assert_eq!(
-            running[0].next_attempt_at_ms - running[0].updated_at_ms,
+            running[0].due_at_ms - running[0].updated_at_ms,
             60_000,
             "{name}: due one lease after its claim"
         );

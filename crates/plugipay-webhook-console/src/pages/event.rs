@@ -123,14 +123,14 @@ pub(crate) async fn event(c: &Console, req: &Req, id: &str) -> Response<Bytes> {
                 dt { "Attempts" } dd { (r.attempts) }
                 dt { "Received" } dd { (time(r.received_at_ms)) }
                 @match r.state {
-                    State::Pending => { dt { "Next attempt" } dd { (time(r.next_attempt_at_ms)) } }
+                    State::Pending => { dt { "Next attempt" } dd { (time(r.due_at_ms)) } }
                     // A running event's due time is its lease's expiry:
                     // until then its worker holds it — also a worker that
                     // crashed or was killed.
                     State::Running => {
                         dt { "Lease lapses" }
                         dd { span data-lease-lapses {
-                            (time(r.next_attempt_at_ms)) " — until then the worker that took it \
+                            (time(r.due_at_ms)) " — until then the worker that took it \
                             holds it (one that stopped is noticed then, and the event runs again)"
                         } }
                     }

@@ -2,7 +2,7 @@
 //! inbox backends.
 
 #[cfg(feature = "postgres")]
-pub(crate) mod pg;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "sqlite")]

@@ -8,7 +8,7 @@ use super::sql::{self, Statements, DEFAULT_TABLE, PURGE_EVERY};
 use super::{Claim, DedupStore, EventKey};
 use sqlx::postgres::PgPool;
 
-use crate::conn::pg::{self, PgConn};
+use crate::conn::postgres::{self as pg, PgConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::sql::Dialect;
 use crate::token::ClaimToken;

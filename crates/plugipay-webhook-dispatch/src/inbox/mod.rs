@@ -10,13 +10,13 @@ mod backoff;
 mod machine;
 mod order;
 mod progress;
-mod shared;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+mod state;
 #[cfg(feature = "otel")]
 mod trace;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod txn;
+mod transactional;
 mod types;
 mod worker;
 
@@ -45,7 +45,7 @@ pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use machine::State;
 pub use order::{occurred_at_ms, OrderKey, Stale, OCCURRED_AT_SLACK};
 pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
-pub use shared::DeadLetter;
+pub use state::DeadLetter;
 pub use types::{
     Activity, AttemptOutcome, AttemptRecord, Count, Cursor, FailingType, HandlerState,
     HandlerStatus, ListFilter, Page, Processed, ProcessedEvent, PruneFilter, Record, RetryFilter,
@@ -54,7 +54,7 @@ pub use types::{
 };
 pub use worker::Workers;
 
-use shared::{DeadAlert, DetailedObserver, Inner, Observer, Options};
+use state::{DeadAlert, DetailedObserver, Inner, Observer, Options};
 
 /// A durable inbox: [`receive`](Inbox::receive) stores a verified delivery
 /// and answers [`Outcome::Stored`] (202) — or [`Outcome::StoreUnavailable`]

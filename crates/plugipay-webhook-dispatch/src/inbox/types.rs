@@ -45,9 +45,10 @@ pub struct Record {
     pub attempts: u32,
     /// When it was first stored (ms since the epoch).
     pub received_at_ms: i64,
-    /// When it is due next (ms since the epoch): a pending event's next
-    /// attempt, a running event's lease expiry.
-    pub next_attempt_at_ms: i64,
+    /// When it is due (ms since the epoch; the store's `due_at`): a
+    /// pending event's next attempt, a running event's lease expiry —
+    /// when another worker may take it if its own stopped.
+    pub due_at_ms: i64,
     /// When its state last changed (ms since the epoch).
     pub updated_at_ms: i64,
     /// The last failure's message (never the body).

@@ -13,7 +13,7 @@ use super::backend::{ClaimParams, Claimed, Job, Session, TxEnd};
 use super::backoff;
 use super::machine::{Move, State, CUT_SHORT, EXHAUSTED_RUNNING};
 use super::progress::Progress;
-use super::shared::{Inner, Options};
+use super::state::{Inner, Options};
 use super::types::HandlerState;
 use super::types::{Processed, ProcessedEvent};
 use crate::error::millis;
@@ -335,7 +335,7 @@ pub(super) async fn alert_dead(inner: &Inner, job: &Job, dead: Vec<DeadPair>) {
         let Some(alert) = &inner.on_dead else {
             continue;
         };
-        let letter = super::shared::DeadLetter {
+        let letter = super::state::DeadLetter {
             event: WebhookEvent::from_stored(
                 job.body.clone(),
                 job.matched_secret,
@@ -721,7 +721,7 @@ async fn transactional(
             "this inbox has no transactions for a transactional handler".to_owned(),
         );
     };
-    super::txn::run_transactional(
+    super::transactional::run_transactional(
         tx,
         job,
         owner,

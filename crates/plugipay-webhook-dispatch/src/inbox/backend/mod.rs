@@ -35,12 +35,24 @@ pub(crate) struct NewEvent {
     pub(crate) matched_secret: i64,
     pub(crate) account_id: Option<String>,
     pub(crate) occurred_at: Option<String>,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// `occurred_at` in ms since the epoch, when it parses.
     pub(crate) occurred_ms: Option<i64>,
     /// `data.object.id`, when it is a string.
     pub(crate) object_id: Option<String>,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// The ordering key (ordering on, and the event has one).
     pub(crate) order_key: Option<String>,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// When it becomes due, from now (the reorder window; 0 otherwise).
     pub(crate) due_in_ms: i64,
     /// `pending`, or `skipped` when no handler takes its type.
@@ -102,6 +114,10 @@ pub(crate) enum Claimed {
     Job(Job),
     /// The event's attempts were exhausted: it was moved to dead instead.
     Exhausted(Job),
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// Ordering: the event is older than its key's high-water mark: it was
     /// moved to stale instead.
     Stale(Job),
@@ -116,12 +132,24 @@ pub(crate) struct ClaimParams<'a> {
     pub(crate) owner: &'a str,
     pub(crate) lease_ms: i64,
     pub(crate) max_attempts: u32,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// The inbox orders events per key (`order_by`): a claim takes only a
     /// key's head.
     pub(crate) ordered: bool,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// Ordering: a stale event is moved to `stale` (else handed over,
     /// flagged).
     pub(crate) skip_stale: bool,
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "ordering: only the SQL backends order")
+    )]
     /// Ordering: a dead event keeps holding its key (the later events of
     /// the key wait until it is retried).
     pub(crate) dead_holds_key: bool,
@@ -248,7 +276,7 @@ pub(crate) enum TxEnd {
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-/// A SQL session's transaction steps. [`run_transactional`](super::txn)
+/// A SQL session's transaction steps. [`run_transactional`](super::transactional)
 /// drives them, inside a guard that discards the connection on any exit
 /// other than a confirmed commit or rollback.
 pub(crate) trait TxConn: Send {

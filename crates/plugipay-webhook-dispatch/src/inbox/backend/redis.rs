@@ -627,7 +627,7 @@ fn record_from(h: &HashMap<String, Vec<u8>>) -> Option<Record> {
         state: State::from_name(&text("state")?).unwrap_or(State::Pending),
         attempts: u32::try_from(int("attempts")).unwrap_or(0),
         received_at_ms: int("received_at"),
-        next_attempt_at_ms: int("due_at"),
+        due_at_ms: int("due_at"),
         updated_at_ms: int("updated_at"),
         last_error: text("last_error"),
         account_id: text("account_id"),

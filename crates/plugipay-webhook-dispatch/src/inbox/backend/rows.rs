@@ -37,7 +37,7 @@ where
         state: State::from_name(&state).unwrap_or(State::Pending),
         attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
         received_at_ms: row.try_get("received_at")?,
-        next_attempt_at_ms: row.try_get("due_at")?,
+        due_at_ms: row.try_get("due_at")?,
         updated_at_ms: row.try_get("updated_at")?,
         last_error: row.try_get("last_error")?,
         account_id: row.try_get("account_id")?,

@@ -16,7 +16,7 @@ mod session;
 use session::PgSession;
 
 use super::{Backend, Inserted, NewEvent, Param, Session};
-use crate::conn::pg::{self, execute_locked, PgConn};
+use crate::conn::postgres::{self as pg, execute_locked, PgConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::State;
 use crate::inbox::sql::InboxSql;
@@ -121,7 +121,7 @@ impl PostgresInboxBuilder {
     pub async fn connect(self) -> Result<PostgresInbox, StoreError> {
         let options = pg::options(&self.url, "postgres inbox")?;
         // The pool makes only the listener's connection: receiving runs on
-        // connections of the inbox's own (`conn::pg::Source`).
+        // connections of the inbox's own (`conn::postgres::Source`).
         let pool = pg::pool(options, 1, self.timeout);
         PostgresInbox::open(pool, Some(self.connections), &self.table, self.timeout).await
     }

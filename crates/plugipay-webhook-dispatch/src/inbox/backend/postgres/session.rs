@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Database, Postgres, TransactionManager};
 
 use super::super::{Begun, ClaimParams, Claimed, Job, Peeked, Session, TxConn, TxEnd};
-use crate::conn::pg::{self, sqlstate};
+use crate::conn::postgres::{self as pg, sqlstate};
 use crate::error::{bounded, BoxFuture, StoreError};
 use crate::inbox::machine::{Move, State};
 use crate::inbox::sql::InboxSql;
@@ -55,7 +55,7 @@ pub(super) struct PgSession {
     /// The open transaction's id (see `InboxSql::lock`).
     txid: i64,
     /// Statements named and kept on the connection (not through a
-    /// transaction pooler: `conn::pg::named_statements`).
+    /// transaction pooler: `conn::postgres::named_statements`).
     persistent: bool,
     /// The server backend of `conn`, on a direct connection (through a
     /// pooler a pid names whichever server connection is lent, so none is
