@@ -2,7 +2,7 @@
 //! bound on a store call, and the clamp on durations.
 
 use std::fmt;
-use std::future::Future;
+
 use std::time::Duration;
 
 /// A boxed, sendable future (the store traits are object-safe):
@@ -119,7 +119,7 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) async fn bounded<T>(
     timeout: Duration,
     what: &str,
-    call: impl Future<Output = Result<T, StoreError>>,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,

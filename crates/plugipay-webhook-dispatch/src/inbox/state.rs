@@ -1,8 +1,16 @@
-//! The inbox's state shared by its handle and its workers.
+//! The inbox's handle ([`Inbox`]), the storage behind it
+//! ([`InboxBackend`]), and the state the handle and its workers share.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
+use super::backend::postgres::PostgresInbox;
+#[cfg(feature = "redis")]
+use super::backend::redis::RedisInbox;
+#[cfg(feature = "sqlite")]
+use super::backend::sqlite::SqliteInbox;
 use super::backend::Backend;
 use super::types::{Processed, ProcessedEvent};
 use crate::handlers::Handlers;
@@ -74,4 +82,88 @@ pub(crate) struct Inner {
     /// The inbox's availability, as receives and claims see it.
     pub(crate) outage: Outage,
     pub(crate) labels: Labels,
+}
+
+/// A durable inbox: [`receive`](Inbox::receive) stores a verified delivery
+/// and answers [`Outcome::Stored`](crate::Outcome::Stored) (202) — or [`Outcome::StoreUnavailable`](crate::Outcome::StoreUnavailable)
+/// (503), never a 2xx for an event that is not stored — before any handler
+/// runs; [`Workers`](super::Workers) ([`start_workers`](Inbox::start_workers)) process due
+/// events with retries. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox};
+///
+/// let inbox = Inbox::builder(SqliteInbox::open("inbox.sqlite3").await?)
+///     .on("plugipay.invoice.paid.v1", |event| async move {
+///         println!("paid: {}", event.object()["id"]);
+///         Ok::<_, std::io::Error>(())
+///     })
+///     .build()?;
+/// let workers = inbox.start_workers(4);
+/// // In the webhook handler, after verification:
+/// // let outcome = inbox.receive(&event).await; // 202 or 503
+/// # workers.shutdown(std::time::Duration::from_secs(10)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Inbox {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("backend", &self.inner.backend.kind())
+            .field("types", &self.inner.handlers.types())
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+/// The storage behind an [`Inbox`]: a `SqliteInbox`, a `PostgresInbox` or a `RedisInbox`
+/// (`Into<InboxBackend>`), or one named by a URL ([`inbox_from_url`](super::inbox_from_url)).
+#[derive(Clone)]
+pub struct InboxBackend(pub(crate) Arc<dyn Backend>);
+
+impl InboxBackend {
+    /// Whether handlers can write in the inbox's own transaction
+    /// ([`InboxBuilder::on_tx`](super::InboxBuilder::on_tx)): SQLite and PostgreSQL, not Redis.
+    #[must_use]
+    pub fn is_transactional(&self) -> bool {
+        self.0.execute("").is_some()
+    }
+
+    /// `sqlite`, `postgres` or `redis`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+}
+
+impl fmt::Debug for InboxBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InboxBackend").field(&self.0.kind()).finish()
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<SqliteInbox> for InboxBackend {
+    fn from(b: SqliteInbox) -> Self {
+        InboxBackend(Arc::new(b))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<PostgresInbox> for InboxBackend {
+    fn from(b: PostgresInbox) -> Self {
+        InboxBackend(Arc::new(b))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<RedisInbox> for InboxBackend {
+    fn from(b: RedisInbox) -> Self {
+        InboxBackend(Arc::new(b))
+    }
 }
