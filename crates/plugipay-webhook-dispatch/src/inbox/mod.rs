@@ -12,6 +12,7 @@ mod machine;
 mod open;
 mod order;
 mod progress;
+mod query;
 mod receive;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -41,12 +42,13 @@ pub use machine::State;
 pub use open::{existing_inbox_from_url, inbox_from_url};
 pub use order::{occurred_at_ms, OrderKey, Stale, OCCURRED_AT_SLACK};
 pub use progress::{HISTORY_ERROR_LEN, HISTORY_LEN};
+pub use query::{Count, Cursor, FailingType, ListFilter, Page, MAX_EXAMINED};
 pub use state::{DeadLetter, Inbox, InboxBackend};
 pub use types::{
-    Activity, AttemptOutcome, AttemptRecord, Count, Cursor, FailingType, HandlerState,
-    HandlerStatus, ListFilter, Page, Processed, ProcessedEvent, PruneFilter, Record, RetryFilter,
-    Stats, DEFAULT_INBOX_HANDLER_TIMEOUT, DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MAX_EXAMINED, MIN_PRUNE_AGE,
+    Activity, AttemptOutcome, AttemptRecord, HandlerState, HandlerStatus, Processed,
+    ProcessedEvent, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_HANDLER_TIMEOUT,
+    DEFAULT_INBOX_LEASE, DEFAULT_INBOX_TABLE, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE,
+    DEFAULT_RETRY_MAX, MIN_PRUNE_AGE,
 };
 pub use worker::Workers;
 
@@ -137,7 +139,7 @@ impl Inbox {
         top: usize,
     ) -> Result<Vec<FailingType>, StoreError> {
         let rows = self.inner.backend.failing(sample.clamp(1, 10_000)).await?;
-        Ok(types::failing_types(rows, top))
+        Ok(query::failing_types(rows, top))
     }
 
     /// The stored records of one event id (one per tenant and type).

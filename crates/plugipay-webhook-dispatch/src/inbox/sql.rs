@@ -187,7 +187,7 @@ impl InboxSql {
 
     /// The `WHERE` of a listing or a count, built from which filters are
     /// set (the keyset `after` included), and its parameters.
-    fn filter(d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
+    fn filter(d: Dialect, q: &super::query::ListFilter) -> (String, Vec<Param>) {
         let mut conditions = Vec::new();
         let mut params: Vec<Param> = Vec::new();
         let mut add = |cond: &dyn Fn(&str) -> String, v: Param| {
@@ -247,7 +247,7 @@ impl InboxSql {
 
     /// A listing of the listed columns (no body, no signature), keyset-paged
     /// on `(received_at, tenant, event_id, event_type)`.
-    pub(crate) fn list(&self, d: Dialect, q: &super::types::ListFilter) -> (String, Vec<Param>) {
+    pub(crate) fn list(&self, d: Dialect, q: &super::query::ListFilter) -> (String, Vec<Param>) {
         let t = &self.table;
         let (filter, mut params) = Self::filter(d, q);
         let dir = if q.newest_first { "DESC" } else { "ASC" };
@@ -267,7 +267,7 @@ impl InboxSql {
     pub(crate) fn count(
         &self,
         d: Dialect,
-        q: &super::types::ListFilter,
+        q: &super::query::ListFilter,
         at_most: u64,
     ) -> (String, Vec<Param>) {
         let t = &self.table;

@@ -17,9 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::machine::{Move, State};
-use super::types::{
-    Activity, Count, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
-};
+use super::query::{Count, FailingRow, ListFilter, Page};
+use super::types::{Activity, PruneFilter, Record, RetryFilter, Stats};
 use crate::error::{BoxFuture, StoreError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::tx::Tx;
@@ -88,8 +87,9 @@ pub(crate) struct Job {
     /// It was running under a lease that lapsed: the attempt before this
     /// one was cut short.
     pub(crate) cut_short: bool,
-    /// Its handlers' states as stored (JSON, `inbox::progress`).
-    pub(crate) progress: Option<String>,
+    /// Its handlers' states as stored, read once where the claim is
+    /// decoded (`inbox::progress`).
+    pub(crate) progress: crate::inbox::progress::Progress,
     /// Which handlers a tool asked to run again (a name, or `*`).
     pub(crate) rerun: Option<String>,
     /// The receiving request's W3C trace context, as stored.

@@ -12,7 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use super::{Job, NewEvent};
 use crate::inbox::machine::{State, CUT_SHORT};
 use crate::inbox::progress::Progress;
-use crate::inbox::types::{FailingRow, Record};
+use crate::inbox::query::FailingRow;
+use crate::inbox::types::Record;
 
 /// A record, from a row of `RECORD_COLUMNS` (`whole`) or of the listing's
 /// `LIST_COLUMNS` (no body, no signature: both left empty). An attempt
@@ -84,7 +85,7 @@ where
             matched_secret: usize::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
             attempt: u32::try_from(row.try_get::<i32, _>(6)?).unwrap_or(u32::MAX),
             received_at_ms: row.try_get(7)?,
-            progress: row.try_get(8)?,
+            progress: Progress::parse(row.try_get::<Option<String>, _>(8)?.as_deref()),
             rerun: row.try_get(9)?,
             trace: row.try_get(10)?,
             stale: row.try_get::<i32, _>(11)? == 1,

@@ -19,11 +19,9 @@ use super::{Backend, Inserted, NewEvent, Param, Session};
 use crate::conn::postgres::{self as pg, execute_locked, PgConn};
 use crate::error::{millis, BoxFuture, StoreError, DEFAULT_STORE_TIMEOUT};
 use crate::inbox::machine::State;
+use crate::inbox::query::{Count, FailingRow, ListFilter, Page};
 use crate::inbox::sql::InboxSql;
-use crate::inbox::types::{
-    Activity, Count, FailingRow, ListFilter, Page, PruneFilter, Record, RetryFilter, Stats,
-    DEFAULT_INBOX_TABLE,
-};
+use crate::inbox::types::{Activity, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE};
 use crate::sql::Dialect;
 
 /// The advisory lock the inbox's start-up statements run under.
