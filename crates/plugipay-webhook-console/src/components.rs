@@ -1,7 +1,7 @@
 //! The console's pieces of markup, rendered by maud's `html!`: every value
-//! interpolated is escaped unless it is wrapped in `PreEscaped`, and each
-//! `PreEscaped` here says why it is safe. The pages (`pages.rs`,
-//! `dev_pages.rs`) only compose these.
+//! interpolated is escaped unless it is wrapped in `PreEscaped` — which the
+//! console never does (a `PreEscaped` added later must say here why it is
+//! safe). The pages (`pages/`, `dev_pages/`) only compose these.
 //!
 //! maud rather than askama: the markup is Rust checked at compile time
 //! (no template files read or shipped), components are plain functions,
