@@ -19,6 +19,9 @@ pub struct Args {
     pub workers: usize,
     /// The receive path's connections (our PostgreSQL inbox).
     pub connections: usize,
+    /// Our SQLite inbox's group-commit window, in µs (`None`: its default;
+    /// 0: each delivery commits alone).
+    pub receive_window_us: Option<usize>,
 }
 
 impl Args {
@@ -37,6 +40,7 @@ impl Args {
             callers: 16,
             workers: 16,
             connections: 0,
+            receive_window_us: None,
         };
         while let Some(flag) = it.next() {
             let value = it.next().unwrap_or_else(|| panic!("{flag} takes a value"));
@@ -51,6 +55,7 @@ impl Args {
                 "--callers" => args.callers = n(),
                 "--workers" => args.workers = n(),
                 "--connections" => args.connections = n(),
+                "--receive-window-us" => args.receive_window_us = Some(n()),
                 _ => panic!("unknown flag {flag}"),
             }
         }

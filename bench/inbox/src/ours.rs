@@ -131,7 +131,14 @@ pub async fn sqlite(args: &Args) -> Outcome {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let backend = SqliteInbox::open(&path).await.expect("sqlite inbox");
+    let mut builder = SqliteInbox::builder(&path);
+    if let Some(us) = args.receive_window_us {
+        builder = builder.receive_window(Duration::from_micros(us as u64));
+    }
+    let backend = builder.open().await.expect("sqlite inbox");
+    let window = args
+        .receive_window_us
+        .map_or_else(|| "default".to_owned(), |us| format!("{us} µs"));
     let inbox = ledger_handler(Inbox::builder(backend).poll_interval(Duration::from_millis(100)))
         .build()
         .expect("inbox");
@@ -143,7 +150,7 @@ pub async fn sqlite(args: &Args) -> Outcome {
     run(
         args,
         "plugipay-sqlite",
-        "on_tx ledger insert; synchronous=FULL".into(),
+        format!("on_tx ledger insert; synchronous=FULL; receive window {window}"),
         inbox,
         move || {
             let inbox = counter.clone();

@@ -36,7 +36,7 @@ pub use backend::postgres::{PostgresInbox, PostgresInboxBuilder, DEFAULT_POSTGRE
 #[cfg(feature = "redis")]
 pub use backend::redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
 #[cfg(feature = "sqlite")]
-pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder};
+pub use backend::sqlite::{SqliteInbox, SqliteInboxBuilder, DEFAULT_RECEIVE_WINDOW};
 pub use builder::{HandlerKey, InboxBuilder};
 pub use machine::State;
 pub use open::{existing_inbox_from_url, inbox_from_url};

@@ -22,8 +22,11 @@ use crate::inbox::sql::InboxSql;
 use crate::inbox::types::{Activity, PruneFilter, Record, RetryFilter, Stats, DEFAULT_INBOX_TABLE};
 use crate::sql::Dialect;
 
+mod group;
 mod session;
 
+use group::Group;
+pub use group::DEFAULT_RECEIVE_WINDOW;
 use session::SqliteSession;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -59,6 +62,8 @@ struct Shared {
     /// Receiving's and the tools' connections.
     conn: SqliteConn,
     sql: Arc<InboxSql>,
+    /// Deliveries that share a commit.
+    group: Group,
 }
 
 impl std::fmt::Debug for SqliteInbox {
@@ -78,6 +83,7 @@ pub struct SqliteInboxBuilder {
     table: String,
     timeout: Duration,
     create: bool,
+    receive_window: Duration,
 }
 
 impl SqliteInboxBuilder {
@@ -102,6 +108,17 @@ impl SqliteInboxBuilder {
         self
     }
 
+    /// Group commit: deliveries received while a commit runs share the
+    /// next one (one fsync for all of them), and the caller that commits a
+    /// batch waits up to this long for more to join (default
+    /// [`DEFAULT_RECEIVE_WINDOW`], 0.2 ms). Each is answered after the
+    /// commit that stored it; a row that fails fails its own delivery only.
+    /// `Duration::ZERO`: each delivery commits alone.
+    pub fn receive_window(mut self, window: Duration) -> Self {
+        self.receive_window = window;
+        self
+    }
+
     /// Opens the inbox, creating its table or bringing an earlier release's
     /// forward.
     pub async fn open(self) -> Result<SqliteInbox, StoreError> {
@@ -109,7 +126,14 @@ impl SqliteInboxBuilder {
         let (first, options) =
             conn::open(&self.path, self.timeout, true, self.create, "sqlite inbox").await?;
         let conn = SqliteConn::own(first, options, self.timeout, "sqlite inbox");
-        SqliteInbox::on(conn, self.path, &self.table, self.timeout).await
+        SqliteInbox::on(
+            conn,
+            self.path,
+            &self.table,
+            self.timeout,
+            self.receive_window,
+        )
+        .await
     }
 }
 
@@ -139,6 +163,7 @@ impl SqliteInbox {
             table: DEFAULT_INBOX_TABLE.to_owned(),
             timeout: DEFAULT_STORE_TIMEOUT,
             create: true,
+            receive_window: DEFAULT_RECEIVE_WINDOW,
         }
     }
 
@@ -175,7 +200,7 @@ impl SqliteInbox {
         let busy = conn::check_pool(&pool, "sqlite inbox").await?;
         let path = pool.connect_options().get_filename().to_path_buf();
         let conn = SqliteConn::pooled(pool, DEFAULT_STORE_TIMEOUT, "sqlite inbox");
-        SqliteInbox::on(conn, path, name, busy).await
+        SqliteInbox::on(conn, path, name, busy, DEFAULT_RECEIVE_WINDOW).await
     }
 
     async fn on(
@@ -183,6 +208,7 @@ impl SqliteInbox {
         path: PathBuf,
         table: &str,
         busy: Duration,
+        receive_window: Duration,
     ) -> Result<SqliteInbox, StoreError> {
         let sql = Arc::new(InboxSql::new(table, Dialect::Sqlite));
         conn.ensure(&sql.schema).await?;
@@ -196,6 +222,7 @@ impl SqliteInbox {
                 options,
                 conn,
                 sql,
+                group: Group::new(receive_window),
             }),
         })
     }
@@ -223,27 +250,12 @@ impl Backend for SqliteInbox {
     }
 
     fn insert<'a>(&'a self, e: &'a NewEvent) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        if !self.inner.group.window.is_zero() {
+            return Box::pin(self.insert_grouped(e));
+        }
         let (e, sql) = (e.clone(), self.sql());
-        Box::pin(self.inner.conn.with("insert", move |conn| {
-            Box::pin(async move {
-                let inserted = super::rows::bind_new(sqlx::query(&sql.insert), &e)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if inserted.is_some() {
-                    return Ok(Inserted::New);
-                }
-                let revived = sqlx::query(&sql.redeliver)
-                    .bind(&e.tenant)
-                    .bind(&e.id)
-                    .bind(&e.event_type)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                Ok(if revived.is_some() {
-                    Inserted::Revived
-                } else {
-                    Inserted::Duplicate
-                })
-            })
+        Box::pin(self.inner.conn.with("insert", move |c| {
+            Box::pin(async move { group::insert_one(c, &sql, &e).await })
         }))
     }
 

@@ -1,0 +1,108 @@
+//! SQLite group commit: deliveries received together share one
+//! transaction, each in a savepoint of its own — a row the database refuses
+//! fails its own delivery only (503), the others of its batch are stored
+//! (202) and stay stored. Seen failing with a failed row ending the whole
+//! batch: every delivery of the batch answered 503 and nothing stored.
+
+#![cfg(feature = "sqlite")]
+
+use std::time::Duration;
+
+use plugipay_webhook::testing::TestDelivery;
+use plugipay_webhook::{Verifier, WebhookEvent};
+use plugipay_webhook_dispatch::inbox::{Inbox, SqliteInbox, State};
+use plugipay_webhook_dispatch::Outcome;
+
+const SECRET: &str = "whsec_group_commit";
+const PAID: &str = "plugipay.invoice.paid.v1";
+
+fn event(id: &str) -> WebhookEvent {
+    TestDelivery::new(SECRET, PAID)
+        .id(id)
+        .verify_with(&Verifier::new(SECRET))
+        .expect("verifies")
+}
+
+async fn inbox(name: &str, window: Duration) -> (Inbox, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("plugipay-group-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend = SqliteInbox::builder(dir.join("inbox.db"))
+        .receive_window(window)
+        .open()
+        .await
+        .expect("inbox");
+    let inbox = Inbox::builder(backend)
+        .on(PAID, |_e: WebhookEvent| async {
+            Ok::<_, std::io::Error>(())
+        })
+        .build()
+        .expect("builds");
+    // The database refuses one delivery's row (a trigger, as a constraint
+    // of the application's would).
+    inbox
+        .execute(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON plugipay_webhook_inbox \
+             WHEN NEW.event_id LIKE '%_bad' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .await
+        .expect("trigger");
+    (inbox, dir)
+}
+
+/// 40 deliveries at once, one of them refused: 39 answered 202 and stored,
+/// the refused one 503 and absent — with and without group commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_fails_its_own_delivery_only() {
+    for (name, window) in [
+        ("grouped", Duration::from_millis(5)),
+        ("alone", Duration::ZERO),
+    ] {
+        let (inbox, dir) = inbox(name, window).await;
+        let ids: Vec<String> = (0..40)
+            .map(|i| {
+                if i == 17 {
+                    format!("evt_{i}_bad")
+                } else {
+                    format!("evt_{i}")
+                }
+            })
+            .collect();
+        let mut set = tokio::task::JoinSet::new();
+        for id in &ids {
+            let (inbox, ev) = (inbox.clone(), event(id));
+            let id = id.clone();
+            set.spawn(async move { (id, inbox.receive(&ev).await) });
+        }
+        let answers = set.join_all().await;
+        for (id, outcome) in &answers {
+            let want = if id.ends_with("_bad") {
+                Outcome::StoreUnavailable
+            } else {
+                Outcome::Stored
+            };
+            assert_eq!(*outcome, want, "{name}: {id}");
+        }
+        let stored = inbox.list(Some(State::Pending), None, 100).await.unwrap();
+        let mut got: Vec<String> = stored.into_iter().map(|r| r.id).collect();
+        got.sort();
+        let mut want: Vec<String> = ids
+            .iter()
+            .filter(|i| !i.ends_with("_bad"))
+            .cloned()
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{name}: the others are stored");
+        // A second delivery of each is a duplicate: what was answered 202
+        // stayed stored.
+        for id in &want {
+            assert_eq!(inbox.receive(&event(id)).await, Outcome::Stored, "{name}");
+        }
+        assert_eq!(
+            inbox.stats().await.unwrap().count(State::Pending),
+            39,
+            "{name}: duplicates add nothing"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
