@@ -2,7 +2,10 @@
 //! transaction, each in a savepoint of its own — a row the database refuses
 //! fails its own delivery only (503), the others of its batch are stored
 //! (202) and stay stored. Seen failing with a failed row ending the whole
-//! batch: every delivery of the batch answered 503 and nothing stored.
+//! batch: every delivery of the batch answered 503 and nothing stored. A
+//! batch whose transaction stalls past the store timeout answers every one
+//! of its deliveries 503 and stores none (seen failing with the batch
+//! answered 202 when its transaction did not commit).
 
 #![cfg(feature = "sqlite")]
 
@@ -105,4 +108,95 @@ async fn a_refused_row_fails_its_own_delivery_only() {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A statement that stalls inside a batch's transaction (one row's trigger
+/// burns CPU past the store timeout): every delivery of the batch is
+/// answered 503 and none is stored — the transaction rolls back with the
+/// connection thrown away — and the inbox stores the next deliveries once
+/// the stalled statement has ended. What was answered 202 is stored; what
+/// was answered 503 is not (a sender retries it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_batch_answers_no_one_202_and_stores_nothing() {
+    let dir = std::env::temp_dir().join(format!("plugipay-group-stall-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend = SqliteInbox::builder(dir.join("inbox.db"))
+        .timeout(Duration::from_millis(300))
+        .receive_window(Duration::from_millis(5))
+        .open()
+        .await
+        .expect("inbox");
+    let inbox = Inbox::builder(backend)
+        .on(PAID, |_e: WebhookEvent| async {
+            Ok::<_, std::io::Error>(())
+        })
+        .handler_timeout(Duration::from_millis(100))
+        .build()
+        .expect("builds");
+    inbox
+        .execute(
+            "CREATE TRIGGER stall BEFORE INSERT ON plugipay_webhook_inbox \
+             WHEN NEW.event_id LIKE '%_slow' BEGIN SELECT count(*) FROM \
+             (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 30000000) \
+             SELECT x FROM c); END",
+        )
+        .await
+        .expect("trigger");
+    let ids: Vec<String> = (0..12)
+        .map(|i| {
+            if i == 0 {
+                format!("evt_{i}_slow")
+            } else {
+                format!("evt_{i}")
+            }
+        })
+        .collect();
+    let mut set = tokio::task::JoinSet::new();
+    for id in &ids {
+        let (inbox, ev, id) = (inbox.clone(), event(id), id.clone());
+        set.spawn(async move { (id, inbox.receive(&ev).await) });
+    }
+    let answers = set.join_all().await;
+    let acked: Vec<&String> = answers
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Stored)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .any(|(id, o)| id.ends_with("_slow") && *o == Outcome::StoreUnavailable),
+        "the stalled delivery: {answers:?}"
+    );
+    // Until the stalled statement ends and its connection closes, the file
+    // is locked: the next delivery is stored once it has.
+    let after = event("evt_after");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while inbox.receive(&after).await != Outcome::Stored {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the inbox never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored: Vec<String> = inbox
+        .list(None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    for (id, outcome) in &answers {
+        let kept = stored.contains(id);
+        match outcome {
+            Outcome::Stored => assert!(kept, "{id} was answered 202 and is not stored"),
+            _ => assert!(!kept, "{id} was answered 503 and is stored: {stored:?}"),
+        }
+    }
+    assert!(
+        acked.len() < ids.len() - 1,
+        "the stalled row's batch shared its fate: {answers:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
