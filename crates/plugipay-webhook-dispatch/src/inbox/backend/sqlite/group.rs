@@ -3,8 +3,9 @@
 //! them all — each in a savepoint of its own, so a row that fails fails its
 //! own caller only. Every caller is answered after the commit (or told the
 //! store failed: the whole batch then stored nothing). Leader-based: the
-//! caller that takes the writer's turn drains the queue, waits the window
-//! for more, and commits everything queued; no task of its own.
+//! caller that takes the writer's turn waits the window for more, drains
+//! the queue and commits it on a task of its own (so a caller that goes
+//! away mid-commit does not take its batch with it).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -97,7 +98,11 @@ impl SqliteInbox {
             if batch.is_empty() {
                 break;
             }
-            self.commit_batch(batch).await;
+            // A task of its own: if this caller goes away mid-commit (its
+            // HTTP request dropped), the batch still commits and its other
+            // callers are answered.
+            let inbox = self.clone();
+            let _ = tokio::spawn(async move { inbox.commit_batch(batch).await }).await;
         }
         drop(turn);
         answer_of(answered.await)
