@@ -26,11 +26,20 @@ fn event(id: &str) -> WebhookEvent {
         .expect("verifies")
 }
 
-async fn inbox(name: &str, window: Duration) -> (Inbox, std::path::PathBuf) {
+/// A fresh SQLite inbox (its store timeout, its receive window) whose
+/// table carries `trigger` — a row refused, or a statement kept busy — and
+/// its directory.
+async fn inbox_with(
+    name: &str,
+    timeout: Duration,
+    window: Duration,
+    trigger: &str,
+) -> (Inbox, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("plugipay-group-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let backend = SqliteInbox::builder(dir.join("inbox.db"))
+        .timeout(timeout)
         .receive_window(window)
         .open()
         .await
@@ -39,18 +48,22 @@ async fn inbox(name: &str, window: Duration) -> (Inbox, std::path::PathBuf) {
         .on(PAID, |_e: WebhookEvent| async {
             Ok::<_, std::io::Error>(())
         })
+        .handler_timeout(timeout / 3)
         .build()
         .expect("builds");
-    // The database refuses one delivery's row (a trigger, as a constraint
-    // of the application's would).
-    inbox
-        .execute(
-            "CREATE TRIGGER refuse_bad BEFORE INSERT ON plugipay_webhook_inbox \
-             WHEN NEW.event_id LIKE '%_bad' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        )
-        .await
-        .expect("trigger");
+    inbox.execute(trigger).await.expect("trigger");
     (inbox, dir)
+}
+
+/// A trigger that keeps the insert of an id ending in `suffix` busy for
+/// `rows` steps of a recursive count.
+fn busy_trigger(suffix: &str, rows: u64) -> String {
+    format!(
+        "CREATE TRIGGER busy BEFORE INSERT ON plugipay_webhook_inbox \
+         WHEN NEW.event_id LIKE '%{suffix}' BEGIN SELECT count(*) FROM \
+         (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {rows}) \
+         SELECT x FROM c); END"
+    )
 }
 
 /// 40 deliveries at once, one of them refused: 39 answered 202 and stored,
@@ -61,7 +74,16 @@ async fn a_refused_row_fails_its_own_delivery_only() {
         ("grouped", Duration::from_millis(5)),
         ("alone", Duration::ZERO),
     ] {
-        let (inbox, dir) = inbox(name, window).await;
+        // The database refuses one delivery's row (a trigger, as a
+        // constraint of the application's would).
+        let (inbox, dir) = inbox_with(
+            name,
+            Duration::from_secs(5),
+            window,
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON plugipay_webhook_inbox \
+             WHEN NEW.event_id LIKE '%_bad' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .await;
         let ids: Vec<String> = (0..40)
             .map(|i| {
                 if i == 17 {
@@ -118,31 +140,13 @@ async fn a_refused_row_fails_its_own_delivery_only() {
 /// was answered 503 is not (a sender retries it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_batch_answers_no_one_202_and_stores_nothing() {
-    let dir = std::env::temp_dir().join(format!("plugipay-group-stall-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = SqliteInbox::builder(dir.join("inbox.db"))
-        .timeout(Duration::from_millis(300))
-        .receive_window(Duration::from_millis(5))
-        .open()
-        .await
-        .expect("inbox");
-    let inbox = Inbox::builder(backend)
-        .on(PAID, |_e: WebhookEvent| async {
-            Ok::<_, std::io::Error>(())
-        })
-        .handler_timeout(Duration::from_millis(100))
-        .build()
-        .expect("builds");
-    inbox
-        .execute(
-            "CREATE TRIGGER stall BEFORE INSERT ON plugipay_webhook_inbox \
-             WHEN NEW.event_id LIKE '%_slow' BEGIN SELECT count(*) FROM \
-             (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 30000000) \
-             SELECT x FROM c); END",
-        )
-        .await
-        .expect("trigger");
+    let (inbox, dir) = inbox_with(
+        "stall",
+        Duration::from_millis(300),
+        Duration::from_millis(5),
+        &busy_trigger("_slow", 30_000_000),
+    )
+    .await;
     let ids: Vec<String> = (0..12)
         .map(|i| {
             if i == 0 {
@@ -208,31 +212,15 @@ async fn a_stalled_batch_answers_no_one_202_and_stores_nothing() {
 /// others were answered 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committing_caller_that_goes_away_does_not_take_its_batch_with_it() {
-    let dir = std::env::temp_dir().join(format!("plugipay-group-gone-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let backend = SqliteInbox::builder(dir.join("inbox.db"))
-        .receive_window(Duration::from_millis(100))
-        .open()
-        .await
-        .expect("inbox");
-    let inbox = Inbox::builder(backend)
-        .on(PAID, |_e: WebhookEvent| async {
-            Ok::<_, std::io::Error>(())
-        })
-        .build()
-        .expect("builds");
     // The first row's trigger keeps the batch's transaction busy (well
     // under the store timeout).
-    inbox
-        .execute(
-            "CREATE TRIGGER busy BEFORE INSERT ON plugipay_webhook_inbox \
-             WHEN NEW.event_id LIKE '%_busy' BEGIN SELECT count(*) FROM \
-             (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) \
-             SELECT x FROM c); END",
-        )
-        .await
-        .expect("trigger");
+    let (inbox, dir) = inbox_with(
+        "gone",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        &busy_trigger("_busy", 3_000_000),
+    )
+    .await;
     // The first caller takes the turn and waits the window; the others
     // join its batch meanwhile.
     let first = {
